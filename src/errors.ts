@@ -1,0 +1,81 @@
+/**
+ * The one root error of peerdial. Every error that reaches a user carries a
+ * stable `code` (for scripts and tests) and a message that says what to do
+ * next.
+ */
+export type ErrorCode =
+  | 'CONFIG_MISSING'
+  | 'CONFIG_INVALID'
+  | 'ACCOUNT_UNKNOWN'
+  | 'SECRET_UNAVAILABLE'
+  | 'DNS_FAILED'
+  | 'TCP_FAILED'
+  | 'TLS_FAILED'
+  | 'AUTH_FAILED'
+  | 'IMAP_FAILED'
+  | 'SMTP_TRANSIENT'
+  | 'SMTP_PERMANENT'
+  | 'CONTACT_UNKNOWN'
+  | 'CONTACT_EXISTS'
+  | 'CONTACT_BLOCKED'
+  | 'KEY_MISSING'
+  | 'WIRE_BUILD'
+  | 'STORE_CORRUPT'
+  | 'SESSION_FAILED'
+  | 'SESSION_CLOSED'
+  | 'CALL_TIMEOUT'
+  | 'CALL_DECLINED'
+  | 'CALL_BUSY'
+  | 'CALL_CANCELLED'
+  | 'TRANSFER_FAILED'
+  | 'INTEGRITY_FAILED'
+  | 'ABORTED'
+  | 'NOT_ROOT'
+  | 'MISSING_PACKAGE'
+  | 'USAGE';
+
+export class PeerdialError extends Error {
+  readonly code: ErrorCode;
+  /** What the user should do next, when there is something to do. */
+  readonly hint?: string;
+
+  constructor(code: ErrorCode, message: string, options: { hint?: string; cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'PeerdialError';
+    this.code = code;
+    if (options.hint !== undefined) this.hint = options.hint;
+  }
+}
+
+export function isPeerdialError(err: unknown, code?: ErrorCode): err is PeerdialError {
+  return err instanceof PeerdialError && (code === undefined || err.code === code);
+}
+
+/** Stable exit codes for the CLI, documented in the README. */
+export function exitCodeFor(err: unknown): number {
+  if (!(err instanceof PeerdialError)) return 70;
+  switch (err.code) {
+    case 'USAGE':
+      return 64;
+    case 'CONFIG_MISSING':
+    case 'CONFIG_INVALID':
+    case 'ACCOUNT_UNKNOWN':
+    case 'SECRET_UNAVAILABLE':
+      return 78;
+    case 'DNS_FAILED':
+    case 'TCP_FAILED':
+    case 'TLS_FAILED':
+    case 'IMAP_FAILED':
+    case 'SMTP_TRANSIENT':
+      return 69;
+    case 'AUTH_FAILED':
+      return 77;
+    case 'CALL_TIMEOUT':
+    case 'CALL_DECLINED':
+    case 'CALL_BUSY':
+    case 'CALL_CANCELLED':
+      return 2;
+    default:
+      return 1;
+  }
+}
