@@ -1,0 +1,60 @@
+/**
+ * The typed payload of an address mail (protocol v1). Pure data: no I/O.
+ */
+export const MESSAGE_KINDS = ['announce', 'offer', 'answer', 'decline', 'cancel', 'hangup', 'message'] as const;
+export type MessageKind = (typeof MESSAGE_KINDS)[number];
+
+/** One reachable address of the sender, in a form a human can read. */
+export interface AddressEntry {
+  /** IP address (v4 or v6), without brackets. */
+  ip: string;
+  /** UDP port, when known (ICE candidates carry one). */
+  port?: number;
+  /** How it was found: interface, stun (server-reflexive), mapping (router port map), relay. */
+  source: 'interface' | 'stun' | 'mapping' | 'relay';
+  /** Classification, see src/address/classify.ts (public, private, cgnat, ula, ...). */
+  scope: string;
+}
+
+export interface PeerdialMessage {
+  v: 1;
+  kind: MessageKind;
+  /** Sender mail address (lower-case). Must match the outer From and the signing key. */
+  from: string;
+  /** Recipient mail address (lower-case). */
+  to: string;
+  /** Random id tying offer, answer, cancel, hangup together; for announce/message a fresh id. */
+  callId: string;
+  /** ISO 8601 UTC. */
+  created: string;
+  /** ISO 8601 UTC; a mail read after this is rejected as expired. */
+  expires: string;
+  /** Random, unique per mail: replay protection. */
+  nonce: string;
+  addresses: AddressEntry[];
+  /** Complete (non-trickle) SDP for offer and answer. */
+  sdp?: string;
+  /** Free text: the text of a `message`, the reason of a `decline`/`hangup`. */
+  text?: string;
+  /** What the caller wants from the session (chat, pipe, file, forward, audio, video). */
+  purpose?: string;
+  /** Optional attachment of a `message` (voicemail audio), base64. */
+  attachment?: { filename: string; contentType: string; data: string };
+}
+
+/** Why a mail was not accepted. Stable strings: they appear in logs and tests. */
+export const REJECT_REASONS = [
+  'not-ours',
+  'unsupported-version',
+  'malformed',
+  'bad-signature',
+  'key-mismatch',
+  'unknown-sender',
+  'blocked-sender',
+  'wrong-recipient',
+  'sender-mismatch',
+  'expired',
+  'replayed',
+  'undecryptable',
+] as const;
+export type RejectReason = (typeof REJECT_REASONS)[number];
