@@ -1,0 +1,239 @@
+/**
+ * The configuration file (TOML). Read and validated into typed settings;
+ * every mistake is reported with the key that is wrong.
+ *
+ *   [defaults]              ring_seconds, who_may_call, answer, download_dir, state_dir, account
+ *   [ice]                   servers, bind_address, port_range_begin, port_range_end
+ *   [[accounts]]            email, name, folder, [accounts.imap], [accounts.smtp]
+ *     imap/smtp: host, port, tls ("tls" | "starttls" | "none"), user, ca_file,
+ *                password_command | password_env | password_prompt | password
+ */
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { parse as parseToml, stringify as stringifyToml } from 'smol-toml';
+import { PeerdialError } from '../errors.js';
+import { writeFileAtomic } from '../store/files.js';
+import { defaultStateDir, expandHome } from '../store/paths.js';
+import type { AnswerMode } from '../store/contacts.js';
+import type { SecretSource } from './secret.js';
+
+export type WhoMayCall = 'everybody' | 'contacts' | 'nobody';
+
+export interface ServerConfig extends SecretSource {
+  host: string;
+  port: number;
+  tls: 'tls' | 'starttls' | 'none';
+  user: string;
+  /** Extra CA certificate (PEM file) to trust, e.g. a self-hosted server's. */
+  caFile?: string;
+}
+
+export interface AccountConfig {
+  email: string;
+  name?: string;
+  /** IMAP folder peerdial files its own verified mail into. */
+  folder: string;
+  imap: ServerConfig;
+  smtp: ServerConfig;
+}
+
+export interface IceSettings {
+  servers: string[];
+  bindAddress?: string;
+  portRangeBegin?: number;
+  portRangeEnd?: number;
+}
+
+export interface Config {
+  file: string;
+  stateDir: string;
+  defaultAccount?: string;
+  ringSeconds: number;
+  whoMayCall: WhoMayCall;
+  answer: AnswerMode;
+  downloadDir: string;
+  /** Poll interval when the server has no IDLE, seconds. */
+  pollSeconds: number;
+  /** Re-issue IDLE this often, seconds (servers drop IDLE after 29-30 min). */
+  idleSeconds: number;
+  /** The agent takes one call at a time and answers others "busy". */
+  singleCall: boolean;
+  ice: IceSettings;
+  accounts: AccountConfig[];
+}
+
+const fail = (file: string, key: string, what: string): never => {
+  throw new PeerdialError('CONFIG_INVALID', `${file}: ${key} ${what}`, { hint: `Fix ${key} in ${file}.` });
+};
+
+type Table = Record<string, unknown>;
+const isTable = (v: unknown): v is Table => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function str(t: Table, key: string, file: string, where: string, fallback?: string): string {
+  const v = t[key];
+  if (v === undefined) {
+    if (fallback !== undefined) return fallback;
+    return fail(file, `${where}${key}`, 'is missing');
+  }
+  if (typeof v !== 'string' || v === '') return fail(file, `${where}${key}`, 'must be a non-empty string');
+  return v;
+}
+
+function optStr(t: Table, key: string, file: string, where: string): string | undefined {
+  return t[key] === undefined ? undefined : str(t, key, file, where);
+}
+
+function int(t: Table, key: string, file: string, where: string, fallback: number, min: number, max: number): number {
+  const v = t[key];
+  if (v === undefined) return fallback;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+    return fail(file, `${where}${key}`, `must be a whole number from ${min} to ${max}`);
+  }
+  return v;
+}
+
+function oneOf<T extends string>(t: Table, key: string, file: string, where: string, allowed: readonly T[], fallback: T): T {
+  const v = t[key];
+  if (v === undefined) return fallback;
+  if (typeof v !== 'string' || !(allowed as readonly string[]).includes(v)) {
+    return fail(file, `${where}${key}`, `must be one of: ${allowed.join(', ')}`);
+  }
+  return v as T;
+}
+
+function server(t: unknown, file: string, where: string, email: string): ServerConfig {
+  if (!isTable(t)) return fail(file, where.slice(0, -1), 'must be a table');
+  const s: ServerConfig = {
+    host: str(t, 'host', file, where),
+    port: int(t, 'port', file, where, 0, 1, 65535),
+    tls: oneOf(t, 'tls', file, where, ['tls', 'starttls', 'none'] as const, 'tls'),
+    user: str(t, 'user', file, where, email),
+  };
+  if (s.port === 0) fail(file, `${where}port`, 'is missing');
+  const caFile = optStr(t, 'ca_file', file, where);
+  if (caFile) s.caFile = path.resolve(path.dirname(file), expandHome(caFile));
+  const command = optStr(t, 'password_command', file, where);
+  const env = optStr(t, 'password_env', file, where);
+  if (command) s.command = command;
+  if (env) s.env = env;
+  if (t.password_prompt === true) s.prompt = true;
+  if (typeof t.password === 'string') s.password = t.password;
+  return s;
+}
+
+export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv = process.env): Config {
+  let doc: Table;
+  try {
+    doc = parseToml(text) as Table;
+  } catch (err) {
+    throw new PeerdialError('CONFIG_INVALID', `${file} is not valid TOML: ${(err as Error).message}`, {
+      hint: `Fix the line named above in ${file}.`,
+      cause: err,
+    });
+  }
+  const d = isTable(doc.defaults) ? doc.defaults : {};
+  const ice = isTable(doc.ice) ? doc.ice : {};
+  const accountsRaw = doc.accounts === undefined ? [] : doc.accounts;
+  if (!Array.isArray(accountsRaw)) fail(file, 'accounts', 'must be an array of tables ([[accounts]])');
+  const accounts = (accountsRaw as unknown[]).map((a, i): AccountConfig => {
+    const where = `accounts[${i}].`;
+    if (!isTable(a)) return fail(file, `accounts[${i}]`, 'must be a table');
+    const email = str(a, 'email', file, where).toLowerCase();
+    const acc: AccountConfig = {
+      email,
+      folder: str(a, 'folder', file, where, 'Peerdial'),
+      imap: server(a.imap, file, `${where}imap.`, email),
+      smtp: server(a.smtp, file, `${where}smtp.`, email),
+    };
+    const name = optStr(a, 'name', file, where);
+    if (name) acc.name = name;
+    return acc;
+  });
+  const servers = ice.servers === undefined ? [] : ice.servers;
+  if (!Array.isArray(servers) || servers.some((s) => typeof s !== 'string')) fail(file, 'ice.servers', 'must be a list of strings');
+  const cfg: Config = {
+    file,
+    stateDir: path.resolve(path.dirname(file), expandHome(str(d, 'state_dir', file, 'defaults.', defaultStateDir(env)))),
+    ringSeconds: int(d, 'ring_seconds', file, 'defaults.', 120, 5, 3600),
+    whoMayCall: oneOf(d, 'who_may_call', file, 'defaults.', ['everybody', 'contacts', 'nobody'] as const, 'contacts'),
+    answer: oneOf(d, 'answer', file, 'defaults.', ['auto-answer', 'ring', 'deny'] as const, 'ring'),
+    downloadDir: expandHome(str(d, 'download_dir', file, 'defaults.', '~/Downloads/peerdial')),
+    pollSeconds: int(d, 'poll_seconds', file, 'defaults.', 60, 1, 86400),
+    idleSeconds: int(d, 'idle_seconds', file, 'defaults.', 300, 10, 1740),
+    singleCall: d.single_call === true,
+    ice: { servers: servers as string[] },
+    accounts,
+  };
+  const defAcc = optStr(d, 'account', file, 'defaults.');
+  if (defAcc) cfg.defaultAccount = defAcc.toLowerCase();
+  const bind = optStr(ice, 'bind_address', file, 'ice.');
+  if (bind) cfg.ice.bindAddress = bind;
+  if (ice.port_range_begin !== undefined) cfg.ice.portRangeBegin = int(ice, 'port_range_begin', file, 'ice.', 0, 1024, 65535);
+  if (ice.port_range_end !== undefined) cfg.ice.portRangeEnd = int(ice, 'port_range_end', file, 'ice.', 0, 1024, 65535);
+  return cfg;
+}
+
+export async function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): Promise<Config> {
+  let text: string;
+  try {
+    text = await fs.readFile(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+      throw new PeerdialError('CONFIG_MISSING', `No configuration at ${file}.`, {
+        hint: 'Create one with: peerdial init --email you@example.org   (or try everything first with: peerdial demo)',
+      });
+    }
+    throw err;
+  }
+  return parseConfig(text, file, env);
+}
+
+/** Picks the account: by address, else the default, else the only one. */
+export function pickAccount(cfg: Config, email?: string): AccountConfig {
+  const want = (email ?? cfg.defaultAccount)?.toLowerCase();
+  const acc = want ? cfg.accounts.find((a) => a.email === want) : cfg.accounts.length === 1 ? cfg.accounts[0] : undefined;
+  if (!acc) {
+    throw new PeerdialError('ACCOUNT_UNKNOWN', want ? `No account ${want} in ${cfg.file}.` : `${cfg.file} has ${cfg.accounts.length} accounts and no default.`, {
+      hint: cfg.accounts.length ? `Choose one with --account (${cfg.accounts.map((a) => a.email).join(', ')}).` : 'Add one with: peerdial init --email you@example.org',
+    });
+  }
+  return acc;
+}
+
+function serverToToml(s: ServerConfig): Table {
+  const t: Table = { host: s.host, port: s.port, tls: s.tls, user: s.user };
+  if (s.caFile) t.ca_file = s.caFile;
+  if (s.command) t.password_command = s.command;
+  if (s.env) t.password_env = s.env;
+  if (s.prompt) t.password_prompt = true;
+  if (s.password !== undefined) t.password = s.password;
+  return t;
+}
+
+export function configToToml(cfg: Omit<Config, 'file'>): string {
+  const defaults: Table = {
+    ring_seconds: cfg.ringSeconds,
+    who_may_call: cfg.whoMayCall,
+    answer: cfg.answer,
+    download_dir: cfg.downloadDir,
+    state_dir: cfg.stateDir,
+    poll_seconds: cfg.pollSeconds,
+    idle_seconds: cfg.idleSeconds,
+    single_call: cfg.singleCall,
+  };
+  if (cfg.defaultAccount) defaults.account = cfg.defaultAccount;
+  const ice: Table = { servers: cfg.ice.servers };
+  if (cfg.ice.bindAddress) ice.bind_address = cfg.ice.bindAddress;
+  if (cfg.ice.portRangeBegin) ice.port_range_begin = cfg.ice.portRangeBegin;
+  if (cfg.ice.portRangeEnd) ice.port_range_end = cfg.ice.portRangeEnd;
+  const accounts = cfg.accounts.map((a) => {
+    const t: Table = { email: a.email, folder: a.folder, imap: serverToToml(a.imap), smtp: serverToToml(a.smtp) };
+    if (a.name) t.name = a.name;
+    return t;
+  });
+  return '# peerdial configuration. Reference: README.md, section "Configuration".\n' + stringifyToml({ defaults, ice, accounts }) + '\n';
+}
+
+export async function saveConfig(file: string, cfg: Omit<Config, 'file'>): Promise<void> {
+  await writeFileAtomic(file, configToToml(cfg));
+}

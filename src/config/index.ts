@@ -1,0 +1,3 @@
+export * from './config.js';
+export * from './providers.js';
+export * from './secret.js';

@@ -1,0 +1,48 @@
+/** The call log: one JSON line per event (missed, answered, declined, ...). */
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { ensurePrivateDir } from './files.js';
+
+export interface CallLogEntry {
+  at: string;
+  direction: 'in' | 'out';
+  peer: string;
+  callId: string;
+  /** connected, missed, declined, cancelled, busy, timed-out, failed, rejected, hung-up */
+  outcome: string;
+  detail?: string;
+  durationMs?: number;
+}
+
+export class CallLog {
+  private readonly file: string;
+
+  constructor(stateDir: string) {
+    this.file = path.join(stateDir, 'calls.jsonl');
+  }
+
+  async append(entry: CallLogEntry): Promise<void> {
+    await ensurePrivateDir(path.dirname(this.file));
+    await fs.appendFile(this.file, JSON.stringify(entry) + '\n', { mode: 0o600 });
+  }
+
+  async list(): Promise<CallLogEntry[]> {
+    let text: string;
+    try {
+      text = await fs.readFile(this.file, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw err;
+    }
+    const out: CallLogEntry[] = [];
+    for (const line of text.split('\n')) {
+      if (!line.trim()) continue;
+      try {
+        out.push(JSON.parse(line) as CallLogEntry);
+      } catch {
+        // a line torn by a crash is skipped, the rest of the log stays readable
+      }
+    }
+    return out;
+  }
+}
