@@ -1,0 +1,62 @@
+/**
+ * Pure SDP helpers for the session module: no native code, no I/O.
+ *
+ * Only what non-trickle signalling over mail needs: read the DTLS role, make
+ * the offerer the DTLS client, and sort a mailed description into "usable" or
+ * "rejected with a reason" before it reaches libdatachannel.
+ */
+
+export type DtlsSetup = 'actpass' | 'active' | 'passive' | 'holdconn';
+
+const SETUP_LINE = /^a=setup:(actpass|active|passive|holdconn)\r?$/gm;
+
+/** The `a=setup:` values of a description, in order (one per media section or session-level). */
+export function dtlsSetups(sdp: string): DtlsSetup[] {
+  return [...sdp.matchAll(SETUP_LINE)].map((m) => m[1] as DtlsSetup);
+}
+
+/**
+ * Make the side that wrote this OFFER the DTLS client: `a=setup:actpass`
+ * becomes `a=setup:active`. Other values are left alone. Never apply this to
+ * an answer (both sides would then be clients).
+ *
+ * Why: with actpass the answerer becomes the DTLS client and sends its
+ * ClientHello as soon as it has the offer, long before the answer comes back
+ * by mail; libdatachannel 0.24.5 can leave that hello unprocessed and the
+ * answerer's DTLS gives up after ~31 s. With the offerer as client the
+ * handshake only starts once the offerer has the answer.
+ */
+export function forceOffererDtlsClient(offerSdp: string): string {
+  return offerSdp.replace(/^a=setup:actpass(\r?)$/gm, 'a=setup:active$1');
+}
+
+/** Number of `a=candidate:` lines. */
+export function countCandidates(sdp: string): number {
+  return sdp.match(/^a=candidate:/gm)?.length ?? 0;
+}
+
+export type DescriptionCheck = { ok: true } | { ok: false; reason: string };
+
+/**
+ * Sort a mailed description before giving it to libdatachannel: it must look
+ * like a complete, non-trickle description of the expected type.
+ */
+export function checkRemoteDescription(sdp: string, type: 'offer' | 'answer'): DescriptionCheck {
+  if (typeof sdp !== 'string' || !sdp.startsWith('v=0')) {
+    return { ok: false, reason: `the ${type} is not an SDP description (it does not start with v=0)` };
+  }
+  if (!/^a=fingerprint:\S+ \S+/m.test(sdp)) {
+    return { ok: false, reason: `the ${type} carries no DTLS fingerprint` };
+  }
+  if (!/^a=ice-ufrag:\S+/m.test(sdp) || !/^a=ice-pwd:\S+/m.test(sdp)) {
+    return { ok: false, reason: `the ${type} carries no ICE credentials` };
+  }
+  if (!/^m=application /m.test(sdp)) {
+    return { ok: false, reason: `the ${type} has no data channel section` };
+  }
+  const setups = dtlsSetups(sdp);
+  if (type === 'answer' && setups.some((s) => s === 'actpass')) {
+    return { ok: false, reason: 'the answer offers both DTLS roles (a=setup:actpass), which an answer must not' };
+  }
+  return { ok: true };
+}
