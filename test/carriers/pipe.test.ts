@@ -1,0 +1,94 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { PassThrough, Readable, Writable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { channelPair } from '../../src/carriers/memory-channel.js';
+import { runPipe } from '../../src/carriers/pipe.js';
+import { isPeerdialError } from '../../src/errors.js';
+
+function sha256(data: Uint8Array): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+/** A readable that yields `data` in uneven chunks, optionally slowly. */
+function source(data: Buffer, chunk = 100_003, delayMs = 0): Readable {
+  return Readable.from(
+    (async function* () {
+      for (let off = 0; off < data.length; off += chunk) {
+        if (delayMs > 0) await new Promise((r) => setTimeout(r, delayMs));
+        yield data.subarray(off, off + chunk);
+      }
+    })(),
+  );
+}
+
+/** A writable that hashes what it gets and remembers when it was ended. */
+function sink(): Writable & { digest: () => string; bytes: () => number; endedAt: () => number | undefined } {
+  const hash = createHash('sha256');
+  let bytes = 0;
+  let endedAt: number | undefined;
+  const w = new Writable({
+    highWaterMark: 64 * 1024,
+    write(chunk: Buffer, _enc, cb) {
+      hash.update(chunk);
+      bytes += chunk.length;
+      setImmediate(cb); // a slow-ish consumer
+    },
+    final(cb) {
+      endedAt = performance.now();
+      cb();
+    },
+  });
+  return Object.assign(w, { digest: () => hash.digest('hex'), bytes: () => bytes, endedAt: () => endedAt });
+}
+
+describe('pipe', () => {
+  it('alice and bob pipe 8 MiB of random bytes each way; alice finishes sending first and still receives all of bob', async () => {
+    const [a, b] = channelPair({ maxMessageSize: 16 * 1024, highWater: 256 * 1024 });
+    const aliceData = randomBytes(8 * 1024 * 1024);
+    const bobData = randomBytes(8 * 1024 * 1024);
+    const aliceOut = sink();
+    const bobOut = sink();
+    const progress: number[] = [];
+
+    const [alice, bob] = await Promise.all([
+      runPipe(a, source(aliceData), aliceOut, { onProgress: (p) => progress.push(p.sent) }),
+      // Bob's input trickles in after alice's has ended: half-close must keep his direction open.
+      runPipe(b, source(bobData, 1024 * 1024, 5), bobOut),
+    ]);
+
+    expect(alice).toEqual({ sent: aliceData.length, received: bobData.length });
+    expect(bob).toEqual({ sent: bobData.length, received: aliceData.length });
+    expect(bobOut.digest()).toBe(sha256(aliceData));
+    expect(aliceOut.digest()).toBe(sha256(bobData));
+    // Bob's output (alice's direction) ended before alice's output (bob's direction): a true half-close.
+    expect(bobOut.endedAt()!).toBeLessThan(aliceOut.endedAt()!);
+    expect(progress.at(-1)).toBe(aliceData.length);
+  });
+
+  it('an empty input sends only the end of stream', async () => {
+    const [a, b] = channelPair();
+    const out = sink();
+    const [r1, r2] = await Promise.all([runPipe(a, source(Buffer.alloc(0)), sink()), runPipe(b, source(Buffer.from('hi')), out)]);
+    expect(r1).toEqual({ sent: 0, received: 2 });
+    expect(r2).toEqual({ sent: 2, received: 0 });
+    expect(out.bytes()).toBe(0);
+  });
+
+  it('the peer hangs up mid-stream: the pipe fails with SESSION_CLOSED', async () => {
+    const [a, b] = channelPair();
+    const never = new PassThrough();
+    const pipe = runPipe(a, never, sink());
+    setTimeout(() => b.close(), 10);
+    await expect(pipe).rejects.toSatisfy((e) => isPeerdialError(e, 'SESSION_CLOSED'));
+  });
+
+  it('a cancelled pipe tells the peer, who fails with TRANSFER_FAILED', async () => {
+    const [a, b] = channelPair();
+    const ac = new AbortController();
+    const left = runPipe(a, new PassThrough(), sink(), { signal: ac.signal });
+    const right = runPipe(b, new PassThrough(), sink());
+    setTimeout(() => ac.abort(), 10);
+    await expect(left).rejects.toSatisfy((e) => isPeerdialError(e, 'ABORTED'));
+    await expect(right).rejects.toSatisfy((e) => isPeerdialError(e, 'TRANSFER_FAILED') && /cancelled/.test((e as Error).message));
+  });
+});
