@@ -1,0 +1,148 @@
+/**
+ * Header names, the protocol version and the payload media type of the
+ * address mail, defined once. Builder, parser and the IMAP watcher all
+ * read them from here. Pure: no I/O.
+ */
+
+/** The protocol version this code writes and the only one it reads. */
+export const PROTOCOL_VERSION = 1 as const;
+
+/** Outer header that marks a mail as ours. Never recognise our mail by its Subject. */
+export const HEADER_VERSION = 'Peerdial-Version';
+/** RFC 3834: no vacation replies, no auto-responders. */
+export const HEADER_AUTO_SUBMITTED = 'Auto-Submitted';
+export const AUTO_SUBMITTED_VALUE = 'auto-generated';
+/** Autocrypt Level 1 header carrying the sender's public key. */
+export const HEADER_AUTOCRYPT = 'Autocrypt';
+
+/** Media type and file name of the OpenPGP payload attachment. */
+export const PAYLOAD_MEDIA_TYPE = 'application/vnd.peerdial.v1+pgp';
+export const PAYLOAD_FILENAME = 'peerdial.asc';
+
+/** Neutral Subject: it says nothing about who calls whom or why. */
+export const NEUTRAL_SUBJECT = 'peerdial';
+
+/**
+ * The IMAP SEARCH criterion that finds our mail from headers alone
+ * (`SEARCH HEADER Peerdial-Version 1`). IMAP matches header values by
+ * substring, so the watcher must still confirm with `isPeerdialHeaders`
+ * (or `parseMail`, which rejects other versions as `unsupported-version`).
+ */
+export const IMAP_SEARCH_HEADER = { name: HEADER_VERSION, value: String(PROTOCOL_VERSION) } as const;
+/** The same criterion in the shape imapflow's `search()` takes. */
+export const IMAP_SEARCH_QUERY = { header: { [HEADER_VERSION]: String(PROTOCOL_VERSION) } } as const;
+
+/** Upper bounds applied before anything else is parsed. */
+export const LIMITS = {
+  /** Whole raw mail (a voicemail attachment fits). */
+  mailBytes: 8 * 1024 * 1024,
+  /** The outer header section. */
+  headerBytes: 64 * 1024,
+  /** The decrypted JSON payload. */
+  payloadBytes: 6 * 1024 * 1024,
+  sdpChars: 64 * 1024,
+  textChars: 16 * 1024,
+  addresses: 64,
+  attachmentBase64Chars: 5 * 1024 * 1024,
+} as const;
+
+/**
+ * Anything that carries outer headers: a raw header block (string or
+ * Buffer, e.g. what imapflow returns for `headers: [...]`), a Map as from
+ * mailparser, or a plain record.
+ */
+export type HeaderSource =
+  | string
+  | Uint8Array
+  | Map<string, unknown>
+  | Record<string, string | string[] | undefined>;
+
+/** One unfolded header line, name lower-cased. */
+export interface HeaderField {
+  name: string;
+  value: string;
+}
+
+/**
+ * Split the header section of a raw mail into unfolded fields. Reads at
+ * most `limit` bytes; `complete` is false when no end of the header section
+ * was found within the limit (too large or truncated).
+ */
+export function splitHeaderSection(
+  raw: string | Uint8Array,
+  limit: number = LIMITS.headerBytes,
+): { fields: HeaderField[]; complete: boolean; headerLength: number } {
+  const text =
+    typeof raw === 'string'
+      ? raw.slice(0, limit + 4)
+      : Buffer.from(raw.buffer, raw.byteOffset, Math.min(raw.byteLength, limit + 4)).toString('latin1');
+  const m = /\r?\n\r?\n/.exec(text);
+  let section: string;
+  let complete: boolean;
+  if (m && m.index <= limit) {
+    section = text.slice(0, m.index);
+    complete = true;
+  } else {
+    section = text.slice(0, limit);
+    // A header block that is just headers (as IMAP returns them) may end without a blank line.
+    complete = text.length <= limit && text.length > 0;
+  }
+  const fields: HeaderField[] = [];
+  let current: HeaderField | undefined;
+  for (const line of section.split(/\r?\n/)) {
+    if (/^[ \t]/.test(line)) {
+      if (current) current.value += ' ' + line.trim();
+      continue;
+    }
+    const colon = line.indexOf(':');
+    if (colon <= 0) {
+      current = undefined;
+      continue;
+    }
+    const name = line.slice(0, colon).trim().toLowerCase();
+    if (!/^[\x21-\x39\x3b-\x7e]+$/.test(name)) {
+      current = undefined;
+      continue;
+    }
+    current = { name, value: line.slice(colon + 1).trim() };
+    fields.push(current);
+  }
+  return { fields, complete, headerLength: m && m.index <= limit ? m.index : section.length };
+}
+
+/** All values of one header (name case-insensitive) from any header source. */
+export function headerValues(headers: HeaderSource, name: string): string[] {
+  const wanted = name.toLowerCase();
+  if (typeof headers === 'string' || headers instanceof Uint8Array) {
+    return splitHeaderSection(headers).fields.filter((f) => f.name === wanted).map((f) => f.value);
+  }
+  const out: string[] = [];
+  const push = (v: unknown): void => {
+    if (typeof v === 'string') out.push(v.trim());
+    else if (typeof v === 'number') out.push(String(v));
+    else if (Array.isArray(v)) v.forEach(push);
+    else if (v && typeof v === 'object' && 'value' in v) push((v as { value: unknown }).value);
+  };
+  if (headers instanceof Map) {
+    for (const [k, v] of headers) if (String(k).toLowerCase() === wanted) push(v);
+  } else {
+    for (const [k, v] of Object.entries(headers)) if (k.toLowerCase() === wanted) push(v);
+  }
+  return out;
+}
+
+/** The protocol version named by the outer headers; undefined when the header is absent. */
+export function peerdialVersionOf(headers: HeaderSource): string | undefined {
+  const values = headerValues(headers, HEADER_VERSION);
+  return values.length > 0 ? values[0] : undefined;
+}
+
+/**
+ * Is this peerdial mail? Decided from the outer headers alone: the mail
+ * carries a `Peerdial-Version` header (of any version; an unknown version
+ * is still ours, to be rejected as `unsupported-version`, never touched as
+ * somebody else's mail).
+ */
+export function isPeerdialHeaders(headers: HeaderSource): boolean {
+  return peerdialVersionOf(headers) !== undefined;
+}

@@ -1,0 +1,18 @@
+/** The address-mail format (protocol v1): pure build, parse, sign, verify, encrypt, decrypt. */
+export * from './message.js';
+export * from './headers.js';
+export * from './identity.js';
+export * from './autocrypt.js';
+export { validateMessage, isMailAddress, isIsoUtc, type Validation } from './validate.js';
+export { buildMail, newMessageId, humanText, type BuildOptions, type BuiltMail } from './build.js';
+export {
+  parseMail,
+  peekHeaders,
+  MAX_CLOCK_SKEW_MS,
+  type ContactView,
+  type ParseContext,
+  type ParseResult,
+  type ParseAccepted,
+  type ParseRejected,
+  type PeekedHeaders,
+} from './parse.js';

@@ -1,0 +1,355 @@
+/**
+ * Parse an address mail into a typed message or a typed rejection: the
+ * mirror of build.ts. Never throws: every bad input is a rejection with a
+ * reason. Pure: no I/O; the clock, the contact book, the policy and the
+ * ledger of processed mail are passed in.
+ */
+import addressparser from 'nodemailer/lib/addressparser/index.js';
+import { simpleParser, type ParsedMail } from 'mailparser';
+import * as openpgp from 'openpgp';
+import { parseAutocryptHeader, readAutocryptKey } from './autocrypt.js';
+import { HEADER_AUTOCRYPT, HEADER_VERSION, LIMITS, PAYLOAD_MEDIA_TYPE, PROTOCOL_VERSION, splitHeaderSection } from './headers.js';
+import { fingerprintOf, keyHasKeyID, type Identity } from './identity.js';
+import type { PeerdialMessage, RejectReason } from './message.js';
+import { validateMessage } from './validate.js';
+
+/** Sender clocks may run ahead of ours by this much before their signatures count as "from the future". */
+export const MAX_CLOCK_SKEW_MS = 10 * 60 * 1000;
+
+export interface ContactView {
+  /** Pinned public key; undefined when the contact is known by address only (key learnt from Autocrypt). */
+  publicKey?: openpgp.PublicKey;
+  blocked?: boolean;
+}
+
+export interface ParseContext {
+  self: { email: string; identity: Identity };
+  now: Date;
+  /** Pinned contact keys; undefined = unknown sender. */
+  contact(email: string): ContactView | undefined;
+  /** Who may send us signals. */
+  policy: 'everybody' | 'contacts' | 'nobody';
+  /** Replay check: has this nonce / message-id already been processed? */
+  seen(nonce: string, messageId: string): boolean;
+}
+
+export interface ParseAccepted {
+  ok: true;
+  message: PeerdialMessage;
+  messageId: string;
+  inReplyTo?: string;
+  senderKey: openpgp.PublicKey;
+  senderFingerprint: string;
+  /** The key came from the Autocrypt header of a sender with no pinned key. */
+  learnedKey: boolean;
+  encrypted: boolean;
+}
+
+export interface ParseRejected {
+  ok: false;
+  reason: RejectReason;
+  detail: string;
+  messageId?: string;
+  from?: string;
+}
+
+export type ParseResult = ParseAccepted | ParseRejected;
+
+export interface PeekedHeaders {
+  /** With angle brackets, when present. */
+  messageId?: string;
+  /** Lower-case address of the outer From, when it names exactly one. */
+  from?: string;
+  /** Lower-case addresses of the outer To. */
+  to: string[];
+  inReplyTo?: string;
+  /** Value of Peerdial-Version, when present. */
+  version?: string;
+  /** Carries our header (any version): decided from headers alone. */
+  isOurs: boolean;
+}
+
+function singleAddress(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  try {
+    const list = addressparser(value, { flatten: true });
+    if (list.length !== 1 || !list[0]?.address) return undefined;
+    return list[0].address.trim().toLowerCase();
+  } catch {
+    return undefined;
+  }
+}
+
+function addressList(values: string[]): string[] {
+  const out: string[] = [];
+  for (const v of values) {
+    try {
+      for (const a of addressparser(v, { flatten: true })) if (a.address) out.push(a.address.trim().toLowerCase());
+    } catch {
+      /* unparsable: contributes nothing */
+    }
+  }
+  return out;
+}
+
+function firstMessageIdIn(value: string | undefined): string | undefined {
+  const m = value ? /<[^<>\s]{1,900}>/.exec(value) : null;
+  return m ? m[0] : undefined;
+}
+
+/** Read the outer headers cheaply (no body parsing, no crypto). Never throws. */
+export function peekHeaders(raw: Buffer | Uint8Array | string): PeekedHeaders {
+  try {
+    const { fields } = splitHeaderSection(raw);
+    const get = (name: string): string[] => fields.filter((f) => f.name === name).map((f) => f.value);
+    const version = get(HEADER_VERSION.toLowerCase())[0];
+    const peeked: PeekedHeaders = { to: addressList(get('to')), isOurs: version !== undefined };
+    const messageId = firstMessageIdIn(get('message-id')[0]);
+    const from = singleAddress(get('from')[0]);
+    const inReplyTo = firstMessageIdIn(get('in-reply-to')[0]);
+    if (messageId) peeked.messageId = messageId;
+    if (from) peeked.from = from;
+    if (inReplyTo) peeked.inReplyTo = inReplyTo;
+    if (version !== undefined) peeked.version = version;
+    return peeked;
+  } catch {
+    return { to: [], isOurs: false };
+  }
+}
+
+/** What was inside the OpenPGP payload, before anything about the sender is decided. */
+interface Opened {
+  text: string;
+  signingKeyIDs: openpgp.KeyID[];
+  encrypted: boolean;
+}
+
+class Rejection extends Error {
+  constructor(
+    readonly reason: RejectReason,
+    readonly detail: string,
+  ) {
+    super(detail);
+  }
+}
+
+function reject(reason: RejectReason, detail: string): never {
+  throw new Rejection(reason, detail);
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+async function readPgpMessage(armored: string): Promise<openpgp.Message<string>> {
+  try {
+    return await openpgp.readMessage({ armoredMessage: armored });
+  } catch (err) {
+    return reject('malformed', `payload is not an OpenPGP message (${errorText(err)})`);
+  }
+}
+
+/** Decrypt (when encrypted) and read the literal text, without judging the signature yet. */
+async function openPayload(armored: string, ctx: ParseContext, verifyDate: Date): Promise<Opened> {
+  const message = await readPgpMessage(armored);
+  const encrypted = message.packets.some(
+    (p) => p instanceof openpgp.PublicKeyEncryptedSessionKeyPacket || p instanceof openpgp.SymEncryptedSessionKeyPacket,
+  );
+  if (encrypted) {
+    try {
+      const { data, signatures } = await openpgp.decrypt({
+        message,
+        decryptionKeys: ctx.self.identity.privateKey,
+        expectSigned: false,
+        format: 'utf8',
+        date: verifyDate,
+      });
+      if (typeof data !== 'string') reject('malformed', 'payload is not text');
+      // Swallow the (rejected) verification promises: the signature is judged later, against the right key.
+      for (const s of signatures) s.verified.catch(() => undefined);
+      return { text: data, signingKeyIDs: signatures.map((s) => s.keyID), encrypted };
+    } catch (err) {
+      if (err instanceof Rejection) throw err;
+      const text = errorText(err);
+      if (/modif|integrity|authentication tag|mdc/i.test(text)) reject('bad-signature', `payload was tampered with (${text})`);
+      return reject('undecryptable', `payload cannot be decrypted with our key (${text})`);
+    }
+  }
+  const hasData = message.packets.some((p) => p instanceof openpgp.LiteralDataPacket || p instanceof openpgp.CompressedDataPacket);
+  if (!hasData) reject('malformed', 'OpenPGP payload carries no data');
+  try {
+    const { data, signatures } = await openpgp.verify({ message, verificationKeys: [], format: 'utf8', date: verifyDate });
+    for (const s of signatures) s.verified.catch(() => undefined);
+    return { text: data, signingKeyIDs: signatures.map((s) => s.keyID), encrypted };
+  } catch (err) {
+    return reject('malformed', `OpenPGP payload cannot be read (${errorText(err)})`);
+  }
+}
+
+/** Check the signature against exactly this key. */
+async function verifyWith(armored: string, key: openpgp.PublicKey, ctx: ParseContext, encrypted: boolean, verifyDate: Date): Promise<string> {
+  try {
+    const message = await openpgp.readMessage({ armoredMessage: armored });
+    if (encrypted) {
+      const { data } = await openpgp.decrypt({
+        message,
+        decryptionKeys: ctx.self.identity.privateKey,
+        verificationKeys: key,
+        expectSigned: true,
+        format: 'utf8',
+        date: verifyDate,
+      });
+      return data;
+    }
+    const { data } = await openpgp.verify({ message, verificationKeys: key, expectSigned: true, format: 'utf8', date: verifyDate });
+    return data;
+  } catch (err) {
+    return reject('bad-signature', `signature does not verify (${errorText(err)})`);
+  }
+}
+
+function contentTypeOf(parsed: ParsedMail): string | undefined {
+  const ct = parsed.headers.get('content-type');
+  if (ct && typeof ct === 'object' && 'value' in ct && typeof ct.value === 'string') return ct.value.toLowerCase();
+  if (typeof ct === 'string') return ct.split(';')[0]?.trim().toLowerCase();
+  return undefined;
+}
+
+async function parseChecked(raw: Buffer, ctx: ParseContext, out: { messageId?: string; from?: string }): Promise<ParseAccepted> {
+  // 1. Ours at all? Decided from the outer headers only.
+  const { fields, complete } = splitHeaderSection(raw);
+  const header = (name: string): string[] => fields.filter((f) => f.name === name.toLowerCase()).map((f) => f.value);
+  const versions = header(HEADER_VERSION);
+  const messageIds = header('message-id');
+  const peekId = firstMessageIdIn(messageIds[0]);
+  if (peekId) out.messageId = peekId;
+  const peekFrom = singleAddress(header('from')[0]);
+  if (peekFrom) out.from = peekFrom;
+  if (versions.length === 0) reject('not-ours', `no ${HEADER_VERSION} header`);
+
+  // 2. A version we speak?
+  if (versions.length > 1) reject('malformed', `${versions.length} ${HEADER_VERSION} headers`);
+  if (versions[0] !== String(PROTOCOL_VERSION)) reject('unsupported-version', `${HEADER_VERSION} is "${versions[0]!.slice(0, 40)}", this peerdial reads ${PROTOCOL_VERSION}`);
+
+  // 3. Well-formed: sizes, MIME, attachment, OpenPGP, JSON, schema.
+  if (raw.length > LIMITS.mailBytes) reject('malformed', `mail is ${raw.length} bytes, more than ${LIMITS.mailBytes}`);
+  if (!complete) reject('malformed', `header section is larger than ${LIMITS.headerBytes} bytes or has no end`);
+  if (messageIds.length !== 1 || !peekId || messageIds[0]!.trim() !== peekId) reject('malformed', 'no single valid Message-ID');
+  const messageId = peekId;
+  if (header('from').length !== 1 || !peekFrom) reject('malformed', 'From does not name exactly one address');
+  const outerFrom = peekFrom;
+
+  let parsed: ParsedMail;
+  try {
+    parsed = await simpleParser(raw, { skipHtmlToText: true, skipTextToHtml: true, skipImageLinks: true, maxHtmlLengthToParse: 0 });
+  } catch (err) {
+    return reject('malformed', `MIME structure cannot be parsed (${errorText(err)})`);
+  }
+  const top = contentTypeOf(parsed);
+  if (top !== 'multipart/mixed') reject('malformed', `top-level type is ${top ?? 'missing'}, not multipart/mixed`);
+  const payloads = parsed.attachments.filter((a) => a.contentType?.toLowerCase() === PAYLOAD_MEDIA_TYPE);
+  if (payloads.length !== 1) reject('malformed', `${payloads.length} ${PAYLOAD_MEDIA_TYPE} attachments, expected 1`);
+  const content = payloads[0]!.content;
+  if (!Buffer.isBuffer(content) || content.length === 0) reject('malformed', 'payload attachment is empty');
+  if (content.length > LIMITS.payloadBytes * 2) reject('malformed', 'payload attachment is too large');
+  // eslint-disable-next-line no-control-regex
+  if (/[^\x09\x0a\x0d\x20-\x7e]/.test(content.toString('latin1'))) reject('malformed', 'payload attachment is not ASCII-armored');
+  const armored = content.toString('ascii');
+  if (!armored.includes('-----BEGIN PGP MESSAGE-----')) reject('malformed', 'payload attachment is not an armored OpenPGP message');
+
+  const verifyDate = new Date(ctx.now.getTime() + MAX_CLOCK_SKEW_MS);
+  const opened = await openPayload(armored, ctx, verifyDate);
+  if (opened.text.length > LIMITS.payloadBytes) reject('malformed', 'payload is too large');
+  let json: unknown;
+  try {
+    json = JSON.parse(opened.text);
+  } catch (err) {
+    return reject('malformed', `payload is not JSON (${errorText(err)})`);
+  }
+  const checked = validateMessage(json);
+  if (!checked.ok) reject('malformed', checked.detail);
+  const msg = checked.message;
+
+  // 4. Blocked? (either the outer sender or the one the payload names)
+  const outerContact = ctx.contact(outerFrom);
+  const contact = outerFrom === msg.from ? outerContact : ctx.contact(msg.from);
+  if (outerContact?.blocked || contact?.blocked) reject('blocked-sender', `${contact?.blocked ? msg.from : outerFrom} is blocked`);
+
+  // 5. Allowed to send us signals at all?
+  if (ctx.policy === 'nobody') reject('unknown-sender', 'policy accepts signals from nobody');
+  if (!contact && ctx.policy === 'contacts') reject('unknown-sender', `${msg.from} is not a contact`);
+
+  // 6. Which key speaks for the sender: the pinned one, or (unpinned) the one in Autocrypt.
+  let autocryptKey: openpgp.PublicKey | undefined;
+  for (const value of header(HEADER_AUTOCRYPT)) {
+    const ac = parseAutocryptHeader(value);
+    if (ac && ac.addr === msg.from) {
+      autocryptKey = await readAutocryptKey(ac);
+      break;
+    }
+  }
+  const pinned = contact?.publicKey;
+  if (pinned && autocryptKey && fingerprintOf(autocryptKey) !== fingerprintOf(pinned)) {
+    reject('key-mismatch', `Autocrypt key ${fingerprintOf(autocryptKey)} is not the pinned key ${fingerprintOf(pinned)} of ${msg.from}`);
+  }
+  const key = pinned ?? autocryptKey;
+  if (!key) reject('unknown-sender', `no key is known for ${msg.from} and the mail carries none`);
+  if (opened.signingKeyIDs.length === 0) reject('bad-signature', 'payload is not signed');
+  if (opened.signingKeyIDs.length > 1) reject('bad-signature', 'payload carries more than one signature');
+  const signer = opened.signingKeyIDs[0]!;
+  if (!keyHasKeyID(key, signer)) {
+    reject(
+      pinned ? 'key-mismatch' : 'bad-signature',
+      `signed by key ${signer.toHex().toUpperCase()}, not by ${pinned ? 'the pinned key' : 'the key in the mail'} ${fingerprintOf(key)}`,
+    );
+  }
+
+  // 7. Signature (and, for encrypted mail, integrity) against that key.
+  const verifiedText = await verifyWith(armored, key, ctx, opened.encrypted, verifyDate);
+  if (verifiedText !== opened.text) reject('bad-signature', 'verified text differs from the decrypted text');
+
+  // 8. Consistency with the envelope and with us.
+  if (msg.from !== outerFrom) reject('sender-mismatch', `payload is from ${msg.from} but the mail is from ${outerFrom}`);
+  const self = ctx.self.email.trim().toLowerCase();
+  if (msg.to !== self) reject('wrong-recipient', `payload is for ${msg.to}, not for ${self}`);
+
+  // 9. Fresh?
+  if (ctx.now.getTime() > Date.parse(msg.expires)) reject('expired', `expired at ${msg.expires}`);
+  if (ctx.seen(msg.nonce, messageId)) reject('replayed', `nonce ${msg.nonce} or ${messageId} was already processed`);
+
+  const accepted: ParseAccepted = {
+    ok: true,
+    message: msg,
+    messageId,
+    senderKey: key,
+    senderFingerprint: fingerprintOf(key),
+    learnedKey: !pinned,
+    encrypted: opened.encrypted,
+  };
+  const inReplyTo = firstMessageIdIn(header('in-reply-to')[0]);
+  if (inReplyTo) accepted.inReplyTo = inReplyTo;
+  return accepted;
+}
+
+/**
+ * Parse one raw mail. Checks, in order: not ours, unsupported version,
+ * malformed (or undecryptable), blocked sender, unknown sender, key
+ * mismatch, bad signature, sender mismatch, wrong recipient, expired,
+ * replayed. Never throws.
+ */
+export async function parseMail(raw: Buffer, ctx: ParseContext): Promise<ParseResult> {
+  const out: { messageId?: string; from?: string } = {};
+  try {
+    if (!(raw instanceof Uint8Array)) reject('malformed', 'input is not a byte buffer');
+    const buf = Buffer.isBuffer(raw) ? raw : Buffer.from(raw);
+    return await parseChecked(buf, ctx, out);
+  } catch (err) {
+    const rejected: ParseRejected =
+      err instanceof Rejection
+        ? { ok: false, reason: err.reason, detail: err.detail }
+        : { ok: false, reason: 'malformed', detail: `mail could not be processed (${errorText(err)})` };
+    if (out.messageId) rejected.messageId = out.messageId;
+    if (out.from) rejected.from = out.from;
+    return rejected;
+  }
+}
