@@ -10,6 +10,8 @@ import type { Channel } from '../session/types.js';
 export interface Inbox {
   /** The next message, or null once the channel has closed and everything before the close was read. */
   next(signal?: AbortSignal): Promise<Buffer | string | null>;
+  /** A message that is already waiting, null when closed, undefined when nothing is there yet. Never waits. */
+  poll(): Buffer | string | null | undefined;
   readonly closed: boolean;
 }
 
@@ -65,6 +67,12 @@ class ChannelInbox implements Inbox {
         signal?.addEventListener('abort', onAbort, { once: true });
       });
     }
+  }
+
+  poll(): Buffer | string | null | undefined {
+    const item = this.queue.shift();
+    if (item !== undefined) return item;
+    return this.isClosed ? null : undefined;
   }
 
   private notify(): void {

@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import { PassThrough, Readable, Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { channelPair } from '../../src/carriers/memory-channel.js';
@@ -9,12 +10,12 @@ function sha256(data: Uint8Array): string {
   return createHash('sha256').update(data).digest('hex');
 }
 
-/** A readable that yields `data` in uneven chunks, optionally slowly. */
-function source(data: Buffer, chunk = 100_003, delayMs = 0): Readable {
+/** A readable that yields `data` in uneven chunks; the last chunk waits for `beforeLast`. */
+function source(data: Buffer, chunk = 100_003, beforeLast?: Promise<unknown>): Readable {
   return Readable.from(
     (async function* () {
       for (let off = 0; off < data.length; off += chunk) {
-        if (delayMs > 0) await new Promise((r) => setTimeout(r, delayMs));
+        if (off + chunk >= data.length && beforeLast) await beforeLast;
         yield data.subarray(off, off + chunk);
       }
     })(),
@@ -52,15 +53,15 @@ describe('pipe', () => {
 
     const [alice, bob] = await Promise.all([
       runPipe(a, source(aliceData), aliceOut, { onProgress: (p) => progress.push(p.sent) }),
-      // Bob's input trickles in after alice's has ended: half-close must keep his direction open.
-      runPipe(b, source(bobData, 1024 * 1024, 5), bobOut),
+      // Bob's last chunk is only read once alice's direction has fully ended at bob:
+      // without a true half-close this would wait forever.
+      runPipe(b, source(bobData, 1024 * 1024, once(bobOut, 'finish')), bobOut),
     ]);
 
     expect(alice).toEqual({ sent: aliceData.length, received: bobData.length });
     expect(bob).toEqual({ sent: bobData.length, received: aliceData.length });
     expect(bobOut.digest()).toBe(sha256(aliceData));
     expect(aliceOut.digest()).toBe(sha256(bobData));
-    // Bob's output (alice's direction) ended before alice's output (bob's direction): a true half-close.
     expect(bobOut.endedAt()!).toBeLessThan(aliceOut.endedAt()!);
     expect(progress.at(-1)).toBe(aliceData.length);
   });
