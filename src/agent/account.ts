@@ -1,0 +1,209 @@
+/**
+ * One mail account at run time: its config, identity, address book,
+ * ledger, outbox and call log, and the few operations everything else
+ * builds on (compose and queue a mail, sort a received mail). Components
+ * are passed in or built here once; nothing reads globals.
+ */
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type * as openpgp from 'openpgp';
+import { PeerdialError } from '../errors.js';
+import { pickAccount, type AccountConfig, type Config } from '../config/config.js';
+import { resolveSecret } from '../config/secret.js';
+import { accountStateDir } from '../store/paths.js';
+import { writeFileAtomic } from '../store/files.js';
+import { ContactStore, type Contact } from '../store/contacts.js';
+import { Ledger } from '../store/ledger.js';
+import { Outbox, type OutboxEntry } from '../store/outbox.js';
+import { CallLog } from '../store/calllog.js';
+import { buildMail } from '../wire/build.js';
+import { generateIdentity, loadIdentity, readPublicKey, fingerprintOf, type Identity } from '../wire/identity.js';
+import { parseMail, type ParseResult, type ContactView } from '../wire/parse.js';
+import type { AddressEntry, MessageKind, PeerdialMessage } from '../wire/message.js';
+import type { SmtpTarget } from '../mail/smtp.js';
+import type { ImapTarget } from '../mail/imap.js';
+import type { Verdict } from '../mail/inbox.js';
+
+export type Clock = () => Date;
+
+/** A received mail after sorting: a verified message or a typed rejection. */
+export type Received = Verdict & { parsed: ParseResult };
+
+export class Account {
+  readonly contacts: ContactStore;
+  readonly ledger: Ledger;
+  readonly outbox: Outbox;
+  readonly calls: CallLog;
+  private keyCache = new Map<string, openpgp.PublicKey>();
+  private passwords = new Map<string, string>();
+
+  private constructor(
+    readonly config: Config,
+    readonly account: AccountConfig,
+    readonly stateDir: string,
+    readonly identity: Identity,
+    readonly clock: Clock,
+  ) {
+    this.contacts = new ContactStore(stateDir);
+    this.ledger = new Ledger(stateDir);
+    this.outbox = new Outbox(stateDir);
+    this.calls = new CallLog(stateDir);
+  }
+
+  get email(): string {
+    return this.account.email;
+  }
+
+  static identityFile(stateDir: string): string {
+    return path.join(stateDir, 'identity.asc');
+  }
+
+  /** Opens an account; creates its identity key when `create` and none exists. */
+  static async open(config: Config, opts: { email?: string; clock?: Clock; create?: boolean } = {}): Promise<Account> {
+    const account = pickAccount(config, opts.email);
+    const stateDir = accountStateDir(config.stateDir, account.email);
+    const file = Account.identityFile(stateDir);
+    let identity: Identity;
+    try {
+      identity = await loadIdentity(await fs.readFile(file, 'utf8'));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      if (!opts.create) {
+        throw new PeerdialError('KEY_MISSING', `No identity key for ${account.email} (${file}).`, {
+          hint: `Run: peerdial init --email ${account.email}`,
+        });
+      }
+      identity = await generateIdentity(account.email, account.name);
+      await writeFileAtomic(file, identity.armoredPrivateKey);
+    }
+    return new Account(config, account, stateDir, identity, opts.clock ?? (() => new Date()));
+  }
+
+  async secret(which: 'imap' | 'smtp'): Promise<string> {
+    const cached = this.passwords.get(which);
+    if (cached !== undefined) return cached;
+    const server = this.account[which];
+    const pw = await resolveSecret(server, `${which.toUpperCase()} ${server.user}@${server.host}`);
+    this.passwords.set(which, pw);
+    return pw;
+  }
+
+  async smtpTarget(): Promise<SmtpTarget> {
+    return { server: this.account.smtp, password: await this.secret('smtp') };
+  }
+
+  async imapTarget(): Promise<ImapTarget> {
+    return { server: this.account.imap, password: await this.secret('imap') };
+  }
+
+  private async keyOf(c: Contact): Promise<openpgp.PublicKey | undefined> {
+    if (!c.publicKey || !c.fingerprint) return undefined;
+    let k = this.keyCache.get(c.fingerprint);
+    if (!k) {
+      k = await readPublicKey(c.publicKey);
+      this.keyCache.set(c.fingerprint, k);
+    }
+    return k;
+  }
+
+  /** Builds a message of `kind` for `to` and queues it in the outbox. */
+  async queue(input: {
+    kind: MessageKind;
+    to: string;
+    callId?: string;
+    addresses?: AddressEntry[];
+    sdp?: string;
+    text?: string;
+    purpose?: string;
+    ttlSeconds?: number;
+    inReplyTo?: string;
+  }): Promise<{ entry: OutboxEntry; message: PeerdialMessage; messageId: string }> {
+    const now = this.clock();
+    const contact = await this.contacts.byEmail(input.to);
+    if (contact?.blocked) {
+      throw new PeerdialError('CONTACT_BLOCKED', `${input.to} is blocked.`, { hint: `Unblock with: peerdial contacts unblock ${contact.name}` });
+    }
+    const message: PeerdialMessage = {
+      v: 1,
+      kind: input.kind,
+      from: this.email,
+      to: input.to.toLowerCase(),
+      callId: input.callId ?? randomBytes(12).toString('base64url'),
+      created: now.toISOString(),
+      expires: new Date(now.getTime() + (input.ttlSeconds ?? this.config.ringSeconds) * 1000).toISOString(),
+      nonce: randomBytes(16).toString('base64url'),
+      addresses: input.addresses ?? [],
+      ...(input.sdp !== undefined ? { sdp: input.sdp } : {}),
+      ...(input.text !== undefined ? { text: input.text } : {}),
+      ...(input.purpose !== undefined ? { purpose: input.purpose } : {}),
+    };
+    const recipientKey = contact ? await this.keyOf(contact) : undefined;
+    const built = await buildMail(message, {
+      sender: this.identity,
+      date: now,
+      ...(recipientKey ? { recipientKey } : {}),
+      ...(input.inReplyTo ? { inReplyTo: input.inReplyTo, references: [input.inReplyTo] } : {}),
+      ...(this.account.name ? { fromName: this.account.name } : {}),
+    });
+    const entry = await this.outbox.enqueue({
+      raw: built.raw,
+      messageId: built.messageId,
+      from: this.email,
+      to: [message.to],
+      kind: message.kind,
+      callId: message.callId,
+      now,
+    });
+    return { entry, message, messageId: built.messageId };
+  }
+
+  /**
+   * Sorts one received mail: parse and verify it against the address book
+   * and the ledger, and pin the sender's key when a known contact's key is
+   * seen for the first time. Never throws for bad input.
+   */
+  async classify(raw: Buffer): Promise<Received> {
+    await this.ledger.ready();
+    const contacts = await this.contacts.list();
+    const views = new Map<string, ContactView>();
+    for (const c of contacts) {
+      const publicKey = await this.keyOf(c);
+      views.set(c.email, { ...(publicKey ? { publicKey } : {}), blocked: c.blocked });
+    }
+    let parsed: ParseResult;
+    try {
+      parsed = await parseMail(raw, {
+        self: { email: this.email, identity: this.identity },
+        now: this.clock(),
+        contact: (email) => views.get(email.toLowerCase()),
+        policy: this.config.whoMayCall,
+        seen: (nonce, messageId) => this.ledger.seen(nonce, messageId),
+      });
+    } catch (err) {
+      parsed = { ok: false, reason: 'malformed', detail: `parser failed: ${(err as Error).message}` };
+    }
+    if (parsed.ok) {
+      const m = parsed.message;
+      const contact = contacts.find((c) => c.email === m.from);
+      if (contact && !contact.fingerprint && parsed.learnedKey) {
+        await this.contacts.pinKey(contact.email, parsed.senderKey.armor(), fingerprintOf(parsed.senderKey), 'autocrypt');
+      }
+      if (contact && m.kind === 'announce') {
+        await this.contacts.update(contact.email, (c) => {
+          c.presence = { addresses: m.addresses, updated: m.created, validUntil: m.expires };
+        });
+      }
+      return { ok: true, messageId: parsed.messageId, nonce: m.nonce, expires: m.expires, parsed };
+    }
+    const v = parsed as ParseResult & { ok: false; message?: PeerdialMessage };
+    return {
+      ok: false,
+      messageId: parsed.messageId ?? '',
+      reason: parsed.reason,
+      detail: parsed.detail,
+      ...(v.message ? { nonce: v.message.nonce, expires: v.message.expires } : {}),
+      parsed,
+    };
+  }
+}

@@ -1,0 +1,159 @@
+/**
+ * The agent's side of the mail edges: it owns reconnects (with backoff and
+ * jitter) for the inbox watcher and the timer that drains the outbox. The
+ * adapters in src/mail/ never retry by themselves.
+ */
+import type { ImapFlow } from 'imapflow';
+import { connectImap } from '../mail/imap.js';
+import { InboxWatcher, type CheckResult, type InboxMail } from '../mail/inbox.js';
+import { OutboxSender, type DrainResult } from '../mail/outbox-sender.js';
+import type { Account, Received } from './account.js';
+
+export type MailboxEvent =
+  | { type: 'connecting'; attempt: number }
+  | { type: 'connected'; idle: boolean }
+  | { type: 'idle' }
+  | { type: 'checked'; result: CheckResult }
+  | { type: 'disconnected'; error: Error; retryInMs: number }
+  | { type: 'sent'; to: string[]; kind: string; messageId: string }
+  | { type: 'send-retry'; to: string[]; error: Error; retryInMs: number }
+  | { type: 'send-failed'; to: string[]; error: Error };
+
+export function reconnectDelayMs(attempt: number, random: () => number = Math.random): number {
+  const base = Math.min(60_000, 1_000 * 2 ** Math.min(attempt, 6));
+  return Math.round(base * (0.5 + random()));
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done);
+  });
+}
+
+export interface MailboxOptions {
+  signal: AbortSignal;
+  onMail: (mail: InboxMail<Received>) => Promise<void> | void;
+  onEvent?: (e: MailboxEvent) => void;
+}
+
+/** Opens one watcher on a fresh connection. */
+async function openWatcher(account: Account, onMail: MailboxOptions['onMail'], onEvent?: (e: MailboxEvent) => void): Promise<{ client: ImapFlow; watcher: InboxWatcher<Received> }> {
+  const client = await connectImap(await account.imapTarget());
+  const watcher = new InboxWatcher<Received>({
+    client,
+    ledger: account.ledger,
+    folder: account.account.folder,
+    classify: (raw) => account.classify(raw),
+    onMail,
+    idleMs: account.config.idleSeconds * 1000,
+    pollMs: account.config.pollSeconds * 1000,
+    now: account.clock,
+    onProgress: (e) => {
+      if (e.type === 'checked') onEvent?.({ type: 'checked', result: e.result });
+      else if (e.type === 'idle') onEvent?.({ type: 'idle' });
+    },
+  });
+  try {
+    await watcher.prepare();
+  } catch (err) {
+    client.close();
+    throw err;
+  }
+  return { client, watcher };
+}
+
+/** One check of the mailbox, then log out (`peerdial inbox`, `agent --once`). */
+export async function checkOnce(account: Account, onMail: MailboxOptions['onMail']): Promise<CheckResult> {
+  const { client, watcher } = await openWatcher(account, onMail);
+  try {
+    return await watcher.check();
+  } finally {
+    await client.logout().catch(() => client.close());
+  }
+}
+
+/** Watches the inbox until `signal` aborts, reconnecting after failures. */
+export async function watchInbox(account: Account, opts: MailboxOptions): Promise<void> {
+  let attempt = 0;
+  while (!opts.signal.aborted) {
+    opts.onEvent?.({ type: 'connecting', attempt });
+    let client: ImapFlow | undefined;
+    try {
+      const opened = await openWatcher(account, opts.onMail, opts.onEvent);
+      client = opened.client;
+      attempt = 0;
+      opts.onEvent?.({ type: 'connected', idle: opened.watcher.supportsIdle });
+      await opened.watcher.watch({ signal: opts.signal });
+    } catch (err) {
+      if (opts.signal.aborted) break;
+      const delay = reconnectDelayMs(attempt++);
+      opts.onEvent?.({ type: 'disconnected', error: err as Error, retryInMs: delay });
+      await sleep(delay, opts.signal);
+    } finally {
+      if (client) await client.logout().catch(() => client!.close());
+    }
+  }
+}
+
+/** Drains the outbox now and whenever it is poked or a retry is due, until `signal` aborts. */
+export class OutboxLoop {
+  private readonly sender: OutboxSender;
+  private wake?: () => void;
+  private running?: Promise<void>;
+  private pokes = 0;
+
+  constructor(private readonly account: Account, private readonly onEvent?: (e: MailboxEvent) => void) {
+    this.sender = new OutboxSender(account.outbox, () => account.smtpTarget(), {
+      onSent: (e) => onEvent?.({ type: 'sent', to: e.to, kind: e.kind, messageId: e.messageId }),
+      onRetry: (e, error, retryInMs) => onEvent?.({ type: 'send-retry', to: e.to, error, retryInMs }),
+      onFailed: (e, error) => onEvent?.({ type: 'send-failed', to: e.to, error }),
+    }, account.clock);
+  }
+
+  /** Drains once (for commands that do not run the agent). */
+  drain(opts: { force?: boolean } = {}): Promise<DrainResult> {
+    return this.sender.drain(opts);
+  }
+
+  start(signal: AbortSignal): void {
+    this.running = (async () => {
+      while (!signal.aborted) {
+        const seen = this.pokes;
+        const r = await this.sender.drain().catch(() => ({ nextDue: new Date(Date.now() + 5000) }) as DrainResult);
+        if (this.pokes !== seen) continue;
+        const wait = r.nextDue ? Math.max(50, r.nextDue.getTime() - Date.now()) : 3_600_000;
+        await new Promise<void>((resolve) => {
+          const t = setTimeout(resolve, wait);
+          const stop = () => {
+            clearTimeout(t);
+            resolve();
+          };
+          this.wake = stop;
+          signal.addEventListener('abort', stop, { once: true });
+        });
+        this.wake = undefined;
+      }
+    })();
+  }
+
+  /** A mail was queued: send it now. */
+  poke(): void {
+    this.pokes++;
+    this.wake?.();
+  }
+
+  /** Waits for the loop to end and gives the outbox one last chance to drain. */
+  async stop(): Promise<void> {
+    this.wake?.();
+    await this.running;
+    await this.sender.drain().catch(() => undefined);
+    this.sender.close();
+  }
+}

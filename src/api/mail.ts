@@ -1,0 +1,121 @@
+/**
+ * Mail-level operations: announce this machine's addresses to contacts,
+ * send what is queued, and check the inbox once.
+ */
+import { PeerdialError } from '../errors.js';
+import type { Account, Received } from '../agent/account.js';
+import { OutboxLoop, checkOnce } from '../agent/mailbox.js';
+import type { DrainResult } from '../mail/outbox-sender.js';
+import type { InboxMail, CheckResult } from '../mail/inbox.js';
+import { interfaceAddresses, type DetectedAddress } from '../address/interfaces.js';
+import { isAnnounceable } from '../address/classify.js';
+import type { AddressEntry, PeerdialMessage } from '../wire/message.js';
+
+export function addressEntries(detected: DetectedAddress[] = interfaceAddresses()): AddressEntry[] {
+  return detected.filter((a) => isAnnounceable(a.scope)).map((a) => ({ ip: a.ip, source: a.source, scope: a.scope }));
+}
+
+export interface AnnounceOptions {
+  /** Contacts (names, aliases or addresses); default: every contact that wants announcements. */
+  to?: string[];
+  addresses?: AddressEntry[];
+  /** How long the announced address is valid, seconds (default 1 day). */
+  validSeconds?: number;
+  /** Only queue; a running agent or `peerdial outbox flush` sends it. */
+  queueOnly?: boolean;
+}
+
+export interface AnnounceResult {
+  queued: { to: string; messageId: string }[];
+  addresses: AddressEntry[];
+  drain?: DrainResult;
+}
+
+export async function announce(account: Account, opts: AnnounceOptions = {}): Promise<AnnounceResult> {
+  const addresses = opts.addresses ?? addressEntries();
+  let targets: string[];
+  if (opts.to && opts.to.length) {
+    targets = [];
+    for (const who of opts.to) {
+      const c = await account.contacts.resolve(who);
+      if (c) targets.push(c.email);
+      else if (who.includes('@')) targets.push(who.toLowerCase());
+      else await account.contacts.require(who);
+    }
+  } else {
+    targets = (await account.contacts.list()).filter((c) => c.announce && !c.blocked).map((c) => c.email);
+    if (!targets.length) {
+      throw new PeerdialError('CONTACT_UNKNOWN', 'There is nobody to announce to.', {
+        hint: 'Add a contact first: peerdial contacts add NAME EMAIL',
+      });
+    }
+  }
+  const result: AnnounceResult = { queued: [], addresses };
+  for (const to of targets) {
+    const q = await account.queue({ kind: 'announce', to, addresses, ttlSeconds: opts.validSeconds ?? 86_400 });
+    result.queued.push({ to, messageId: q.messageId });
+  }
+  if (!opts.queueOnly) result.drain = await flushOutbox(account);
+  return result;
+}
+
+export async function flushOutbox(account: Account, opts: { force?: boolean } = {}): Promise<DrainResult> {
+  const loop = new OutboxLoop(account);
+  return loop.drain(opts);
+}
+
+/** One line of `peerdial inbox`: what arrived and what peerdial made of it. */
+export interface InboxItem {
+  uid: number;
+  folder: string;
+  ok: boolean;
+  from?: string;
+  kind?: string;
+  created?: string;
+  expires?: string;
+  addresses?: AddressEntry[];
+  reason?: string;
+  detail?: string;
+  learnedKey?: boolean;
+  encrypted?: boolean;
+  message?: PeerdialMessage;
+}
+
+export function inboxItem(mail: InboxMail<Received>): InboxItem {
+  const v = mail.verdict;
+  if (v.parsed.ok) {
+    const m = v.parsed.message;
+    return {
+      uid: mail.uid,
+      folder: mail.folder,
+      ok: true,
+      from: m.from,
+      kind: m.kind,
+      created: m.created,
+      expires: m.expires,
+      addresses: m.addresses,
+      learnedKey: v.parsed.learnedKey,
+      encrypted: v.parsed.encrypted,
+      message: m,
+    };
+  }
+  return {
+    uid: mail.uid,
+    folder: mail.folder,
+    ok: false,
+    ...(v.parsed.from ? { from: v.parsed.from } : {}),
+    reason: v.parsed.reason,
+    detail: v.parsed.detail,
+  };
+}
+
+/** Checks the inbox once: fetch, verify and list what arrived. */
+export async function checkInbox(account: Account, onItem?: (item: InboxItem) => void): Promise<{ items: InboxItem[]; result: CheckResult }> {
+  const items: InboxItem[] = [];
+  const result = await checkOnce(account, (mail) => {
+    const item = inboxItem(mail);
+    items.push(item);
+    onItem?.(item);
+  });
+  return { items, result };
+}

@@ -1,0 +1,87 @@
+import { Option, type Command } from 'commander';
+import { init } from '../api/init.js';
+import { printJson, status, type GlobalOptions } from './output.js';
+import type { ServerSettings } from '../config/providers.js';
+
+type Tls = ServerSettings['tls'];
+
+function server(host?: string, port?: string, tls?: string): Partial<ServerSettings> | undefined {
+  if (!host && !port && !tls) return undefined;
+  return {
+    ...(host ? { host } : {}),
+    ...(port ? { port: Number(port) } : {}),
+    ...(tls ? { tls: tls as Tls } : {}),
+  };
+}
+
+export function register(program: Command, globals: () => GlobalOptions): void {
+  program
+    .command('init')
+    .description('set up a mail account: write the config, create your identity key, test both logins')
+    .requiredOption('--email <address>', 'your mail address')
+    .option('--name <name>', 'your display name')
+    .option('--user <login>', 'login name for IMAP and SMTP (default: the address)')
+    .option('--password-command <cmd>', 'command that prints the password (like msmtp passwordeval), e.g. "pass show mail"')
+    .option('--password-env <VAR>', 'environment variable holding the password')
+    .option('--password-prompt', 'ask for the password each time (interactive use only)')
+    .option('--imap-host <host>', 'IMAP server (default: from the provider table)')
+    .option('--imap-port <port>', 'IMAP port (993 with tls, 143 with starttls)')
+    .addOption(new Option('--imap-tls <mode>', 'how IMAP is secured').choices(['tls', 'starttls', 'none']))
+    .option('--smtp-host <host>', 'SMTP submission server (default: from the provider table)')
+    .option('--smtp-port <port>', 'SMTP port (465 with tls, 587 with starttls)')
+    .addOption(new Option('--smtp-tls <mode>', 'how SMTP is secured').choices(['tls', 'starttls', 'none']))
+    .option('--ca-file <pem>', 'extra CA certificate to trust (self-hosted servers)')
+    .option('--folder <name>', 'IMAP folder for peerdial mail', 'Peerdial')
+    .option('--state-dir <dir>', 'where keys, contacts and the outbox live')
+    .addOption(new Option('--who-may-call <who>', 'who may call you (default: contacts)').choices(['everybody', 'contacts', 'nobody']))
+    .addOption(new Option('--answer <mode>', 'default answer policy (default: ring)').choices(['auto-answer', 'ring', 'deny']))
+    .option('--ring-seconds <n>', 'how long an offer rings before it expires')
+    .option('--stun <urls>', 'comma-separated STUN/TURN servers, or "none"')
+    .option('--bind-address <ip>', 'bind ICE to this local address')
+    .option('--download-dir <dir>', 'where received files are saved')
+    .option('--skip-check', 'save even when a login test fails')
+    .option('--force', 'replace an existing account with the same address')
+    .addHelpText('after', `
+Known providers (gmail.com, posteo.de, fastmail.com, ...) need only --email and a password source.
+Examples:
+  peerdial init --email alice@posteo.de --password-command "pass show posteo"
+  peerdial init --email me@example.org --imap-host mail.example.org --smtp-host mail.example.org --smtp-port 587 --smtp-tls starttls --password-env MAILPW`)
+    .action(async (o) => {
+      const g = globals();
+      const stun = o.stun === undefined ? undefined : o.stun === 'none' ? [] : String(o.stun).split(',').map((s: string) => s.trim()).filter(Boolean);
+      const imap = server(o.imapHost, o.imapPort, o.imapTls);
+      const smtp = server(o.smtpHost, o.smtpPort, o.smtpTls);
+      const r = await init({
+        ...(g.config ? { config: g.config } : {}),
+        email: o.email,
+        ...(o.name ? { name: o.name } : {}),
+        ...(o.user ? { user: o.user } : {}),
+        secret: {
+          ...(o.passwordCommand ? { command: o.passwordCommand } : {}),
+          ...(o.passwordEnv ? { env: o.passwordEnv } : {}),
+          ...(o.passwordPrompt ? { prompt: true } : {}),
+        },
+        ...(imap ? { imap } : {}),
+        ...(smtp ? { smtp } : {}),
+        ...(o.caFile ? { caFile: o.caFile } : {}),
+        folder: o.folder,
+        ...(o.stateDir ? { stateDir: o.stateDir } : {}),
+        ...(o.whoMayCall ? { whoMayCall: o.whoMayCall } : {}),
+        ...(o.answer ? { answer: o.answer } : {}),
+        ...(o.ringSeconds ? { ringSeconds: Number(o.ringSeconds) } : {}),
+        ...(stun ? { iceServers: stun } : {}),
+        ...(o.bindAddress ? { bindAddress: o.bindAddress } : {}),
+        ...(o.downloadDir ? { downloadDir: o.downloadDir } : {}),
+        skipCheck: Boolean(o.skipCheck),
+        force: Boolean(o.force),
+        onProgress: (e) => {
+          if (e.ok === undefined) status(g, `${e.step}...`);
+          else status(g, `  ${e.step}: ${e.ok ? 'ok' : 'FAILED'}: ${e.detail}`);
+        },
+      });
+      if (g.json) return printJson(r);
+      console.log(`Saved ${r.configFile}`);
+      console.log(`Your identity key for ${r.email}: ${r.fingerprint}`);
+      console.log('Next: peerdial contacts add NAME EMAIL, then peerdial announce NAME');
+    });
+}

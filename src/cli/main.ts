@@ -1,0 +1,59 @@
+/**
+ * The command line: a thin layer over the programmatic API (src/index.ts).
+ * One file per command group; this file only wires them together.
+ */
+import { Command } from 'commander';
+import { exitCodeFor, PeerdialError } from '../errors.js';
+import { printError, type GlobalOptions } from './output.js';
+import * as initCmd from './init.js';
+import * as contactsCmd from './contacts.js';
+import * as addressCmd from './address.js';
+import * as mailCmd from './mail.js';
+
+const COMMANDS = [initCmd, contactsCmd, addressCmd, mailCmd];
+
+export function buildProgram(): Command {
+  const program = new Command();
+  program
+    .name('peerdial')
+    .description(
+      'Direct calls between two machines, signalled through your own e-mail account.\n' +
+        'Each side mails its current address and a WebRTC offer or answer to the other;\n' +
+        'then they talk directly over UDP. No rendezvous server, no public directory.',
+    )
+    .version('0.1.0')
+    .option('-c, --config <file>', 'config file (default: $PEERDIAL_CONFIG or ~/.config/peerdial/config.toml)')
+    .option('-a, --account <email>', 'which of your accounts to use')
+    .option('--json', 'machine-readable output')
+    .option('-q, --quiet', 'no progress lines')
+    .showHelpAfterError('(run with --help for usage)')
+    .addHelpText('after', `
+Start here:
+  peerdial demo                      a whole call on this machine, no account needed
+  peerdial init --email you@example.org --password-command "pass show mail"
+  peerdial contacts add hitoshi hitoshi@example.jp
+  peerdial announce hitoshi          your first mail carries your key
+  peerdial inbox                     see what arrived
+
+Exit codes: 0 ok, 1 failed, 2 call not completed (declined, busy, timed out),
+64 usage, 69 network or server unavailable, 77 login refused, 78 configuration.`);
+  const globals = (): GlobalOptions => program.opts<GlobalOptions>();
+  for (const c of COMMANDS) c.register(program, globals);
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  program.exitOverride();
+  try {
+    await program.parseAsync(argv);
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (err) {
+    const e = err as { code?: string; exitCode?: number };
+    if (typeof e.code === 'string' && e.code.startsWith('commander.')) {
+      return e.code === 'commander.helpDisplayed' || e.code === 'commander.version' ? 0 : (e.exitCode === 0 ? 0 : 64);
+    }
+    printError(err);
+    return exitCodeFor(err instanceof PeerdialError ? err : err);
+  }
+}

@@ -1,0 +1,44 @@
+/** How the CLI talks to people: status lines on stderr, results on stdout, errors with what to do next. */
+import { PeerdialError } from '../errors.js';
+
+export interface GlobalOptions {
+  config?: string;
+  account?: string;
+  json?: boolean;
+  quiet?: boolean;
+}
+
+export function status(opts: GlobalOptions, line: string): void {
+  if (!opts.quiet) process.stderr.write(`${line}\n`);
+}
+
+export function printJson(value: unknown): void {
+  process.stdout.write(JSON.stringify(value, null, 2) + '\n');
+}
+
+export function printError(err: unknown): void {
+  if (err instanceof PeerdialError) {
+    process.stderr.write(`peerdial: ${err.message} [${err.code}]\n`);
+    if (err.hint) process.stderr.write(`  what to do: ${err.hint}\n`);
+  } else {
+    const e = err as Error;
+    process.stderr.write(`peerdial: unexpected error: ${e?.stack ?? String(err)}\n`);
+    process.stderr.write('  what to do: this is a bug; please report it with the lines above.\n');
+  }
+}
+
+export function table(rows: string[][]): string {
+  const widths: number[] = [];
+  for (const r of rows) r.forEach((c, i) => (widths[i] = Math.max(widths[i] ?? 0, c.length)));
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n');
+}
+
+export function age(iso: string | undefined, now = Date.now()): string {
+  if (!iso) return '-';
+  const s = Math.round((now - Date.parse(iso)) / 1000);
+  if (s < 0) return 'in the future';
+  if (s < 90) return `${s}s ago`;
+  if (s < 5400) return `${Math.round(s / 60)}m ago`;
+  if (s < 172800) return `${Math.round(s / 3600)}h ago`;
+  return `${Math.round(s / 86400)}d ago`;
+}

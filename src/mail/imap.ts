@@ -1,0 +1,54 @@
+/**
+ * The IMAP edge: builds a fresh imapflow client for an account. Clients
+ * never reconnect by themselves; whoever owns one builds a new one.
+ */
+import { promises as fs } from 'node:fs';
+import { ImapFlow } from 'imapflow';
+import type { ServerConfig } from '../config/config.js';
+import { classifyNetError } from './errors.js';
+
+export interface ImapTarget {
+  server: ServerConfig;
+  password: string;
+}
+
+export async function imapClient(t: ImapTarget): Promise<ImapFlow> {
+  const ca = t.server.caFile ? await fs.readFile(t.server.caFile, 'utf8') : undefined;
+  const client = new ImapFlow({
+    host: t.server.host,
+    port: t.server.port,
+    secure: t.server.tls === 'tls',
+    doSTARTTLS: t.server.tls === 'starttls' ? true : t.server.tls === 'none' ? false : undefined,
+    auth: { user: t.server.user, pass: t.password },
+    logger: false,
+    disableAutoIdle: true,
+    emitLogs: false,
+    connectionTimeout: 20_000,
+    greetingTimeout: 20_000,
+    ...(ca ? { tls: { ca } } : {}),
+  });
+  // imapflow emits 'error' on socket failures; without a listener Node would throw.
+  client.on('error', () => undefined);
+  return client;
+}
+
+export async function connectImap(t: ImapTarget): Promise<ImapFlow> {
+  const client = await imapClient(t);
+  try {
+    await client.connect();
+  } catch (err) {
+    client.close();
+    throw classifyNetError(err, 'IMAP', t.server.host, t.server.port);
+  }
+  return client;
+}
+
+/** Checks login and reports whether the server offers IDLE (for init and doctor). */
+export async function probeImap(t: ImapTarget): Promise<{ idle: boolean }> {
+  const client = await connectImap(t);
+  try {
+    return { idle: client.capabilities.has('IDLE') };
+  } finally {
+    await client.logout().catch(() => client.close());
+  }
+}

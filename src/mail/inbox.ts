@@ -1,0 +1,223 @@
+/**
+ * The inbox watcher: one IMAP connection that finds peerdial mail by its
+ * outer header alone, fetches only that, hands the raw bytes to a
+ * classifier, files verified mail into peerdial's folder and leaves every
+ * other mail exactly as it was (no flags, no moves: fetches use
+ * BODY.PEEK). Where it stopped is kept in the ledger, so a restart
+ * neither reprocesses nor misses mail.
+ *
+ * It does not reconnect: when the connection drops, watch() rejects and
+ * the owner (src/agent/mailbox.ts) builds a fresh watcher after a backoff.
+ */
+import type { ImapFlow } from 'imapflow';
+import { PeerdialError } from '../errors.js';
+import type { Ledger } from '../store/ledger.js';
+import { HEADER_VERSION } from '../wire/headers.js';
+
+export const MAX_MAIL_BYTES = 4 * 1024 * 1024;
+
+/** What the classifier says about one mail. */
+export type Verdict =
+  | { ok: true; messageId: string; nonce: string; expires: string; detail?: string }
+  | { ok: false; messageId: string; reason: string; detail: string; nonce?: string; expires?: string };
+
+export interface InboxMail<V extends Verdict> {
+  uid: number;
+  verdict: V;
+  /** Where the mail is now: the peerdial folder when verified, else INBOX. */
+  folder: string;
+}
+
+export interface CheckResult {
+  scanned: number;
+  ours: number;
+  filed: number;
+  left: number;
+  ms: number;
+}
+
+export interface InboxOptions<V extends Verdict> {
+  client: ImapFlow;
+  ledger: Ledger;
+  folder: string;
+  mailbox?: string;
+  classify: (raw: Buffer, uid: number) => Promise<V>;
+  onMail: (mail: InboxMail<V>) => Promise<void> | void;
+  /** Re-issue IDLE after this long (servers end IDLE at ~29 min). */
+  idleMs?: number;
+  pollMs?: number;
+  now?: () => Date;
+  onProgress?: (e: { type: 'checked'; result: CheckResult } | { type: 'idle' } | { type: 'poll'; ms: number }) => void;
+}
+
+export class InboxWatcher<V extends Verdict> {
+  private readonly mailbox: string;
+  private idling = false;
+  private dirty = false;
+  private wake?: () => void;
+  private commands = 0;
+
+  constructor(private readonly o: InboxOptions<V>) {
+    this.mailbox = o.mailbox ?? 'INBOX';
+  }
+
+  /** IMAP commands this watcher has issued (idle figure for benchmarks). */
+  get commandCount(): number {
+    return this.commands;
+  }
+
+  get supportsIdle(): boolean {
+    return this.o.client.capabilities.has('IDLE');
+  }
+
+  /** Creates the peerdial folder when missing and opens the watched mailbox. */
+  async prepare(): Promise<void> {
+    const c = this.o.client;
+    this.commands += 2;
+    const list = await c.list();
+    if (!list.some((m) => m.path === this.o.folder)) {
+      this.commands++;
+      try {
+        await c.mailboxCreate(this.o.folder);
+      } catch (err) {
+        if (!(err as { serverResponseCode?: string }).serverResponseCode?.includes('ALREADYEXISTS')) throw err;
+      }
+    }
+    await c.mailboxOpen(this.mailbox);
+    await this.o.ledger.ready();
+  }
+
+  /** One pass: everything new since the last mark. */
+  async check(): Promise<CheckResult> {
+    const started = Date.now();
+    const c = this.o.client;
+    const mb = c.mailbox;
+    if (!mb) throw new PeerdialError('IMAP_FAILED', 'The mailbox is not open.');
+    const uidValidity = String(mb.uidValidity);
+    const mark = await this.o.ledger.mark(this.mailbox);
+    const lastUid = mark && mark.uidValidity === uidValidity ? mark.lastUid : 0;
+    const result: CheckResult = { scanned: 0, ours: 0, filed: 0, left: 0, ms: 0 };
+    if (mb.exists === 0) {
+      result.ms = Date.now() - started;
+      return result;
+    }
+    // All new UIDs first, then ours among exactly those: a mail arriving in
+    // between is seen by the next pass, never skipped.
+    this.commands++;
+    const all = ((await c.search({ uid: `${lastUid + 1}:*` }, { uid: true })) || []).filter((u) => u > lastUid);
+    result.scanned = all.length;
+    if (all.length === 0) {
+      result.ms = Date.now() - started;
+      return result;
+    }
+    const maxUid = Math.max(...all);
+    this.commands++;
+    const ours = ((await c.search({ uid: `${lastUid + 1}:${maxUid}`, header: { [HEADER_VERSION]: true } }, { uid: true })) || [])
+      .filter((u) => u > lastUid && u <= maxUid)
+      .sort((a, b) => a - b);
+    result.ours = ours.length;
+    for (const uid of ours) {
+      const filed = await this.handleOne(uid);
+      if (filed) result.filed++;
+      else result.left++;
+    }
+    await this.o.ledger.setMark(this.mailbox, { uidValidity, lastUid: maxUid });
+    result.ms = Date.now() - started;
+    this.o.onProgress?.({ type: 'checked', result });
+    return result;
+  }
+
+  private async handleOne(uid: number): Promise<boolean> {
+    const c = this.o.client;
+    const now = this.o.now?.() ?? new Date();
+    this.commands++;
+    const meta = await c.fetchOne(String(uid), { uid: true, size: true, envelope: true }, { uid: true });
+    if (!meta) return false;
+    const messageId = meta.envelope?.messageId ?? '';
+    if (messageId && (await this.o.ledger.hasMessage(messageId))) return false;
+    let verdict: V;
+    if ((meta.size ?? 0) > MAX_MAIL_BYTES) {
+      verdict = { ok: false, messageId, reason: 'malformed', detail: `mail is ${meta.size} bytes, more than peerdial reads` } as V;
+    } else {
+      this.commands++;
+      // `source` is fetched with BODY.PEEK[]: no \Seen on anything.
+      const full = await c.fetchOne(String(uid), { uid: true, source: true }, { uid: true });
+      verdict = full && full.source ? await this.o.classify(full.source, uid) : ({ ok: false, messageId, reason: 'malformed', detail: 'no source' } as V);
+    }
+    const id = verdict.messageId || messageId || `uid:${uid}`;
+    await this.o.ledger.record({
+      messageId: id,
+      result: verdict.ok ? 'accepted' : verdict.reason,
+      now,
+      ...(verdict.nonce ? { nonce: verdict.nonce } : {}),
+      ...(verdict.expires ? { expires: verdict.expires } : {}),
+    });
+    let folder = this.mailbox;
+    if (verdict.ok) {
+      this.commands++;
+      await c.messageMove(String(uid), this.o.folder, { uid: true });
+      folder = this.o.folder;
+    }
+    await this.o.onMail({ uid, verdict, folder });
+    return verdict.ok;
+  }
+
+  /**
+   * Watches until `signal` aborts (resolves) or the connection fails
+   * (rejects with IMAP_FAILED). IDLE when offered, polling otherwise.
+   */
+  async watch(opts: { signal: AbortSignal }): Promise<void> {
+    const c = this.o.client;
+    const onExists = () => this.poke();
+    const onClose = () => this.wake?.();
+    c.on('exists', onExists);
+    c.on('close', onClose);
+    const onAbort = () => this.poke();
+    opts.signal.addEventListener('abort', onAbort);
+    try {
+      while (!opts.signal.aborted) {
+        if (!c.usable) throw new PeerdialError('IMAP_FAILED', 'The IMAP connection was closed.');
+        this.dirty = false;
+        await this.check();
+        if (this.dirty || opts.signal.aborted) continue;
+        if (this.supportsIdle) {
+          this.idling = true;
+          this.o.onProgress?.({ type: 'idle' });
+          this.commands++;
+          await c.idle();
+          this.idling = false;
+        } else {
+          const ms = this.o.pollMs ?? 60_000;
+          this.o.onProgress?.({ type: 'poll', ms });
+          await new Promise<void>((resolve) => {
+            const t = setTimeout(resolve, ms);
+            this.wake = () => {
+              clearTimeout(t);
+              resolve();
+            };
+          });
+          this.wake = undefined;
+        }
+      }
+    } catch (err) {
+      if (opts.signal.aborted) return;
+      if (err instanceof PeerdialError) throw err;
+      throw new PeerdialError('IMAP_FAILED', `IMAP connection lost: ${(err as Error).message}`, { cause: err });
+    } finally {
+      this.idling = false;
+      c.off('exists', onExists);
+      c.off('close', onClose);
+      opts.signal.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /** Something changed (new mail, shutdown): end IDLE or the poll sleep now. */
+  poke(): void {
+    this.dirty = true;
+    if (this.idling && this.o.client.usable) {
+      this.commands++;
+      this.o.client.noop().catch(() => undefined);
+    }
+    this.wake?.();
+  }
+}

@@ -1,0 +1,87 @@
+/**
+ * Drains the outbox: sends every queued mail whose time has come, retries
+ * transient failures with exponential backoff and jitter, and keeps mail
+ * refused permanently (5xx) as `failed` for the user to see.
+ */
+import type { Transporter } from 'nodemailer';
+import { isPeerdialError } from '../errors.js';
+import type { Outbox, OutboxEntry } from '../store/outbox.js';
+import { sendRaw, smtpTransport, type SmtpTarget } from './smtp.js';
+
+export interface OutboxEvents {
+  onSent?: (e: OutboxEntry) => void;
+  onRetry?: (e: OutboxEntry, err: Error, delayMs: number) => void;
+  onFailed?: (e: OutboxEntry, err: Error) => void;
+}
+
+export function backoffMs(attempts: number, random: () => number = Math.random): number {
+  const base = Math.min(300_000, 2_000 * 2 ** Math.max(0, attempts - 1));
+  return Math.round(base * (0.75 + random() * 0.5));
+}
+
+export interface DrainResult {
+  sent: number;
+  deferred: number;
+  failed: number;
+  /** Earliest time a deferred mail is due again. */
+  nextDue?: Date;
+}
+
+export class OutboxSender {
+  private transport?: Transporter;
+
+  constructor(
+    private readonly outbox: Outbox,
+    private readonly target: () => Promise<SmtpTarget>,
+    private readonly events: OutboxEvents = {},
+    private readonly now: () => Date = () => new Date(),
+  ) {}
+
+  /** One pass over the queue. Never throws for a single mail's failure. */
+  async drain(opts: { force?: boolean } = {}): Promise<DrainResult> {
+    const result: DrainResult = { sent: 0, deferred: 0, failed: 0 };
+    for (const entry of await this.outbox.list()) {
+      if (entry.state !== 'queued') continue;
+      const due = new Date(entry.nextAttemptAt);
+      if (!opts.force && due > this.now()) {
+        result.deferred++;
+        if (!result.nextDue || due < result.nextDue) result.nextDue = due;
+        continue;
+      }
+      try {
+        const t = await this.target();
+        this.transport ??= await smtpTransport(t);
+        await sendRaw(this.transport, t, { from: entry.from, to: entry.to }, await this.outbox.raw(entry.id));
+        await this.outbox.remove(entry.id);
+        result.sent++;
+        this.events.onSent?.(entry);
+      } catch (err) {
+        const e = err as Error;
+        entry.attempts++;
+        entry.lastError = e.message;
+        this.transport?.close();
+        this.transport = undefined;
+        if (isPeerdialError(err, 'SMTP_PERMANENT')) {
+          entry.state = 'failed';
+          await this.outbox.save(entry);
+          result.failed++;
+          this.events.onFailed?.(entry, e);
+        } else {
+          const delay = backoffMs(entry.attempts);
+          const due2 = new Date(this.now().getTime() + delay);
+          entry.nextAttemptAt = due2.toISOString();
+          await this.outbox.save(entry);
+          result.deferred++;
+          if (!result.nextDue || due2 < result.nextDue) result.nextDue = due2;
+          this.events.onRetry?.(entry, e, delay);
+        }
+      }
+    }
+    return result;
+  }
+
+  close(): void {
+    this.transport?.close();
+    this.transport = undefined;
+  }
+}
