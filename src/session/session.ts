@@ -449,15 +449,31 @@ export class Session {
     try {
       this.#pc.setRemoteDescription(sdp, type);
     } catch (err) {
-      const e = new PeerdialError('SESSION_FAILED', `the ${type} was refused: ${errorText(err)}`, {
-        hint: FRESH_OFFER_HINT,
-        cause: err,
-      });
+      // PR 1612 race: ICE can connect (on the peer's checks) inside
+      // setRemoteDescription, before the remote fingerprint is stored; DTLS
+      // then rejects the peer's certificate ("unknown CA"), the transports
+      // close, and adding the description's candidates throws "without ICE
+      // transport". Both sides fail; only a fresh offer helps. Measured on
+      // loopback: ~0.5-3% of calls whose answer is applied at once, with
+      // several calls alive in the process; none of 1100 sequential calls.
+      const raced = /without ICE transport/i.test(errorText(err)) || this.#nativeState() === 'failed';
+      const message = raced
+        ? `the connection failed while the ${type} was applied (libdatachannel race: DTLS checked the peer's certificate before the ${type}'s fingerprint was stored)`
+        : `the ${type} was refused: ${errorText(err)}`;
+      const e = new PeerdialError('SESSION_FAILED', message, { hint: FRESH_OFFER_HINT, cause: err });
       this.#fail(e.message, e);
       throw e;
     }
     this.#remoteSetAt = performance.now();
     for (const c of this.#pendingCandidates.splice(0)) this.#addCandidate(c.candidate, c.mid);
+  }
+
+  #nativeState(): string {
+    try {
+      return this.#pc.state();
+    } catch {
+      return 'closed';
+    }
   }
 
   #addCandidate(candidate: string, mid: string): void {
