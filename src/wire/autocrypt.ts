@@ -23,7 +23,7 @@ const MAX_KEYDATA_BYTES = 16 * 1024;
  */
 export function buildAutocryptHeader(addr: string, key: openpgp.PublicKey): string {
   const b64 = Buffer.from(key.write()).toString('base64');
-  const chunks = b64.match(/.{1,72}/g) ?? [];
+  const chunks = b64.match(/.{1,64}/g) ?? [];
   return `addr=${addr.trim().toLowerCase()}; prefer-encrypt=mutual; keydata=${chunks.join(' ')}`;
 }
 

@@ -5,7 +5,7 @@
  */
 import { isIP } from 'node:net';
 import { LIMITS } from './headers.js';
-import { MESSAGE_KINDS, type AddressEntry, type MessageKind, type PeerdialMessage } from './message.js';
+import { MESSAGE_KINDS, type MessageKind, type PeerdialMessage } from './message.js';
 
 export type Validation = { ok: true; message: PeerdialMessage } | { ok: false; detail: string };
 
@@ -115,4 +115,3 @@ export function validateMessage(value: unknown): Validation {
   return { ok: true, message: m as unknown as PeerdialMessage };
 }
 
-export type { AddressEntry };
