@@ -537,8 +537,8 @@ export class Session {
   }
 
   #onState(state: string): void {
-    this.#progress({ type: 'state', state });
     if (this.#closed) return;
+    this.#progress({ type: 'state', state });
     if (state === 'connected') {
       this.#pcConnected = true;
       this.#maybeReady();

@@ -8,6 +8,7 @@ import { isPeerdialError } from '../../src/errors.js';
 import {
   type Channel,
   type IceConfig,
+  type SessionProgress,
   Session,
   dtlsSetups,
   liveSessionCount,
@@ -163,6 +164,19 @@ describe('a call on loopback', () => {
   it('connected() gives up with SESSION_FAILED when no answer comes', async () => {
     const { session: alice } = await Session.createOffer({ ice });
     await expect(alice.connected({ timeoutMs: 300 })).rejects.toMatchObject({ code: 'SESSION_FAILED' });
+  });
+
+  it('an offer is still made when the STUN server never answers: host candidates only, after the gathering bound', async () => {
+    // A STUN server on a closed loopback port: nothing leaves 127.0.0.1.
+    const events: SessionProgress[] = [];
+    const { session: alice, sdp } = await Session.createOffer({
+      ice: { iceServers: ['stun:127.0.0.1:9'], bindAddress: '127.0.0.1' },
+      gatherTimeoutMs: 500,
+      onProgress: (e) => events.push(e),
+    });
+    expect(sdp).toMatch(/^a=candidate:.* 127\.0\.0\.1 \d+ typ host/m);
+    expect(events.find((e) => e.type === 'gathered')).toMatchObject({ complete: false, candidates: 1 });
+    alice.close();
   });
 
   it('an aborted offer is cancelled and leaves no session behind', async () => {

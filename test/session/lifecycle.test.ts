@@ -125,6 +125,33 @@ for (let i = 0; i < 3; i++) {
   if ((await got) !== 'bye') process.exit(3);
   if (mode !== 'shutdown') { alice.close(); bob.close(); }
 }
+if (mode === 'gc') {
+  // Hazard 2: a DataChannel whose JS object is collected gets closed. Nobody
+  // but the session module holds bob's session or his incoming channel here.
+  const { createHash, randomBytes } = await import('node:crypto');
+  const total = 48 * 1024 * 1024;
+  const block = randomBytes(64 * 1024);
+  const { alice, done } = await (async () => {
+    const { alice, bob } = await call();
+    const done = new Promise((resolve) => {
+      bob.onChannel((ch) => {
+        const hash = createHash('sha256');
+        let got = 0;
+        ch.onMessage((m) => { hash.update(m); got += m.length; if (got >= total) resolve(hash.digest('hex')); });
+      });
+    });
+    return { alice, done };
+  })();
+  const ch = await alice.openChannel('bulk');
+  const expected = createHash('sha256');
+  for (let off = 0, n = 0; off < total; off += block.length, n++) {
+    await ch.send(block);
+    expected.update(block);
+    if (n % 64 === 0) globalThis.gc();
+  }
+  if ((await done) !== expected.digest('hex')) process.exit(4);
+  alice.close();
+}
 if (mode === 'unanswered') {
   const { session } = await Session.createOffer({ ice });
   session.close();
@@ -139,10 +166,16 @@ console.log('done');
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
+  it('a transfer survives forced garbage collection while nobody else holds the receiving side', async () => {
+    const r = await run('gc');
+    expect(r.out).toContain('done');
+    expect({ code: r.code, signal: r.signal }).toEqual({ code: 0, signal: null });
+  }, 40_000);
+
   function run(mode: string): Promise<{ code: number | null; signal: string | null; ms: number; out: string }> {
     return new Promise((resolveRun, reject) => {
       const t0 = performance.now();
-      const child = spawn(process.execPath, [join(dir, 'call.mjs'), mode], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, ['--expose-gc', join(dir, 'call.mjs'), mode], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
       let out = '';
       child.stdout.on('data', (d: Buffer) => (out += d.toString()));
       child.stderr.on('data', (d: Buffer) => (out += d.toString()));
