@@ -9,7 +9,7 @@
  */
 import { PeerdialError, isPeerdialError } from '../errors.js';
 import type { Channel } from '../session/types.js';
-import { decodeChat, encodeChat } from './frames.js';
+import { decodeChat, encodeChat, messageBudget } from './frames.js';
 import { abortError, inboxOf } from './inbox.js';
 
 /** How a chat ended: we hung up, the peer hung up, or the connection went away without a bye. */
@@ -54,7 +54,7 @@ export async function runChat(channel: Channel, input: AsyncIterable<string>, op
         return 'local-bye';
       }
       const text = next.value.replace(/\r?\n$/, '');
-      for (const frame of chatFrames(text, channel.maxMessageSize)) await channel.send(frame);
+      for (const frame of chatFrames(text, messageBudget(channel.maxMessageSize))) await channel.send(frame);
       linesSent++;
       opts.onLine('local', text);
     }

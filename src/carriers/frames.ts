@@ -38,11 +38,17 @@ export interface InvalidInput {
   reason: string;
 }
 
+/**
+ * Message size to plan with: the channel's, or 16 KiB (safe everywhere) when
+ * the channel does not know it (yet), e.g. reports 0 before it opens.
+ */
+export function messageBudget(maxMessageSize: number): number {
+  return Number.isFinite(maxMessageSize) && maxMessageSize >= 64 ? Math.floor(maxMessageSize) : 16 * 1024;
+}
+
 /** Largest DATA payload that fits a channel's message size. */
 export function maxDataPayload(maxMessageSize: number): number {
-  const n = Math.floor(maxMessageSize) - FRAME_OVERHEAD;
-  if (!Number.isFinite(n) || n < 1) throw new RangeError(`maxMessageSize ${maxMessageSize} is too small for a data frame`);
-  return n;
+  return messageBudget(maxMessageSize) - FRAME_OVERHEAD;
 }
 
 export function encodeData(payload: Uint8Array): Buffer {

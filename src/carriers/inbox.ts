@@ -41,8 +41,6 @@ class ChannelInbox implements Inbox {
       this.isClosed = true;
       this.notify();
     });
-    // A channel closed before we listened will not tell us again.
-    if (!channel.isOpen) this.isClosed = true;
   }
 
   get closed(): boolean {

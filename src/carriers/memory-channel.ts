@@ -87,7 +87,9 @@ class MemoryChannel implements Channel {
   }
 
   onClose(cb: () => void): void {
-    this.closeHandlers.push(cb);
+    // Like the session's channels: a listener added after the close still hears of it.
+    if (this.closeNotified) queueMicrotask(cb);
+    else this.closeHandlers.push(cb);
   }
 
   close(): void {

@@ -63,5 +63,8 @@ describe('in-memory channel pair', () => {
     await new Promise((r) => setTimeout(r, 5));
     expect(events).toEqual(['b got one', 'b got two', 'b closed', 'a closed']);
     expect(b.isOpen).toBe(false);
+    // A listener added after the close still hears of it.
+    const late = new Promise<void>((resolve) => b.onClose(resolve));
+    await expect(late).resolves.toBeUndefined();
   });
 });
