@@ -175,6 +175,22 @@ describe('file transfer', () => {
     expect((await readdir(root)).sort()).toEqual(['.keep', 'alice', 'bob']);
   });
 
+  it('bob cancels mid-file: he keeps the part for later, alice is told and fails with TRANSFER_FAILED', async () => {
+    const path = await aliceHas('big.iso', randomBytes(2 * 1024 * 1024));
+    const [a, b] = channelPair({ maxMessageSize: 16 * 1024, highWater: 64 * 1024 });
+    const cancel = new AbortController();
+    let clock = 0; // a second per chunk, so that every chunk is reported
+    const onProgress = (p: FileProgress): void => {
+      if (p.bytes > 512 * 1024) cancel.abort();
+    };
+
+    const [sent, received] = await Promise.allSettled([sendFiles(a, [path]), receiveFiles(b, { dir: downloads, signal: cancel.signal, onProgress, now: () => (clock += 1000) })]);
+
+    expect(received.status === 'rejected' && isPeerdialError(received.reason, 'ABORTED')).toBe(true);
+    expect(sent.status === 'rejected' && isPeerdialError(sent.reason, 'TRANSFER_FAILED')).toBe(true);
+    expect((await readdir(downloads)).sort()).toEqual(['big.iso.peerdial-part', 'big.iso.peerdial-part.json']);
+  });
+
   it('alice cannot offer a directory', async () => {
     const [a] = channelPair();
     await expect(sendFiles(a, [outbox])).rejects.toSatisfy((e) => isPeerdialError(e, 'USAGE'));
