@@ -28,7 +28,10 @@ import type { Verdict } from '../mail/inbox.js';
 export type Clock = () => Date;
 
 /** A received mail after sorting: a verified message or a typed rejection. */
-export type Received = Verdict & { parsed: ParseResult };
+export type Received = Verdict & {
+  /** The parser's full result; absent when the watcher decided alone (a replayed Message-ID). */
+  parsed?: ParseResult;
+};
 
 export class Account {
   readonly contacts: ContactStore;

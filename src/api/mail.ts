@@ -83,7 +83,7 @@ export interface InboxItem {
 
 export function inboxItem(mail: InboxMail<Received>): InboxItem {
   const v = mail.verdict;
-  if (v.parsed.ok) {
+  if (v.ok && v.parsed?.ok) {
     const m = v.parsed.message;
     return {
       uid: mail.uid,
@@ -99,13 +99,14 @@ export function inboxItem(mail: InboxMail<Received>): InboxItem {
       message: m,
     };
   }
+  const from = v.parsed && !v.parsed.ok ? v.parsed.from : undefined;
   return {
     uid: mail.uid,
     folder: mail.folder,
     ok: false,
-    ...(v.parsed.from ? { from: v.parsed.from } : {}),
-    reason: v.parsed.reason,
-    detail: v.parsed.detail,
+    ...(from ? { from } : {}),
+    reason: v.ok ? 'malformed' : v.reason,
+    detail: v.ok ? 'no parse result' : v.detail,
   };
 }
 

@@ -134,8 +134,13 @@ export class InboxWatcher<V extends Verdict> {
     const meta = await c.fetchOne(String(uid), { uid: true, size: true, envelope: true }, { uid: true });
     if (!meta) return false;
     const messageId = meta.envelope?.messageId ?? '';
-    if (messageId && (await this.o.ledger.hasMessage(messageId))) return false;
     let verdict: V;
+    if (messageId && (await this.o.ledger.hasMessage(messageId))) {
+      // Already handled once (a copy, a replay, or a restart after a crash): report, leave alone.
+      verdict = { ok: false, messageId, reason: 'replayed', detail: `Message-ID ${messageId} was processed before` } as V;
+      await this.o.onMail({ uid, verdict, folder: this.mailbox });
+      return false;
+    }
     if ((meta.size ?? 0) > MAX_MAIL_BYTES) {
       verdict = { ok: false, messageId, reason: 'malformed', detail: `mail is ${meta.size} bytes, more than peerdial reads` } as V;
     } else {
