@@ -49,6 +49,8 @@ export interface ParseRejected {
   ok: false;
   reason: RejectReason;
   detail: string;
+  /** The verified payload of a mail that is only stale (expired, replayed): for the call log, never for a connection. */
+  message?: PeerdialMessage;
   messageId?: string;
   from?: string;
 }
@@ -128,6 +130,8 @@ class Rejection extends Error {
   constructor(
     readonly reason: RejectReason,
     readonly detail: string,
+    /** Set only when the mail was verified and is merely stale (expired or replayed). */
+    readonly verified?: PeerdialMessage,
   ) {
     super(detail);
   }
@@ -314,8 +318,10 @@ async function parseChecked(raw: Buffer, ctx: ParseContext, out: { messageId?: s
   if (msg.to !== self) reject('wrong-recipient', `payload is for ${msg.to}, not for ${self}`);
 
   // 9. Fresh?
-  if (ctx.now.getTime() > Date.parse(msg.expires)) reject('expired', `expired at ${msg.expires}`);
-  if (ctx.seen(msg.nonce, messageId)) reject('replayed', `nonce ${msg.nonce} or ${messageId} was already processed`);
+  // Verified but stale: the message goes along, so that the agent can log a
+  // missed call; it never leads to a connection.
+  if (ctx.now.getTime() > Date.parse(msg.expires)) throw new Rejection('expired', `expired at ${msg.expires}`, msg);
+  if (ctx.seen(msg.nonce, messageId)) throw new Rejection('replayed', `nonce ${msg.nonce} or ${messageId} was already processed`, msg);
 
   const accepted: ParseAccepted = {
     ok: true,
@@ -346,7 +352,7 @@ export async function parseMail(raw: Buffer, ctx: ParseContext): Promise<ParseRe
   } catch (err) {
     const rejected: ParseRejected =
       err instanceof Rejection
-        ? { ok: false, reason: err.reason, detail: err.detail }
+        ? { ok: false, reason: err.reason, detail: err.detail, ...(err.verified ? { message: err.verified } : {}) }
         : { ok: false, reason: 'malformed', detail: `mail could not be processed (${errorText(err)})` };
     if (out.messageId) rejected.messageId = out.messageId;
     if (out.from) rejected.from = out.from;

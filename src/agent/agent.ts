@@ -1,0 +1,165 @@
+/**
+ * The agent: the long-running process of one account. Inbox watcher +
+ * outbox + policy + the phone, plus what an answered call carries when
+ * nobody sits at the terminal (files into the download folder, a pipe into
+ * a file there, port forwards to allowed targets, chat lines to the log).
+ */
+import { createWriteStream, promises as fs } from 'node:fs';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import type { Account } from './account.js';
+import { OutboxLoop, watchInbox, type MailboxEvent } from './mailbox.js';
+import { Phone, type ActiveCall, type PhoneEvent, type CallOptions } from './phone.js';
+import type { Timers } from './timers.js';
+import type { Channel, IceConfig } from '../session/types.js';
+import { shutdownSessions } from '../session/index.js';
+import { receiveFiles, runChat, runPipe, serveForward, allowTargets, FORWARD_PROTOCOL } from '../carriers/index.js';
+import { expandHome } from '../store/paths.js';
+
+export function iceFromConfig(account: Account): IceConfig {
+  const ice = account.config.ice;
+  return {
+    iceServers: ice.servers,
+    ...(ice.bindAddress ? { bindAddress: ice.bindAddress } : {}),
+    ...(ice.portRangeBegin ? { portRangeBegin: ice.portRangeBegin } : {}),
+    ...(ice.portRangeEnd ? { portRangeEnd: ice.portRangeEnd } : {}),
+  };
+}
+
+export type AgentEvent = PhoneEvent | MailboxEvent | { type: 'carried'; callId: string; what: string; detail: string };
+
+export interface AgentOptions {
+  account: Account;
+  onEvent?: (e: AgentEvent) => void;
+  /** Replace the built-in handling of a connected incoming call (tests, `peerdial listen`). */
+  onIncoming?: (call: ActiveCall) => Promise<void> | void;
+  timers?: Timers;
+  forceAnswer?: boolean;
+  /** Where `forward` calls may connect to: "HOST:PORT" or "HOST:*". Default: none. */
+  forwardAllow?: string[];
+  connectTimeoutMs?: number;
+  calleeConnectTimeoutMs?: number;
+}
+
+/** Waits for the peer to open a channel with this label. */
+export function channelNamed(call: ActiveCall, label: string): Promise<Channel> {
+  return new Promise((resolve) => {
+    call.session.onChannel((ch) => {
+      if (ch.label === label) resolve(ch);
+    });
+  });
+}
+
+export class Agent {
+  readonly phone: Phone;
+  readonly outbox: OutboxLoop;
+  private readonly ac = new AbortController();
+  private watching?: Promise<void>;
+  private carrying = new Set<Promise<void>>();
+
+  constructor(private readonly o: AgentOptions) {
+    const emit = (e: AgentEvent) => o.onEvent?.(e);
+    this.outbox = new OutboxLoop(o.account, (e) => {
+      if (e.type === 'sent') this.phone.mailSent(e.messageId);
+      emit(e);
+    });
+    this.phone = new Phone({
+      account: o.account,
+      ice: iceFromConfig(o.account),
+      send: () => this.outbox.poke(),
+      ...(o.timers ? { timers: o.timers } : {}),
+      ...(o.forceAnswer ? { forceAnswer: true } : {}),
+      ...(o.connectTimeoutMs ? { connectTimeoutMs: o.connectTimeoutMs } : {}),
+      ...(o.calleeConnectTimeoutMs ? { calleeConnectTimeoutMs: o.calleeConnectTimeoutMs } : {}),
+      onEvent: (e) => {
+        if (e.type === 'connected' && e.call.direction === 'in') this.carry(e.call);
+        emit(e);
+      },
+    });
+  }
+
+  get account(): Account {
+    return this.o.account;
+  }
+
+  /** Starts watching the inbox and draining the outbox. */
+  start(): void {
+    this.outbox.start(this.ac.signal);
+    this.watching = watchInbox(this.o.account, {
+      signal: this.ac.signal,
+      onMail: (mail) => this.phone.handleMail(mail),
+      onEvent: (e) => this.o.onEvent?.(e),
+    });
+  }
+
+  call(who: string, opts: CallOptions = {}): Promise<ActiveCall> {
+    return this.phone.call(who, opts);
+  }
+
+  private carry(call: ActiveCall): void {
+    const run = (async () => {
+      try {
+        if (this.o.onIncoming) await this.o.onIncoming(call);
+        else await this.defaultCarry(call);
+      } catch (err) {
+        this.o.onEvent?.({ type: 'carried', callId: call.callId, what: call.purpose, detail: `failed: ${(err as Error).message}` });
+      }
+    })();
+    this.carrying.add(run);
+    void run.finally(() => this.carrying.delete(run));
+  }
+
+  /** What an answered call carries when nobody sits at the terminal. */
+  private async defaultCarry(call: ActiveCall): Promise<void> {
+    const acc = this.o.account;
+    const dir = expandHome(acc.config.downloadDir);
+    const say = (what: string, detail: string) => this.o.onEvent?.({ type: 'carried', callId: call.callId, what, detail });
+    if (call.purpose === 'file') {
+      const ch = await channelNamed(call, 'file');
+      const got = await receiveFiles(ch, { dir });
+      for (const f of got) say('file', f.status === 'saved' ? `saved ${f.path}${f.renamed ? ' (renamed: a file of that name existed)' : ''}${f.resumedFrom ? `, resumed from byte ${f.resumedFrom}` : ''}` : `rejected ${f.name}: ${f.reason}`);
+    } else if (call.purpose === 'pipe') {
+      const ch = await channelNamed(call, 'pipe');
+      await fs.mkdir(dir, { recursive: true });
+      const file = path.join(dir, `pipe-${call.peer}-${new Date().toISOString().replace(/[:.]/g, '-')}.bin`);
+      const r = await runPipe(ch, Readable.from([]), createWriteStream(file, { flags: 'wx', mode: 0o600 }));
+      say('pipe', `${r.received} bytes into ${file}`);
+    } else if (call.purpose === 'forward') {
+      const allow = allowTargets(this.o.forwardAllow ?? []);
+      call.session.onChannel((ch) => {
+        if (ch.protocol === FORWARD_PROTOCOL) {
+          serveForward(ch, { allow }).then(
+            (r) => say('forward', `${r.host}:${r.port}: ${r.sent} bytes out, ${r.received} in`),
+            (err) => say('forward', `refused or failed: ${(err as Error).message}`),
+          );
+        }
+      });
+      await call.ended;
+      return;
+    } else {
+      const ch = await channelNamed(call, 'chat');
+      async function* greeting() {
+        yield `${acc.email} answered automatically; your lines are kept in its log.`;
+        await call.ended;
+      }
+      await runChat(ch, greeting(), {
+        onLine: (from, text) => {
+          if (from === 'remote') say('chat', `${call.peer}: ${text}`);
+        },
+      }).catch(() => undefined);
+      await call.ended;
+      return;
+    }
+    call.hangup();
+  }
+
+  /** Cancels ringing calls, hangs up the others, flushes the outbox, stops watching. */
+  async stop(): Promise<void> {
+    await this.phone.shutdown();
+    await Promise.allSettled([...this.carrying]);
+    this.ac.abort();
+    await this.outbox.stop();
+    await this.watching;
+    shutdownSessions();
+  }
+}

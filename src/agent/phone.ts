@@ -1,0 +1,494 @@
+/**
+ * The phone: the one place that builds and wires the call machines
+ * (caller.ts, callee.ts) to their edges: the direct session
+ * (src/session), the outbox, the verified mail coming in, the clock and
+ * the call log. Every outgoing or incoming call is one machine; this file
+ * carries out what the machines say and feeds them what happens.
+ */
+import { PeerdialError, type ErrorCode } from '../errors.js';
+import { Session, type Connected } from '../session/index.js';
+import type { Channel, CandidatePair, IceConfig } from '../session/types.js';
+import type { PeerdialMessage, MessageKind } from '../wire/message.js';
+import type { Account, Received } from './account.js';
+import type { InboxMail } from '../mail/inbox.js';
+import type { Machine } from './machine.js';
+import { newCaller, type CallerEvent, type CallerOutput, type CallerState } from './caller.js';
+import { newCallee, type CalleeEvent, type CalleeOutput, type CalleeState } from './callee.js';
+import { decide } from './policy.js';
+import { addressesFromSdp } from './sdp-addresses.js';
+import { realTimers, type Timers } from './timers.js';
+
+export type Direction = 'out' | 'in';
+
+/** What a call is for; the callee's agent picks its handler by it. */
+export type Purpose = 'chat' | 'pipe' | 'file' | 'forward';
+
+/** A connected call, handed to whoever runs what the session carries. */
+export interface ActiveCall {
+  callId: string;
+  direction: Direction;
+  peer: string;
+  purpose: string;
+  session: Session;
+  /** The control channel (the first one): hang-up is said here. */
+  control: Channel;
+  pair: CandidatePair;
+  /** From "call placed" (caller) or "offer seen" (callee) to connected. */
+  setupMs: number;
+  /** States so far, oldest first. */
+  states: string[];
+  /** Hang up: says bye over the channel and closes. */
+  hangup(): void;
+  /** Resolves with the final state when the call has ended. */
+  ended: Promise<string>;
+}
+
+export type PhoneEvent =
+  | { type: 'state'; callId: string; direction: Direction; peer: string; state: string }
+  | { type: 'ringing'; call: RingingCall }
+  | { type: 'connected'; call: ActiveCall }
+  | { type: 'ended'; callId: string; direction: Direction; peer: string; state: string; detail?: string; states: string[] }
+  | { type: 'mail-rejected'; from?: string; reason: string; detail: string }
+  | { type: 'message'; message: PeerdialMessage }
+  | { type: 'error'; error: Error };
+
+/** An incoming call that rings: answer or decline it. */
+export interface RingingCall {
+  callId: string;
+  peer: string;
+  purpose: string;
+  accept(): void;
+  decline(text?: string): void;
+}
+
+export interface PhoneOptions {
+  account: Account;
+  ice: IceConfig;
+  /** Something was queued in the outbox: send it soon. */
+  send: () => void;
+  timers?: Timers;
+  onEvent?: (e: PhoneEvent) => void;
+  /** `peerdial listen`: answer calls from allowed callers whatever the answer mode says. */
+  forceAnswer?: boolean;
+  /** Longest wait from answer to channel open, on either side (default 30 s after the answer arrives / 3 min for the callee). */
+  connectTimeoutMs?: number;
+  calleeConnectTimeoutMs?: number;
+}
+
+export interface CallOptions {
+  purpose?: Purpose;
+  signal?: AbortSignal;
+  onProgress?: (e: { state: string; detail?: string }) => void;
+  /** Override the config's ring time (seconds). */
+  ringSeconds?: number;
+}
+
+interface CallRecord {
+  callId: string;
+  direction: Direction;
+  peer: string;
+  purpose: string;
+  started: number;
+  offerMessageId?: string;
+  session?: Session;
+  connected?: Connected;
+  cancelTimers: (() => void)[];
+  /** Outputs are carried out one after another, in order. */
+  chain: Promise<void>;
+  endedResolve: (state: string) => void;
+  ended: Promise<string>;
+  detail?: string;
+  active?: ActiveCall;
+}
+
+interface OutgoingRecord extends CallRecord {
+  direction: 'out';
+  m: Machine<CallerState, CallerEvent, CallerOutput>;
+  ringSeconds: number;
+  resolve: (c: ActiveCall) => void;
+  reject: (e: Error) => void;
+  onProgress?: CallOptions['onProgress'];
+}
+
+interface IncomingRecord extends CallRecord {
+  direction: 'in';
+  m: Machine<CalleeState, CalleeEvent, CalleeOutput>;
+  offer: PeerdialMessage;
+}
+
+const CONTROL_BYE = JSON.stringify({ t: 'bye' });
+
+const ENDING_ERRORS: Record<string, [ErrorCode, string, string]> = {
+  declined: ['CALL_DECLINED', 'declined the call', 'Try again later, or send a message.'],
+  busy: ['CALL_BUSY', 'is busy in another call', 'Try again in a few minutes.'],
+  cancelled: ['CALL_CANCELLED', 'call cancelled', ''],
+  'timed-out': ['CALL_TIMEOUT', 'did not answer', 'Their agent may be offline: it sees your offer when it comes back and logs a missed call. Try again later.'],
+  failed: ['SESSION_FAILED', 'could not be reached directly', 'Call again so that a fresh offer is sent; if it keeps failing, run peerdial doctor.'],
+  closed: ['SESSION_CLOSED', 'hung up before the call was connected', ''],
+};
+
+export class Phone {
+  private readonly timers: Timers;
+  private readonly calls = new Map<string, OutgoingRecord | IncomingRecord>();
+  private readonly byMessageId = new Map<string, string>();
+
+  constructor(private readonly o: PhoneOptions) {
+    this.timers = o.timers ?? realTimers;
+  }
+
+  /** Calls not yet ended. */
+  activeCount(): number {
+    let n = 0;
+    for (const c of this.calls.values()) if (!c.m.done) n++;
+    return n;
+  }
+
+  // ------------------------------------------------------------------ outgoing
+
+  /** Places a call; resolves once the direct channel is open. */
+  async call(who: string, opts: CallOptions = {}): Promise<ActiveCall> {
+    const acc = this.o.account;
+    const contact = await acc.contacts.resolve(who);
+    const peer = contact?.email ?? (who.includes('@') ? who.toLowerCase() : (await acc.contacts.require(who)).email);
+    if (contact?.blocked) throw new PeerdialError('CONTACT_BLOCKED', `${peer} is blocked.`, { hint: `Unblock with: peerdial contacts unblock ${contact.name}` });
+    const { randomBytes } = await import('node:crypto');
+    const callId = randomBytes(12).toString('base64url');
+    let resolve!: (c: ActiveCall) => void;
+    let reject!: (e: Error) => void;
+    const connected = new Promise<ActiveCall>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    let endedResolve!: (s: string) => void;
+    const rec: OutgoingRecord = {
+      callId,
+      direction: 'out',
+      peer,
+      purpose: opts.purpose ?? 'chat',
+      started: Date.now(),
+      cancelTimers: [],
+      chain: Promise.resolve(),
+      ended: new Promise<string>((r) => (endedResolve = r)),
+      endedResolve: (s) => endedResolve(s),
+      m: newCaller(),
+      ringSeconds: opts.ringSeconds ?? acc.config.ringSeconds,
+      resolve,
+      reject,
+      ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+    };
+    this.calls.set(callId, rec);
+    this.state(rec);
+    const onAbort = () => this.feed(rec, { type: 'user-cancel' });
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    rec.ended.then(() => opts.signal?.removeEventListener('abort', onAbort));
+    // gathering
+    Session.createOffer({ ice: this.o.ice }).then(
+      ({ session, sdp }) => {
+        rec.session = session;
+        if (rec.m.done) {
+          session.close('call ended');
+          return;
+        }
+        this.watchSession(rec, session);
+        this.feed(rec, { type: 'session-gathered', sdp });
+      },
+      (err) => this.feed(rec, { type: 'session-failed', reason: (err as Error).message }),
+    );
+    return connected;
+  }
+
+  // ------------------------------------------------------------------ incoming mail
+
+  /** A mail was sorted by the inbox watcher: route it to its call. */
+  async handleMail(mail: InboxMail<Received>): Promise<void> {
+    const v = mail.verdict;
+    if (!v.ok || !v.parsed?.ok) {
+      const parsed = v.parsed && !v.parsed.ok ? v.parsed : undefined;
+      const stale = parsed?.message;
+      if (stale && stale.kind === 'offer' && parsed?.reason === 'expired' && !this.calls.has(stale.callId)) {
+        await this.o.account.calls.append({ at: this.timers.now().toISOString(), direction: 'in', peer: stale.from, callId: stale.callId, outcome: 'missed', detail: 'the offer had expired when it arrived' });
+        this.emit({ type: 'ended', callId: stale.callId, direction: 'in', peer: stale.from, state: 'missed', detail: 'the offer had expired when it arrived', states: ['offer-received', 'missed'] });
+        return;
+      }
+      if (v.ok) return;
+      const from = parsed?.from;
+      this.emit({ type: 'mail-rejected', ...(from ? { from } : {}), reason: v.reason, detail: v.detail });
+      if (from && v.reason !== 'replayed' && v.reason !== 'not-ours') {
+        await this.o.account.calls.append({ at: this.timers.now().toISOString(), direction: 'in', peer: from, callId: '-', outcome: 'rejected', detail: `${v.reason}: ${v.detail}` });
+      }
+      return;
+    }
+    const msg = v.parsed.message;
+    const messageId = v.parsed.messageId;
+    switch (msg.kind) {
+      case 'offer':
+        return this.incomingOffer(msg, messageId);
+      case 'answer':
+      case 'decline':
+      case 'hangup':
+      case 'cancel': {
+        const rec = this.calls.get(msg.callId);
+        if (!rec || rec.peer !== msg.from) {
+          this.emit({ type: 'mail-rejected', from: msg.from, reason: 'unknown-call', detail: `${msg.kind} for a call that is not ours (${msg.callId})` });
+          return;
+        }
+        if (rec.direction === 'out') {
+          if (msg.kind === 'answer' && msg.sdp) this.feed(rec, { type: 'peer-answer', sdp: msg.sdp });
+          else if (msg.kind === 'decline') this.feed(rec, msg.text === 'busy' ? { type: 'peer-busy' } : { type: 'peer-decline', ...(msg.text ? { text: msg.text } : {}) });
+          else if (msg.kind === 'hangup') this.feed(rec, { type: 'peer-hangup', how: 'mail' });
+        } else {
+          if (msg.kind === 'cancel') this.feed(rec, { type: 'peer-cancel' });
+          else if (msg.kind === 'hangup') this.feed(rec, { type: 'peer-hangup', how: 'mail' });
+        }
+        return;
+      }
+      default:
+        this.emit({ type: 'message', message: msg });
+    }
+  }
+
+  /** The outbox sent a mail (for the state sequence offer-queued -> offer-sent). */
+  mailSent(messageId: string): void {
+    const callId = this.byMessageId.get(messageId);
+    const rec = callId ? this.calls.get(callId) : undefined;
+    if (rec) this.feed(rec, { type: 'outbox-sent' } as never);
+  }
+
+  private async incomingOffer(offer: PeerdialMessage, messageId: string): Promise<void> {
+    if (this.calls.has(offer.callId)) return;
+    const acc = this.o.account;
+    const contact = await acc.contacts.byEmail(offer.from);
+    let endedResolve!: (s: string) => void;
+    const rec: IncomingRecord = {
+      callId: offer.callId,
+      direction: 'in',
+      peer: offer.from,
+      purpose: offer.purpose ?? 'chat',
+      started: Date.now(),
+      offerMessageId: messageId,
+      cancelTimers: [],
+      chain: Promise.resolve(),
+      ended: new Promise<string>((r) => (endedResolve = r)),
+      endedResolve: (s) => endedResolve(s),
+      m: newCallee(),
+      offer,
+    };
+    const decision = decide({
+      from: offer.from,
+      ...(contact ? { contact } : {}),
+      whoMayCall: acc.config.whoMayCall,
+      defaultAnswer: acc.config.answer,
+      activeCalls: this.activeCount(),
+      singleCall: acc.config.singleCall,
+      expires: offer.expires,
+      now: this.timers.now(),
+      ...(this.o.forceAnswer ? { forceAnswer: true } : {}),
+    });
+    this.calls.set(rec.callId, rec);
+    this.state(rec);
+    this.feed(rec, decision);
+  }
+
+  // ------------------------------------------------------------------ the machines' outputs
+
+  private feed(rec: OutgoingRecord | IncomingRecord, e: CallerEvent | CalleeEvent): void {
+    const before = rec.m.state;
+    const outs = (rec.m as Machine<string, CallerEvent | CalleeEvent, CallerOutput | CalleeOutput>).handle(e);
+    if (rec.m.state !== before) this.state(rec);
+    for (const out of outs) {
+      rec.chain = rec.chain.then(() => this.carry(rec, out)).catch((err) => this.emit({ type: 'error', error: err as Error }));
+    }
+    if (rec.m.done && rec.m.state !== before) {
+      rec.chain = rec.chain.then(() => this.finish(rec));
+    } else if (rec.m.state === 'connected' && before !== 'connected') {
+      rec.chain = rec.chain.then(() => this.becameConnected(rec));
+    }
+  }
+
+  private async carry(rec: OutgoingRecord | IncomingRecord, out: CallerOutput | CalleeOutput): Promise<void> {
+    const acc = this.o.account;
+    if (out.to === 'log') {
+      rec.detail = out.detail;
+      await acc.calls.append({
+        at: this.timers.now().toISOString(),
+        direction: rec.direction,
+        peer: rec.peer,
+        callId: rec.callId,
+        outcome: out.outcome,
+        ...(out.detail ? { detail: out.detail } : {}),
+        ...(out.outcome === 'hung-up' ? { durationMs: Date.now() - rec.started } : {}),
+      });
+      return;
+    }
+    if (out.to === 'clock') {
+      if ('stop' in out) {
+        rec.cancelTimers.splice(0).forEach((c) => c());
+        return;
+      }
+      if (out.start === 'ring') {
+        const ms = rec.direction === 'out' ? (rec as OutgoingRecord).ringSeconds * 1000 : Math.max(0, Date.parse((rec as IncomingRecord).offer.expires) - this.timers.now().getTime());
+        rec.cancelTimers.push(this.timers.after(ms, () => this.feed(rec, { type: 'clock-ring-timeout' })));
+      } else {
+        const ms = rec.direction === 'out' ? (this.o.connectTimeoutMs ?? 30_000) : (this.o.calleeConnectTimeoutMs ?? 180_000);
+        rec.cancelTimers.push(this.timers.after(ms, () => this.feed(rec, { type: 'clock-connect-timeout' })));
+      }
+      return;
+    }
+    if (out.to === 'outbox') {
+      const kind: MessageKind = out.send === 'busy' ? 'decline' : out.send;
+      const text = out.send === 'busy' ? 'busy' : 'text' in out ? out.text : undefined;
+      const sdp = 'sdp' in out ? out.sdp : undefined;
+      const q = await acc.queue({
+        kind,
+        to: rec.peer,
+        callId: rec.callId,
+        ...(sdp ? { sdp, addresses: addressesFromSdp(sdp) } : {}),
+        ...(text ? { text } : {}),
+        ...(kind === 'offer' ? { purpose: rec.purpose, ttlSeconds: (rec as OutgoingRecord).ringSeconds } : {}),
+        ...(rec.offerMessageId && kind !== 'offer' ? { inReplyTo: rec.offerMessageId } : {}),
+      });
+      if (kind === 'offer') rec.offerMessageId = q.messageId;
+      if (kind === 'offer' || kind === 'answer') this.byMessageId.set(q.messageId, rec.callId);
+      this.o.send();
+      return;
+    }
+    if (out.to === 'user') {
+      if ('ring' in out) {
+        const ringing: RingingCall = {
+          callId: rec.callId,
+          peer: rec.peer,
+          purpose: rec.purpose,
+          accept: () => this.feed(rec, { type: 'user-accept' }),
+          decline: (text?: string) => this.feed(rec, { type: 'user-decline', ...(text ? { text } : {}) }),
+        };
+        this.emit({ type: 'ringing', call: ringing });
+      }
+      return;
+    }
+    // session
+    if (out.do === 'close') {
+      rec.session?.close('call ended');
+      return;
+    }
+    if (out.do === 'say-bye') {
+      const control = rec.connected?.channel;
+      if (control?.isOpen) await control.send(CONTROL_BYE).catch(() => undefined);
+      // let the bye leave before the connection is closed
+      await new Promise((r) => setTimeout(r, 50));
+      return;
+    }
+    if (out.do === 'apply-answer') {
+      const session = rec.session!;
+      try {
+        session.acceptAnswer(out.sdp);
+      } catch (err) {
+        this.feed(rec, { type: 'session-failed', reason: (err as Error).message });
+        return;
+      }
+      this.awaitConnected(rec, session, this.o.connectTimeoutMs ?? 30_000);
+      return;
+    }
+    if (out.do === 'answer') {
+      const inc = rec as IncomingRecord;
+      if (!inc.offer.sdp) {
+        this.feed(rec, { type: 'session-failed', reason: 'the offer carries no SDP' });
+        return;
+      }
+      try {
+        const { session, sdp } = await Session.acceptOffer(inc.offer.sdp, { ice: this.o.ice });
+        rec.session = session;
+        if (rec.m.done) {
+          session.close('call ended');
+          return;
+        }
+        this.watchSession(rec, session);
+        this.awaitConnected(rec, session, this.o.calleeConnectTimeoutMs ?? 180_000);
+        this.feed(rec, { type: 'session-answered', sdp });
+      } catch (err) {
+        this.feed(rec, { type: 'session-failed', reason: (err as Error).message });
+      }
+    }
+  }
+
+  private awaitConnected(rec: OutgoingRecord | IncomingRecord, session: Session, timeoutMs: number): void {
+    session.connected({ timeoutMs }).then(
+      (c) => {
+        rec.connected = c;
+        c.channel.onMessage((data) => {
+          if (typeof data === 'string' && data === CONTROL_BYE) this.feed(rec, { type: 'peer-hangup', how: 'channel' });
+        });
+        this.feed(rec, { type: 'session-connected' });
+      },
+      (err) => this.feed(rec, { type: 'session-failed', reason: (err as Error).message }),
+    );
+  }
+
+  private watchSession(rec: OutgoingRecord | IncomingRecord, session: Session): void {
+    session.onClose((reason) => this.feed(rec, { type: 'session-closed', reason }));
+  }
+
+  private becameConnected(rec: OutgoingRecord | IncomingRecord): void {
+    const c = rec.connected!;
+    const active: ActiveCall = {
+      callId: rec.callId,
+      direction: rec.direction,
+      peer: rec.peer,
+      purpose: rec.purpose,
+      session: rec.session!,
+      control: c.channel,
+      pair: c.pair,
+      setupMs: Date.now() - rec.started,
+      states: rec.m.history,
+      hangup: () => this.feed(rec, { type: 'user-hangup' }),
+      ended: rec.ended,
+    };
+    rec.active = active;
+    this.emit({ type: 'connected', call: active });
+    if (rec.direction === 'out') (rec as OutgoingRecord).resolve(active);
+  }
+
+  private finish(rec: OutgoingRecord | IncomingRecord): void {
+    rec.cancelTimers.splice(0).forEach((c) => c());
+    const state = rec.m.state;
+    if (rec.direction === 'out' && !rec.active) {
+      const [code, what, hint] = ENDING_ERRORS[state] ?? ['SESSION_FAILED', state, ''];
+      const text = code === 'CALL_CANCELLED' ? 'Call cancelled.' : `${rec.peer} ${what}${rec.detail ? ` (${rec.detail})` : ''}.`;
+      (rec as OutgoingRecord).reject(new PeerdialError(code, text, hint ? { hint } : {}));
+    }
+    this.emit({ type: 'ended', callId: rec.callId, direction: rec.direction, peer: rec.peer, state, ...(rec.detail ? { detail: rec.detail } : {}), states: [...rec.m.history] });
+    rec.endedResolve(state);
+    // keep ended calls for duplicates of their mail for a while, then forget them
+    this.timers.after(10 * 60_000, () => {
+      if (this.calls.get(rec.callId) === rec) this.calls.delete(rec.callId);
+    });
+  }
+
+  private state(rec: OutgoingRecord | IncomingRecord): void {
+    const state = rec.m.state;
+    if (rec.direction === 'out') (rec as OutgoingRecord).onProgress?.({ state, ...(rec.detail ? { detail: rec.detail } : {}) });
+    this.emit({ type: 'state', callId: rec.callId, direction: rec.direction, peer: rec.peer, state });
+  }
+
+  private emit(e: PhoneEvent): void {
+    try {
+      this.o.onEvent?.(e);
+    } catch (err) {
+      // a listener's bug must not break a call
+      queueMicrotask(() => {
+        throw err;
+      });
+    }
+  }
+
+  /** Ends every call: cancels ringing ones, hangs up connected ones. */
+  async shutdown(): Promise<void> {
+    for (const rec of this.calls.values()) {
+      if (rec.m.done) continue;
+      if (rec.m.state === 'connected') this.feed(rec, { type: 'user-hangup' });
+      else if (rec.direction === 'out') this.feed(rec, { type: 'user-cancel' });
+      else if (rec.m.state === 'ringing') this.feed(rec, { type: 'user-decline', text: 'the callee shut down' });
+      else this.feed(rec, { type: 'session-failed', reason: 'the agent shut down' });
+    }
+    await Promise.all([...this.calls.values()].map((r) => r.chain));
+  }
+}

@@ -1,0 +1,22 @@
+/** The human-readable address list of a mail, taken from the SDP's candidates. Pure. */
+import { classifyAddress } from '../address/classify.js';
+import type { AddressEntry } from '../wire/message.js';
+
+const SOURCES: Record<string, AddressEntry['source']> = { host: 'interface', srflx: 'stun', prflx: 'stun', relay: 'relay' };
+
+export function addressesFromSdp(sdp: string): AddressEntry[] {
+  const out: AddressEntry[] = [];
+  const seen = new Set<string>();
+  for (const line of sdp.split(/\r?\n/)) {
+    const m = /^a=candidate:\S+ \d+ (\S+) \d+ (\S+) (\d+) typ (\S+)/i.exec(line);
+    if (!m || m[1]!.toUpperCase() !== 'UDP') continue;
+    const ip = m[2]!;
+    const port = Number(m[3]);
+    const key = `${ip}|${port}`;
+    if (seen.has(key) || ip.endsWith('.local')) continue;
+    seen.add(key);
+    out.push({ ip, port, source: SOURCES[m[4]!] ?? 'interface', scope: classifyAddress(ip) });
+    if (out.length >= 32) break;
+  }
+  return out;
+}
