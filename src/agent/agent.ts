@@ -35,6 +35,7 @@ export interface AgentOptions {
   onIncoming?: (call: ActiveCall) => Promise<void> | void;
   timers?: Timers;
   forceAnswer?: boolean;
+  refuseIncoming?: boolean;
   /** Where `forward` calls may connect to: "HOST:PORT" or "HOST:*". Default: none. */
   forwardAllow?: string[];
   connectTimeoutMs?: number;
@@ -69,6 +70,7 @@ export class Agent {
       send: () => this.outbox.poke(),
       ...(o.timers ? { timers: o.timers } : {}),
       ...(o.forceAnswer ? { forceAnswer: true } : {}),
+      ...(o.refuseIncoming ? { refuseIncoming: true } : {}),
       ...(o.connectTimeoutMs ? { connectTimeoutMs: o.connectTimeoutMs } : {}),
       ...(o.calleeConnectTimeoutMs ? { calleeConnectTimeoutMs: o.calleeConnectTimeoutMs } : {}),
       onEvent: (e) => {
@@ -125,7 +127,7 @@ export class Agent {
       const r = await runPipe(ch, Readable.from([]), createWriteStream(file, { flags: 'wx', mode: 0o600 }));
       say('pipe', `${r.received} bytes into ${file}`);
     } else if (call.purpose === 'forward') {
-      const allow = allowTargets(this.o.forwardAllow ?? []);
+      const allow = allowTargets(this.o.forwardAllow ?? acc.config.forwardAllow);
       call.session.onChannel((ch) => {
         if (ch.protocol === FORWARD_PROTOCOL) {
           serveForward(ch, { allow }).then(

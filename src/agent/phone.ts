@@ -70,6 +70,8 @@ export interface PhoneOptions {
   onEvent?: (e: PhoneEvent) => void;
   /** `peerdial listen`: answer calls from allowed callers whatever the answer mode says. */
   forceAnswer?: boolean;
+  /** Answer every incoming offer "busy" (a `peerdial call` process that is not the agent). */
+  refuseIncoming?: boolean;
   /** Longest wait from answer to channel open, on either side (default 30 s after the answer arrives / 3 min for the callee). */
   connectTimeoutMs?: number;
   calleeConnectTimeoutMs?: number;
@@ -283,6 +285,7 @@ export class Phone {
       expires: offer.expires,
       now: this.timers.now(),
       ...(this.o.forceAnswer ? { forceAnswer: true } : {}),
+      ...(this.o.refuseIncoming ? { refuseIncoming: true } : {}),
     });
     this.calls.set(rec.callId, rec);
     this.state(rec);

@@ -24,6 +24,8 @@ export interface PolicyInput {
   now: Date;
   /** `peerdial listen`: answer this one call whatever the answer mode says. */
   forceAnswer?: boolean;
+  /** This process is busy with its own outgoing call (`peerdial call` without an agent). */
+  refuseIncoming?: boolean;
 }
 
 export function decide(p: PolicyInput): PolicyDecision {
@@ -33,6 +35,6 @@ export function decide(p: PolicyInput): PolicyDecision {
   if (p.now.getTime() > Date.parse(p.expires)) return { type: 'policy-expired' };
   const mode = p.forceAnswer ? 'auto-answer' : (p.contact?.answer ?? p.defaultAnswer);
   if (mode === 'deny') return { type: 'policy-deny', reason: `calls from ${p.from} are set to "deny"` };
-  if (p.singleCall && p.activeCalls > 0) return { type: 'policy-busy' };
+  if (p.refuseIncoming || (p.singleCall && p.activeCalls > 0)) return { type: 'policy-busy' };
   return mode === 'auto-answer' ? { type: 'policy-auto-answer' } : { type: 'policy-ring' };
 }

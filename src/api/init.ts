@@ -106,6 +106,7 @@ export async function init(opts: InitOptions): Promise<InitResult> {
     idleSeconds: 300,
     singleCall: false,
     ice: { servers: DEFAULT_ICE_SERVERS },
+    forwardAllow: [],
     accounts: [],
   };
   const cfg: Omit<Config, 'file'> = {

@@ -9,8 +9,10 @@ import * as initCmd from './init.js';
 import * as contactsCmd from './contacts.js';
 import * as addressCmd from './address.js';
 import * as mailCmd from './mail.js';
+import * as callCmd from './call.js';
+import * as agentCmd from './agent.js';
 
-const COMMANDS = [initCmd, contactsCmd, addressCmd, mailCmd];
+const COMMANDS = [initCmd, contactsCmd, addressCmd, mailCmd, callCmd, agentCmd];
 
 export function buildProgram(): Command {
   const program = new Command();

@@ -4,6 +4,7 @@
  *
  *   [defaults]              ring_seconds, who_may_call, answer, download_dir, state_dir, account
  *   [ice]                   servers, bind_address, port_range_begin, port_range_end
+ *   [forward]               allow = ["127.0.0.1:8554"]  targets callers may reach with --forward
  *   [[accounts]]            email, name, folder, [accounts.imap], [accounts.smtp]
  *     imap/smtp: host, port, tls ("tls" | "starttls" | "none"), user, ca_file,
  *                password_command | password_env | password_prompt | password
@@ -59,6 +60,8 @@ export interface Config {
   /** The agent takes one call at a time and answers others "busy". */
   singleCall: boolean;
   ice: IceSettings;
+  /** Targets that callers may reach through `--forward` ("HOST:PORT" or "HOST:*"). Default: none. */
+  forwardAllow: string[];
   accounts: AccountConfig[];
 }
 
@@ -151,6 +154,11 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
   });
   const servers = ice.servers === undefined ? [] : ice.servers;
   if (!Array.isArray(servers) || servers.some((s) => typeof s !== 'string')) fail(file, 'ice.servers', 'must be a list of strings');
+  const fwd = isTable(doc.forward) ? doc.forward : {};
+  const forwardAllow = fwd.allow === undefined ? [] : fwd.allow;
+  if (!Array.isArray(forwardAllow) || forwardAllow.some((s) => typeof s !== 'string' || !/^[^\s:]+:(\d+|\*)$|^\[[0-9a-fA-F:.]+\]:(\d+|\*)$/.test(s))) {
+    fail(file, 'forward.allow', 'must be a list of "HOST:PORT" or "HOST:*" strings');
+  }
   const cfg: Config = {
     file,
     stateDir: path.resolve(path.dirname(file), expandHome(str(d, 'state_dir', file, 'defaults.', defaultStateDir(env)))),
@@ -162,6 +170,7 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
     idleSeconds: int(d, 'idle_seconds', file, 'defaults.', 300, 10, 1740),
     singleCall: d.single_call === true,
     ice: { servers: servers as string[] },
+    forwardAllow: forwardAllow as string[],
     accounts,
   };
   const defAcc = optStr(d, 'account', file, 'defaults.');
@@ -231,7 +240,7 @@ export function configToToml(cfg: Omit<Config, 'file'>): string {
     if (a.name) t.name = a.name;
     return t;
   });
-  return '# peerdial configuration. Reference: README.md, section "Configuration".\n' + stringifyToml({ defaults, ice, accounts }) + '\n';
+  return '# peerdial configuration. Reference: README.md, section "Configuration".\n' + stringifyToml({ defaults, ice, forward: { allow: cfg.forwardAllow }, accounts }) + '\n';
 }
 
 export async function saveConfig(file: string, cfg: Omit<Config, 'file'>): Promise<void> {

@@ -1,0 +1,86 @@
+import type { Command } from 'commander';
+import { openAccount } from '../api/open.js';
+import { Agent, type AgentEvent } from '../agent/agent.js';
+import { checkInbox } from '../api/mail.js';
+import { printJson, type GlobalOptions } from './output.js';
+
+/** One line per event, for the journal or a terminal; JSON with --json. */
+export function describeEvent(e: AgentEvent): string | undefined {
+  switch (e.type) {
+    case 'connected':
+      if ('call' in e) return `call ${e.call.callId} ${e.call.direction === 'in' ? 'from' : 'to'} ${e.call.peer}: connected via ${e.call.pair.local} <-> ${e.call.pair.remote} in ${e.call.setupMs} ms`;
+      return `mailbox connected (${e.idle ? 'IDLE' : 'polling'})`;
+    case 'state':
+      return `call ${e.callId} ${e.direction === 'in' ? 'from' : 'to'} ${e.peer}: ${e.state}`;
+    case 'ended':
+      return `call ${e.callId} ${e.direction === 'in' ? 'from' : 'to'} ${e.peer}: ended ${e.state}${e.detail ? ` (${e.detail})` : ''}`;
+    case 'ringing':
+      return `call ${e.call.callId} from ${e.call.peer} is ringing (answer: peerdial answer; decline: peerdial decline)`;
+    case 'mail-rejected':
+      return `mail from ${e.from ?? 'unknown'} rejected: ${e.reason}: ${e.detail}`;
+    case 'message':
+      return `${e.message.kind} from ${e.message.from}${e.message.text ? `: ${e.message.text}` : ''}`;
+    case 'carried':
+      return `call ${e.callId}: ${e.what}: ${e.detail}`;
+    case 'disconnected':
+      return `mailbox connection lost (${e.error.message}); retrying in ${Math.round(e.retryInMs / 1000)} s`;
+    case 'sent':
+      return `sent ${e.kind} to ${e.to.join(', ')}`;
+    case 'send-retry':
+      return `could not send to ${e.to.join(', ')} (${e.error.message}); retrying in ${Math.round(e.retryInMs / 1000)} s`;
+    case 'send-failed':
+      return `mail to ${e.to.join(', ')} refused: ${e.error.message}`;
+    case 'error':
+      return `error: ${e.error.message}`;
+    default:
+      return undefined;
+  }
+}
+
+function jsonEvent(e: AgentEvent): unknown {
+  if (e.type === 'connected' && 'call' in e) return { type: e.type, callId: e.call.callId, direction: e.call.direction, peer: e.call.peer, pair: e.call.pair, setupMs: e.call.setupMs };
+  if (e.type === 'ringing') return { type: e.type, callId: e.call.callId, peer: e.call.peer };
+  if ('error' in e && e.error instanceof Error) return { ...e, error: e.error.message };
+  return e;
+}
+
+export function register(program: Command, globals: () => GlobalOptions): void {
+  program
+    .command('agent')
+    .description('run the agent: watch the mailbox, answer calls by policy, send queued mail (as a service, or in a terminal)')
+    .option('--once', 'check the mailbox once, list what arrived, and exit')
+    .addHelpText('after', `
+The agent logs one line per event to stdout (--json: one JSON object per line).
+It stops cleanly on SIGTERM or Ctrl-C: ringing calls are cancelled, calls hung up,
+queued mail is sent first.`)
+    .action(async (o) => {
+      const g = globals();
+      const account = await openAccount(g);
+      if (o.once) {
+        const r = await checkInbox(account);
+        if (g.json) return printJson(r);
+        console.log(`checked ${account.email}: ${r.items.length} peerdial mail(s)`);
+        for (const i of r.items) console.log(i.ok ? `${i.from} ${i.kind}` : `${i.from ?? 'unknown'} rejected: ${i.reason}`);
+        return;
+      }
+      const log = (e: AgentEvent) => {
+        if (e.type === 'idle' || e.type === 'checked' || e.type === 'connecting') return;
+        if (g.json) {
+          process.stdout.write(JSON.stringify({ at: new Date().toISOString(), ...(jsonEvent(e) as object) }) + '\n');
+          return;
+        }
+        const line = describeEvent(e);
+        if (line) process.stdout.write(`${new Date().toISOString()} ${line}\n`);
+      };
+      const agent = new Agent({ account, onEvent: log });
+      agent.start();
+      process.stdout.write(`${new Date().toISOString()} agent for ${account.email} started (who may call: ${account.config.whoMayCall}, answer: ${account.config.answer})\n`);
+      await new Promise<void>((resolve) => {
+        process.once('SIGTERM', resolve);
+        process.once('SIGINT', resolve);
+      });
+      process.stdout.write(`${new Date().toISOString()} stopping: cancelling ringing calls, hanging up, flushing the outbox...\n`);
+      await agent.stop();
+      process.stdout.write(`${new Date().toISOString()} stopped\n`);
+    });
+}

@@ -1,0 +1,175 @@
+import { createInterface } from 'node:readline';
+import path from 'node:path';
+import type { Channel } from '../session/types.js';
+import type { ActiveCall } from '../agent/phone.js';
+import { Agent } from '../agent/agent.js';
+import { openAccount } from '../api/open.js';
+import { Option, type Command } from 'commander';
+import cliProgress from 'cli-progress';
+import { PeerdialError } from '../errors.js';
+import { receiveFiles, runChat, runPipe, sendFiles, forwardLocal, parseForwardSpec, FORWARD_PROTOCOL } from '../carriers/index.js';
+import { hangupOnSigint, placeCall, startCommandAgent } from './session-ui.js';
+import { printJson, status, type GlobalOptions } from './output.js';
+
+function sanitizeLine(s: string): string {
+  return s.replace(/[\u0000-\u0008\u000b-\u001f\u007f]/g, '\ufffd');
+}
+
+export function register(program: Command, globals: () => GlobalOptions): void {
+  program
+    .command('call <who>')
+    .description('call a contact (name, alias, short number or address): chat in the terminal, or --pipe / --forward')
+    .option('--pipe', 'connect stdin/stdout to the peer, like netcat (binary-safe, half-close)')
+    .addOption(new Option('--forward <spec>', 'forward a local TCP port to a target on the peer side: LPORT:HOST:PORT'))
+    .option('--ring-seconds <n>', 'how long to ring before giving up')
+    .addHelpText('after', `
+Examples:
+  peerdial call hitoshi                      chat; type lines, Ctrl-D or Ctrl-C hangs up
+  tar c photos | peerdial call hitoshi --pipe     (hitoshi runs: peerdial listen --pipe | tar x)
+  peerdial call camera1 --forward 8554:127.0.0.1:554   then open rtsp://127.0.0.1:8554/
+
+The offer travels by mail, so the first ring can take as long as your mail does.`)
+    .action(async (who: string, o) => {
+      const g = globals();
+      if (o.pipe && o.forward) throw new PeerdialError('USAGE', '--pipe and --forward cannot be combined.');
+      const fwd = o.forward ? parseForwardSpec(o.forward) : undefined;
+      const agent = await startCommandAgent(g);
+      try {
+        const purpose = o.pipe ? 'pipe' : fwd ? 'forward' : 'chat';
+        const call = await placeCall(g, agent, who, purpose, o.ringSeconds ? { ringSeconds: Number(o.ringSeconds) } : {});
+        const unhook = hangupOnSigint(g, call);
+        try {
+          if (o.pipe) {
+            const ch = await call.session.openChannel('pipe');
+            const r = await runPipe(ch, process.stdin, process.stdout, { endOutput: false });
+            status(g, `pipe closed: ${r.sent} bytes sent, ${r.received} received`);
+          } else if (fwd) {
+            let n = 0;
+            const server = await forwardLocal({
+              listenPort: fwd.listenPort,
+              ...(fwd.listenHost ? { listenHost: fwd.listenHost } : {}),
+              targetHost: fwd.host,
+              targetPort: fwd.port,
+              openStream: () => call.session.openChannel(`forward-${++n}`, { protocol: FORWARD_PROTOCOL }),
+              onConnectionEnd: (e) => status(g, `forward connection from ${e.from} ended: ${e.sent} bytes out, ${e.received} in${e.error ? ` (${e.error.message})` : ''}`),
+            });
+            status(g, `forwarding ${server.host}:${server.port} -> ${fwd.host}:${fwd.port} on ${call.peer}'s side; Ctrl-C hangs up`);
+            await call.ended;
+            await server.close();
+          } else {
+            const ch = await call.session.openChannel('chat');
+            const rl = createInterface({ input: process.stdin, terminal: false });
+            status(g, 'type a line and press Enter; Ctrl-D or Ctrl-C hangs up');
+            const r = await runChat(ch, rl, {
+              onLine: (from, text) => {
+                if (from === 'remote') process.stdout.write(`${call.peer}: ${sanitizeLine(text)}\n`);
+              },
+            });
+            rl.close();
+            status(g, r.ended === 'remote-bye' ? `${call.peer} hung up` : 'hung up');
+          }
+        } finally {
+          unhook();
+          call.hangup();
+          await call.ended;
+        }
+      } finally {
+        await agent.stop();
+      }
+    });
+
+  program
+    .command('send <who> <files...>')
+    .description('send files to a contact; their agent saves them (an interrupted transfer resumes)')
+    .action(async (who: string, files: string[]) => {
+      const g = globals();
+      const agent = await startCommandAgent(g);
+      try {
+        const call = await placeCall(g, agent, who, 'file');
+        const unhook = hangupOnSigint(g, call);
+        const bar = !g.quiet && process.stderr.isTTY
+          ? new cliProgress.SingleBar({ format: '{file} [{bar}] {percentage}% {value}/{total} B {rate} MB/s ETA {eta_formatted}', stream: process.stderr }, cliProgress.Presets.shades_classic)
+          : undefined;
+        let current = '';
+        try {
+          const ch = await call.session.openChannel('file');
+          const sent = await sendFiles(ch, files, {
+            onProgress: (p) => {
+              if (p.file !== current) {
+                bar?.stop();
+                current = p.file;
+                bar?.start(p.total, p.bytes, { file: p.file, rate: '0.0' });
+              }
+              bar?.update(p.bytes, { rate: (p.rate / 1e6).toFixed(1) });
+            },
+          });
+          bar?.stop();
+          if (g.json) printJson(sent);
+          else for (const s of sent) console.log(s.status === 'sent' ? `sent ${s.name} (${s.size} bytes, sha256 ${s.sha256.slice(0, 16)}...)${s.resumedFrom ? `, resumed at byte ${s.resumedFrom}` : ''}${s.savedAs && s.savedAs !== s.name ? `; saved as "${s.savedAs}"` : ''}` : `REFUSED ${s.name}: ${s.reason}`);
+          if (sent.some((s) => s.status !== 'sent')) process.exitCode = 1;
+        } finally {
+          bar?.stop();
+          unhook();
+          call.hangup();
+          await call.ended;
+        }
+      } finally {
+        await agent.stop();
+      }
+    });
+
+  program
+    .command('listen')
+    .description('wait for one call from a contact and answer it here (like `nc -l`), whatever your answer policy says')
+    .option('--pipe', 'expect a pipe: the call is connected to stdin/stdout')
+    .option('--dir <dir>', 'where files sent to this listener are saved', '.')
+    .action(async (o) => {
+      const g = globals();
+      let resolveCall!: (c: ActiveCall) => void;
+      const got = new Promise<ActiveCall>((r) => (resolveCall = r));
+      const account = await openAccount(g);
+      const agent = new Agent({
+        account,
+        forceAnswer: true,
+        onIncoming: async (call) => {
+          resolveCall(call);
+          await call.ended;
+        },
+        onEvent: (e) => {
+          if (e.type === 'ringing') e.call.accept();
+          if (e.type === 'mail-rejected') status(g, `ignored a mail from ${e.from ?? 'somebody'}: ${e.reason}`);
+          if (e.type === 'state' && e.direction === 'in' && e.state === 'offer-received') status(g, `call from ${e.peer}...`);
+        },
+      });
+      agent.start();
+      status(g, `waiting for a call to ${account.email} (Ctrl-C stops)...`);
+      const stop = new Promise<'stop'>((r) => process.once('SIGINT', () => r('stop')));
+      try {
+        const call = await Promise.race([got, stop]);
+        if (call === 'stop') return;
+        status(g, `connected to ${call.peer} via ${call.pair.local} <-> ${call.pair.remote}`);
+        const unhook = hangupOnSigint(g, call);
+        try {
+          if (o.pipe && call.purpose !== 'pipe') status(g, `note: ${call.peer} called for ${call.purpose}, not a pipe`);
+          const ch = await new Promise<Channel>((resolve) => call.session.onChannel((c) => c.label === call.purpose && resolve(c)));
+          if (call.purpose === 'pipe') {
+            const r = await runPipe(ch, process.stdin, process.stdout, { endOutput: false });
+            status(g, `pipe closed: ${r.sent} bytes sent, ${r.received} received`);
+          } else if (call.purpose === 'file') {
+            const got = await receiveFiles(ch, { dir: path.resolve(o.dir) });
+            for (const f of got) console.log(f.status === 'saved' ? `saved ${f.path}` : `refused ${f.name}: ${f.reason}`);
+          } else {
+            const rl = createInterface({ input: process.stdin, terminal: false });
+            await runChat(ch, rl, { onLine: (from, text) => from === 'remote' && process.stdout.write(`${call.peer}: ${sanitizeLine(text)}\n`) });
+            rl.close();
+          }
+        } finally {
+          unhook();
+          call.hangup();
+          await call.ended;
+        }
+      } finally {
+        await agent.stop();
+      }
+    });
+}

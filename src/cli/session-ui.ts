@@ -1,0 +1,75 @@
+/** Shared by the commands that hold a call in the terminal: progress lines, Ctrl-C, the agent around the call. */
+import { openAccount } from '../api/open.js';
+import { Agent, type AgentEvent } from '../agent/agent.js';
+import type { ActiveCall, CallOptions, Purpose } from '../agent/phone.js';
+import { status, type GlobalOptions } from './output.js';
+
+const STATE_LINES: Record<string, string> = {
+  gathering: 'gathering addresses...',
+  'offer-queued': 'offer queued...',
+  'offer-sent': 'offer sent by mail; ringing...',
+  connecting: 'answer received; connecting...',
+};
+
+/** Starts a private agent for this command (refusing other incoming calls as busy). */
+export async function startCommandAgent(g: GlobalOptions, opts: { forceAnswer?: boolean; onEvent?: (e: AgentEvent) => void } = {}): Promise<Agent> {
+  const account = await openAccount(g);
+  const agent = new Agent({
+    account,
+    ...(opts.forceAnswer ? { forceAnswer: true } : { refuseIncoming: true }),
+    onEvent: (e) => {
+      if (e.type === 'disconnected') status(g, `mailbox connection lost (${e.error.message}); retrying in ${Math.round(e.retryInMs / 1000)} s...`);
+      if (e.type === 'send-retry') status(g, `mail not sent yet (${e.error.message}); retrying in ${Math.round(e.retryInMs / 1000)} s...`);
+      if (e.type === 'send-failed') status(g, `mail refused: ${e.error.message}`);
+      opts.onEvent?.(e);
+    },
+  });
+  agent.start();
+  return agent;
+}
+
+/** Places a call with progress lines; Ctrl-C while it rings cancels it (a cancel mail goes out). */
+export async function placeCall(g: GlobalOptions, agent: Agent, who: string, purpose: Purpose, extra: Partial<CallOptions> = {}): Promise<ActiveCall> {
+  const ac = new AbortController();
+  const onSigint = () => {
+    status(g, '\ncancelling...');
+    ac.abort();
+  };
+  process.once('SIGINT', onSigint);
+  const started = Date.now();
+  const ticker = setInterval(() => {
+    if (!g.quiet && process.stderr.isTTY) process.stderr.write(`\r  waiting ${Math.round((Date.now() - started) / 1000)} s (Ctrl-C cancels)`);
+  }, 1000);
+  ticker.unref();
+  try {
+    status(g, `calling ${who}...`);
+    const call = await agent.call(who, {
+      purpose,
+      signal: ac.signal,
+      onProgress: (p) => {
+        const line = STATE_LINES[p.state];
+        if (line) {
+          if (process.stderr.isTTY && !g.quiet) process.stderr.write('\r\x1b[K');
+          status(g, line);
+        }
+      },
+      ...extra,
+    });
+    if (process.stderr.isTTY && !g.quiet) process.stderr.write('\r\x1b[K');
+    status(g, `connected to ${call.peer} via ${call.pair.local} <-> ${call.pair.remote} in ${call.setupMs} ms`);
+    return call;
+  } finally {
+    clearInterval(ticker);
+    process.off('SIGINT', onSigint);
+  }
+}
+
+/** Ctrl-C during a connected call hangs up. */
+export function hangupOnSigint(g: GlobalOptions, call: ActiveCall): () => void {
+  const onSigint = () => {
+    status(g, '\nhanging up...');
+    call.hangup();
+  };
+  process.once('SIGINT', onSigint);
+  return () => process.off('SIGINT', onSigint);
+}
