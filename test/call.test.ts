@@ -6,7 +6,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
-import { Readable } from 'node:stream';
+import dgram from 'node:dgram';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureMailServers } from './harness/system.js';
 import { startMailStack, type MailStack } from './harness/mail-stack.js';
@@ -21,6 +21,7 @@ let stack: MailStack;
 let dir: string;
 let alice: Peer;
 let hitoshi: Peer;
+let carol: Peer;
 
 async function agentOf(peer: Peer, extra: Partial<ConstructorParameters<typeof Agent>[0]> = {}): Promise<{ agent: Agent; events: AgentEvent[] }> {
   const events: AgentEvent[] = [];
@@ -36,10 +37,11 @@ function endedStates(events: AgentEvent[], direction: 'in' | 'out'): string[][] 
 
 beforeAll(async () => {
   ensureMailServers();
-  stack = await startMailStack({ users: ['alice', 'hitoshi'] });
+  stack = await startMailStack({ users: ['alice', 'hitoshi', 'carol'] });
   dir = await tempDir('call');
   alice = await makePeer(stack, 'alice', dir, { ringSeconds: 20 });
   hitoshi = await makePeer(stack, 'hitoshi', dir, { answer: 'auto-answer', ringSeconds: 20 });
+  carol = await makePeer(stack, 'carol', dir);
   await introduce(alice, hitoshi);
 }, 120_000);
 
@@ -114,8 +116,8 @@ describe('calls that do not connect', () => {
   it('hitoshi declines: alice hears "declined", both logs say so', async () => {
     const h = await agentOf(hitoshi, {});
     const acc = h.agent.account;
+    // hitoshi wants to be asked for alice's calls: it rings, he declines
     await acc.contacts.update(alice.email, (c) => (c.answer = 'ring'));
-    h.agent.phone; // ring, then decline from the "terminal"
     const a = await agentOf(alice);
     try {
       const ringing = waitFor('ringing', () => h.events.find((e): e is Extract<AgentEvent, { type: 'ringing' }> => e.type === 'ringing'));
@@ -129,6 +131,158 @@ describe('calls that do not connect', () => {
     } finally {
       await acc.contacts.update(alice.email, (c) => delete c.answer);
       await a.agent.stop();
+      await h.agent.stop();
+    }
+  });
+});
+
+describe('more ways a call ends', () => {
+  it('alice cancels while it rings: hitoshi sees a missed call', async () => {
+    const h = await agentOf(hitoshi);
+    await h.agent.account.contacts.update(alice.email, (c) => (c.answer = 'ring'));
+    const a = await agentOf(alice);
+    try {
+      const ac = new AbortController();
+      const calling = a.agent.call('hitoshi', { signal: ac.signal }).catch((e) => e);
+      await waitFor('ringing', () => h.events.some((e) => e.type === 'ringing'));
+      ac.abort();
+      expect(isPeerdialError(await calling, 'CALL_CANCELLED')).toBe(true);
+      expect(endedStates(a.events, 'out')[0]).toEqual(['gathering', 'offer-queued', 'offer-sent', 'cancelled']);
+      await waitFor('the cancel mail reaches hitoshi', () => endedStates(h.events, 'in').length > 0);
+      expect(endedStates(h.events, 'in')[0]).toEqual(['offer-received', 'ringing', 'missed']);
+      const log = await h.agent.account.calls.list();
+      expect(log.at(-1)).toMatchObject({ direction: 'in', peer: alice.email, outcome: 'missed' });
+    } finally {
+      await h.agent.account.contacts.update(alice.email, (c) => delete c.answer);
+      await a.agent.stop();
+      await h.agent.stop();
+    }
+  });
+
+  it('hitoshi is busy: he takes one call at a time and is already in one', async () => {
+    const h = await agentOf(hitoshi, { onIncoming: async (call) => void (await call.ended) });
+    h.agent.account.config.singleCall = true;
+    const a = await agentOf(alice);
+    try {
+      const first = await a.agent.call('hitoshi');
+      const second = await a.agent.call('hitoshi').catch((e) => e);
+      expect(isPeerdialError(second, 'CALL_BUSY')).toBe(true);
+      expect(endedStates(a.events, 'out')[0]).toEqual(['gathering', 'offer-queued', 'offer-sent', 'busy']);
+      await waitFor('callee side ended', () => endedStates(h.events, 'in').length > 0);
+      expect(endedStates(h.events, 'in')[0]).toEqual(['offer-received', 'busy']);
+      first.hangup();
+      await first.ended;
+    } finally {
+      h.agent.account.config.singleCall = false;
+      await a.agent.stop();
+      await h.agent.stop();
+    }
+  });
+
+  it("hitoshi hangs up: alice's side ends by the channel, without waiting for mail", async () => {
+    const h = await agentOf(hitoshi, {
+      onIncoming: async (call) => {
+        await new Promise((r) => setTimeout(r, 200));
+        call.hangup();
+      },
+    });
+    const a = await agentOf(alice);
+    try {
+      const call = await a.agent.call('hitoshi');
+      expect(await call.ended).toBe('closed');
+      expect(endedStates(a.events, 'out')[0]).toEqual(['gathering', 'offer-queued', 'offer-sent', 'connecting', 'connected', 'closed']);
+      const log = await a.agent.account.calls.list();
+      expect(log.at(-1)).toMatchObject({ outcome: 'hung-up', detail: 'by the callee' });
+      await waitFor('callee ended', () => endedStates(h.events, 'in').length > 0);
+      expect(endedStates(h.events, 'in')[0]).toEqual(['offer-received', 'answering', 'answer-queued', 'connecting', 'connected', 'closed']);
+    } finally {
+      await a.agent.stop();
+      await h.agent.stop();
+    }
+  });
+});
+
+describe('offers that must not lead to a connection', () => {
+  /** A UDP socket standing in for the caller's address: it must never see a packet. */
+  async function decoy(): Promise<{ port: number; packets: () => number; close: () => void }> {
+    const sock = dgram.createSocket('udp4');
+    let n = 0;
+    sock.on('message', () => n++);
+    await new Promise<void>((r) => sock.bind(0, '127.0.0.1', r));
+    return { port: sock.address().port, packets: () => n, close: () => sock.close() };
+  }
+
+  async function offerFrom(peer: Peer, to: string, port: number): Promise<void> {
+    const { Session } = await import('../src/session/index.js');
+    const { session, sdp } = await Session.createOffer({ ice: { iceServers: [], bindAddress: '127.0.0.1' } });
+    session.close('only its SDP is needed');
+    // every candidate now points at the decoy
+    const decoySdp = sdp.replace(/(a=candidate:\S+ \d+ UDP \d+ 127\.0\.0\.1 )\d+/g, `$1${port}`);
+    expect(decoySdp).toContain(` ${port} typ host`);
+    const acc = await peer.open();
+    await acc.queue({ kind: 'offer', to, sdp: decoySdp, purpose: 'chat' });
+    const { flushOutbox } = await import('../src/api/mail.js');
+    expect((await flushOutbox(acc)).sent).toBe(1);
+  }
+
+  it('a blocked caller: no packet goes to its addresses, and the log says why', async () => {
+    const h = await agentOf(hitoshi);
+    await h.agent.account.contacts.update(alice.email, (c) => (c.blocked = true));
+    const d = await decoy();
+    try {
+      await offerFrom(alice, hitoshi.email, d.port);
+      const rejected = await waitFor('rejection', () => h.events.find((e) => e.type === 'mail-rejected'));
+      expect(rejected).toMatchObject({ from: alice.email, reason: 'blocked-sender' });
+      await new Promise((r) => setTimeout(r, 1500));
+      expect(d.packets()).toBe(0);
+      expect(h.events.some((e) => e.type === 'state' && e.direction === 'in')).toBe(false);
+      const log = await h.agent.account.calls.list();
+      expect(log.at(-1)).toMatchObject({ peer: alice.email, outcome: 'rejected' });
+      expect(log.at(-1)!.detail).toContain('blocked');
+    } finally {
+      d.close();
+      await h.agent.account.contacts.update(alice.email, (c) => (c.blocked = false));
+      await h.agent.stop();
+    }
+  });
+
+  it('an unknown caller while only contacts may call: no packet, logged with the reason', async () => {
+    const h = await agentOf(hitoshi);
+    const d = await decoy();
+    try {
+      await offerFrom(carol, hitoshi.email, d.port);
+      const rejected = await waitFor('rejection', () => h.events.find((e) => e.type === 'mail-rejected'));
+      expect(rejected).toMatchObject({ from: carol.email, reason: 'unknown-sender' });
+      await new Promise((r) => setTimeout(r, 1500));
+      expect(d.packets()).toBe(0);
+      const log = await h.agent.account.calls.list();
+      expect(log.at(-1)).toMatchObject({ peer: carol.email, outcome: 'rejected' });
+    } finally {
+      d.close();
+      await h.agent.stop();
+    }
+  });
+});
+
+describe('hitoshi is offline', () => {
+  it("alice's call times out with a clear message; hitoshi's agent, started later, logs a missed call and does not connect", async () => {
+    const a = await agentOf(alice);
+    let err: unknown;
+    try {
+      err = await a.agent.call('hitoshi', { ringSeconds: 5 }).catch((e) => e);
+    } finally {
+      await a.agent.stop();
+    }
+    expect(isPeerdialError(err, 'CALL_TIMEOUT')).toBe(true);
+    expect((err as Error).message).toContain('did not answer');
+    expect((err as { hint?: string }).hint).toContain('offline');
+    expect(endedStates(a.events, 'out')[0]).toEqual(['gathering', 'offer-queued', 'offer-sent', 'timed-out']);
+    const h = await agentOf(hitoshi);
+    try {
+      await waitFor('missed call logged', async () => (await h.agent.account.calls.list()).find((e) => e.outcome === 'missed' && e.peer === alice.email && e.detail?.includes('expired')));
+      expect(h.events.some((e) => e.type === 'connected' && 'call' in e)).toBe(false);
+      expect(h.events.some((e) => e.type === 'state' && e.state === 'answering')).toBe(false);
+    } finally {
       await h.agent.stop();
     }
   });

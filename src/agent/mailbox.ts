@@ -127,7 +127,7 @@ export class OutboxLoop {
       while (!signal.aborted) {
         const seen = this.pokes;
         const r = await this.sender.drain().catch(() => ({ nextDue: new Date(Date.now() + 5000) }) as DrainResult);
-        if (this.pokes !== seen) continue;
+        if (this.pokes !== seen || signal.aborted) continue;
         const wait = r.nextDue ? Math.max(50, r.nextDue.getTime() - Date.now()) : 3_600_000;
         await new Promise<void>((resolve) => {
           const t = setTimeout(resolve, wait);

@@ -75,8 +75,8 @@ export interface MailStack {
   stopImap(): Promise<void>;
   /** Starts Dovecot again: same ports, same mail; asks Postfix to retry queued mail. */
   startImap(): Promise<void>;
-  /** From now on Postfix accepts submitted mail but keeps it in its hold queue. */
-  holdDelivery(): Promise<void>;
+  /** From now on Postfix accepts submitted mail (all, or only mail from `from`) but keeps it in its hold queue. */
+  holdDelivery(opts?: { from?: string }): Promise<void>;
   /** Stops holding and delivers everything queued now; resolves once the queue is empty. */
   releaseDelivery(): Promise<void>;
   /** Number of messages in Postfix's queues (incoming, active, deferred, hold). */
@@ -629,8 +629,8 @@ smtpd_sasl_type = dovecot
 smtpd_sasl_path = ${l.authRun}/auth-postfix
 smtpd_sasl_auth_enable = no
 smtpd_relay_restrictions = permit_sasl_authenticated, reject_unauth_destination
-# holdDelivery(): the table maps 127.0.0.1 to HOLD (hash tables are re-read by new smtpd processes)
-smtpd_recipient_restrictions = check_client_access hash:${l.holdMap}
+# holdDelivery(): the table maps 127.0.0.1 (or one sender address) to HOLD (hash tables are re-read by new smtpd processes)
+smtpd_recipient_restrictions = check_client_access hash:${l.holdMap}, check_sender_access hash:${l.holdMap}
 `;
 }
 
@@ -833,8 +833,8 @@ async function startOnce(names: string[], domain: string): Promise<MailStack> {
     postfixMaster = undefined;
   };
 
-  const writeHold = async (hold: boolean): Promise<void> => {
-    await writeFile(l.holdMap, hold ? '127.0.0.1 HOLD held by the test harness (holdDelivery)\n' : '');
+  const writeHold = async (hold: boolean, from?: string): Promise<void> => {
+    await writeFile(l.holdMap, hold ? `${from ?? '127.0.0.1'} HOLD held by the test harness (holdDelivery)\n` : '');
     await runOk(POSTMAP, ['-c', l.postfixConf, `hash:${l.holdMap}`], 'postmap of the hold table', logHint);
     // Postfix notices changed tables by mtime (whole seconds): give every
     // version its own, distinct mtime so a hold/release within one second is seen.
@@ -972,8 +972,8 @@ async function startOnce(names: string[], domain: string): Promise<MailStack> {
         // Mail deferred while Dovecot was away: deliver it now, not at the next retry.
         await flushQueue();
       },
-      async holdDelivery() {
-        await writeHold(true);
+      async holdDelivery(opts?: { from?: string }) {
+        await writeHold(true, opts?.from);
       },
       async releaseDelivery() {
         trace(t0, 'postfix config written');
