@@ -461,9 +461,13 @@ export class Phone {
     this.emit({ type: 'ended', callId: rec.callId, direction: rec.direction, peer: rec.peer, state, ...(rec.detail ? { detail: rec.detail } : {}), states: [...rec.m.history] });
     rec.endedResolve(state);
     // keep ended calls for duplicates of their mail for a while, then forget them
-    this.timers.after(10 * 60_000, () => {
-      if (this.calls.get(rec.callId) === rec) this.calls.delete(rec.callId);
-    });
+    this.timers.after(
+      10 * 60_000,
+      () => {
+        if (this.calls.get(rec.callId) === rec) this.calls.delete(rec.callId);
+      },
+      { weak: true },
+    );
   }
 
   private state(rec: OutgoingRecord | IncomingRecord): void {

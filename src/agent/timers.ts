@@ -1,14 +1,18 @@
 /** The clock the call machines run on; tests pass a fake one. */
 export interface Timers {
   now(): Date;
-  /** Calls `fn` after `ms`; returns a function that cancels it. */
-  after(ms: number, fn: () => void): () => void;
+  /**
+   * Calls `fn` after `ms`; returns a function that cancels it. A `weak`
+   * timer (housekeeping) does not keep the process alive.
+   */
+  after(ms: number, fn: () => void, opts?: { weak?: boolean }): () => void;
 }
 
 export const realTimers: Timers = {
   now: () => new Date(),
-  after: (ms, fn) => {
+  after: (ms, fn, opts) => {
     const t = setTimeout(fn, ms);
+    if (opts?.weak) t.unref();
     return () => clearTimeout(t);
   },
 };

@@ -11,8 +11,9 @@ import * as addressCmd from './address.js';
 import * as mailCmd from './mail.js';
 import * as callCmd from './call.js';
 import * as agentCmd from './agent.js';
+import * as demoCmd from './demo.js';
 
-const COMMANDS = [initCmd, contactsCmd, addressCmd, mailCmd, callCmd, agentCmd];
+const COMMANDS = [initCmd, contactsCmd, addressCmd, mailCmd, callCmd, agentCmd, demoCmd];
 
 export function buildProgram(): Command {
   const program = new Command();
