@@ -15,6 +15,7 @@ import type { Channel, IceConfig } from '../session/types.js';
 import { shutdownSessions } from '../session/index.js';
 import { receiveFiles, runChat, runPipe, serveForward, allowTargets, FORWARD_PROTOCOL } from '../carriers/index.js';
 import { expandHome } from '../store/paths.js';
+import { serveControl, type ControlClient, type ControlServer } from './control.js';
 
 export function iceFromConfig(account: Account): IceConfig {
   const ice = account.config.ice;
@@ -40,6 +41,12 @@ export interface AgentOptions {
   forwardAllow?: string[];
   connectTimeoutMs?: number;
   calleeConnectTimeoutMs?: number;
+  /**
+   * 'serve': this is THE agent of the account; it opens the control socket.
+   * A ControlClient: a running agent owns the mailbox and the outbox; this
+   * one only places calls through it.
+   */
+  control?: 'serve' | ControlClient;
 }
 
 /** Waits for the peer to open a channel with this label. */
@@ -57,17 +64,26 @@ export class Agent {
   private readonly ac = new AbortController();
   private watching?: Promise<void>;
   private carrying = new Set<Promise<void>>();
+  private control?: ControlServer;
+  private readonly remote?: ControlClient;
 
   constructor(private readonly o: AgentOptions) {
     const emit = (e: AgentEvent) => o.onEvent?.(e);
+    if (o.control && o.control !== 'serve') this.remote = o.control;
+    const remote = this.remote;
     this.outbox = new OutboxLoop(o.account, (e) => {
-      if (e.type === 'sent') this.phone.mailSent(e.messageId);
+      if (e.type === 'sent') {
+        this.phone.mailSent(e.messageId);
+        this.control?.sent(e.messageId);
+      }
       emit(e);
     });
     this.phone = new Phone({
       account: o.account,
       ice: iceFromConfig(o.account),
-      send: () => this.outbox.poke(),
+      send: () => (remote ? remote.poke() : this.outbox.poke()),
+      ...(remote ? { onCallPlaced: (callId: string) => remote.subscribe(callId) } : {}),
+      elsewhere: (msg, messageId) => this.control?.deliver(msg, messageId) ?? false,
       ...(o.timers ? { timers: o.timers } : {}),
       ...(o.forceAnswer ? { forceAnswer: true } : {}),
       ...(o.refuseIncoming ? { refuseIncoming: true } : {}),
@@ -84,8 +100,18 @@ export class Agent {
     return this.o.account;
   }
 
-  /** Starts watching the inbox and draining the outbox. */
+  /** True when a running agent owns the mailbox and this one only places calls through it. */
+  get viaRunningAgent(): boolean {
+    return this.remote !== undefined;
+  }
+
+  /** Starts watching the inbox and draining the outbox (or listening to the running agent). */
   start(): void {
+    if (this.remote) {
+      this.remote.onMail((msg, id) => void this.phone.handleVerified(msg, id));
+      this.remote.onSent((id) => this.phone.mailSent(id));
+      return;
+    }
     this.outbox.start(this.ac.signal);
     this.watching = watchInbox(this.o.account, {
       signal: this.ac.signal,
@@ -155,10 +181,22 @@ export class Agent {
     call.hangup();
   }
 
+  /** Opens the control socket (`peerdial agent`); fails when another agent of the account runs. */
+  async serveControl(): Promise<void> {
+    this.control = await serveControl({ stateDir: this.o.account.stateDir, email: this.o.account.email, poke: () => this.outbox.poke() });
+  }
+
   /** Cancels ringing calls, hangs up the others, flushes the outbox, stops watching. */
   async stop(): Promise<void> {
     await this.phone.shutdown();
     await Promise.allSettled([...this.carrying]);
+    if (this.remote) {
+      this.remote.poke();
+      this.remote.close();
+      shutdownSessions();
+      return;
+    }
+    await this.control?.close();
     this.ac.abort();
     await this.outbox.stop();
     await this.watching;

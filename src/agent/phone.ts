@@ -70,6 +70,10 @@ export interface PhoneOptions {
   onEvent?: (e: PhoneEvent) => void;
   /** `peerdial listen`: answer calls from allowed callers whatever the answer mode says. */
   forceAnswer?: boolean;
+  /** A call was placed (before its offer is queued): for subscriptions at a running agent. */
+  onCallPlaced?: (callId: string) => void;
+  /** Offered a verified message for a call this phone does not know; true when somebody took it. */
+  elsewhere?: (msg: PeerdialMessage, messageId: string) => boolean;
   /** Answer every incoming offer "busy" (a `peerdial call` process that is not the agent). */
   refuseIncoming?: boolean;
   /** Longest wait from answer to channel open, on either side (default 30 s after the answer arrives / 3 min for the callee). */
@@ -179,6 +183,7 @@ export class Phone {
       ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
     };
     this.calls.set(callId, rec);
+    this.o.onCallPlaced?.(callId);
     this.state(rec);
     const onAbort = () => this.feed(rec, { type: 'user-cancel' });
     opts.signal?.addEventListener('abort', onAbort, { once: true });
@@ -220,8 +225,11 @@ export class Phone {
       }
       return;
     }
-    const msg = v.parsed.message;
-    const messageId = v.parsed.messageId;
+    await this.handleVerified(v.parsed.message, v.parsed.messageId);
+  }
+
+  /** A verified message, from this process's watcher or from the agent over its control socket. */
+  async handleVerified(msg: PeerdialMessage, messageId: string): Promise<void> {
     switch (msg.kind) {
       case 'offer':
         return this.incomingOffer(msg, messageId);
@@ -231,6 +239,8 @@ export class Phone {
       case 'cancel': {
         const rec = this.calls.get(msg.callId);
         if (!rec || rec.peer !== msg.from) {
+          // A call placed by another process of this account (`peerdial call` beside the agent)?
+          if (this.o.elsewhere?.(msg, messageId)) return;
           this.emit({ type: 'mail-rejected', from: msg.from, reason: 'unknown-call', detail: `${msg.kind} for a call that is not ours (${msg.callId})` });
           return;
         }

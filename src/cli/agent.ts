@@ -72,7 +72,8 @@ queued mail is sent first.`)
         const line = describeEvent(e);
         if (line) process.stdout.write(`${new Date().toISOString()} ${line}\n`);
       };
-      const agent = new Agent({ account, onEvent: log });
+      const agent = new Agent({ account, onEvent: log, control: 'serve' });
+      await agent.serveControl();
       agent.start();
       process.stdout.write(`${new Date().toISOString()} agent for ${account.email} started (who may call: ${account.config.whoMayCall}, answer: ${account.config.answer})\n`);
       await new Promise<void>((resolve) => {

@@ -4,6 +4,7 @@ import type { Channel } from '../session/types.js';
 import type { ActiveCall } from '../agent/phone.js';
 import { Agent } from '../agent/agent.js';
 import { openAccount } from '../api/open.js';
+import { connectControl } from '../agent/control.js';
 import { Option, type Command } from 'commander';
 import cliProgress from 'cli-progress';
 import { PeerdialError } from '../errors.js';
@@ -128,6 +129,13 @@ The offer travels by mail, so the first ring can take as long as your mail does.
       let resolveCall!: (c: ActiveCall) => void;
       const got = new Promise<ActiveCall>((r) => (resolveCall = r));
       const account = await openAccount(g);
+      const running = await connectControl(account.stateDir);
+      if (running) {
+        running.close();
+        throw new PeerdialError('USAGE', `The agent of ${account.email} (pid ${running.pid}) answers calls for this account.`, {
+          hint: 'Let it answer (its policy decides), or stop it while you listen here.',
+        });
+      }
       const agent = new Agent({
         account,
         forceAnswer: true,

@@ -3,6 +3,7 @@ import { openAccount } from '../api/open.js';
 import { Agent, type AgentEvent } from '../agent/agent.js';
 import type { ActiveCall, CallOptions, Purpose } from '../agent/phone.js';
 import { status, type GlobalOptions } from './output.js';
+import { connectControl } from '../agent/control.js';
 
 const STATE_LINES: Record<string, string> = {
   gathering: 'gathering addresses...',
@@ -14,8 +15,12 @@ const STATE_LINES: Record<string, string> = {
 /** Starts a private agent for this command (refusing other incoming calls as busy). */
 export async function startCommandAgent(g: GlobalOptions, opts: { forceAnswer?: boolean; onEvent?: (e: AgentEvent) => void } = {}): Promise<Agent> {
   const account = await openAccount(g);
+  // A running agent owns the mailbox: place the call through it instead of racing it.
+  const running = opts.forceAnswer ? undefined : await connectControl(account.stateDir);
+  if (running) status(g, `using the running agent of ${running.email} (pid ${running.pid})`);
   const agent = new Agent({
     account,
+    ...(running ? { control: running } : {}),
     ...(opts.forceAnswer ? { forceAnswer: true } : { refuseIncoming: true }),
     onEvent: (e) => {
       if (e.type === 'disconnected') status(g, `mailbox connection lost (${e.error.message}); retrying in ${Math.round(e.retryInMs / 1000)} s...`);

@@ -1,0 +1,160 @@
+/**
+ * The agent's control socket: a Unix socket in the account's state dir
+ * (0600) that lets `peerdial call`, `send` and `listen` work beside a
+ * running agent instead of racing it for the mailbox. Only the agent
+ * watches the INBOX and drains the outbox; a command that places a call
+ *   - queues its mail in the shared outbox and says `poke` (send now),
+ *   - says `subscribe CALLID`, and the agent forwards every verified mail
+ *     of that call and the "sent" notice of its mail.
+ * One JSON object per line each way.
+ */
+import net from 'node:net';
+import path from 'node:path';
+import { promises as fs } from 'node:fs';
+import { PeerdialError } from '../errors.js';
+import type { PeerdialMessage } from '../wire/message.js';
+
+export function controlSocketPath(stateDir: string): string {
+  return path.join(stateDir, 'agent.sock');
+}
+
+type ClientMsg = { op: 'hello' } | { op: 'poke' } | { op: 'subscribe'; callId: string } | { op: 'unsubscribe'; callId: string };
+type ServerMsg =
+  | { ev: 'hello'; email: string; pid: number }
+  | { ev: 'mail'; message: PeerdialMessage; messageId: string }
+  | { ev: 'sent'; messageId: string };
+
+function lines(sock: net.Socket, onLine: (v: unknown) => void): void {
+  let buf = '';
+  sock.setEncoding('utf8');
+  sock.on('data', (d: string) => {
+    buf += d;
+    if (buf.length > 4 * 1024 * 1024) {
+      sock.destroy();
+      return;
+    }
+    let i;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, i);
+      buf = buf.slice(i + 1);
+      try {
+        onLine(JSON.parse(line));
+      } catch {
+        // a bad line from a local client is ignored
+      }
+    }
+  });
+}
+
+export interface ControlServer {
+  /** Offers a verified mail of a call placed by a client; true when a client subscribed to it. */
+  deliver(msg: PeerdialMessage, messageId: string): boolean;
+  sent(messageId: string): void;
+  close(): Promise<void>;
+}
+
+export async function serveControl(opts: { stateDir: string; email: string; poke: () => void }): Promise<ControlServer> {
+  const file = controlSocketPath(opts.stateDir);
+  const existing = await connectRaw(file).catch(() => undefined);
+  if (existing) {
+    existing.destroy();
+    throw new PeerdialError('USAGE', `An agent for ${opts.email} is already running (${file}).`, {
+      hint: 'Stop it first (peerdial service stop, or kill it), or just use it: peerdial call talks to it.',
+    });
+  }
+  await fs.rm(file, { force: true });
+  const clients = new Set<net.Socket>();
+  const subs = new Map<string, net.Socket>();
+  const server = net.createServer((sock) => {
+    clients.add(sock);
+    sock.on('error', () => undefined);
+    sock.on('close', () => {
+      clients.delete(sock);
+      for (const [id, s] of subs) if (s === sock) subs.delete(id);
+    });
+    lines(sock, (v) => {
+      const m = v as ClientMsg;
+      if (m.op === 'hello') sock.write(JSON.stringify({ ev: 'hello', email: opts.email, pid: process.pid } satisfies ServerMsg) + '\n');
+      else if (m.op === 'poke') opts.poke();
+      else if (m.op === 'subscribe' && typeof m.callId === 'string') subs.set(m.callId, sock);
+      else if (m.op === 'unsubscribe') subs.delete(m.callId);
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(file, () => resolve());
+  });
+  await fs.chmod(file, 0o600);
+  return {
+    deliver(msg, messageId) {
+      const sock = subs.get(msg.callId);
+      if (!sock) return false;
+      sock.write(JSON.stringify({ ev: 'mail', message: msg, messageId } satisfies ServerMsg) + '\n');
+      return true;
+    },
+    sent(messageId) {
+      for (const c of clients) c.write(JSON.stringify({ ev: 'sent', messageId } satisfies ServerMsg) + '\n');
+    },
+    async close() {
+      for (const c of clients) c.destroy();
+      await new Promise<void>((r) => server.close(() => r()));
+      await fs.rm(file, { force: true });
+    },
+  };
+}
+
+function connectRaw(file: string): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect(file);
+    sock.once('connect', () => resolve(sock));
+    sock.once('error', reject);
+  });
+}
+
+export interface ControlClient {
+  email: string;
+  pid: number;
+  poke(): void;
+  subscribe(callId: string): void;
+  onMail(cb: (msg: PeerdialMessage, messageId: string) => void): void;
+  onSent(cb: (messageId: string) => void): void;
+  close(): void;
+}
+
+/** Connects to a running agent of this account; undefined when none runs. */
+export async function connectControl(stateDir: string, timeoutMs = 2000): Promise<ControlClient | undefined> {
+  let sock: net.Socket;
+  try {
+    sock = await connectRaw(controlSocketPath(stateDir));
+  } catch {
+    return undefined;
+  }
+  sock.on('error', () => undefined);
+  const mailCbs: ((m: PeerdialMessage, id: string) => void)[] = [];
+  const sentCbs: ((id: string) => void)[] = [];
+  const hello = await new Promise<{ email: string; pid: number } | undefined>((resolve) => {
+    const t = setTimeout(() => resolve(undefined), timeoutMs);
+    lines(sock, (v) => {
+      const m = v as ServerMsg;
+      if (m.ev === 'hello') {
+        clearTimeout(t);
+        resolve({ email: m.email, pid: m.pid });
+      } else if (m.ev === 'mail') mailCbs.forEach((cb) => cb(m.message, m.messageId));
+      else if (m.ev === 'sent') sentCbs.forEach((cb) => cb(m.messageId));
+    });
+    sock.write(JSON.stringify({ op: 'hello' } satisfies ClientMsg) + '\n');
+  });
+  if (!hello) {
+    sock.destroy();
+    return undefined;
+  }
+  const send = (m: ClientMsg) => sock.writable && sock.write(JSON.stringify(m) + '\n');
+  return {
+    ...hello,
+    poke: () => send({ op: 'poke' }),
+    subscribe: (callId) => send({ op: 'subscribe', callId }),
+    onMail: (cb) => void mailCbs.push(cb),
+    onSent: (cb) => void sentCbs.push(cb),
+    close: () => sock.end(),
+  };
+}
