@@ -1,0 +1,211 @@
+/**
+ * A test call between two sites of a network made by netns.ts: one peer
+ * process per side (test/harness/netns-peer.mjs, running the compiled
+ * library in the site's host namespace), SDP carried by this process instead
+ * of mail.
+ */
+import type { ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import type { Network, Site } from './netns.js';
+
+const PEER_SCRIPT = 'test/harness/netns-peer.mjs';
+
+export interface PeerEvent {
+  type: string;
+  [key: string]: unknown;
+}
+
+export class PeerProcess {
+  readonly events: PeerEvent[] = [];
+  readonly stderr: string[] = [];
+  readonly #child: ChildProcess;
+  #waiters: Array<() => void> = [];
+  #exited = false;
+
+  constructor(child: ChildProcess) {
+    this.#child = child;
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      let ev: PeerEvent;
+      try {
+        ev = JSON.parse(line) as PeerEvent;
+      } catch {
+        ev = { type: 'stdout', line };
+      }
+      this.events.push(ev);
+      for (const w of this.#waiters.splice(0)) w();
+    });
+    child.stderr!.on('data', (d: Buffer) => {
+      if (this.stderr.length < 200) this.stderr.push(d.toString('utf8'));
+    });
+    child.once('exit', () => {
+      this.#exited = true;
+      for (const w of this.#waiters.splice(0)) w();
+    });
+  }
+
+  send(obj: unknown): void {
+    if (!this.#exited) this.#child.stdin!.write(`${JSON.stringify(obj)}\n`);
+  }
+
+  /** The first event of one of these types, or undefined after timeoutMs / exit. */
+  async waitFor(types: string[], timeoutMs: number): Promise<PeerEvent | undefined> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const ev = this.events.find((e) => types.includes(e.type));
+      if (ev) return ev;
+      if (this.#exited || Date.now() >= deadline) return undefined;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, Math.max(1, deadline - Date.now()));
+        this.#waiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+  }
+
+  /** Ask the peer to close; kill it if it has not exited within 3 s. */
+  async close(): Promise<void> {
+    this.send({ cmd: 'close' });
+    this.#child.stdin!.end();
+    const deadline = Date.now() + 3000;
+    while (!this.#exited && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+    if (!this.#exited) this.#child.kill('SIGKILL');
+  }
+
+  /** ICE/peer-connection state changes, as "t state" strings. */
+  timeline(): string[] {
+    return this.events
+      .filter((e) => e.type === 'progress' || e.type === 'connected' || e.type === 'failed' || e.type === 'mapping')
+      .map((e) => {
+        const ev = (e.event ?? {}) as Record<string, unknown>;
+        if (e.type === 'progress') {
+          if (ev.type === 'ice' || ev.type === 'state') return `${fmt(e.t)} ${String(ev.type)}=${String(ev.state)}`;
+          if (ev.type === 'gathered') return `${fmt(e.t)} gathered ${String(ev.candidates)}`;
+          return `${fmt(e.t)} ${String(ev.type)}`;
+        }
+        return `${fmt(e.t)} ${e.type}`;
+      });
+  }
+}
+
+function fmt(t: unknown): string {
+  return typeof t === 'number' ? `${(t / 1000).toFixed(1)}s` : '?';
+}
+
+export interface PeerOptions {
+  connectTimeoutMs?: number;
+  /** Ask the site's router for a NAT-PMP mapping and pin ICE to it (upnp sites). */
+  natpmp?: boolean;
+  /** Remove a=end-of-candidates from the offer before applying it (answerer). */
+  stripEndOfCandidates?: boolean;
+  /** Override the site's ICE servers. */
+  iceServers?: string[];
+}
+
+export function startPeer(net: Network, site: Site, role: 'offerer' | 'answerer', opts: PeerOptions = {}): PeerProcess {
+  if (!existsSync('dist/session/index.js')) {
+    throw new Error('the peers run the compiled library: run `npm run build` first (npm test does)');
+  }
+  const config = {
+    role,
+    ice: { iceServers: opts.iceServers ?? site.iceServers, bindAddress: site.bindAddress },
+    connectTimeoutMs: opts.connectTimeoutMs ?? 20_000,
+    natpmp: opts.natpmp && site.gateway ? { gateway: site.gateway } : undefined,
+    stripEndOfCandidates: opts.stripEndOfCandidates,
+  };
+  return new PeerProcess(net.spawnInNs(site.hostNs, [PEER_SCRIPT, JSON.stringify(config)]));
+}
+
+export interface CallResult {
+  caller: string;
+  callee: string;
+  connected: boolean;
+  /** ms from the answer being applied to "connected" on the caller. */
+  ms?: number;
+  /** Selected pair as seen by the callee (the caller's view is unreliable in libjuice). */
+  pair?: { local: string; remote: string };
+  echo?: boolean;
+  failure?: { side: 'caller' | 'callee'; code: string; message: string; hint?: string };
+  callerLog: string[];
+  calleeLog: string[];
+}
+
+export interface CallOptions {
+  /** Hold the answer back this long before the caller applies it. */
+  answerDelayMs?: number;
+  connectTimeoutMs?: number;
+  caller?: PeerOptions;
+  callee?: PeerOptions;
+}
+
+/** Place one call from `from` to `to` and report what happened. Never throws for a failed call. */
+export async function placeCall(net: Network, from: Site, to: Site, opts: CallOptions = {}): Promise<CallResult> {
+  const connectTimeoutMs = opts.connectTimeoutMs ?? 20_000;
+  const delay = opts.answerDelayMs ?? 0;
+  const caller = startPeer(net, from, 'offerer', {
+    connectTimeoutMs,
+    natpmp: from.kind === 'upnp',
+    ...opts.caller,
+  });
+  const callee = startPeer(net, to, 'answerer', {
+    connectTimeoutMs: connectTimeoutMs + delay,
+    natpmp: to.kind === 'upnp',
+    ...opts.callee,
+  });
+  const result: CallResult = { caller: from.name, callee: to.name, connected: false, callerLog: [], calleeLog: [] };
+  const setupFailure = (side: 'caller' | 'callee', p: PeerProcess, what: string) => {
+    const f = p.events.find((e) => e.type === 'failed');
+    result.failure = {
+      side,
+      code: String(f?.code ?? 'HARNESS'),
+      message: f ? String(f.message) : `${what}; stderr: ${p.stderr.join('').slice(-2000)}`,
+    };
+  };
+  try {
+    const offer = await caller.waitFor(['offer', 'failed'], 30_000);
+    if (offer?.type !== 'offer') {
+      setupFailure('caller', caller, 'no offer');
+      return result;
+    }
+    callee.send({ cmd: 'offer', sdp: offer.sdp });
+    const answer = await callee.waitFor(['answer', 'failed'], 30_000);
+    if (answer?.type !== 'answer') {
+      setupFailure('callee', callee, 'no answer');
+      return result;
+    }
+    if (delay > 0) await new Promise((r) => setTimeout(r, delay));
+    caller.send({ cmd: 'answer', sdp: answer.sdp });
+    const [a, b] = await Promise.all([
+      caller.waitFor(['connected', 'failed'], connectTimeoutMs + 5000),
+      callee.waitFor(['connected', 'failed'], connectTimeoutMs + 5000),
+    ]);
+    if (a?.type === 'connected' && b?.type === 'connected') {
+      result.connected = true;
+      result.ms = Number(a.ms);
+      result.pair = b.pair as CallResult['pair'];
+      const echo = await caller.waitFor(['echo'], 6000);
+      result.echo = echo?.ok === true;
+    } else {
+      const bad = a?.type === 'failed' ? { side: 'caller' as const, ev: a } : b?.type === 'failed' ? { side: 'callee' as const, ev: b } : undefined;
+      if (bad) {
+        result.failure = {
+          side: bad.side,
+          code: String(bad.ev.code),
+          message: String(bad.ev.message),
+          ...(bad.ev.hint === undefined ? {} : { hint: String(bad.ev.hint) }),
+        };
+      } else {
+        result.failure = { side: 'caller', code: 'HARNESS', message: 'neither connected nor failed in time' };
+      }
+    }
+    return result;
+  } finally {
+    result.callerLog = caller.timeline();
+    result.calleeLog = callee.timeline();
+    const mapping = [caller, callee].flatMap((p) => p.events.filter((e) => e.type === 'mapping' || e.type === 'mapping-failed'));
+    for (const m of mapping) result.callerLog.push(`${m.type} ${JSON.stringify(m)}`);
+    await Promise.all([caller.close(), callee.close()]);
+  }
+}

@@ -1,0 +1,184 @@
+// One peer of a test call, run by test/harness/netns.ts inside a host
+// namespace: `ip netns exec NS node test/harness/netns-peer.mjs '<json>'`.
+// Uses the compiled library (npm run build). Talks JSON lines: reads
+// commands on stdin, writes events on stdout. No mail: the test process
+// carries the SDP.
+//
+// argv[2]: { role: 'offerer'|'answerer', ice: IceConfig, connectTimeoutMs,
+//            natpmp?: { gateway }, stripEndOfCandidates?: boolean }
+//   offerer:  -> {type:'offer', sdp}   <- {cmd:'answer', sdp}
+//   answerer: <- {cmd:'offer', sdp}    -> {type:'answer', sdp}
+//   both:     -> {type:'connected', ms, pair} then {type:'echo', ms}
+//             or {type:'failed', code, message, hint}
+//             -> {type:'progress', t, event} along the way
+//             <- {cmd:'close'}: close and exit 0
+//
+// argv[2] may instead be { role: 'stun', servers, localAddress, timeoutMs }:
+// runs stunBinding + natMapping and prints {type:'stun', ...}.
+import { createSocket } from 'node:dgram';
+import { createInterface } from 'node:readline';
+
+const config = JSON.parse(process.argv[2] ?? '{}');
+const t0 = performance.now();
+const since = () => Math.round(performance.now() - t0);
+const emit = (obj) => process.stdout.write(`${JSON.stringify(obj)}\n`);
+
+process.on('uncaughtException', (err) => {
+  emit({ type: 'failed', code: 'CRASH', message: String(err?.stack ?? err) });
+  process.exit(3);
+});
+
+if (config.role === 'stun') {
+  const { stunBinding, natMapping } = await import('../../dist/address/stun.js');
+  const [a, b] = config.servers;
+  const out = { type: 'stun' };
+  try {
+    out.binding = await stunBinding(a, { localAddress: config.localAddress, timeoutMs: config.timeoutMs });
+  } catch (err) {
+    out.bindingError = { code: err.code, message: err.message };
+  }
+  try {
+    out.mapping = await natMapping([a, b], { localAddress: config.localAddress, timeoutMs: config.timeoutMs });
+  } catch (err) {
+    out.mappingError = { code: err.code, message: err.message };
+  }
+  emit(out);
+  process.exit(0);
+}
+
+const { Session, shutdownSessions } = await import('../../dist/session/index.js');
+
+/** NAT-PMP (RFC 6886) UDP mapping request: internal port -> external port. */
+function natPmpMap(gateway, internalPort, lifetimeS) {
+  return new Promise((resolve, reject) => {
+    const sock = createSocket('udp4');
+    const req = Buffer.alloc(12);
+    req.writeUInt8(0, 0); // version
+    req.writeUInt8(1, 1); // map UDP
+    req.writeUInt16BE(internalPort, 4);
+    req.writeUInt16BE(internalPort, 6); // suggested external port
+    req.writeUInt32BE(lifetimeS, 8);
+    let tries = 0;
+    let timer;
+    const send = () => {
+      if (tries++ >= 5) {
+        sock.close();
+        reject(new Error(`no NAT-PMP answer from ${gateway}`));
+        return;
+      }
+      sock.send(req, 5351, gateway);
+      timer = setTimeout(send, 250 * 2 ** tries);
+    };
+    sock.on('message', (msg) => {
+      if (msg.length < 16 || msg.readUInt8(1) !== 129) return;
+      clearTimeout(timer);
+      sock.close();
+      const result = msg.readUInt16BE(2);
+      if (result !== 0) reject(new Error(`NAT-PMP refused the mapping: result ${result}`));
+      else resolve({ internal: msg.readUInt16BE(8), external: msg.readUInt16BE(10), lifetime: msg.readUInt32BE(12) });
+    });
+    sock.bind(0, () => send());
+  });
+}
+
+const ice = { ...config.ice };
+if (config.natpmp) {
+  // Map first, then pin ICE to the mapped port (nat.md: miniupnpd rewrites the
+  // source port to the external port, so the srflx candidate is the mapping).
+  const port = 20000 + Math.floor(Math.random() * 20000);
+  try {
+    const m = await natPmpMap(config.natpmp.gateway, port, 600);
+    emit({ type: 'mapping', internal: port, external: m.external, lifetime: m.lifetime });
+    ice.portRangeBegin = port;
+    ice.portRangeEnd = port;
+  } catch (err) {
+    emit({ type: 'mapping-failed', message: String(err.message ?? err) });
+  }
+}
+
+const onProgress = (event) => emit({ type: 'progress', t: since(), event });
+const connectTimeoutMs = config.connectTimeoutMs ?? 20_000;
+let session;
+
+const lines = createInterface({ input: process.stdin });
+const commands = [];
+let wake;
+lines.on('line', (line) => {
+  if (!line.trim()) return;
+  commands.push(JSON.parse(line));
+  wake?.();
+});
+lines.on('close', () => {
+  commands.push({ cmd: 'close' });
+  wake?.();
+});
+async function next() {
+  while (commands.length === 0) await new Promise((r) => (wake = r));
+  return commands.shift();
+}
+
+function finish(code) {
+  try {
+    shutdownSessions();
+  } catch {
+    /* ignore */
+  }
+  setTimeout(() => process.exit(code), 20).unref?.();
+}
+
+function report(err) {
+  emit({ type: 'failed', t: since(), code: err?.code ?? 'ERROR', message: String(err?.message ?? err), hint: err?.hint });
+}
+
+async function connectAndEcho() {
+  try {
+    const c = await session.connected({ timeoutMs: connectTimeoutMs });
+    emit({ type: 'connected', t: since(), ms: c.ms, pair: c.pair });
+    if (session.role === 'offerer') {
+      const tSend = performance.now();
+      const got = new Promise((resolve) => c.channel.onMessage(resolve));
+      await c.channel.send('ping');
+      const reply = await Promise.race([got, new Promise((r) => setTimeout(() => r(undefined), 5000))]);
+      emit({ type: 'echo', ok: reply === 'pong', ms: Math.round(performance.now() - tSend) });
+    } else {
+      c.channel.onMessage((m) => {
+        if (m === 'ping') c.channel.send('pong').catch(() => undefined);
+      });
+    }
+  } catch (err) {
+    report(err);
+  }
+}
+
+try {
+  if (config.role === 'offerer') {
+    const made = await Session.createOffer({ ice, onProgress });
+    session = made.session;
+    emit({ type: 'offer', sdp: made.sdp });
+    for (;;) {
+      const c = await next();
+      if (c.cmd === 'answer') {
+        emit({ type: 'progress', t: since(), event: { type: 'answer-applied' } });
+        session.acceptAnswer(c.sdp);
+        void connectAndEcho();
+      } else if (c.cmd === 'close') break;
+    }
+  } else if (config.role === 'answerer') {
+    for (;;) {
+      const c = await next();
+      if (c.cmd === 'offer') {
+        let offer = c.sdp;
+        if (config.stripEndOfCandidates) offer = offer.replace(/^a=end-of-candidates\r?\n/gm, '');
+        const made = await Session.acceptOffer(offer, { ice, onProgress });
+        session = made.session;
+        emit({ type: 'answer', sdp: made.sdp });
+        void connectAndEcho();
+      } else if (c.cmd === 'close') break;
+    }
+  } else {
+    throw new Error(`unknown role ${config.role}`);
+  }
+} catch (err) {
+  report(err);
+}
+finish(0);
