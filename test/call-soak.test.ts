@@ -1,0 +1,173 @@
+/**
+ * A long-running agent: alice calls hitoshi 50 times in a row on the real
+ * Postfix + Dovecot, one agent each for the whole run. Every call connects
+ * (loopback), carries one message over a channel of its own, and is hung up.
+ * Neither agent may crash (node-datachannel's cleanup() once segfaulted
+ * after 40+ cycles, notes/webrtc.md), leak sessions, or grow its memory
+ * without bound. A call that hits the rare libdatachannel race (PR 1612:
+ * SESSION_FAILED) is placed once more with a fresh offer; retries are
+ * counted and printed.
+ */
+import { getEventListeners } from 'node:events';
+import { promises as fs } from 'node:fs';
+import v8 from 'node:v8';
+import vm from 'node:vm';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ensureMailServers } from './harness/system.js';
+import { startMailStack, type MailStack } from './harness/mail-stack.js';
+import { introduce, makePeer, tempDir, waitFor, type Peer } from './harness/peers.js';
+import { Agent, type AgentEvent } from '../src/agent/agent.js';
+import type { ActiveCall } from '../src/agent/phone.js';
+import { liveSessionCount } from '../src/session/index.js';
+import { isPeerdialError } from '../src/errors.js';
+
+const CALLS = 50;
+const MiB = 1024 * 1024;
+/** RSS may grow this much from call 10 to call 50; anything more is a leak worth a look. */
+const RSS_GROWTH_BOUND = 150 * MiB;
+
+let stack: MailStack;
+let dir: string;
+let alice: Peer;
+let hitoshi: Peer;
+
+async function agentOf(peer: Peer, extra: Partial<ConstructorParameters<typeof Agent>[0]> = {}): Promise<{ agent: Agent; events: AgentEvent[] }> {
+  const events: AgentEvent[] = [];
+  const agent = new Agent({ account: await peer.open(), onEvent: (e) => events.push(e), ...extra });
+  agent.start();
+  await waitFor(`${peer.name}'s agent idling`, () => events.some((e) => e.type === 'idle'));
+  return { agent, events };
+}
+
+function endedStates(events: AgentEvent[], direction: 'in' | 'out'): string[][] {
+  return events.filter((e): e is Extract<AgentEvent, { type: 'ended' }> => e.type === 'ended' && e.direction === direction).map((e) => e.states);
+}
+
+/** global.gc when node runs with --expose-gc; otherwise the same function, exposed at run time. */
+function collector(): (() => void) | undefined {
+  const g = (globalThis as { gc?: () => void }).gc;
+  if (g) return g;
+  try {
+    v8.setFlagsFromString('--expose-gc');
+    return vm.runInNewContext('gc') as () => void;
+  } catch {
+    return undefined;
+  }
+}
+
+function rss(): number {
+  const gc = collector();
+  gc?.();
+  gc?.();
+  return process.memoryUsage().rss;
+}
+
+const mib = (n: number) => `${(n / MiB).toFixed(1)} MiB`;
+
+/** Listeners on the agent's own abort signal (diagnostics: they should not pile up call after call). */
+function abortListeners(agent: Agent): number {
+  const ac = (agent as unknown as { ac?: AbortController }).ac;
+  return ac ? getEventListeners(ac.signal, 'abort').length : -1;
+}
+
+beforeAll(async () => {
+  ensureMailServers();
+  stack = await startMailStack({ users: ['alice', 'hitoshi'] });
+  dir = await tempDir('call-soak');
+  alice = await makePeer(stack, 'alice', dir);
+  hitoshi = await makePeer(stack, 'hitoshi', dir, { answer: 'auto-answer' });
+  await introduce(alice, hitoshi);
+}, 120_000);
+
+afterAll(async () => {
+  await stack?.stop();
+  if (dir) await fs.rm(dir, { recursive: true, force: true });
+});
+
+describe('a long-running agent', () => {
+  it(`${CALLS} calls in a row in one agent neither crash nor grow memory without bound`, async () => {
+    const received: string[] = [];
+    const h = await agentOf(hitoshi, {
+      onIncoming: async (call: ActiveCall) => {
+        call.session.onChannel((ch) => {
+          if (ch.label === 'soak') ch.onMessage((m) => received.push(String(m)));
+        });
+        await call.ended;
+      },
+    });
+    const a = await agentOf(alice);
+    const retries: string[] = [];
+    const setupMs: number[] = [];
+    let attempts = 0;
+    let connected = 0;
+    let rssAfter10 = 0;
+    let rssAfter50 = 0;
+    const t0 = performance.now();
+    try {
+      const place = async (i: number): Promise<ActiveCall> => {
+        attempts++;
+        try {
+          return await a.agent.call('hitoshi');
+        } catch (err) {
+          if (!isPeerdialError(err, 'SESSION_FAILED')) throw err;
+          retries.push(`call ${i}: ${(err as Error).message}`);
+          // hitoshi's side of the failed attempt ends first (its session failed too, or alice's hang-up mail arrives)
+          await waitFor(`hitoshi's side of failed call ${i} ended`, () => endedStates(h.events, 'in').length >= attempts, 200_000, 100);
+          attempts++;
+          return await a.agent.call('hitoshi');
+        }
+      };
+
+      for (let i = 1; i <= CALLS; i++) {
+        const call = await place(i);
+        connected++;
+        setupMs.push(call.setupMs);
+        expect(call.pair.local).toContain('127.0.0.1');
+        const ch = await call.session.openChannel('soak');
+        await ch.send(`call ${i}`);
+        await waitFor(`hitoshi got the message of call ${i}`, () => received.includes(`call ${i}`));
+        call.hangup();
+        expect(await call.ended).toBe('closed');
+        await waitFor(`hitoshi's side of call ${i} ended`, () => endedStates(h.events, 'in').length >= attempts);
+        if (i === 10) rssAfter10 = rss();
+      }
+      rssAfter50 = rss();
+      const seconds = (performance.now() - t0) / 1000;
+      const sorted = [...setupMs].sort((x, y) => x - y);
+      console.log(
+        `${CALLS} calls in ${seconds.toFixed(1)} s (${(seconds / CALLS).toFixed(2)} s a call); ` +
+          `setup p50 ${sorted[Math.floor(sorted.length / 2)]} ms, max ${sorted.at(-1)} ms; ` +
+          `RSS after call 10 ${mib(rssAfter10)}, after call ${CALLS} ${mib(rssAfter50)} (growth ${mib(rssAfter50 - rssAfter10)}, gc ${collector() ? 'yes' : 'no'}); ` +
+          `retries ${retries.length}${retries.length ? `: ${retries.join('; ')}` : ''}; ` +
+          `abort listeners on the agents' signals: alice ${abortListeners(a.agent)}, hitoshi ${abortListeners(h.agent)}`,
+      );
+
+      expect(connected).toBe(CALLS);
+      expect(received).toEqual(Array.from({ length: CALLS }, (_, k) => `call ${k + 1}`));
+      expect(rssAfter50 - rssAfter10).toBeLessThan(RSS_GROWTH_BOUND);
+
+      const outs = endedStates(a.events, 'out');
+      const ins = endedStates(h.events, 'in');
+      expect(outs).toHaveLength(attempts);
+      expect(ins).toHaveLength(attempts);
+      const full = (s: string[]) => s.at(-2) === 'connected' && s.at(-1) === 'closed';
+      expect(outs.filter(full)).toHaveLength(CALLS);
+      for (const s of outs.filter(full)) expect(s).toEqual(['gathering', 'offer-queued', 'offer-sent', 'connecting', 'connected', 'closed']);
+      for (const s of ins.filter(full)) expect(s).toEqual(['offer-received', 'answering', 'answer-queued', 'connecting', 'connected', 'closed']);
+      expect(ins.filter(full)).toHaveLength(CALLS);
+
+      expect(a.agent.phone.activeCount()).toBe(0);
+      expect(h.agent.phone.activeCount()).toBe(0);
+      await waitFor('every session closed', () => liveSessionCount() === 0, 5_000);
+      expect(liveSessionCount()).toBe(0);
+
+      const log = await a.agent.account.calls.list();
+      expect(log.filter((e) => e.direction === 'out' && e.peer === hitoshi.email && e.outcome === 'connected')).toHaveLength(CALLS);
+      expect(log.filter((e) => e.direction === 'out' && e.outcome === 'hung-up' && e.detail === 'by the caller')).toHaveLength(CALLS);
+    } finally {
+      await a.agent.stop();
+      await h.agent.stop();
+    }
+    expect(liveSessionCount()).toBe(0);
+  }, 900_000);
+});
