@@ -77,7 +77,7 @@ export class PeerProcess {
   /** ICE/peer-connection state changes, as "t state" strings. */
   timeline(): string[] {
     return this.events
-      .filter((e) => e.type === 'progress' || e.type === 'connected' || e.type === 'failed' || e.type === 'mapping')
+      .filter((e) => ['progress', 'connected', 'failed', 'mapping', 'refresh'].includes(e.type))
       .map((e) => {
         const ev = (e.event ?? {}) as Record<string, unknown>;
         if (e.type === 'progress') {
@@ -85,6 +85,7 @@ export class PeerProcess {
           if (ev.type === 'gathered') return `${fmt(e.t)} gathered ${String(ev.candidates)}`;
           return `${fmt(e.t)} ${String(ev.type)}`;
         }
+        if (e.type === 'refresh') return `${fmt(e.t)} refresh#${String(e.n)}${e.same ? '' : ' (identity CHANGED)'}`;
         return `${fmt(e.t)} ${e.type}`;
       });
   }
@@ -100,6 +101,8 @@ export interface PeerOptions {
   natpmp?: boolean;
   /** Remove a=end-of-candidates from the offer before applying it (answerer). */
   stripEndOfCandidates?: boolean;
+  /** Remove every candidate (and a=end-of-candidates) from the offer before applying it (answerer). */
+  stripCandidates?: boolean;
   /** Override the site's ICE servers. */
   iceServers?: string[];
 }
@@ -114,6 +117,7 @@ export function startPeer(net: Network, site: Site, role: 'offerer' | 'answerer'
     connectTimeoutMs: opts.connectTimeoutMs ?? 20_000,
     natpmp: opts.natpmp && site.gateway ? { gateway: site.gateway } : undefined,
     stripEndOfCandidates: opts.stripEndOfCandidates,
+    stripCandidates: opts.stripCandidates,
   };
   return new PeerProcess(net.spawnInNs(site.hostNs, [PEER_SCRIPT, JSON.stringify(config)]));
 }
@@ -138,6 +142,8 @@ export interface CallOptions {
   connectTimeoutMs?: number;
   caller?: PeerOptions;
   callee?: PeerOptions;
+  /** Start the callee some other way (e.g. an experimental script); it must speak the answerer protocol. */
+  startCallee?: (net: Network, site: Site) => PeerProcess;
 }
 
 /** Place one call from `from` to `to` and report what happened. Never throws for a failed call. */
@@ -149,11 +155,13 @@ export async function placeCall(net: Network, from: Site, to: Site, opts: CallOp
     natpmp: from.kind === 'upnp',
     ...opts.caller,
   });
-  const callee = startPeer(net, to, 'answerer', {
-    connectTimeoutMs: connectTimeoutMs + delay,
-    natpmp: to.kind === 'upnp',
-    ...opts.callee,
-  });
+  const callee = opts.startCallee
+    ? opts.startCallee(net, to)
+    : startPeer(net, to, 'answerer', {
+        connectTimeoutMs: connectTimeoutMs + delay,
+        natpmp: to.kind === 'upnp',
+        ...opts.callee,
+      });
   const result: CallResult = { caller: from.name, callee: to.name, connected: false, callerLog: [], calleeLog: [] };
   const setupFailure = (side: 'caller' | 'callee', p: PeerProcess, what: string) => {
     const f = p.events.find((e) => e.type === 'failed');

@@ -5,7 +5,8 @@
 // carries the SDP.
 //
 // argv[2]: { role: 'offerer'|'answerer', ice: IceConfig, connectTimeoutMs,
-//            natpmp?: { gateway }, stripEndOfCandidates?: boolean }
+//            natpmp?: { gateway }, stripEndOfCandidates?: boolean,
+//            stripCandidates?: boolean }
 //   offerer:  -> {type:'offer', sdp}   <- {cmd:'answer', sdp}
 //   answerer: <- {cmd:'offer', sdp}    -> {type:'answer', sdp}
 //   both:     -> {type:'connected', ms, pair} then {type:'echo', ms}
@@ -168,7 +169,8 @@ try {
       const c = await next();
       if (c.cmd === 'offer') {
         let offer = c.sdp;
-        if (config.stripEndOfCandidates) offer = offer.replace(/^a=end-of-candidates\r?\n/gm, '');
+        if (config.stripEndOfCandidates || config.stripCandidates) offer = offer.replace(/^a=end-of-candidates\r?\n/gm, '');
+        if (config.stripCandidates) offer = offer.replace(/^a=candidate:.*\r?\n/gm, '');
         const made = await Session.acceptOffer(offer, { ice, onProgress });
         session = made.session;
         emit({ type: 'answer', sdp: made.sdp });
