@@ -64,7 +64,7 @@ function rss(): number {
 
 const mib = (n: number) => `${(n / MiB).toFixed(1)} MiB`;
 
-/** Listeners on the agent's own abort signal (diagnostics: they should not pile up call after call). */
+/** Listeners on the agent's own abort signal: they must not pile up call after call. */
 function abortListeners(agent: Agent): number {
   const ac = (agent as unknown as { ac?: AbortController }).ac;
   return ac ? getEventListeners(ac.signal, 'abort').length : -1;
@@ -145,6 +145,9 @@ describe('a long-running agent', () => {
       expect(connected).toBe(CALLS);
       expect(received).toEqual(Array.from({ length: CALLS }, (_, k) => `call ${k + 1}`));
       expect(rssAfter50 - rssAfter10).toBeLessThan(RSS_GROWTH_BOUND);
+      // nothing piles up per call on the agents' long-lived signals
+      expect(abortListeners(a.agent)).toBeLessThanOrEqual(2);
+      expect(abortListeners(h.agent)).toBeLessThanOrEqual(2);
 
       const outs = endedStates(a.events, 'out');
       const ins = endedStates(h.events, 'in');

@@ -94,8 +94,8 @@ describe('peerdial init', () => {
   it('implicit TLS against a plain port: TLS_FAILED names TLS', async () => {
     const r = await runCli(initArgs(path.join(dir, 'tls', 'config.toml'), { '--imap-tls': 'tls' }));
     expect(r.code).not.toBe(0);
-    expect(r.stderr).toMatch(/TLS_FAILED|TCP_FAILED/);
-    expect(r.stderr).toMatch(/tls/i);
+    expect(r.stderr).toContain('TLS_FAILED');
+    expect(r.stderr).toContain('Check the port and tls setting');
   });
 
   it('a password command that fails says so', async () => {

@@ -15,6 +15,7 @@ import type { Channel, IceConfig } from '../session/types.js';
 import { shutdownSessions } from '../session/index.js';
 import { receiveFiles, runChat, runPipe, serveForward, allowTargets, FORWARD_PROTOCOL } from '../carriers/index.js';
 import { expandHome } from '../store/paths.js';
+import { PeerdialError } from '../errors.js';
 import { serveControl, type ControlClient, type ControlServer } from './control.js';
 
 export function iceFromConfig(account: Account): IceConfig {
@@ -51,10 +52,11 @@ export interface AgentOptions {
 
 /** Waits for the peer to open a channel with this label. */
 export function channelNamed(call: ActiveCall, label: string): Promise<Channel> {
-  return new Promise((resolve) => {
+  return new Promise((resolve, reject) => {
     call.session.onChannel((ch) => {
       if (ch.label === label) resolve(ch);
     });
+    void call.ended.then((state) => reject(new PeerdialError('SESSION_CLOSED', `the call ended (${state}) before the peer opened channel "${label}"`)));
   });
 }
 

@@ -130,11 +130,12 @@ export class OutboxLoop {
         if (this.pokes !== seen || signal.aborted) continue;
         const wait = r.nextDue ? Math.max(50, r.nextDue.getTime() - Date.now()) : 3_600_000;
         await new Promise<void>((resolve) => {
-          const t = setTimeout(resolve, wait);
           const stop = () => {
             clearTimeout(t);
+            signal.removeEventListener('abort', stop);
             resolve();
           };
+          const t = setTimeout(stop, wait);
           this.wake = stop;
           signal.addEventListener('abort', stop, { once: true });
         });

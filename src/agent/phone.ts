@@ -358,6 +358,8 @@ export class Phone {
         ...(sdp ? { sdp, addresses: addressesFromSdp(sdp) } : {}),
         ...(text ? { text } : {}),
         ...(kind === 'offer' ? { purpose: rec.purpose, ttlSeconds: (rec as OutgoingRecord).ringSeconds } : {}),
+        // an answer is good for as long as this side waits for the connection
+        ...(kind === 'answer' ? { ttlSeconds: Math.ceil((this.o.calleeConnectTimeoutMs ?? 180_000) / 1000) } : {}),
         ...(rec.offerMessageId && kind !== 'offer' ? { inReplyTo: rec.offerMessageId } : {}),
       });
       if (kind === 'offer') rec.offerMessageId = q.messageId;

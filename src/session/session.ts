@@ -191,8 +191,8 @@ export class Session {
   readonly #onProgress: ((e: SessionProgress) => void) | undefined;
   /** Every channel of this session, held for the session's life. */
   readonly #channels = new Set<SessionChannel>();
-  /** Channels opened by the peer and not yet handed to an onChannel listener. */
-  #incoming: SessionChannel[] = [];
+  /** Every channel the peer opened, replayed to each listener added later. */
+  #remote: SessionChannel[] = [];
   #channelCbs: Array<(ch: Channel) => void> = [];
   #closeCbs: Array<(reason: string) => void> = [];
   #closed = false;
@@ -388,13 +388,12 @@ export class Session {
 
   /**
    * Called for every channel the peer opens (on the callee this includes the
-   * control channel). Channels that arrived before the first listener are
-   * handed to it.
+   * control channel). Channels that arrived earlier are
+   * handed to every listener added later, too.
    */
   onChannel(cb: (channel: Channel) => void): void {
     this.#channelCbs.push(cb);
-    const early = this.#incoming.splice(0);
-    for (const ch of early) deliver(cb, ch);
+    for (const ch of this.#remote) deliver(cb, ch);
   }
 
   /** Called once when the session closes, with the reason. */
@@ -432,7 +431,7 @@ export class Session {
     for (const w of this.#closeWaiters.splice(0)) w(err);
     this.#gatherWaiters = [];
     for (const ch of this.#channels) ch.markClosed(`the session was closed (${reason})`);
-    this.#incoming = [];
+    this.#remote = [];
     try {
       this.#pc.close();
     } catch {
@@ -531,8 +530,8 @@ export class Session {
       this.#firstChannel = channel;
       this.#firstOpen = true;
     }
-    if (this.#channelCbs.length === 0) this.#incoming.push(channel);
-    else for (const cb of this.#channelCbs) deliver(cb, channel);
+    this.#remote.push(channel);
+    for (const cb of this.#channelCbs) deliver(cb, channel);
     this.#maybeReady();
   }
 
