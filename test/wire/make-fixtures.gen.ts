@@ -1,7 +1,7 @@
 /**
  * Generates fixtures/ once. Skipped in normal runs; regenerate with
  *
- *   PEERDIAL_MAKE_FIXTURES=1 npx vitest run test/wire/make-fixtures.test.ts
+ *   npm run fixtures   (not part of npm test: it rewrites fixtures/)
  *
  * Keys are only made when fixtures/keys/ is empty (or PEERDIAL_MAKE_KEYS=1).
  * Dates are fixed (see scenario.ts), so every fixture stays valid forever
@@ -29,7 +29,6 @@ import {
   type Cast,
 } from './scenario.js';
 
-const enabled = process.env.PEERDIAL_MAKE_FIXTURES === '1';
 
 function write(dir: string, name: string, data: string | Buffer): void {
   mkdirSync(join(FIXTURES, dir), { recursive: true });
@@ -332,7 +331,7 @@ async function makeForged(cast: Cast): Promise<Record<string, RejectEntry & { fr
   return m;
 }
 
-describe.skipIf(!enabled)('make fixtures (PEERDIAL_MAKE_FIXTURES=1)', () => {
+describe('make fixtures', () => {
   it('writes fixtures/', async () => {
     const keysDir = join(FIXTURES, 'keys');
     if (process.env.PEERDIAL_MAKE_KEYS === '1' || !existsSync(keysDir) || readdirSync(keysDir).filter((f) => f.endsWith('.asc')).length === 0) {
