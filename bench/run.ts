@@ -1,0 +1,409 @@
+/**
+ * `npm run bench`: starts its own Dovecot + Postfix on loopback, measures
+ * the figures of BENCHMARKS.md, each against a baseline taken in the same
+ * run, prints a table (markdown) and writes bench/results.json.
+ *
+ * Environment:
+ *   BENCH_QUICK=1           small sizes and few repeats (a smoke run of ~3 min)
+ *   BENCH_ONLY=a,b          only these sections: setup, concurrency, deltachat, idle, mailbox, bulk
+ *   BENCH_CALLS=20          sequential calls for the set-up figure
+ *   BENCH_BULK_MIB=1024     size of the bulk transfers (MiB)
+ *   BENCH_BULK_RUNS=3       repeats of each bulk transfer
+ *   BENCH_TRY_MIB=256       size of each raw DataChannel try
+ *   BENCH_IDLE_SECONDS=60   idle window
+ *   BENCH_SCALE=100,10000,100000   mailbox sizes
+ */
+import { execFileSync } from 'node:child_process';
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { ensureMailServers } from '../test/harness/system.js';
+import { startMailStack, type MailStack } from '../test/harness/mail-stack.js';
+import { makePeer, tempDir, type Peer } from '../test/harness/peers.js';
+import { CLI, GiB, HERE, MiB, QUICK, REPO, envInt, fmt, log, now, round, sizeText, startNode, stopChild, summarize, type Summary } from './lib.js';
+import { MailFloor, measureConcurrency, measureSetup, settled, startAgent, type RunningAgent } from './setup.js';
+import { cliPipe, cliSend, makeSource, rawDataChannel, summarizeTransfers, tcpCopy, type RawVariant, type TransferRun, type TransferSummary } from './bulk.js';
+import { fillMaildir, measureScale, type ScaleResult } from './mailbox.js';
+import { measureDeltaChat } from './deltachat.js';
+
+const SECTIONS = ['setup', 'concurrency', 'deltachat', 'idle', 'mailbox', 'bulk'] as const;
+type Section = (typeof SECTIONS)[number];
+const only = (process.env.BENCH_ONLY ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+for (const s of only) if (!(SECTIONS as readonly string[]).includes(s)) throw new Error(`BENCH_ONLY: unknown section ${s} (known: ${SECTIONS.join(', ')})`);
+const wanted = (s: Section) => only.length === 0 || only.includes(s);
+
+const settings = {
+  quick: QUICK,
+  calls: envInt('BENCH_CALLS', QUICK ? 6 : 20),
+  cliCalls: envInt('BENCH_CLI_CALLS', QUICK ? 2 : 5),
+  concurrent: envInt('BENCH_CONCURRENT', 20),
+  concurrentRounds: envInt('BENCH_CONCURRENT_ROUNDS', QUICK ? 1 : 2),
+  deltachatCalls: envInt('BENCH_DC_CALLS', QUICK ? 4 : 10),
+  idleSeconds: envInt('BENCH_IDLE_SECONDS', QUICK ? 20 : 60),
+  scale: (process.env.BENCH_SCALE ?? (QUICK ? '100,10000' : '100,10000,100000')).split(',').map(Number),
+  scaleRepeats: envInt('BENCH_SCALE_REPEATS', QUICK ? 7 : 15),
+  bulkBytes: envInt('BENCH_BULK_MIB', QUICK ? 64 : 1024) * MiB,
+  bulkRuns: envInt('BENCH_BULK_RUNS', QUICK ? 2 : 3),
+  tryBytes: envInt('BENCH_TRY_MIB', QUICK ? 32 : 256) * MiB,
+  tryRuns: envInt('BENCH_TRY_RUNS', QUICK ? 1 : 3),
+};
+
+interface Row {
+  fig: string;
+  figure: string;
+  unit: string;
+  s?: Summary;
+  /** a single value instead of a summary */
+  value?: string;
+  baseline?: string;
+  baselineValue?: number;
+  ratio?: number;
+  ratioRange?: [number, number];
+  note?: string;
+}
+
+const rows: Row[] = [];
+const results: Record<string, unknown> = {};
+const errors: Record<string, string> = {};
+
+function ratioRow(fig: string, figure: string, unit: string, s: Summary, baselineName: string, base: number, note?: string, higherIsBetter = false): void {
+  rows.push({ fig, figure, unit, s, baseline: `${baselineName}: ${fmt(base, base < 10 ? 2 : 0)}`, baselineValue: base, ratio: s.p50 / base, ...(note ? { note } : {}) });
+  void higherIsBetter;
+}
+
+async function machine(): Promise<Record<string, unknown>> {
+  const cpus = os.cpus();
+  return {
+    nproc: cpus.length,
+    cpuModel: cpus[0]?.model ?? 'unknown',
+    memoryGiB: round(os.totalmem() / GiB, 1),
+    node: process.version,
+    platform: `${os.type()} ${os.release()} ${os.arch()}`,
+    loadavgAtStart: os.loadavg().map((x) => round(x, 2)),
+  };
+}
+
+async function section<T>(name: Section, fn: () => Promise<T>): Promise<T | undefined> {
+  if (!wanted(name)) return undefined;
+  const t0 = now();
+  log(`--- ${name}`);
+  try {
+    const r = await fn();
+    log(`--- ${name} done in ${Math.round((now() - t0) / 1000)} s`);
+    return r;
+  } catch (err) {
+    errors[name] = (err as Error).stack ?? String(err);
+    log(`--- ${name} FAILED: ${(err as Error).message}`);
+    return undefined;
+  }
+}
+
+function printTable(): string {
+  const head = ['#', 'figure', 'median', 'p95', 'min', 'max', 'n', 'baseline (median)', 'ratio', 'note'];
+  const lines = [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`];
+  for (const r of rows) {
+    const d = r.unit === 'ms' || r.unit === 'MB/s' ? 0 : 2;
+    const cells = [
+      r.fig,
+      `${r.figure}${r.unit ? ` (${r.unit})` : ''}`,
+      r.s ? fmt(r.s.p50, d) : (r.value ?? ''),
+      r.s ? fmt(r.s.p95, d) : '',
+      r.s ? fmt(r.s.min, d) : '',
+      r.s ? fmt(r.s.max, d) : '',
+      r.s ? String(r.s.n) : '',
+      r.baseline ?? '',
+      r.ratio !== undefined ? `${fmt(r.ratio, r.ratio < 0.1 ? 3 : 2)}${r.ratioRange ? ` (${fmt(r.ratioRange[0], 2)}-${fmt(r.ratioRange[1], 2)})` : ''}` : '',
+      r.note ?? '',
+    ];
+    lines.push(`| ${cells.join(' | ')} |`);
+  }
+  return lines.join('\n');
+}
+
+async function main(): Promise<void> {
+  const started = new Date();
+  const t0 = now();
+  log(`peerdial benchmark${QUICK ? ' (BENCH_QUICK=1: reduced sizes and repeats)' : ''}; settings ${JSON.stringify({ ...settings, bulkBytes: sizeText(settings.bulkBytes), tryBytes: sizeText(settings.tryBytes) })}`);
+  ensureMailServers();
+  const callers = Array.from({ length: settings.concurrent }, (_, i) => `c${String(i + 1).padStart(2, '0')}`);
+  const bigNames = settings.scale.map((n) => `big${n}`);
+  const users = ['alice', 'hitoshi', 'floora', 'floorb', 'idler', 'idlebase', 'dcalice', 'dcbob', ...bigNames, ...callers];
+  const stack: MailStack = await startMailStack({ users });
+  const dir = await tempDir('bench');
+  await fs.chmod(dir, 0o755);
+  const agents: RunningAgent[] = [];
+  try {
+    log(`mail stack up (${users.length} users) on 127.0.0.1 imap ${stack.imapPort} smtp ${stack.smtpPort}`);
+    const alice = await makePeer(stack, 'alice', dir, { ringSeconds: 30 });
+    const hitoshi = await makePeer(stack, 'hitoshi', dir, { answer: 'auto-answer', ringSeconds: 30 });
+    {
+      const ha = await hitoshi.open();
+      await ha.contacts.add({ name: 'alice', email: alice.email });
+      const aa = await alice.open();
+      await aa.contacts.add({ name: 'hitoshi', email: hitoshi.email });
+    }
+
+    // ------------------------------------------------------------ 1. call set-up
+    let seqSetupP50: number | undefined;
+    const setup = await section('setup', async () => {
+      const floor = new MailFloor(stack, 'floora', 'floorb');
+      await floor.start();
+      const h = await startAgent(hitoshi);
+      agents.push(h);
+      const a = await startAgent(alice);
+      agents.push(a);
+      try {
+        const r = await measureSetup(a, h, 'hitoshi', floor, settings.calls);
+        seqSetupP50 = r.setup.p50;
+        log(`setup p50 ${fmt(r.setup.p50)} ms, floor p50 ${fmt(r.floor.p50)} ms, connect p50 ${fmt(r.connect.p50)} ms, stalls ${r.stalls}`);
+        ratioRow('1', 'call setup, agent.call() -> channel open', 'ms', r.setup, '2 x floor + connect', 2 * r.floor.p50 + r.connect.p50, `ratio per run: ${fmt(r.ratio.min, 2)}-${fmt(r.ratio.max, 2)}, p95 ${fmt(r.ratio.p95, 2)}`);
+        rows[rows.length - 1]!.ratio = r.ratio.p50;
+        rows.push({ fig: '1', figure: 'mail floor, SMTP submit -> IDLE EXISTS', unit: 'ms', s: r.floor, note: 'fresh SMTP connection (STARTTLS + AUTH) each time, as the outbox does' });
+        rows.push({ fig: '1', figure: 'of the floor: SMTP submission (connect, STARTTLS, AUTH, DATA accepted)', unit: 'ms', s: summarize(floor.submitMs) });
+        rows.push({ fig: '1', figure: 'connect, answer applied -> channel open', unit: 'ms', s: r.connect });
+        rows.push({ fig: '1', figure: 'offer leg, offer queued -> callee has verified offer', unit: 'ms', s: r.offerLeg, baseline: `floor: ${fmt(r.floor.p50)}`, baselineValue: r.floor.p50, ratio: r.offerLeg.p50 / r.floor.p50 });
+        rows.push({ fig: '1', figure: 'answer leg, answer queued -> caller applies it', unit: 'ms', s: r.answerLeg, baseline: `floor: ${fmt(r.floor.p50)}`, baselineValue: r.floor.p50, ratio: r.answerLeg.p50 / r.floor.p50 });
+        rows.push({ fig: '1', figure: `DTLS stalls (connect > ${r.stallThresholdMs} ms)`, unit: '', value: `${r.stalls} of ${r.runs.length}`, note: `setups > 2 x floor + ${r.stallThresholdMs} ms: ${r.slowSetups}; failed calls: ${r.failures.length}` });
+
+        // the same through the real CLI: process start, IMAP login, call; a
+        // chat call with stdin at EOF hangs up by itself once connected
+        await a.stop();
+        agents.splice(agents.indexOf(a), 1);
+        const cli: number[] = [];
+        const reported: number[] = [];
+        const lifetimes: number[] = [];
+        for (let i = 0; i < settings.cliCalls; i++) {
+          const s = now();
+          const p = startNode(CLI, ['--config', alice.configFile, 'call', 'hitoshi'], { stdio: ['ignore', 'ignore', 'pipe'] });
+          try {
+            const { at, match } = await p.waitStderr(/connected to \S+ via .* in (\d+) ms/, 60_000);
+            cli.push(at - s);
+            reported.push(Number(match[1]));
+            const e = await Promise.race([p.exited, new Promise<'hung'>((res) => setTimeout(() => res('hung'), 30_000))]);
+            if (e === 'hung') throw new Error(`peerdial call did not exit by itself after hanging up:\n${p.stderr()}`);
+            lifetimes.push(e.at - s);
+          } finally {
+            stopChild(p);
+          }
+          await settled(h);
+        }
+        const cliS = summarize(cli);
+        ratioRow('1', '`peerdial call` process start -> connected', 'ms', cliS, 'agent.call() setup', r.setup.p50, `the CLI's own "in N ms" (placeCall -> connected): median ${fmt(summarize(reported).p50)} ms; start -> exit after hang-up: ${fmt(summarize(lifetimes).p50)} ms`);
+        return { ...r, floorSubmit: summarize(floor.submitMs), cli: cliS, cliReported: summarize(reported) };
+      } finally {
+        await floor.stop();
+        for (const ag of agents.splice(0)) await ag.stop();
+      }
+    });
+    results.setup = setup;
+
+    // ------------------------------------------------------------ 5. concurrency
+    results.concurrency = await section('concurrency', async () => {
+      const hAcc = await hitoshi.open();
+      const peers: Peer[] = [];
+      for (const name of callers) {
+        const p = await makePeer(stack, name, dir, { ringSeconds: 60 });
+        await (await p.open()).contacts.add({ name: 'hitoshi', email: hitoshi.email });
+        await hAcc.contacts.add({ name, email: p.email });
+        peers.push(p);
+      }
+      const h = await startAgent(hitoshi);
+      agents.push(h);
+      const cs = await Promise.all(peers.map((p) => startAgent(p)));
+      agents.push(...cs);
+      try {
+        const r = await measureConcurrency(cs, h, 'hitoshi', settings.concurrentRounds);
+        log(`concurrency: ${r.connected}/${r.calls} connected, setup p50 ${fmt(r.setup.p50)} ms p95 ${fmt(r.setup.p95)} ms`);
+        const base = seqSetupP50;
+        rows.push({
+          fig: '5',
+          figure: `${settings.concurrent} simultaneous calls into one agent: setup`,
+          unit: 'ms',
+          s: r.setup,
+          ...(base ? { baseline: `one call at a time: ${fmt(base)}`, baselineValue: base, ratio: r.setup.p50 / base } : {}),
+          note: `${r.connected} of ${r.calls} connected (${r.rounds} round${r.rounds > 1 ? 's' : ''})${r.failures.length ? `; failures: ${[...new Set(r.failures)].join('; ')}` : ''}`,
+        });
+        return r;
+      } finally {
+        for (const ag of agents.splice(0)) await ag.stop();
+      }
+    });
+
+    // ------------------------------------------------------------ 6. Delta Chat
+    results.deltachat = await section('deltachat', async () => {
+      const dcDir = path.join(dir, 'deltachat');
+      await fs.mkdir(dcDir, { recursive: true });
+      const r = await measureDeltaChat(stack, ['dcalice', 'dcbob'], dcDir, settings.deltachatCalls);
+      const ours = (setup as { offerLeg?: Summary } | undefined)?.offerLeg;
+      log(`Delta Chat leg p50 ${fmt(r.leg.p50)} ms${ours ? `, peerdial's ${fmt(ours.p50)} ms` : ''}`);
+      rows.push({ fig: '6', figure: `Delta Chat ${r.version}: place call -> callee's IncomingCall`, unit: 'ms', s: r.leg, note: 'encrypted + signed mail, SecureJoin-verified chat' });
+      if (ours) rows.push({ fig: '6', figure: "peerdial: offer queued -> callee's agent has the verified offer", unit: 'ms', s: ours, baseline: `Delta Chat: ${fmt(r.leg.p50)}`, baselineValue: r.leg.p50, ratio: ours.p50 / r.leg.p50, note: 'same run, same mail stack (figure 1 calls); < 1 means peerdial is faster' });
+      return r;
+    });
+
+    // ------------------------------------------------------------ 3. idle (in the background) + 4. mailbox scale
+    const idle = wanted('idle')
+      ? (async () => {
+          log(`--- idle: agent and bare imapflow client idling ${settings.idleSeconds} s in child processes`);
+          const idler = await makePeer(stack, 'idler', dir);
+          const script = path.join(HERE, 'idle-worker.js');
+          const agentP = startNode(script, ['agent', idler.configFile, String(settings.idleSeconds)]);
+          const bareP = startNode(script, ['bare', JSON.stringify(stack.imapConfig('idlebase')), String(settings.idleSeconds)]);
+          const timeout = (settings.idleSeconds + 60) * 1000;
+          for (const p of [agentP, bareP]) {
+            const e = await Promise.race([p.exited, new Promise<'hung'>((r) => setTimeout(() => r('hung'), timeout))]);
+            if (e === 'hung' || e.code !== 0) {
+              stopChild(agentP);
+              stopChild(bareP);
+              throw new Error(`idle worker failed: ${p.stderr()}`);
+            }
+          }
+          const parse = (p: typeof agentP) => JSON.parse(p.stdout().trim().split('\n').pop()!) as { windowMs: number; cpuMs: number; rssBytes: number; commandsDuring: number; commandsAtStart: number; byCommandDuring: Record<string, number>; byCommandTotal: Record<string, number> };
+          const ag = parse(agentP);
+          const bare = parse(bareP);
+          const perHour = (x: number, ms: number) => (x * 3_600_000) / ms;
+          const note = `extrapolated linearly from a ${settings.idleSeconds} s window`;
+          const agCpuH = perHour(ag.cpuMs, ag.windowMs) / 1000;
+          const bareCpuH = perHour(bare.cpuMs, bare.windowMs) / 1000;
+          rows.push({ fig: '3', figure: 'idle agent CPU per hour', unit: 's/h', value: fmt(agCpuH, 2), baseline: `bare imapflow IDLE: ${fmt(bareCpuH, 2)}`, baselineValue: bareCpuH, ratio: bareCpuH > 0 ? agCpuH / bareCpuH : undefined, note });
+          rows.push({ fig: '3', figure: 'idle agent RSS', unit: 'MiB', value: fmt(ag.rssBytes / MiB, 1), baseline: `bare imapflow IDLE: ${fmt(bare.rssBytes / MiB, 1)}`, baselineValue: bare.rssBytes / MiB, ratio: ag.rssBytes / bare.rssBytes, note: 'RSS of the whole node process at the end of the window' });
+          rows.push({
+            fig: '3',
+            figure: 'idle agent IMAP commands',
+            unit: '',
+            value: `${ag.commandsDuring} in ${settings.idleSeconds} s (${fmt(perHour(ag.commandsDuring, ag.windowMs), 1)}/h)`,
+            baseline: `bare: ${bare.commandsDuring} (${fmt(perHour(bare.commandsDuring, bare.windowMs), 1)}/h)`,
+            note: `start-up before idling: ${ag.commandsAtStart} (${Object.entries(ag.byCommandTotal).map(([k, v]) => `${k} ${v}`).join(', ')})`,
+          });
+          log(`idle: agent ${fmt(ag.cpuMs)} ms CPU in ${fmt(ag.windowMs / 1000)} s, RSS ${fmt(ag.rssBytes / MiB, 1)} MiB, ${ag.commandsDuring} commands; bare ${fmt(bare.cpuMs)} ms, ${fmt(bare.rssBytes / MiB, 1)} MiB`);
+          return { agent: ag, bare, cpuSecondsPerHour: agCpuH, bareCpuSecondsPerHour: bareCpuH, extrapolatedFromSeconds: settings.idleSeconds };
+        })().catch((err) => {
+          errors.idle = (err as Error).stack ?? String(err);
+          log(`--- idle FAILED: ${(err as Error).message}`);
+          return undefined;
+        })
+      : Promise.resolve(undefined);
+
+    results.mailbox = await section('mailbox', async () => {
+      const out: ScaleResult[] = [];
+      for (const n of settings.scale) {
+        const name = `big${n}`;
+        const fillMs = await fillMaildir(stack, name, n);
+        log(`mailbox: ${n} foreign mails written in ${fmt(fillMs)} ms`);
+        const peer = await makePeer(stack, name, dir);
+        const r = await measureScale(stack, peer, n, fillMs, settings.scaleRepeats);
+        log(`mailbox ${n}: first sync ${fmt(r.firstSyncMs)} ms, check p50 ${fmt(r.check.p50, 1)} ms, full check p50 ${fmt(r.fullCheck.p50)} ms`);
+        out.push(r);
+      }
+      const base = out[0]!;
+      for (const r of out) {
+        ratioRow('4', `one check, ${r.messages} foreign mails, 1 new`, 'ms', r.check, `${base.messages} mails`, base.check.p50, `${r.checkCommands} IMAP commands per check`);
+      }
+      for (const r of out) {
+        ratioRow('4', `check incl. login + SELECT + logout, ${r.messages} mails`, 'ms', r.fullCheck, `${base.messages} mails`, base.fullCheck.p50);
+      }
+      for (const r of out) {
+        rows.push({ fig: '4', figure: `first sync of a fresh account, ${r.messages} mails`, unit: 'ms', value: fmt(r.firstSyncMs), baseline: `${base.messages} mails: ${fmt(base.firstSyncMs)}`, baselineValue: base.firstSyncMs, ratio: r.firstSyncMs / base.firstSyncMs, note: `single run; the check inside it ${fmt(r.firstSyncCheckMs)} ms (scanned ${r.firstSyncScanned}); Dovecot indexes the Maildir on SELECT` });
+      }
+      return out;
+    });
+    results.idle = await idle;
+
+    // ------------------------------------------------------------ 2. bulk transfer
+    results.bulk = await section('bulk', async () => {
+      const bytes = settings.bulkBytes;
+      const src = path.join(dir, 'bulk-source.bin');
+      await makeSource(src, bytes);
+      const send: TransferRun[] = [];
+      const pipe: TransferRun[] = [];
+      const tcp: TransferRun[] = [];
+      for (let i = 0; i < settings.bulkRuns; i++) {
+        tcp.push(await tcpCopy(src, path.join(dir, 'tcp-out.bin'), bytes));
+        log(`bulk ${i + 1}/${settings.bulkRuns}: tcp ${fmt(tcp.at(-1)!.mbps)} MB/s`);
+        send.push(await cliSend(alice, hitoshi, src, bytes, dir));
+        log(`bulk ${i + 1}/${settings.bulkRuns}: send ${fmt(send.at(-1)!.mbps)} MB/s`);
+        pipe.push(await cliPipe(alice, hitoshi, src, bytes, dir));
+        log(`bulk ${i + 1}/${settings.bulkRuns}: pipe ${fmt(pipe.at(-1)!.mbps)} MB/s`);
+      }
+      await fs.rm(src, { force: true });
+      const T = summarizeTransfers(bytes, tcp);
+      const S = summarizeTransfers(bytes, send);
+      const P = summarizeTransfers(bytes, pipe);
+      const size = sizeText(bytes);
+      rows.push({ fig: '2', figure: `plain TCP copy of ${size}, file -> socket -> file`, unit: 'MB/s', s: T.mbps, note: `CPU s/GiB: sender ${fmt(T.senderCpuPerGiB.p50, 2)}, receiver ${fmt(T.receiverCpuPerGiB.p50, 2)}` });
+      ratioRow('2', `peerdial send of ${size}`, 'MB/s', S.mbps, 'TCP', T.mbps.p50, `CPU s/GiB: sender ${fmt(S.senderCpuPerGiB.p50, 2)} (${fmt(S.senderCpuPerGiB.p50 / T.senderCpuPerGiB.p50, 1)}x TCP), receiver ${fmt(S.receiverCpuPerGiB.p50, 2)} (${fmt(S.receiverCpuPerGiB.p50 / T.receiverCpuPerGiB.p50, 1)}x TCP)`);
+      ratioRow('2', `peerdial call --pipe of ${size}`, 'MB/s', P.mbps, 'TCP', T.mbps.p50, `CPU s/GiB: sender ${fmt(P.senderCpuPerGiB.p50, 2)} (${fmt(P.senderCpuPerGiB.p50 / T.senderCpuPerGiB.p50, 1)}x TCP), receiver ${fmt(P.receiverCpuPerGiB.p50, 2)} (${fmt(P.receiverCpuPerGiB.p50 / T.receiverCpuPerGiB.p50, 1)}x TCP)`);
+
+      // the measured try: raw node-datachannel, several channels / connections / message sizes
+      const K = 1024;
+      const variants: RawVariant[] = [
+        { name: '1 connection, 1 channel, 64 KiB messages', pcs: 1, chans: 1, msgSize: 64 * K, maxMessageSize: 256 * K },
+        { name: '1 connection, 1 channel, 256 KiB messages (as peerdial)', pcs: 1, chans: 1, msgSize: 256 * K, maxMessageSize: 256 * K },
+        { name: '1 connection, 1 channel, 1 MiB messages', pcs: 1, chans: 1, msgSize: 1024 * K, maxMessageSize: 4096 * K },
+        { name: '1 connection, 4 channels, 256 KiB messages', pcs: 1, chans: 4, msgSize: 256 * K, maxMessageSize: 256 * K },
+        { name: '2 connections, 1 channel each, 256 KiB messages', pcs: 2, chans: 1, msgSize: 256 * K, maxMessageSize: 256 * K },
+        { name: '4 connections, 1 channel each, 256 KiB messages', pcs: 4, chans: 1, msgSize: 256 * K, maxMessageSize: 256 * K },
+      ];
+      const tb = settings.tryBytes;
+      const tlsFiles = { cert: path.join(dir, 'bench-tls.crt'), key: path.join(dir, 'bench-tls.key') };
+      execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', tlsFiles.key, '-out', tlsFiles.cert, '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost'], { stdio: 'ignore' });
+      const tcpMem: TransferRun[] = [];
+      const tlsMem: TransferRun[] = [];
+      const raw = new Map<string, TransferRun[]>(variants.map((v) => [v.name, []]));
+      for (let i = 0; i < settings.tryRuns; i++) {
+        tcpMem.push(await tcpCopy(`mem:${tb}`, '-', tb));
+        tlsMem.push(await tcpCopy(`mem:${tb}`, '-', tb, tlsFiles));
+        for (const v of variants) {
+          try {
+            raw.get(v.name)!.push(await rawDataChannel(v, tb));
+          } catch (err) {
+            log(`try ${v.name} failed: ${(err as Error).message}`);
+          }
+        }
+        log(`try round ${i + 1}/${settings.tryRuns}: tcp ${fmt(tcpMem.at(-1)!.mbps)} MB/s, tls ${fmt(tlsMem.at(-1)!.mbps)} MB/s; ${variants.map((v) => `${fmt(raw.get(v.name)!.at(-1)?.mbps)}`).join(', ')}`);
+      }
+      const TM = summarizeTransfers(tb, tcpMem);
+      rows.push({ fig: '2', figure: `try: plain TCP, memory -> socket -> discard, ${sizeText(tb)}`, unit: 'MB/s', s: TM.mbps, note: `CPU s/GiB: sender ${fmt(TM.senderCpuPerGiB.p50, 2)}, receiver ${fmt(TM.receiverCpuPerGiB.p50, 2)} (whole processes)` });
+      const TL = summarizeTransfers(tb, tlsMem);
+      ratioRow('2', `try: TLS over TCP (a direct bulk path), memory -> discard, ${sizeText(tb)}`, 'MB/s', TL.mbps, 'TCP mem', TM.mbps.p50, `CPU s/GiB: sender ${fmt(TL.senderCpuPerGiB.p50, 2)}, receiver ${fmt(TL.receiverCpuPerGiB.p50, 2)} (whole processes)`);
+      const trySummaries: Record<string, TransferSummary> = {};
+      for (const v of variants) {
+        const runs = raw.get(v.name)!;
+        if (runs.length === 0) continue;
+        const X = summarizeTransfers(tb, runs);
+        trySummaries[v.name] = X;
+        ratioRow('2', `try: raw DataChannel, ${v.name}`, 'MB/s', X.mbps, 'TCP mem', TM.mbps.p50, `CPU s/GiB during transfer: sender ${fmt(X.senderCpuPerGiB.p50, 2)}, receiver ${fmt(X.receiverCpuPerGiB.p50, 2)}`);
+      }
+      return { tcp: T, send: S, pipe: P, tryTcpMem: TM, tryTlsMem: TL, tries: trySummaries };
+    });
+  } finally {
+    for (const ag of agents.splice(0)) await ag.stop().catch(() => undefined);
+    await stack.stop();
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+
+  const table = printTable();
+  const out = {
+    started: started.toISOString(),
+    durationSeconds: round((now() - t0) / 1000),
+    machine: await machine(),
+    settings: { ...settings, bulkBytes: settings.bulkBytes, tryBytes: settings.tryBytes },
+    table: rows,
+    tableMarkdown: table,
+    results,
+    errors,
+  };
+  await fs.writeFile(path.join(REPO, 'bench', 'results.json'), JSON.stringify(out, null, 2) + '\n');
+  const m = out.machine as { nproc: number; memoryGiB: number; node: string; cpuModel: string };
+  process.stdout.write(`\npeerdial benchmark, ${started.toISOString()}${QUICK ? ' -- BENCH_QUICK=1: reduced sizes and repeats, not the reference figures' : ''}\n`);
+  process.stdout.write(`machine: ${m.nproc} CPUs (${m.cpuModel}), ${m.memoryGiB} GiB, node ${m.node}; took ${out.durationSeconds} s\n\n`);
+  process.stdout.write(table + '\n');
+  for (const [k, v] of Object.entries(errors)) process.stdout.write(`\n${k} FAILED: ${v.split('\n')[0]}\n`);
+  process.stdout.write(`\nwritten: bench/results.json\n`);
+  if (Object.keys(errors).length > 0) process.exitCode = 1;
+}
+
+main().catch((err) => {
+  process.stderr.write(`${(err as Error).stack ?? err}\n`);
+  process.exitCode = 1;
+});
