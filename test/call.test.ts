@@ -7,6 +7,8 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
+import net from 'node:net';
+import { FORWARD_PROTOCOL, forwardLocal } from '../src/carriers/index.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureMailServers } from './harness/system.js';
 import { startMailStack, type MailStack } from './harness/mail-stack.js';
@@ -106,6 +108,50 @@ describe('alice calls hitoshi, whose agent answers automatically', () => {
       await waitFor('file saved', async () => (await fs.stat(saved).catch(() => undefined))?.size === data.length);
       expect(createHash('sha256').update(await fs.readFile(saved)).digest('hex')).toBe(createHash('sha256').update(data).digest('hex'));
     } finally {
+      await a.agent.stop();
+      await h.agent.stop();
+    }
+  });
+});
+
+describe('port forwarding over a call', () => {
+  it("alice reaches hitoshi's allowed local service through the call; a target he did not allow is refused", async () => {
+    const echo = net.createServer((sock) => sock.pipe(sock));
+    await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
+    const echoPort = (echo.address() as net.AddressInfo).port;
+    const h = await agentOf(hitoshi, { forwardAllow: [`127.0.0.1:${echoPort}`] });
+    const a = await agentOf(alice);
+    const servers: { close(): Promise<void> }[] = [];
+    try {
+      const call = await a.agent.call('hitoshi', { purpose: 'forward' });
+      let n = 0;
+      const open = () => call.session.openChannel(`forward-${++n}`, { protocol: FORWARD_PROTOCOL });
+      const allowed = await forwardLocal({ listenPort: 0, targetHost: '127.0.0.1', targetPort: echoPort, openStream: open });
+      const refused = await forwardLocal({ listenPort: 0, targetHost: '127.0.0.1', targetPort: echoPort + 1, openStream: open });
+      servers.push(allowed, refused);
+      const roundTrip = (port: number, payload: Buffer) =>
+        new Promise<{ data: Buffer; error?: string }>((resolve) => {
+          const c = net.connect(port, '127.0.0.1');
+          const got: Buffer[] = [];
+          let error: string | undefined;
+          c.on('data', (d) => got.push(d));
+          c.on('error', (e: NodeJS.ErrnoException) => (error = e.code));
+          c.on('close', () => resolve({ data: Buffer.concat(got), ...(error ? { error } : {}) }));
+          c.end(payload);
+        });
+      const payload = randomBytes(256 * 1024);
+      const ok = await roundTrip(allowed.port, payload);
+      expect(ok.error).toBeUndefined();
+      expect(ok.data.equals(payload)).toBe(true);
+      // refused: the local connection is cut, not a byte comes back
+      const no = await roundTrip(refused.port, Buffer.from('hello'));
+      expect(no.data.length).toBe(0);
+      await waitFor('refusal reported', () => h.events.some((e) => e.type === 'carried' && e.what === 'forward' && e.detail.includes('refused')));
+      call.hangup();
+      await call.ended;
+    } finally {
+      for (const s of servers) await s.close();
+      echo.close();
       await a.agent.stop();
       await h.agent.stop();
     }

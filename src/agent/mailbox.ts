@@ -45,14 +45,13 @@ export interface MailboxOptions {
 
 /** Opens one watcher on a fresh connection. */
 async function openWatcher(account: Account, onMail: MailboxOptions['onMail'], onEvent?: (e: MailboxEvent) => void): Promise<{ client: ImapFlow; watcher: InboxWatcher<Received> }> {
-  const client = await connectImap(await account.imapTarget());
+  const client = await connectImap(await account.imapTarget(), { maxIdleMs: account.config.idleSeconds * 1000 });
   const watcher = new InboxWatcher<Received>({
     client,
     ledger: account.ledger,
     folder: account.account.folder,
     classify: (raw) => account.classify(raw),
     onMail,
-    idleMs: account.config.idleSeconds * 1000,
     pollMs: account.config.pollSeconds * 1000,
     now: account.clock,
     onProgress: (e) => {

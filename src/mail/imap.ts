@@ -12,7 +12,12 @@ export interface ImapTarget {
   password: string;
 }
 
-export async function imapClient(t: ImapTarget): Promise<ImapFlow> {
+export interface ImapClientOptions {
+  /** End and re-issue IDLE after this long: servers drop IDLE at ~29-30 min. Default 5 min. */
+  maxIdleMs?: number;
+}
+
+export async function imapClient(t: ImapTarget, opts: ImapClientOptions = {}): Promise<ImapFlow> {
   const ca = t.server.caFile ? await fs.readFile(t.server.caFile, 'utf8') : undefined;
   const client = new ImapFlow({
     host: t.server.host,
@@ -22,6 +27,7 @@ export async function imapClient(t: ImapTarget): Promise<ImapFlow> {
     auth: { user: t.server.user, pass: t.password },
     logger: false,
     disableAutoIdle: true,
+    maxIdleTime: opts.maxIdleMs ?? 300_000,
     emitLogs: false,
     connectionTimeout: 20_000,
     greetingTimeout: 20_000,
@@ -32,8 +38,8 @@ export async function imapClient(t: ImapTarget): Promise<ImapFlow> {
   return client;
 }
 
-export async function connectImap(t: ImapTarget): Promise<ImapFlow> {
-  const client = await imapClient(t);
+export async function connectImap(t: ImapTarget, opts: ImapClientOptions = {}): Promise<ImapFlow> {
+  const client = await imapClient(t, opts);
   try {
     await client.connect();
   } catch (err) {

@@ -43,8 +43,6 @@ export interface InboxOptions<V extends Verdict> {
   mailbox?: string;
   classify: (raw: Buffer, uid: number) => Promise<V>;
   onMail: (mail: InboxMail<V>) => Promise<void> | void;
-  /** Re-issue IDLE after this long (servers end IDLE at ~29 min). */
-  idleMs?: number;
   pollMs?: number;
   now?: () => Date;
   onProgress?: (e: { type: 'checked'; result: CheckResult } | { type: 'idle' } | { type: 'poll'; ms: number }) => void;
