@@ -32,6 +32,8 @@ export type ErrorCode =
   | 'ABORTED'
   | 'NOT_ROOT'
   | 'MISSING_PACKAGE'
+  | 'SERVICE_FAILED'
+  | 'AGENT_NOT_RUNNING'
   | 'USAGE';
 
 export class PeerdialError extends Error {
@@ -75,6 +77,8 @@ export function exitCodeFor(err: unknown): number {
     case 'CALL_BUSY':
     case 'CALL_CANCELLED':
       return 2;
+    case 'AGENT_NOT_RUNNING':
+      return 3;
     default:
       return 1;
   }
