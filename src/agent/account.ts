@@ -17,6 +17,7 @@ import { ContactStore, type Contact } from '../store/contacts.js';
 import { Ledger } from '../store/ledger.js';
 import { Outbox, type OutboxEntry } from '../store/outbox.js';
 import { CallLog } from '../store/calllog.js';
+import { MessageStore } from '../store/messages.js';
 import { buildMail } from '../wire/build.js';
 import { generateIdentity, loadIdentity, readPublicKey, fingerprintOf, type Identity } from '../wire/identity.js';
 import { parseMail, type ParseResult, type ContactView } from '../wire/parse.js';
@@ -38,6 +39,7 @@ export class Account {
   readonly ledger: Ledger;
   readonly outbox: Outbox;
   readonly calls: CallLog;
+  readonly messages: MessageStore;
   private keyCache = new Map<string, openpgp.PublicKey>();
   private passwords = new Map<string, string>();
 
@@ -52,6 +54,7 @@ export class Account {
     this.ledger = new Ledger(stateDir);
     this.outbox = new Outbox(stateDir);
     this.calls = new CallLog(stateDir);
+    this.messages = new MessageStore(stateDir);
   }
 
   get email(): string {
@@ -119,6 +122,7 @@ export class Account {
     sdp?: string;
     text?: string;
     purpose?: string;
+    attachment?: PeerdialMessage['attachment'];
     ttlSeconds?: number;
     inReplyTo?: string;
   }): Promise<{ entry: OutboxEntry; message: PeerdialMessage; messageId: string }> {
@@ -140,6 +144,7 @@ export class Account {
       ...(input.sdp !== undefined ? { sdp: input.sdp } : {}),
       ...(input.text !== undefined ? { text: input.text } : {}),
       ...(input.purpose !== undefined ? { purpose: input.purpose } : {}),
+      ...(input.attachment !== undefined ? { attachment: input.attachment } : {}),
     };
     const recipientKey = contact ? await this.keyOf(contact) : undefined;
     const built = await buildMail(message, {
@@ -192,6 +197,7 @@ export class Account {
       if (contact && !contact.fingerprint && parsed.learnedKey) {
         await this.contacts.pinKey(contact.email, parsed.senderKey.armor(), fingerprintOf(parsed.senderKey), 'autocrypt');
       }
+      if (m.kind === 'message') await this.messages.save(m, this.clock());
       if (contact && m.kind === 'announce') {
         await this.contacts.update(contact.email, (c) => {
           c.presence = { addresses: m.addresses, updated: m.created, validUntil: m.expires };
@@ -200,6 +206,10 @@ export class Account {
       return { ok: true, messageId: parsed.messageId, nonce: m.nonce, expires: m.expires, parsed };
     }
     const v = parsed as ParseResult & { ok: false; message?: PeerdialMessage };
+    if (v.reason === 'expired' && v.message?.kind === 'offer') {
+      // verified, but too late: a missed call, never a connection
+      await this.calls.append({ at: this.clock().toISOString(), direction: 'in', peer: v.message.from, callId: v.message.callId, outcome: 'missed', detail: 'the offer had expired when it arrived' });
+    }
     return {
       ok: false,
       messageId: parsed.messageId ?? '',

@@ -188,8 +188,15 @@ export class Agent {
     this.control = await serveControl({ stateDir: this.o.account.stateDir, email: this.o.account.email, poke: () => this.outbox.poke() });
   }
 
-  /** Cancels ringing calls, hangs up the others, flushes the outbox, stops watching. */
-  async stop(): Promise<void> {
+  private stopping?: Promise<void>;
+
+  /** Cancels ringing calls, hangs up the others, flushes the outbox, stops watching. Idempotent. */
+  stop(): Promise<void> {
+    this.stopping ??= this.stopOnce();
+    return this.stopping;
+  }
+
+  private async stopOnce(): Promise<void> {
     await this.phone.shutdown();
     await Promise.allSettled([...this.carrying]);
     if (this.remote) {

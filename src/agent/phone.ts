@@ -213,7 +213,7 @@ export class Phone {
       const parsed = v.parsed && !v.parsed.ok ? v.parsed : undefined;
       const stale = parsed?.message;
       if (stale && stale.kind === 'offer' && parsed?.reason === 'expired' && !this.calls.has(stale.callId)) {
-        await this.o.account.calls.append({ at: this.timers.now().toISOString(), direction: 'in', peer: stale.from, callId: stale.callId, outcome: 'missed', detail: 'the offer had expired when it arrived' });
+        // Account.classify has logged the missed call
         this.emit({ type: 'ended', callId: stale.callId, direction: 'in', peer: stale.from, state: 'missed', detail: 'the offer had expired when it arrived', states: ['offer-received', 'missed'] });
         return;
       }

@@ -7,10 +7,21 @@ import { openAccount } from '../api/open.js';
 import { connectControl } from '../agent/control.js';
 import { Option, type Command } from 'commander';
 import cliProgress from 'cli-progress';
-import { PeerdialError } from '../errors.js';
+import { PeerdialError, isPeerdialError } from '../errors.js';
+import { leaveMessage } from '../api/messages.js';
 import { receiveFiles, runChat, runPipe, sendFiles, forwardLocal, parseForwardSpec, FORWARD_PROTOCOL } from '../carriers/index.js';
 import { hangupOnSigint, placeCall, startCommandAgent } from './session-ui.js';
 import { printJson, status, type GlobalOptions } from './output.js';
+
+function askLine(question: string): Promise<string> {
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  return new Promise((resolve) =>
+    rl.question(question, (a) => {
+      rl.close();
+      resolve(a.trim());
+    }),
+  );
+}
 
 function sanitizeLine(s: string): string {
   return s.replace(/[\u0000-\u0008\u000b-\u001f\u007f]/g, '\ufffd');
@@ -23,6 +34,7 @@ export function register(program: Command, globals: () => GlobalOptions): void {
     .option('--pipe', 'connect stdin/stdout to the peer, like netcat (binary-safe, half-close)')
     .addOption(new Option('--forward <spec>', 'forward a local TCP port to a target on the peer side: LPORT:HOST:PORT'))
     .option('--ring-seconds <n>', 'how long to ring before giving up')
+    .option('--message <text>', 'if nobody answers, leave this message by mail')
     .addHelpText('after', `
 Examples:
   peerdial call hitoshi                      chat; type lines, Ctrl-D or Ctrl-C hangs up
@@ -37,7 +49,20 @@ The offer travels by mail, so the first ring can take as long as your mail does.
       const agent = await startCommandAgent(g);
       try {
         const purpose = o.pipe ? 'pipe' : fwd ? 'forward' : 'chat';
-        const call = await placeCall(g, agent, who, purpose, o.ringSeconds ? { ringSeconds: Number(o.ringSeconds) } : {});
+        let call;
+        try {
+          call = await placeCall(g, agent, who, purpose, o.ringSeconds ? { ringSeconds: Number(o.ringSeconds) } : {});
+        } catch (err) {
+          if (!isPeerdialError(err) || !['CALL_TIMEOUT', 'CALL_DECLINED', 'CALL_BUSY', 'SESSION_FAILED'].includes(err.code)) throw err;
+          // Not answered: a message by mail instead, when one was given (or typed).
+          const text = o.message ?? (process.stdin.isTTY && !o.pipe ? await askLine(`${err.message} Leave a message (Enter to skip): `) : '');
+          if (text) {
+            await agent.stop();
+            const r = await leaveMessage(agent.account, who, { text });
+            status(g, r.sent ? `message sent to ${r.to}` : `message queued for ${r.to}`);
+          }
+          throw err;
+        }
         const unhook = hangupOnSigint(g, call);
         try {
           if (o.pipe) {

@@ -12,8 +12,9 @@ import * as mailCmd from './mail.js';
 import * as callCmd from './call.js';
 import * as agentCmd from './agent.js';
 import * as demoCmd from './demo.js';
+import * as messagesCmd from './messages.js';
 
-const COMMANDS = [initCmd, contactsCmd, addressCmd, mailCmd, callCmd, agentCmd, demoCmd];
+const COMMANDS = [initCmd, contactsCmd, addressCmd, mailCmd, callCmd, agentCmd, demoCmd, messagesCmd];
 
 export function buildProgram(): Command {
   const program = new Command();

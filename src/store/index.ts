@@ -4,3 +4,4 @@ export * from './contacts.js';
 export * from './ledger.js';
 export * from './outbox.js';
 export * from './calllog.js';
+export * from './messages.js';

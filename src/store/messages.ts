@@ -1,0 +1,76 @@
+/**
+ * Messages and voicemail that came by mail (kind `message`): one JSON file
+ * each, the attachment (a recorded voice message) saved beside it.
+ */
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { ensurePrivateDir, readJson, writeFileAtomic, writeJsonAtomic } from './files.js';
+import type { PeerdialMessage } from '../wire/message.js';
+
+export interface StoredMessage {
+  id: string;
+  from: string;
+  received: string;
+  sent: string;
+  text?: string;
+  /** Saved attachment: file name inside the messages folder. */
+  attachment?: { filename: string; contentType: string; file: string; bytes: number };
+  /** The call this message followed, when it was left for an unanswered call. */
+  callId: string;
+  read: boolean;
+}
+
+export class MessageStore {
+  readonly dir: string;
+
+  constructor(stateDir: string) {
+    this.dir = path.join(stateDir, 'messages');
+  }
+
+  /** Saves a verified `message`; the same nonce is never saved twice. */
+  async save(msg: PeerdialMessage, received: Date): Promise<StoredMessage> {
+    await ensurePrivateDir(this.dir);
+    const id = `${Date.parse(msg.created).toString(36)}-${msg.nonce.slice(0, 12)}`;
+    const file = path.join(this.dir, `${id}.json`);
+    const existing = await readJson<StoredMessage | null>(file, null);
+    if (existing) return existing;
+    const stored: StoredMessage = { id, from: msg.from, received: received.toISOString(), sent: msg.created, callId: msg.callId, read: false };
+    if (msg.text !== undefined) stored.text = msg.text;
+    if (msg.attachment) {
+      const data = Buffer.from(msg.attachment.data, 'base64');
+      // the sender's file name is shown, never used as a path
+      const ext = (/\.([a-z0-9]{1,8})$/i.exec(msg.attachment.filename)?.[1] ?? 'bin').toLowerCase();
+      const name = `${id}.${ext}`;
+      await writeFileAtomic(path.join(this.dir, name), data);
+      stored.attachment = { filename: msg.attachment.filename, contentType: msg.attachment.contentType, file: name, bytes: data.length };
+    }
+    await writeJsonAtomic(file, stored);
+    return stored;
+  }
+
+  async list(): Promise<StoredMessage[]> {
+    let names: string[];
+    try {
+      names = await fs.readdir(this.dir);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw err;
+    }
+    const out: StoredMessage[] = [];
+    for (const n of names.filter((x) => x.endsWith('.json')).sort()) {
+      const m = await readJson<StoredMessage | null>(path.join(this.dir, n), null);
+      if (m) out.push(m);
+    }
+    return out.sort((a, b) => a.sent.localeCompare(b.sent));
+  }
+
+  async markRead(id: string): Promise<void> {
+    const file = path.join(this.dir, `${id}.json`);
+    const m = await readJson<StoredMessage | null>(file, null);
+    if (m && !m.read) await writeJsonAtomic(file, { ...m, read: true });
+  }
+
+  attachmentPath(m: StoredMessage): string | undefined {
+    return m.attachment ? path.join(this.dir, m.attachment.file) : undefined;
+  }
+}
