@@ -95,4 +95,38 @@ describe('commands beside a running agent', () => {
       if (ha.child.exitCode === null) ha.child.kill('SIGKILL');
     }
   });
+
+  it('a call rings at the agent; `peerdial answer` takes it, `peerdial decline` refuses the next one', async () => {
+    const acc = await hitoshi.open();
+    await acc.contacts.update(alice.email, (c) => (c.answer = 'ring'));
+    const ha = agentProcess(hitoshi);
+    try {
+      await waitFor('agent up', () => ha.out().includes('mailbox connected'), 30_000);
+      const nothing = await runCli(['--config', hitoshi.configFile, 'answer']);
+      expect(nothing.code).not.toBe(0);
+      expect(nothing.stderr).toContain('No call is ringing');
+
+      const first = runCli(['--config', alice.configFile, 'call', 'hitoshi'], { timeoutMs: 60_000 });
+      await waitFor('ringing', () => ha.out().includes('is ringing'), 30_000);
+      const ringing = JSON.parse((await runCli(['--config', hitoshi.configFile, '--json', 'ringing'])).stdout) as { peer: string; callId: string }[];
+      expect(ringing).toEqual([expect.objectContaining({ peer: alice.email })]);
+      const answered = await runCli(['--config', hitoshi.configFile, 'answer', ringing[0]!.callId]);
+      expect(answered.code, answered.stderr).toBe(0);
+      const r1 = await first;
+      expect(r1.code, r1.stderr).toBe(0);
+      expect(r1.stderr).toContain('connected to hitoshi@example.test');
+
+      const second = runCli(['--config', alice.configFile, 'call', 'hitoshi'], { timeoutMs: 60_000 });
+      await waitFor('ringing again', () => (ha.out().match(/is ringing/g) ?? []).length >= 2, 30_000);
+      const declined = await runCli(['--config', hitoshi.configFile, 'decline', '--text', 'in a meeting']);
+      expect(declined.code, declined.stderr).toBe(0);
+      const r2 = await second;
+      expect(r2.code).toBe(2);
+      expect(r2.stderr).toContain('declined the call (in a meeting)');
+    } finally {
+      await acc.contacts.update(alice.email, (c) => delete c.answer);
+      ha.child.kill('SIGTERM');
+      await ha.exited;
+    }
+  });
 });

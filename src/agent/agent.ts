@@ -9,7 +9,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import type { Account } from './account.js';
 import { OutboxLoop, watchInbox, type MailboxEvent } from './mailbox.js';
-import { Phone, type ActiveCall, type PhoneEvent, type CallOptions } from './phone.js';
+import { Phone, type ActiveCall, type PhoneEvent, type CallOptions, type RingingCall } from './phone.js';
 import type { Timers } from './timers.js';
 import type { Channel, IceConfig } from '../session/types.js';
 import { shutdownSessions } from '../session/index.js';
@@ -92,6 +92,8 @@ export class Agent {
       ...(o.connectTimeoutMs ? { connectTimeoutMs: o.connectTimeoutMs } : {}),
       ...(o.calleeConnectTimeoutMs ? { calleeConnectTimeoutMs: o.calleeConnectTimeoutMs } : {}),
       onEvent: (e) => {
+        if (e.type === 'ringing') this.ringing.set(e.call.callId, e.call);
+        if (e.type === 'ended') this.ringing.delete(e.callId);
         if (e.type === 'connected' && e.call.direction === 'in') this.carry(e.call);
         emit(e);
       },
@@ -185,7 +187,27 @@ export class Agent {
 
   /** Opens the control socket (`peerdial agent`); fails when another agent of the account runs. */
   async serveControl(): Promise<void> {
-    this.control = await serveControl({ stateDir: this.o.account.stateDir, email: this.o.account.email, poke: () => this.outbox.poke() });
+    this.control = await serveControl({
+      stateDir: this.o.account.stateDir,
+      email: this.o.account.email,
+      poke: () => this.outbox.poke(),
+      requests: {
+        ringing: () => [...this.ringing.values()].map((r) => ({ callId: r.callId, peer: r.peer, purpose: r.purpose })),
+        answer: (a) => this.pickRinging(a.callId).accept(),
+        decline: (a) => this.pickRinging(a.callId).decline(typeof a.text === 'string' ? a.text : undefined),
+      },
+    });
+  }
+
+  /** Incoming calls ringing now, newest last. */
+  private readonly ringing = new Map<string, RingingCall>();
+
+  private pickRinging(callId: unknown): RingingCall {
+    const all = [...this.ringing.values()];
+    const r = typeof callId === 'string' && callId ? this.ringing.get(callId) : all.at(-1);
+    if (!r) throw new PeerdialError('USAGE', all.length ? `No ringing call ${String(callId)}.` : 'No call is ringing.');
+    this.ringing.delete(r.callId);
+    return r;
   }
 
   private stopping?: Promise<void>;

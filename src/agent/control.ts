@@ -18,9 +18,15 @@ export function controlSocketPath(stateDir: string): string {
   return path.join(stateDir, 'agent.sock');
 }
 
-type ClientMsg = { op: 'hello' } | { op: 'poke' } | { op: 'subscribe'; callId: string } | { op: 'unsubscribe'; callId: string };
+type ClientMsg =
+  | { op: 'hello' }
+  | { op: 'poke' }
+  | { op: 'subscribe'; callId: string }
+  | { op: 'unsubscribe'; callId: string }
+  | { op: 'request'; id: number; name: string; args?: Record<string, unknown> };
 type ServerMsg =
   | { ev: 'hello'; email: string; pid: number }
+  | { ev: 'reply'; id: number; ok: boolean; result?: unknown; error?: string }
   | { ev: 'mail'; message: PeerdialMessage; messageId: string }
   | { ev: 'sent'; messageId: string };
 
@@ -53,7 +59,10 @@ export interface ControlServer {
   close(): Promise<void>;
 }
 
-export async function serveControl(opts: { stateDir: string; email: string; poke: () => void }): Promise<ControlServer> {
+/** Named requests a client may make of the agent (answer, decline, status, ...). */
+export type ControlRequests = Record<string, (args: Record<string, unknown>) => Promise<unknown> | unknown>;
+
+export async function serveControl(opts: { stateDir: string; email: string; poke: () => void; requests?: ControlRequests }): Promise<ControlServer> {
   const file = controlSocketPath(opts.stateDir);
   const existing = await connectRaw(file).catch(() => undefined);
   if (existing) {
@@ -78,6 +87,21 @@ export async function serveControl(opts: { stateDir: string; email: string; poke
       else if (m.op === 'poke') opts.poke();
       else if (m.op === 'subscribe' && typeof m.callId === 'string') subs.set(m.callId, sock);
       else if (m.op === 'unsubscribe') subs.delete(m.callId);
+      else if (m.op === 'request' && typeof m.id === 'number') {
+        const handler = opts.requests?.[m.name];
+        const reply = (r: Omit<Extract<ServerMsg, { ev: 'reply' }>, 'ev' | 'id'>) => {
+          if (sock.writable) sock.write(JSON.stringify({ ev: 'reply', id: m.id, ...r } satisfies ServerMsg) + '\n');
+        };
+        if (!handler) reply({ ok: false, error: `unknown request "${m.name}"` });
+        else {
+          Promise.resolve()
+            .then(() => handler(m.args ?? {}))
+            .then(
+              (result) => reply({ ok: true, result }),
+              (err) => reply({ ok: false, error: (err as Error).message }),
+            );
+        }
+      }
     });
   });
   await new Promise<void>((resolve, reject) => {
@@ -118,6 +142,8 @@ export interface ControlClient {
   subscribe(callId: string): void;
   onMail(cb: (msg: PeerdialMessage, messageId: string) => void): void;
   onSent(cb: (messageId: string) => void): void;
+  /** Asks the agent something by name; rejects with the agent's error. */
+  request(name: string, args?: Record<string, unknown>): Promise<unknown>;
   close(): void;
 }
 
@@ -131,6 +157,8 @@ export async function connectControl(stateDir: string, timeoutMs = 2000): Promis
   }
   sock.on('error', () => undefined);
   const mailCbs: ((m: PeerdialMessage, id: string) => void)[] = [];
+  const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  let nextId = 1;
   const sentCbs: ((id: string) => void)[] = [];
   const hello = await new Promise<{ email: string; pid: number } | undefined>((resolve) => {
     const t = setTimeout(() => resolve(undefined), timeoutMs);
@@ -141,6 +169,11 @@ export async function connectControl(stateDir: string, timeoutMs = 2000): Promis
         resolve({ email: m.email, pid: m.pid });
       } else if (m.ev === 'mail') mailCbs.forEach((cb) => cb(m.message, m.messageId));
       else if (m.ev === 'sent') sentCbs.forEach((cb) => cb(m.messageId));
+      else if (m.ev === 'reply') {
+        const p = pending.get(m.id);
+        pending.delete(m.id);
+        if (p) m.ok ? p.resolve(m.result) : p.reject(new PeerdialError('USAGE', m.error ?? 'the agent refused'));
+      }
     });
     sock.write(JSON.stringify({ op: 'hello' } satisfies ClientMsg) + '\n');
   });
@@ -155,6 +188,15 @@ export async function connectControl(stateDir: string, timeoutMs = 2000): Promis
     subscribe: (callId) => send({ op: 'subscribe', callId }),
     onMail: (cb) => void mailCbs.push(cb),
     onSent: (cb) => void sentCbs.push(cb),
+    request: (name, args) =>
+      new Promise((resolve, reject) => {
+        const id = nextId++;
+        pending.set(id, { resolve, reject });
+        if (!send({ op: 'request', id, name, ...(args ? { args } : {}) })) {
+          pending.delete(id);
+          reject(new PeerdialError('USAGE', 'the agent closed the connection'));
+        }
+      }),
     close: () => sock.end(),
   };
 }

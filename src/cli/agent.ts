@@ -1,4 +1,5 @@
-import type { Command } from 'commander';
+import { spawn } from 'node:child_process';
+import { Option, type Command } from 'commander';
 import { openAccount } from '../api/open.js';
 import { Agent, type AgentEvent } from '../agent/agent.js';
 import { checkInbox } from '../api/mail.js';
@@ -15,7 +16,7 @@ export function describeEvent(e: AgentEvent): string | undefined {
     case 'ended':
       return `call ${e.callId} ${e.direction === 'in' ? 'from' : 'to'} ${e.peer}: ended ${e.state}${e.detail ? ` (${e.detail})` : ''}`;
     case 'ringing':
-      return `call ${e.call.callId} from ${e.call.peer} is ringing (answer: peerdial answer; decline: peerdial decline)`;
+      return `call ${e.call.callId} from ${e.call.peer} is ringing (peerdial answer ${e.call.callId} / peerdial decline ${e.call.callId})`;
     case 'mail-rejected':
       return `mail from ${e.from ?? 'unknown'} rejected: ${e.reason}: ${e.detail}`;
     case 'message':
@@ -44,17 +45,32 @@ function jsonEvent(e: AgentEvent): unknown {
   return e;
 }
 
+/** A call rings: terminal bell, and a desktop notification when notify-send (Linux) or osascript (macOS) is there. */
+function ring(peer: string, callId: string): void {
+  if (process.stdout.isTTY) process.stdout.write('\x07');
+  const text = `${peer} is calling. Answer: peerdial answer ${callId}   Decline: peerdial decline ${callId}`;
+  const cmd = process.platform === 'darwin' ? ['osascript', ['-e', `display notification ${JSON.stringify(text)} with title "peerdial"`]] : ['notify-send', ['--app-name=peerdial', 'Incoming call', text]];
+  try {
+    const child = spawn(cmd[0] as string, cmd[1] as string[], { stdio: 'ignore', detached: true });
+    child.on('error', () => undefined); // no notifier on this machine: the log line says it
+    child.unref();
+  } catch {
+    // ignore
+  }
+}
+
 export function register(program: Command, globals: () => GlobalOptions): void {
   program
     .command('agent')
     .description('run the agent: watch the mailbox, answer calls by policy, send queued mail (as a service, or in a terminal)')
     .option('--once', 'check the mailbox once, list what arrived, and exit')
+    .addOption(new Option('--log-format <format>', 'log lines: text, or json (one object per line, same as --json)').choices(['text', 'json']).default('text'))
     .addHelpText('after', `
 The agent logs one line per event to stdout (--json: one JSON object per line).
 It stops cleanly on SIGTERM or Ctrl-C: ringing calls are cancelled, calls hung up,
 queued mail is sent first.`)
     .action(async (o) => {
-      const g = globals();
+      const g = o.logFormat === 'json' ? { ...globals(), json: true } : globals();
       const account = await openAccount(g);
       if (o.once) {
         const r = await checkInbox(account);
@@ -64,6 +80,7 @@ queued mail is sent first.`)
         return;
       }
       const log = (e: AgentEvent) => {
+        if (e.type === 'ringing') ring(e.call.peer, e.call.callId);
         if (e.type === 'idle' || e.type === 'checked' || e.type === 'connecting') return;
         if (g.json) {
           process.stdout.write(JSON.stringify({ at: new Date().toISOString(), ...(jsonEvent(e) as object) }) + '\n');

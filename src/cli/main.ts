@@ -13,8 +13,9 @@ import * as callCmd from './call.js';
 import * as agentCmd from './agent.js';
 import * as demoCmd from './demo.js';
 import * as messagesCmd from './messages.js';
+import * as answerCmd from './answer.js';
 
-const COMMANDS = [initCmd, contactsCmd, addressCmd, mailCmd, callCmd, agentCmd, demoCmd, messagesCmd];
+const COMMANDS = [initCmd, contactsCmd, addressCmd, mailCmd, callCmd, agentCmd, demoCmd, messagesCmd, answerCmd];
 
 export function buildProgram(): Command {
   const program = new Command();
