@@ -129,4 +129,28 @@ describe('commands beside a running agent', () => {
       await ha.exited;
     }
   });
+
+  it('`peerdial listen --pipe` beside a running agent: the agent hands the call to the terminal', async () => {
+    const ha = agentProcess(hitoshi);
+    try {
+      await waitFor('agent up', () => ha.out().includes('mailbox connected'), 30_000);
+      const listener = spawn(process.execPath, [BIN, '--config', hitoshi.configFile, 'listen', '--pipe'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      running.push(listener);
+      let lout = '';
+      let lerr = '';
+      listener.stdout!.on('data', (d) => (lout += d));
+      listener.stderr!.on('data', (d) => (lerr += d));
+      const lexit = new Promise((r) => listener.on('close', r));
+      await waitFor('listener ready', () => lerr.includes('hands the next call to this terminal') && lerr.includes('waiting for a call'), 30_000);
+      const r = await runCli(['--config', alice.configFile, 'call', 'hitoshi', '--pipe'], { input: 'through the agent to the terminal\n', timeoutMs: 60_000 });
+      expect(r.code, r.stderr).toBe(0);
+      expect(await lexit).toBe(0);
+      expect(lout).toBe('through the agent to the terminal\n');
+      // the agent itself did not carry the call
+      expect(ha.out()).not.toMatch(/pipe: \d+ bytes into/);
+    } finally {
+      ha.child.kill('SIGTERM');
+      await ha.exited;
+    }
+  });
 });

@@ -17,6 +17,7 @@ import { receiveFiles, runChat, runPipe, serveForward, allowTargets, FORWARD_PRO
 import { expandHome } from '../store/paths.js';
 import { PeerdialError } from '../errors.js';
 import { serveControl, type ControlClient, type ControlServer } from './control.js';
+import { HealthRecord, type AgentHealth } from './health.js';
 
 export function iceFromConfig(account: Account): IceConfig {
   const ice = account.config.ice;
@@ -68,6 +69,8 @@ export class Agent {
   private carrying = new Set<Promise<void>>();
   private control?: ControlServer;
   private readonly remote?: ControlClient;
+  /** What `peerdial status` reports about the mailbox. */
+  private readonly health = new HealthRecord();
 
   constructor(private readonly o: AgentOptions) {
     const emit = (e: AgentEvent) => o.onEvent?.(e);
@@ -86,6 +89,7 @@ export class Agent {
       send: () => (remote ? remote.poke() : this.outbox.poke()),
       ...(remote ? { onCallPlaced: (callId: string) => remote.subscribe(callId) } : {}),
       elsewhere: (msg, messageId) => this.control?.deliver(msg, messageId) ?? false,
+      takeOffer: (msg, messageId) => this.control?.offerToTaker(msg, messageId) ?? false,
       ...(o.timers ? { timers: o.timers } : {}),
       ...(o.forceAnswer ? { forceAnswer: true } : {}),
       ...(o.refuseIncoming ? { refuseIncoming: true } : {}),
@@ -112,6 +116,7 @@ export class Agent {
   /** Starts watching the inbox and draining the outbox (or listening to the running agent). */
   start(): void {
     if (this.remote) {
+      if (this.o.forceAnswer) this.remote.takeIncoming();
       this.remote.onMail((msg, id) => void this.phone.handleVerified(msg, id));
       this.remote.onSent((id) => this.phone.mailSent(id));
       return;
@@ -120,7 +125,10 @@ export class Agent {
     this.watching = watchInbox(this.o.account, {
       signal: this.ac.signal,
       onMail: (mail) => this.phone.handleMail(mail),
-      onEvent: (e) => this.o.onEvent?.(e),
+      onEvent: (e) => {
+        this.health.mailboxEvent(e);
+        this.o.onEvent?.(e);
+      },
     });
   }
 
@@ -192,11 +200,18 @@ export class Agent {
       email: this.o.account.email,
       poke: () => this.outbox.poke(),
       requests: {
+        status: () => this.status(),
         ringing: () => [...this.ringing.values()].map((r) => ({ callId: r.callId, peer: r.peer, purpose: r.purpose })),
         answer: (a) => this.pickRinging(a.callId).accept(),
         decline: (a) => this.pickRinging(a.callId).decline(typeof a.text === 'string' ? a.text : undefined),
       },
     });
+  }
+
+  /** Agent up, mailbox, IDLE, last check, outbox length, active calls (`peerdial status`). */
+  async status(): Promise<AgentHealth> {
+    const outboxLength = (await this.o.account.outbox.list().catch(() => [])).length;
+    return this.health.snapshot({ pid: process.pid, email: this.o.account.email, outboxLength, activeCalls: this.phone.activeCount() });
   }
 
   /** Incoming calls ringing now, newest last. */

@@ -23,6 +23,7 @@ type ClientMsg =
   | { op: 'poke' }
   | { op: 'subscribe'; callId: string }
   | { op: 'unsubscribe'; callId: string }
+  | { op: 'take-incoming' }
   | { op: 'request'; id: number; name: string; args?: Record<string, unknown> };
 type ServerMsg =
   | { ev: 'hello'; email: string; pid: number }
@@ -55,6 +56,8 @@ function lines(sock: net.Socket, onLine: (v: unknown) => void): void {
 export interface ControlServer {
   /** Offers a verified mail of a call placed by a client; true when a client subscribed to it. */
   deliver(msg: PeerdialMessage, messageId: string): boolean;
+  /** Hands a new, allowed offer to a `peerdial listen` client; true when one took it. */
+  offerToTaker(msg: PeerdialMessage, messageId: string): boolean;
   sent(messageId: string): void;
   close(): Promise<void>;
 }
@@ -74,12 +77,15 @@ export async function serveControl(opts: { stateDir: string; email: string; poke
   await fs.rm(file, { force: true });
   const clients = new Set<net.Socket>();
   const subs = new Map<string, net.Socket>();
+  const takers: net.Socket[] = [];
   const server = net.createServer((sock) => {
     clients.add(sock);
     sock.on('error', () => undefined);
     sock.on('close', () => {
       clients.delete(sock);
       for (const [id, s] of subs) if (s === sock) subs.delete(id);
+      const i = takers.indexOf(sock);
+      if (i >= 0) takers.splice(i, 1);
     });
     lines(sock, (v) => {
       const m = v as ClientMsg;
@@ -87,6 +93,7 @@ export async function serveControl(opts: { stateDir: string; email: string; poke
       else if (m.op === 'poke') opts.poke();
       else if (m.op === 'subscribe' && typeof m.callId === 'string') subs.set(m.callId, sock);
       else if (m.op === 'unsubscribe') subs.delete(m.callId);
+      else if (m.op === 'take-incoming') takers.push(sock);
       else if (m.op === 'request' && typeof m.id === 'number') {
         const handler = opts.requests?.[m.name];
         const reply = (r: Omit<Extract<ServerMsg, { ev: 'reply' }>, 'ev' | 'id'>) => {
@@ -116,6 +123,13 @@ export async function serveControl(opts: { stateDir: string; email: string; poke
       sock.write(JSON.stringify({ ev: 'mail', message: msg, messageId } satisfies ServerMsg) + '\n');
       return true;
     },
+    offerToTaker(msg, messageId) {
+      const sock = takers.at(-1);
+      if (!sock || !sock.writable) return false;
+      subs.set(msg.callId, sock);
+      sock.write(JSON.stringify({ ev: 'mail', message: msg, messageId } satisfies ServerMsg) + '\n');
+      return true;
+    },
     sent(messageId) {
       for (const c of clients) c.write(JSON.stringify({ ev: 'sent', messageId } satisfies ServerMsg) + '\n');
     },
@@ -140,6 +154,8 @@ export interface ControlClient {
   pid: number;
   poke(): void;
   subscribe(callId: string): void;
+  /** `peerdial listen`: the agent hands new allowed offers to this client. */
+  takeIncoming(): void;
   onMail(cb: (msg: PeerdialMessage, messageId: string) => void): void;
   onSent(cb: (messageId: string) => void): void;
   /** Asks the agent something by name; rejects with the agent's error. */
@@ -186,6 +202,7 @@ export async function connectControl(stateDir: string, timeoutMs = 2000): Promis
     ...hello,
     poke: () => send({ op: 'poke' }),
     subscribe: (callId) => send({ op: 'subscribe', callId }),
+    takeIncoming: () => send({ op: 'take-incoming' }),
     onMail: (cb) => void mailCbs.push(cb),
     onSent: (cb) => void sentCbs.push(cb),
     request: (name, args) =>

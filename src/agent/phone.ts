@@ -70,6 +70,8 @@ export interface PhoneOptions {
   onEvent?: (e: PhoneEvent) => void;
   /** `peerdial listen`: answer calls from allowed callers whatever the answer mode says. */
   forceAnswer?: boolean;
+  /** An allowed offer: somebody else (a `peerdial listen` beside the agent) may take it; true when taken. */
+  takeOffer?: (offer: PeerdialMessage, messageId: string) => boolean;
   /** A call was placed (before its offer is queued): for subscriptions at a running agent. */
   onCallPlaced?: (callId: string) => void;
   /** Offered a verified message for a call this phone does not know; true when somebody took it. */
@@ -297,6 +299,7 @@ export class Phone {
       ...(this.o.forceAnswer ? { forceAnswer: true } : {}),
       ...(this.o.refuseIncoming ? { refuseIncoming: true } : {}),
     });
+    if ((decision.type === 'policy-auto-answer' || decision.type === 'policy-ring') && this.o.takeOffer?.(offer, messageId)) return;
     this.calls.set(rec.callId, rec);
     this.state(rec);
     this.feed(rec, decision);

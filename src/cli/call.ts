@@ -154,16 +154,13 @@ The offer travels by mail, so the first ring can take as long as your mail does.
       let resolveCall!: (c: ActiveCall) => void;
       const got = new Promise<ActiveCall>((r) => (resolveCall = r));
       const account = await openAccount(g);
+      // Beside a running agent, the agent hands the next allowed offer to this listener.
       const running = await connectControl(account.stateDir);
-      if (running) {
-        running.close();
-        throw new PeerdialError('USAGE', `The agent of ${account.email} (pid ${running.pid}) answers calls for this account.`, {
-          hint: 'Let it answer (its policy decides), or stop it while you listen here.',
-        });
-      }
+      if (running) status(g, `the running agent of ${running.email} (pid ${running.pid}) hands the next call to this terminal`);
       const agent = new Agent({
         account,
         forceAnswer: true,
+        ...(running ? { control: running } : {}),
         onIncoming: async (call) => {
           resolveCall(call);
           await call.ended;
