@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureMailServers } from './harness/system.js';
 import { startMailStack, type MailStack } from './harness/mail-stack.js';
 import { introduce, makePeer, tempDir, waitFor, type Peer } from './harness/peers.js';
+import { agentOf, endedStates } from './harness/agents.js';
 import { Agent, type AgentEvent } from '../src/agent/agent.js';
 import type { Channel } from '../src/session/index.js';
 import type { ActiveCall } from '../src/agent/phone.js';
@@ -24,17 +25,7 @@ let hitoshi: Peer;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function agentOf(peer: Peer, extra: Partial<ConstructorParameters<typeof Agent>[0]> = {}): Promise<{ agent: Agent; events: AgentEvent[] }> {
-  const events: AgentEvent[] = [];
-  const agent = new Agent({ account: await peer.open(), onEvent: (e) => events.push(e), ...extra });
-  agent.start();
-  await waitFor(`${peer.name}'s agent idling`, () => events.some((e) => e.type === 'idle'));
-  return { agent, events };
-}
 
-function endedStates(events: AgentEvent[], direction: 'in' | 'out'): string[][] {
-  return events.filter((e): e is Extract<AgentEvent, { type: 'ended' }> => e.type === 'ended' && e.direction === direction).map((e) => e.states);
-}
 
 function statesSoFar(events: AgentEvent[], direction: 'in' | 'out'): string[] {
   return events.filter((e): e is Extract<AgentEvent, { type: 'state' }> => e.type === 'state' && e.direction === direction).map((e) => e.state);
