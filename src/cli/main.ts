@@ -14,8 +14,12 @@ import * as agentCmd from './agent.js';
 import * as demoCmd from './demo.js';
 import * as messagesCmd from './messages.js';
 import * as answerCmd from './answer.js';
+import * as serviceCmd from './service.js';
+import * as statusCmd from './status.js';
+import * as uriCmd from './uri.js';
+import * as shellCmd from './shell.js';
 
-const COMMANDS = [initCmd, contactsCmd, addressCmd, mailCmd, callCmd, agentCmd, demoCmd, messagesCmd, answerCmd];
+const COMMANDS = [initCmd, contactsCmd, addressCmd, mailCmd, callCmd, agentCmd, demoCmd, messagesCmd, answerCmd, serviceCmd, statusCmd, uriCmd, shellCmd];
 
 export function buildProgram(): Command {
   const program = new Command();
