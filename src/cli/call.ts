@@ -1,8 +1,7 @@
 import { createInterface } from 'node:readline';
 import path from 'node:path';
-import type { Channel } from '../session/types.js';
 import type { ActiveCall } from '../agent/phone.js';
-import { Agent } from '../agent/agent.js';
+import { Agent, channelNamed } from '../agent/agent.js';
 import { openAccount } from '../api/open.js';
 import { connectControl } from '../agent/control.js';
 import { Option, type Command } from 'commander';
@@ -10,7 +9,7 @@ import cliProgress from 'cli-progress';
 import { PeerdialError, isPeerdialError } from '../errors.js';
 import { leaveMessage } from '../api/messages.js';
 import { receiveFiles, runChat, runPipe, sendFiles, forwardLocal, parseForwardSpec, FORWARD_PROTOCOL } from '../carriers/index.js';
-import { hangupOnSigint, placeCall, startCommandAgent } from './session-ui.js';
+import { holdCall, placeCall, startCommandAgent } from './session-ui.js';
 import { printJson, status, type GlobalOptions } from './output.js';
 
 function askLine(question: string): Promise<string> {
@@ -63,8 +62,7 @@ The offer travels by mail, so the first ring can take as long as your mail does.
           }
           throw err;
         }
-        const unhook = hangupOnSigint(g, call);
-        try {
+        await holdCall(g, call, async () => {
           if (o.pipe) {
             const ch = await call.session.openChannel('pipe');
             const r = await runPipe(ch, process.stdin, process.stdout, { endOutput: false });
@@ -94,11 +92,7 @@ The offer travels by mail, so the first ring can take as long as your mail does.
             rl.close();
             status(g, r.ended === 'remote-bye' ? `${call.peer} hung up` : 'hung up');
           }
-        } finally {
-          unhook();
-          call.hangup();
-          await call.ended;
-        }
+        });
       } finally {
         await agent.stop();
       }
@@ -112,12 +106,11 @@ The offer travels by mail, so the first ring can take as long as your mail does.
       const agent = await startCommandAgent(g);
       try {
         const call = await placeCall(g, agent, who, 'file');
-        const unhook = hangupOnSigint(g, call);
         const bar = !g.quiet && process.stderr.isTTY
           ? new cliProgress.SingleBar({ format: '{file} [{bar}] {percentage}% {value}/{total} B {rate} MB/s ETA {eta_formatted}', stream: process.stderr }, cliProgress.Presets.shades_classic)
           : undefined;
         let current = '';
-        try {
+        await holdCall(g, call, async () => {
           const ch = await call.session.openChannel('file');
           const sent = await sendFiles(ch, files, {
             onProgress: (p) => {
@@ -133,12 +126,7 @@ The offer travels by mail, so the first ring can take as long as your mail does.
           if (g.json) printJson(sent);
           else for (const s of sent) console.log(s.status === 'sent' ? `sent ${s.name} (${s.size} bytes, sha256 ${s.sha256.slice(0, 16)}...)${s.resumedFrom ? `, resumed at byte ${s.resumedFrom}` : ''}${s.savedAs && s.savedAs !== s.name ? `; saved as "${s.savedAs}"` : ''}` : `REFUSED ${s.name}: ${s.reason}`);
           if (sent.some((s) => s.status !== 'sent')) process.exitCode = 1;
-        } finally {
-          bar?.stop();
-          unhook();
-          call.hangup();
-          await call.ended;
-        }
+        }).finally(() => bar?.stop());
       } finally {
         await agent.stop();
       }
@@ -178,10 +166,9 @@ The offer travels by mail, so the first ring can take as long as your mail does.
         const call = await Promise.race([got, stop]);
         if (call === 'stop') return;
         status(g, `connected to ${call.peer} via ${call.pair.local} <-> ${call.pair.remote}`);
-        const unhook = hangupOnSigint(g, call);
-        try {
+        await holdCall(g, call, async () => {
           if (o.pipe && call.purpose !== 'pipe') status(g, `note: ${call.peer} called for ${call.purpose}, not a pipe`);
-          const ch = await new Promise<Channel>((resolve) => call.session.onChannel((c) => c.label === call.purpose && resolve(c)));
+          const ch = await channelNamed(call, call.purpose);
           if (call.purpose === 'pipe') {
             const r = await runPipe(ch, process.stdin, process.stdout, { endOutput: false });
             status(g, `pipe closed: ${r.sent} bytes sent, ${r.received} received`);
@@ -193,11 +180,7 @@ The offer travels by mail, so the first ring can take as long as your mail does.
             await runChat(ch, rl, { onLine: (from, text) => from === 'remote' && process.stdout.write(`${call.peer}: ${sanitizeLine(text)}\n`) });
             rl.close();
           }
-        } finally {
-          unhook();
-          call.hangup();
-          await call.ended;
-        }
+        });
       } finally {
         await agent.stop();
       }

@@ -78,3 +78,15 @@ export function hangupOnSigint(g: GlobalOptions, call: ActiveCall): () => void {
   process.once('SIGINT', onSigint);
   return () => process.off('SIGINT', onSigint);
 }
+
+/** Runs what a connected call carries; Ctrl-C hangs up; the call is hung up and ended afterwards, whatever happened. */
+export async function holdCall(g: GlobalOptions, call: ActiveCall, carry: () => Promise<void>): Promise<void> {
+  const unhook = hangupOnSigint(g, call);
+  try {
+    await carry();
+  } finally {
+    unhook();
+    call.hangup();
+    await call.ended;
+  }
+}

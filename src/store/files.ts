@@ -53,6 +53,23 @@ export async function readJson<T>(file: string, fallback: T): Promise<T> {
   }
 }
 
+/** Every `*.json` record in a folder, in name order; none when the folder does not exist yet. */
+export async function readJsonDir<T>(dir: string): Promise<T[]> {
+  let names: string[];
+  try {
+    names = await fs.readdir(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+  const out: T[] = [];
+  for (const n of names.filter((x) => x.endsWith('.json')).sort()) {
+    const v = await readJson<T | null>(path.join(dir, n), null);
+    if (v) out.push(v);
+  }
+  return out;
+}
+
 /** Serialises async read-modify-write cycles on one store within a process. */
 export class Mutex {
   private tail: Promise<unknown> = Promise.resolve();

@@ -2,9 +2,8 @@
  * Messages and voicemail that came by mail (kind `message`): one JSON file
  * each, the attachment (a recorded voice message) saved beside it.
  */
-import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { ensurePrivateDir, readJson, writeFileAtomic, writeJsonAtomic } from './files.js';
+import { ensurePrivateDir, readJson, readJsonDir, writeFileAtomic, writeJsonAtomic } from './files.js';
 import type { PeerdialMessage } from '../wire/message.js';
 
 export interface StoredMessage {
@@ -49,19 +48,7 @@ export class MessageStore {
   }
 
   async list(): Promise<StoredMessage[]> {
-    let names: string[];
-    try {
-      names = await fs.readdir(this.dir);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      throw err;
-    }
-    const out: StoredMessage[] = [];
-    for (const n of names.filter((x) => x.endsWith('.json')).sort()) {
-      const m = await readJson<StoredMessage | null>(path.join(this.dir, n), null);
-      if (m) out.push(m);
-    }
-    return out.sort((a, b) => a.sent.localeCompare(b.sent));
+    return (await readJsonDir<StoredMessage>(this.dir)).sort((a, b) => a.sent.localeCompare(b.sent));
   }
 
   async markRead(id: string): Promise<void> {

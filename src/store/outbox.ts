@@ -10,7 +10,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { ensurePrivateDir, readJson, writeFileAtomic, writeJsonAtomic } from './files.js';
+import { ensurePrivateDir, readJsonDir, writeFileAtomic, writeJsonAtomic } from './files.js';
 
 export interface OutboxEntry {
   id: string;
@@ -58,19 +58,7 @@ export class Outbox {
   }
 
   async list(): Promise<OutboxEntry[]> {
-    let names: string[];
-    try {
-      names = await fs.readdir(this.dir);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      throw err;
-    }
-    const entries: OutboxEntry[] = [];
-    for (const n of names.filter((x) => x.endsWith('.json')).sort()) {
-      const e = await readJson<OutboxEntry | null>(path.join(this.dir, n), null);
-      if (e) entries.push(e);
-    }
-    return entries;
+    return readJsonDir<OutboxEntry>(this.dir);
   }
 
   async raw(id: string): Promise<Buffer> {
