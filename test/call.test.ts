@@ -105,6 +105,30 @@ describe('alice calls hitoshi, whose agent answers automatically', () => {
   });
 });
 
+describe('several calls at once', () => {
+  it('alice and carol call hitoshi at the same time; both connect, each to its own session', async () => {
+    await introduce(carol, hitoshi);
+    const h = await agentOf(hitoshi, { onIncoming: async (call) => void (await call.ended) });
+    const a = await agentOf(alice);
+    const c = await agentOf(carol);
+    try {
+      const [ca, cc] = await Promise.all([a.agent.call('hitoshi'), c.agent.call('hitoshi')]);
+      expect(ca.callId).not.toBe(cc.callId);
+      await waitFor('both connected at hitoshi', () => h.events.filter((e) => e.type === 'connected' && 'call' in e).length === 2);
+      const peers = h.events.filter((e): e is Extract<AgentEvent, { type: 'connected'; call: unknown }> => e.type === 'connected' && 'call' in e).map((e) => e.call.peer).sort();
+      expect(peers).toEqual([alice.email, carol.email]);
+      ca.hangup();
+      cc.hangup();
+      expect(await ca.ended).toBe('closed');
+      expect(await cc.ended).toBe('closed');
+    } finally {
+      await Promise.all([a.agent.stop(), c.agent.stop(), h.agent.stop()]);
+      const acc = await hitoshi.open();
+      await acc.contacts.remove('carol');
+    }
+  });
+});
+
 describe('port forwarding over a call', () => {
   it("alice reaches hitoshi's allowed local service through the call; a target he did not allow is refused", async () => {
     const echo = net.createServer((sock) => sock.pipe(sock));
