@@ -370,6 +370,10 @@ describe('calls across NATs in network namespaces (root)', () => {
         placeCall(n, site('restricted-a'), site('public-b'), late),
         // The callee replaces its connection every 25 s, keeping ICE
         // credentials, certificate and port: the mailed answer stays valid.
+        // (test/harness/netns-late-callee.mjs; Session does not do this yet.
+        // Seen twice in ~12 runs with a port-restricted callee: the callee's
+        // process hung in the first PeerConnection.close() and the call
+        // failed; not reproduced since.)
         placeCall(n, site('restricted-a'), site('public-b'), { ...late, startCallee: lateCallee(25_000) }),
         placeCall(n, site('restricted-a'), site('restricted-b'), { ...late, startCallee: lateCallee(25_000) }),
       ]);

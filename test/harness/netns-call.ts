@@ -103,6 +103,9 @@ export interface PeerOptions {
   stripEndOfCandidates?: boolean;
   /** Remove every candidate (and a=end-of-candidates) from the offer before applying it (answerer). */
   stripCandidates?: boolean;
+  /** Proposed Session option (answerer): keep the answer usable this long; certificate made in `dir`. */
+  keepAnswerMs?: number;
+  dir?: string;
   /** Override the site's ICE servers. */
   iceServers?: string[];
 }
@@ -118,6 +121,8 @@ export function startPeer(net: Network, site: Site, role: 'offerer' | 'answerer'
     natpmp: opts.natpmp && site.gateway ? { gateway: site.gateway } : undefined,
     stripEndOfCandidates: opts.stripEndOfCandidates,
     stripCandidates: opts.stripCandidates,
+    keepAnswerMs: opts.keepAnswerMs,
+    dir: opts.dir,
   };
   return new PeerProcess(net.spawnInNs(site.hostNs, [PEER_SCRIPT, JSON.stringify(config)]));
 }

@@ -6,7 +6,10 @@
 //
 // argv[2]: { role: 'offerer'|'answerer', ice: IceConfig, connectTimeoutMs,
 //            natpmp?: { gateway }, stripEndOfCandidates?: boolean,
-//            stripCandidates?: boolean }
+//            stripCandidates?: boolean, keepAnswerMs?: number, dir?: string }
+//   keepAnswerMs (answerer): Session.acceptOffer's keepAnswerMs with a fresh
+//   certificate made by openssl in `dir` (proposed Session option; an older
+//   Session ignores both).
 //   offerer:  -> {type:'offer', sdp}   <- {cmd:'answer', sdp}
 //   answerer: <- {cmd:'offer', sdp}    -> {type:'answer', sdp}
 //   both:     -> {type:'connected', ms, pair} then {type:'echo', ms}
@@ -16,7 +19,10 @@
 //
 // argv[2] may instead be { role: 'stun', servers, localAddress, timeoutMs }:
 // runs stunBinding + natMapping and prints {type:'stun', ...}.
+import { execFileSync } from 'node:child_process';
 import { createSocket } from 'node:dgram';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 
 const config = JSON.parse(process.argv[2] ?? '{}');
@@ -171,7 +177,15 @@ try {
         let offer = c.sdp;
         if (config.stripEndOfCandidates || config.stripCandidates) offer = offer.replace(/^a=end-of-candidates\r?\n/gm, '');
         if (config.stripCandidates) offer = offer.replace(/^a=candidate:.*\r?\n/gm, '');
-        const made = await Session.acceptOffer(offer, { ice, onProgress });
+        const opts = { ice, onProgress };
+        if (config.keepAnswerMs) {
+          mkdirSync(config.dir, { recursive: true });
+          const certPemFile = join(config.dir, 'cert.pem');
+          const keyPemFile = join(config.dir, 'key.pem');
+          execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', keyPemFile, '-out', certPemFile, '-days', '2', '-subj', '/CN=peerdial'], { stdio: 'ignore' });
+          Object.assign(opts, { keepAnswerMs: config.keepAnswerMs, certificate: { certPemFile, keyPemFile } });
+        }
+        const made = await Session.acceptOffer(offer, opts);
         session = made.session;
         emit({ type: 'answer', sdp: made.sdp });
         void connectAndEcho();

@@ -267,7 +267,6 @@ export async function buildNetwork(opts: BuildOptions): Promise<Network> {
     await sysctl(pub, 'net.ipv6.conf.all.forwarding=1');
 
     // --- coturn, STUN only ----------------------------------------------------
-    const turnLog = join(dir, 'turnserver.log');
     const turn = spawnCmdInNs(pub, 'turnserver', [
       '-n', // no config file
       '--stun-only',
@@ -291,7 +290,6 @@ export async function buildNetwork(opts: BuildOptions): Promise<Network> {
       join(dir, 'turnserver.db'),
     ]);
     collect(turn, 'turnserver', log);
-    void turnLog;
     await waitForStun(pub, inNs, turn, logs);
 
     // --- sites --------------------------------------------------------------
