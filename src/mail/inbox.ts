@@ -85,8 +85,14 @@ export class InboxWatcher<V extends Verdict> {
     await this.o.ledger.ready();
   }
 
-  /** One pass: everything new since the last mark. */
+  /** One pass: everything new since the last mark. Reported as `checked`, also when nothing was new. */
   async check(): Promise<CheckResult> {
+    const result = await this.pass();
+    this.o.onProgress?.({ type: 'checked', result });
+    return result;
+  }
+
+  private async pass(): Promise<CheckResult> {
     const started = Date.now();
     const c = this.o.client;
     const mb = c.mailbox;
@@ -121,7 +127,6 @@ export class InboxWatcher<V extends Verdict> {
     }
     await this.o.ledger.setMark(this.mailbox, { uidValidity, lastUid: maxUid });
     result.ms = Date.now() - started;
-    this.o.onProgress?.({ type: 'checked', result });
     return result;
   }
 
