@@ -17,6 +17,9 @@ import { receiveFiles, runChat, runPipe, serveForward, allowTargets, FORWARD_PRO
 import { expandHome } from '../store/paths.js';
 import { PeerdialError } from '../errors.js';
 import { serveControl, type ControlClient, type ControlServer } from './control.js';
+import { watchAddresses, type AddressWatcher, type AddressWatchOptions } from '../address/watch.js';
+import type { DetectedAddress } from '../address/interfaces.js';
+import { addressEntries, announce } from '../api/mail.js';
 import { HealthRecord, type AgentHealth } from './health.js';
 
 export function iceFromConfig(account: Account): IceConfig {
@@ -29,7 +32,11 @@ export function iceFromConfig(account: Account): IceConfig {
   };
 }
 
-export type AgentEvent = PhoneEvent | MailboxEvent | { type: 'carried'; callId: string; what: string; detail: string };
+export type AgentEvent =
+  | PhoneEvent
+  | MailboxEvent
+  | { type: 'carried'; callId: string; what: string; detail: string }
+  | { type: 'address-changed'; addresses: string[]; announcedTo: string[] };
 
 export interface AgentOptions {
   account: Account;
@@ -49,6 +56,11 @@ export interface AgentOptions {
    * one only places calls through it.
    */
   control?: 'serve' | ControlClient;
+  /**
+   * Watch this machine's addresses and announce changes to the contacts that
+   * want announcements (`peerdial agent` does; tests pass their own source).
+   */
+  addressWatch?: Pick<AddressWatchOptions, 'read' | 'monitor' | 'debounceMs' | 'fallbackMs'>;
 }
 
 /** Waits for the peer to open a channel with this label. */
@@ -122,6 +134,13 @@ export class Agent {
       return;
     }
     this.outbox.start(this.ac.signal);
+    if (this.o.addressWatch) {
+      this.addresses = watchAddresses({
+        ...this.o.addressWatch,
+        signal: this.ac.signal,
+        onChange: (now) => void this.announceChange(now),
+      });
+    }
     this.watching = watchInbox(this.o.account, {
       signal: this.ac.signal,
       onMail: (mail) => this.phone.handleMail(mail),
@@ -201,6 +220,10 @@ export class Agent {
       poke: () => this.outbox.poke(),
       requests: {
         status: () => this.status(),
+        'address-changed': () => {
+          this.addresses?.poke();
+          return { watching: this.addresses?.mode ?? 'off' };
+        },
         ringing: () => [...this.ringing.values()].map((r) => ({ callId: r.callId, peer: r.peer, purpose: r.purpose })),
         answer: (a) => this.pickRinging(a.callId).accept(),
         decline: (a) => this.pickRinging(a.callId).decline(typeof a.text === 'string' ? a.text : undefined),
@@ -223,6 +246,25 @@ export class Agent {
     if (!r) throw new PeerdialError('USAGE', all.length ? `No ringing call ${String(callId)}.` : 'No call is ringing.');
     this.ringing.delete(r.callId);
     return r;
+  }
+
+  private addresses?: AddressWatcher;
+
+  /** Our addresses changed: tell the contacts that asked for announcements. */
+  private async announceChange(now: DetectedAddress[]): Promise<void> {
+    const acc = this.o.account;
+    const entries = addressEntries(now);
+    const wanting = (await acc.contacts.list()).filter((c) => c.announce && !c.blocked);
+    const announcedTo: string[] = [];
+    if (entries.length && wanting.length) {
+      const r = await announce(acc, { to: wanting.map((c) => c.email), addresses: entries, queueOnly: true }).catch((err) => {
+        this.o.onEvent?.({ type: 'error', error: err as Error });
+        return undefined;
+      });
+      for (const q of r?.queued ?? []) announcedTo.push(q.to);
+      this.outbox.poke();
+    }
+    this.o.onEvent?.({ type: 'address-changed', addresses: entries.map((e) => e.ip), announcedTo });
   }
 
   private stopping?: Promise<void>;

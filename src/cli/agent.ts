@@ -21,6 +21,8 @@ export function describeEvent(e: AgentEvent): string | undefined {
       return `mail from ${e.from ?? 'unknown'} rejected: ${e.reason}: ${e.detail}`;
     case 'message':
       return `${e.message.kind} from ${e.message.from}${e.message.text ? `: ${e.message.text}` : ''}`;
+    case 'address-changed':
+      return `addresses changed: ${e.addresses.join(', ') || 'none'}${e.announcedTo.length ? `; announced to ${e.announcedTo.join(', ')}` : ''}`;
     case 'carried':
       return `call ${e.callId}: ${e.what}: ${e.detail}`;
     case 'disconnected':
@@ -89,7 +91,7 @@ queued mail is sent first.`)
         const line = describeEvent(e);
         if (line) process.stdout.write(`${new Date().toISOString()} ${line}\n`);
       };
-      const agent = new Agent({ account, onEvent: log, control: 'serve' });
+      const agent = new Agent({ account, onEvent: log, control: 'serve', addressWatch: {} });
       await agent.serveControl();
       agent.start();
       process.stdout.write(`${new Date().toISOString()} agent for ${account.email} started (who may call: ${account.config.whoMayCall}, answer: ${account.config.answer})\n`);
