@@ -45,7 +45,8 @@ Start here:
   peerdial inbox                     see what arrived
 
 Exit codes: 0 ok, 1 failed, 2 call not completed (declined, busy, timed out),
-64 usage, 69 network or server unavailable, 77 login refused, 78 configuration.`);
+3 no agent running, 64 usage, 69 network or server unavailable, 77 login refused,
+78 configuration (more: peerdial help exit-codes).`);
   const globals = (): GlobalOptions => program.opts<GlobalOptions>();
   for (const c of COMMANDS) c.register(program, globals);
   return program;

@@ -106,7 +106,12 @@ export async function installService(o: InstallOptions): Promise<InstallResult> 
   const ran: string[][] = [];
   const step = async (cmd: string, args: string[]) => {
     ran.push([cmd, ...args]);
-    await must(run, cmd, args);
+    try {
+      await must(run, cmd, args);
+    } catch (err) {
+      const e = err as PeerdialError;
+      throw new PeerdialError(e.code, `${e.message} (the file is written: ${file})`, { ...(e.hint ? { hint: e.hint } : {}), cause: err });
+    }
   };
   let content: string;
   if (o.platform === 'launchd') {
