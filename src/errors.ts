@@ -32,6 +32,7 @@ export type ErrorCode =
   | 'ABORTED'
   | 'NOT_ROOT'
   | 'MISSING_PACKAGE'
+  | 'MEDIA_FAILED'
   | 'SERVICE_FAILED'
   | 'AGENT_NOT_RUNNING'
   | 'USAGE';

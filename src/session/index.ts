@@ -8,9 +8,25 @@ export {
   type SessionProgress,
   type SessionOptions,
   type OfferOptions,
+  type AnswerOptions,
   type Connected,
   type ChannelOptions,
 } from './session.js';
 export { DEFAULT_LOW_WATER_MARK } from './channel.js';
 export { forceOffererDtlsClient, dtlsSetups, countCandidates, checkRemoteDescription, type DtlsSetup } from './sdp.js';
-export type { Channel, CandidatePair, IceConfig } from './types.js';
+export type {
+  Channel,
+  CandidatePair,
+  IceConfig,
+  MediaKind,
+  MediaDirection,
+  MediaSpec,
+  VideoSpec,
+  AudioSpec,
+  AnswerMedia,
+  MediaTrack,
+  TrackStats,
+} from './types.js';
+export { defaultMediaSpec, randomSsrc, DEFAULT_VIDEO_PAYLOAD_TYPE, DEFAULT_AUDIO_PAYLOAD_TYPE } from './media.js';
+export { mediaSections, type OfferedMedia } from './sdp.js';
+export { parseRtp, isRtcp, startsH264Keyframe, isKeyframeRequest, withPayloadTypeAndSsrc, sequenceDelta, type RtpHeader } from './rtp.js';

@@ -60,3 +60,55 @@ export function checkRemoteDescription(sdp: string, type: 'offer' | 'answer'): D
   }
   return { ok: true };
 }
+
+// ---------------------------------------------------------------------------
+// Media sections (issue 5)
+
+export type SdpMediaDirection = 'sendonly' | 'recvonly' | 'sendrecv' | 'inactive';
+
+/** One m=audio or m=video section of a description, as far as peerdial uses it. */
+export interface OfferedMedia {
+  kind: 'audio' | 'video';
+  mid: string;
+  direction: SdpMediaDirection;
+  /** Payload type per codec name, lower-cased (`h264`, `opus`); the first one of each name. */
+  payloadTypes: Record<string, number>;
+  ssrcs: number[];
+}
+
+/** The audio and video sections of a description, in order. Data channel sections are left out. */
+export function mediaSections(sdp: string): OfferedMedia[] {
+  const out: OfferedMedia[] = [];
+  const sections = sdp.split(/\r?\n(?=m=)/).slice(1);
+  for (const section of sections) {
+    const m = /^m=(audio|video) /.exec(section);
+    if (!m) continue;
+    const mid = /^a=mid:(\S+)/m.exec(section)?.[1];
+    if (mid === undefined) continue;
+    const direction = (/^a=(sendonly|recvonly|sendrecv|inactive)\r?$/m.exec(section)?.[1] ?? 'sendrecv') as SdpMediaDirection;
+    const payloadTypes: Record<string, number> = {};
+    for (const r of section.matchAll(/^a=rtpmap:(\d+) ([^/\s]+)\//gm)) {
+      const name = r[2]!.toLowerCase();
+      if (payloadTypes[name] === undefined) payloadTypes[name] = Number(r[1]);
+    }
+    const ssrcs = [...new Set([...section.matchAll(/^a=ssrc:(\d+) /gm)].map((s) => Number(s[1])))];
+    out.push({ kind: m[1] as 'audio' | 'video', mid, direction, payloadTypes, ssrcs });
+  }
+  return out;
+}
+
+/** The direction an answerer may use for a section offered with `offered`. */
+export function mirrorDirection(offered: SdpMediaDirection): SdpMediaDirection {
+  if (offered === 'sendonly') return 'recvonly';
+  if (offered === 'recvonly') return 'sendonly';
+  return offered;
+}
+
+/** The common part of two directions of the same side (what both allow). */
+export function narrowDirection(a: SdpMediaDirection, b: SdpMediaDirection): SdpMediaDirection {
+  const sends = (d: SdpMediaDirection) => d === 'sendonly' || d === 'sendrecv';
+  const recvs = (d: SdpMediaDirection) => d === 'recvonly' || d === 'sendrecv';
+  const s = sends(a) && sends(b);
+  const r = recvs(a) && recvs(b);
+  return s && r ? 'sendrecv' : s ? 'sendonly' : r ? 'recvonly' : 'inactive';
+}

@@ -29,11 +29,13 @@
  * - Late answers behind NAT: see the note at Session.acceptOffer.
  */
 import { PeerConnection, cleanup as nativeCleanup } from 'node-datachannel';
-import type { DataChannel, RtcConfig } from 'node-datachannel';
+import type { DataChannel, RtcConfig, Track } from 'node-datachannel';
 import { PeerdialError, isPeerdialError } from '../errors.js';
 import { SessionChannel, deliver, errorText, guarded } from './channel.js';
+import { type SessionTrack, addNativeTrack, adoptNativeTrack, negotiatedDirection, planAnswer, planOffer } from './media.js';
+import type { TrackPlan } from './media.js';
 import { checkRemoteDescription, countCandidates, dtlsSetups, forceOffererDtlsClient } from './sdp.js';
-import type { CandidatePair, Channel, IceConfig } from './types.js';
+import type { AnswerMedia, CandidatePair, Channel, IceConfig, MediaKind, MediaSpec, MediaTrack } from './types.js';
 
 export type SessionRole = 'offerer' | 'answerer';
 
@@ -61,6 +63,13 @@ export interface SessionOptions {
 export interface OfferOptions extends SessionOptions {
   /** The control channel the offerer opens before the offer is made. */
   control?: { label?: string; protocol?: string };
+  /** Audio/video sections to offer (m=video, m=audio before the data channel). */
+  media?: MediaSpec;
+}
+
+export interface AnswerOptions extends SessionOptions {
+  /** Which of the offer's audio/video to accept, and in which direction; unlisted kinds are answered inactive. */
+  media?: AnswerMedia;
 }
 
 export interface Connected {
@@ -194,6 +203,9 @@ export class Session {
   /** Every channel the peer opened, replayed to each listener added later. */
   #remote: SessionChannel[] = [];
   #channelCbs: Array<(ch: Channel) => void> = [];
+  /** Every media track of this session, held for the session's life. */
+  #tracks: SessionTrack[] = [];
+  #trackCbs: Array<(track: MediaTrack) => void> = [];
   #closeCbs: Array<(reason: string) => void> = [];
   #closed = false;
   #closeReason = '';
@@ -231,6 +243,7 @@ export class Session {
       }, internal),
     );
     pc.onDataChannel(guarded((dc: DataChannel) => this.#onRemoteChannel(dc), internal));
+    pc.onTrack(guarded((track: Track) => this.#onRemoteTrack(track), internal));
   }
 
   /**
@@ -240,9 +253,12 @@ export class Session {
    */
   static async createOffer(opts: OfferOptions): Promise<{ session: Session; sdp: string }> {
     if (opts.signal?.aborted) throw abortedError(opts.signal);
+    const plans = planOffer(opts.media);
     const session = new Session('offerer', opts);
     try {
-      // Negotiation starts by itself once a data channel exists.
+      // Tracks first: negotiation starts by itself once the data channel
+      // exists, and the offer must already carry the media sections.
+      for (const plan of plans) session.#addTrack(plan);
       const dc = session.#pc.createDataChannel(opts.control?.label ?? CONTROL_LABEL, {
         protocol: opts.control?.protocol ?? '',
       });
@@ -280,13 +296,17 @@ export class Session {
    * the protocol above this module (a fresh offer, or ICE restart) to
    * survive.
    */
-  static async acceptOffer(offerSdp: string, opts: SessionOptions): Promise<{ session: Session; sdp: string }> {
+  static async acceptOffer(offerSdp: string, opts: AnswerOptions): Promise<{ session: Session; sdp: string }> {
     if (opts.signal?.aborted) throw abortedError(opts.signal);
     const check = checkRemoteDescription(offerSdp, 'offer');
     if (!check.ok) throw new PeerdialError('SESSION_FAILED', `unusable offer: ${check.reason}`, { hint: FRESH_OFFER_HINT });
     const offer = forceOffererDtlsClient(offerSdp);
+    const plans = planAnswer(offer, opts.media);
     const session = new Session('answerer', opts);
     try {
+      // Tracks with the offer's mids before the offer is applied: the answer
+      // then carries our directions and SSRCs instead of a plain mirror.
+      for (const plan of plans) session.#addTrack(plan);
       session.#applyRemote(offer, 'offer');
       await session.#gathered(opts);
       const local = session.#pc.localDescription();
@@ -314,6 +334,7 @@ export class Session {
       });
     }
     this.#applyRemote(answerSdp, 'answer');
+    for (const track of this.#tracks) track.setNegotiatedDirection(negotiatedDirection(track.direction, answerSdp, track.mid));
   }
 
   /**
@@ -396,6 +417,26 @@ export class Session {
     for (const ch of this.#remote) deliver(cb, ch);
   }
 
+  /** The session's media tracks (negotiated audio/video sections), in m-line order. */
+  tracks(): MediaTrack[] {
+    return [...this.#tracks];
+  }
+
+  /** The first track of a kind, if the session has one. */
+  track(kind: MediaKind): MediaTrack | undefined {
+    return this.#tracks.find((t) => t.kind === kind);
+  }
+
+  /**
+   * Called for every media track of the session (those this side planned and
+   * any the peer's description added); tracks that exist already are handed
+   * to every listener added later, too. A track delivers RTP once it is open.
+   */
+  onTrack(cb: (track: MediaTrack) => void): void {
+    this.#trackCbs.push(cb);
+    for (const t of this.#tracks) deliver(cb, t);
+  }
+
   /** Called once when the session closes, with the reason. */
   onClose(cb: (reason: string) => void): void {
     if (this.#closed) queueMicrotask(() => deliver(cb, this.#closeReason));
@@ -431,6 +472,7 @@ export class Session {
     for (const w of this.#closeWaiters.splice(0)) w(err);
     this.#gatherWaiters = [];
     for (const ch of this.#channels) ch.markClosed(`the session was closed (${reason})`);
+    for (const t of this.#tracks) t.markClosed(`the session was closed (${reason})`);
     this.#remote = [];
     try {
       this.#pc.close();
@@ -521,6 +563,18 @@ export class Session {
     const channel = new SessionChannel(dc, lowWaterMark === undefined ? { open } : { open, lowWaterMark });
     this.#channels.add(channel);
     return channel;
+  }
+
+  #addTrack(plan: TrackPlan): void {
+    this.#tracks.push(addNativeTrack(this.#pc, plan));
+  }
+
+  /** A media section of the peer's description that no plan covered. */
+  #onRemoteTrack(native: Track): void {
+    if (this.#closed) return;
+    const track = adoptNativeTrack(native);
+    this.#tracks.push(track);
+    for (const cb of this.#trackCbs) deliver(cb, track);
   }
 
   #onRemoteChannel(dc: DataChannel): void {
