@@ -3,6 +3,8 @@
  *
  *   gathering -> offer-queued -> offer-sent -> connecting -> connected -> closed
  *   and the endings: declined, busy, cancelled, timed-out, failed
+ *   connecting -> gathering again when the connection failed in a way a
+ *   fresh offer cures (libdatachannel's fingerprint race), at most once.
  *
  * Inputs are named after who sends them (session, outbox, peer = the
  * callee's mail or channel, user, clock); outputs after who carries them
@@ -27,6 +29,8 @@ export type CallerEvent =
   | { type: 'session-gathered'; sdp: string }
   | { type: 'session-connected' }
   | { type: 'session-failed'; reason: string }
+  /** The connection failed in a way a fresh offer cures (the runtime counts attempts). */
+  | { type: 'session-retry'; reason: string }
   | { type: 'session-closed'; reason: string }
   | { type: 'outbox-queued' }
   | { type: 'outbox-sent' }
@@ -46,6 +50,7 @@ export type CallerOutput =
   | { to: 'session'; do: 'apply-answer'; sdp: string }
   | { to: 'session'; do: 'say-bye' }
   | { to: 'session'; do: 'close' }
+  | { to: 'session'; do: 'new-offer' }
   | { to: 'clock'; start: 'ring' | 'connect' }
   | { to: 'clock'; stop: 'all' }
   | { to: 'log'; outcome: string; detail?: string };
@@ -93,6 +98,11 @@ export const CALLER_TABLE: Table<CallerState, CallerEvent, CallerOutput> = {
   connecting: {
     'session-connected': () => ({ to: 'connected', out: [{ to: 'clock', stop: 'all' }, { to: 'log', outcome: 'connected' }] }),
     'session-failed': (e) => end('failed', 'failed', e.reason, [{ to: 'outbox', send: 'hangup' }]),
+    // Same call, a fresh offer: the callee answers it without ringing again.
+    'session-retry': (e) => ({
+      to: 'gathering',
+      out: [{ to: 'session', do: 'close' }, { to: 'clock', stop: 'all' }, { to: 'log', outcome: 'retrying', detail: e.reason }, { to: 'session', do: 'new-offer' }],
+    }),
     'clock-connect-timeout': () => end('failed', 'failed', 'no direct path: the connection did not come up', [{ to: 'outbox', send: 'hangup' }]),
     'user-cancel': () => end('cancelled', 'cancelled', undefined, [{ to: 'outbox', send: 'hangup' }]),
     'peer-hangup': () => end('closed', 'hung-up', 'by the callee'),

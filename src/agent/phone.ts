@@ -14,7 +14,7 @@ import type { InboxMail } from '../mail/inbox.js';
 import type { Machine } from './machine.js';
 import { newCaller, type CallerEvent, type CallerOutput, type CallerState } from './caller.js';
 import { newCallee, type CalleeEvent, type CalleeOutput, type CalleeState } from './callee.js';
-import { decide } from './policy.js';
+import { decide, type PolicyDecision } from './policy.js';
 import { addressesFromSdp } from './sdp-addresses.js';
 import { realTimers, type Timers } from './timers.js';
 
@@ -113,6 +113,8 @@ interface OutgoingRecord extends CallRecord {
   direction: 'out';
   m: Machine<CallerState, CallerEvent, CallerOutput>;
   ringSeconds: number;
+  /** Offers made for this call (a fresh one after a connection failure a new offer cures). */
+  attempts: number;
   resolve: (c: ActiveCall) => void;
   reject: (e: Error) => void;
   onProgress?: CallOptions['onProgress'];
@@ -180,6 +182,7 @@ export class Phone {
       endedResolve: (s) => endedResolve(s),
       m: newCaller(),
       ringSeconds: opts.ringSeconds ?? acc.config.ringSeconds,
+      attempts: 0,
       resolve,
       reject,
       ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
@@ -190,7 +193,13 @@ export class Phone {
     const onAbort = () => this.feed(rec, { type: 'user-cancel' });
     opts.signal?.addEventListener('abort', onAbort, { once: true });
     rec.ended.then(() => opts.signal?.removeEventListener('abort', onAbort));
-    // gathering
+    this.makeOffer(rec);
+    return connected;
+  }
+
+  /** Gathering: a new session and its complete offer. */
+  private makeOffer(rec: OutgoingRecord): void {
+    rec.attempts++;
     Session.createOffer({ ice: this.o.ice }).then(
       ({ session, sdp }) => {
         rec.session = session;
@@ -203,7 +212,6 @@ export class Phone {
       },
       (err) => this.feed(rec, { type: 'session-failed', reason: (err as Error).message }),
     );
-    return connected;
   }
 
   // ------------------------------------------------------------------ incoming mail
@@ -269,7 +277,15 @@ export class Phone {
   }
 
   private async incomingOffer(offer: PeerdialMessage, messageId: string): Promise<void> {
-    if (this.calls.has(offer.callId)) return;
+    const earlier = this.calls.get(offer.callId);
+    let reoffer = false;
+    if (earlier) {
+      // The caller's fresh offer for a call this side already accepted: answer it, no ringing again.
+      if (earlier.direction !== 'in' || earlier.offer.nonce === offer.nonce || earlier.peer !== offer.from) return;
+      if (!earlier.m.history.includes('answering') || earlier.m.state === 'connected' || earlier.m.state === 'closed') return;
+      if (!earlier.m.done) this.feed(earlier, { type: 'session-failed', reason: 'the caller sent a fresh offer' });
+      reoffer = true;
+    }
     const acc = this.o.account;
     const contact = await acc.contacts.byEmail(offer.from);
     let endedResolve!: (s: string) => void;
@@ -287,7 +303,7 @@ export class Phone {
       m: newCallee(),
       offer,
     };
-    const decision = decide({
+    const decided = decide({
       from: offer.from,
       ...(contact ? { contact } : {}),
       whoMayCall: acc.config.whoMayCall,
@@ -299,7 +315,8 @@ export class Phone {
       ...(this.o.forceAnswer ? { forceAnswer: true } : {}),
       ...(this.o.refuseIncoming ? { refuseIncoming: true } : {}),
     });
-    if ((decision.type === 'policy-auto-answer' || decision.type === 'policy-ring') && this.o.takeOffer?.(offer, messageId)) return;
+    const decision: PolicyDecision = reoffer && (decided.type === 'policy-ring' || decided.type === 'policy-busy') ? { type: 'policy-auto-answer' } : decided;
+    if (!reoffer && (decision.type === 'policy-auto-answer' || decision.type === 'policy-ring') && this.o.takeOffer?.(offer, messageId)) return;
     this.calls.set(rec.callId, rec);
     this.state(rec);
     this.feed(rec, decision);
@@ -388,6 +405,10 @@ export class Phone {
       rec.session?.close('call ended');
       return;
     }
+    if (out.do === 'new-offer') {
+      this.makeOffer(rec as OutgoingRecord);
+      return;
+    }
     if (out.do === 'say-bye') {
       const control = rec.connected?.channel;
       if (control?.isOpen) await control.send(CONTROL_BYE).catch(() => undefined);
@@ -400,7 +421,7 @@ export class Phone {
       try {
         session.acceptAnswer(out.sdp);
       } catch (err) {
-        this.feed(rec, { type: 'session-failed', reason: (err as Error).message });
+        this.feed(rec, this.failure(rec, err));
         return;
       }
       this.awaitConnected(rec, session, this.o.connectTimeoutMs ?? 30_000);
@@ -437,8 +458,20 @@ export class Phone {
         });
         this.feed(rec, { type: 'session-connected' });
       },
-      (err) => this.feed(rec, { type: 'session-failed', reason: (err as Error).message }),
+      (err) => this.feed(rec, this.failure(rec, err)),
     );
+  }
+
+  /**
+   * A connection failure: on the caller, one that a fresh offer cures (the
+   * fingerprint race, a failed DTLS handshake; not a timeout, which means
+   * there is no path) leads to one more offer for the same call.
+   */
+  private failure(rec: OutgoingRecord | IncomingRecord, err: unknown): { type: 'session-failed' | 'session-retry'; reason: string } {
+    const reason = (err as Error).message;
+    const timedOut = /within|timed? ?out|timeout/i.test(reason);
+    if (rec.direction === 'out' && rec.m.state === 'connecting' && !timedOut && (rec as OutgoingRecord).attempts < 2) return { type: 'session-retry', reason };
+    return { type: 'session-failed', reason };
   }
 
   private watchSession(rec: OutgoingRecord | IncomingRecord, session: Session): void {

@@ -80,6 +80,23 @@ describe('the caller', () => {
     expect(r.outputs).toContainEqual({ to: 'outbox', send: 'hangup' });
   });
 
+  it('a connection failure a fresh offer cures: back to gathering, same call, no mail but the new offer', () => {
+    const r = runCaller([
+      { type: 'session-gathered', sdp: 'first' },
+      { type: 'peer-answer', sdp: 'a1' },
+      { type: 'session-retry', reason: 'fingerprint race' },
+      { type: 'session-gathered', sdp: 'second' },
+      { type: 'peer-answer', sdp: 'a2' },
+      { type: 'session-connected' },
+    ]);
+    expect(r.states).toEqual(['gathering', 'offer-queued', 'connecting', 'gathering', 'offer-queued', 'connecting', 'connected']);
+    expect(r.outputs.filter((o) => o.to === 'outbox')).toEqual([
+      { to: 'outbox', send: 'offer', sdp: 'first' },
+      { to: 'outbox', send: 'offer', sdp: 'second' },
+    ]);
+    expect(r.outputs).toContainEqual({ to: 'log', outcome: 'retrying', detail: 'fingerprint race' });
+  });
+
   it('events a state does not expect change nothing (a late answer after a cancel)', () => {
     const m = newCaller();
     m.handle({ type: 'session-gathered', sdp: 's' });
