@@ -35,6 +35,7 @@ export type ErrorCode =
   | 'MEDIA_FAILED'
   | 'SERVICE_FAILED'
   | 'AGENT_NOT_RUNNING'
+  | 'LINK_FAILED'
   | 'USAGE';
 
 export class PeerdialError extends Error {
@@ -70,6 +71,7 @@ export function exitCodeFor(err: unknown): number {
     case 'TLS_FAILED':
     case 'IMAP_FAILED':
     case 'SMTP_TRANSIENT':
+    case 'LINK_FAILED':
       return 69;
     case 'AUTH_FAILED':
       return 77;

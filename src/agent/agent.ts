@@ -21,6 +21,8 @@ import { watchAddresses, type AddressWatcher, type AddressWatchOptions } from '.
 import type { DetectedAddress } from '../address/interfaces.js';
 import { addressEntries, announce } from '../api/mail.js';
 import { HealthRecord, type AgentHealth } from './health.js';
+import type { Link } from '../link/hooks.js';
+import { pollMailbox } from '../link/poll.js';
 
 export function iceFromConfig(account: Account): IceConfig {
   const ice = account.config.ice;
@@ -61,6 +63,11 @@ export interface AgentOptions {
    * want announcements (`peerdial agent` does; tests pass their own source).
    */
   addressWatch?: Pick<AddressWatchOptions, 'read' | 'monitor' | 'debounceMs' | 'fallbackMs'>;
+  /**
+   * Link hooks (src/link/hooks.ts): the agent brings the link down when it
+   * stops; with `pollMinutes` it polls (link up, check once, down) instead of watching.
+   */
+  link?: { hooks: Link; pollMinutes?: number };
 }
 
 /** Waits for the peer to open a channel with this label. */
@@ -141,14 +148,15 @@ export class Agent {
         onChange: (now) => void this.announceChange(now),
       });
     }
-    this.watching = watchInbox(this.o.account, {
-      signal: this.ac.signal,
-      onMail: (mail) => this.phone.handleMail(mail),
-      onEvent: (e) => {
-        this.health.mailboxEvent(e);
-        this.o.onEvent?.(e);
-      },
-    });
+    const onEvent = (e: MailboxEvent) => {
+      this.health.mailboxEvent(e);
+      this.o.onEvent?.(e);
+    };
+    const onMail = (mail: Parameters<Phone['handleMail']>[0]) => this.phone.handleMail(mail);
+    const poll = this.o.link?.pollMinutes;
+    this.watching = poll
+      ? pollMailbox({ account: this.o.account, link: this.o.link!.hooks, everyMs: poll * 60_000, signal: this.ac.signal, onMail, busy: () => this.phone.activeCount() > 0, onEvent })
+      : watchInbox(this.o.account, { signal: this.ac.signal, onMail, onEvent });
   }
 
   call(who: string, opts: CallOptions = {}): Promise<ActiveCall> {
@@ -288,6 +296,7 @@ export class Agent {
     this.ac.abort();
     await this.outbox.stop();
     await this.watching;
+    await this.o.link?.hooks.down().catch(() => undefined);
     shutdownSessions();
   }
 }

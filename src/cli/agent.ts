@@ -4,6 +4,8 @@ import { openAccount } from '../api/open.js';
 import { Agent, type AgentEvent } from '../agent/agent.js';
 import { checkInbox } from '../api/mail.js';
 import { printJson, type GlobalOptions } from './output.js';
+import { Link, type LinkEvent } from '../link/hooks.js';
+import { PeerdialError } from '../errors.js';
 
 /** One line per event, for the journal or a terminal; JSON with --json. */
 export function describeEvent(e: AgentEvent): string | undefined {
@@ -66,6 +68,7 @@ export function register(program: Command, globals: () => GlobalOptions): void {
     .command('agent')
     .description('run the agent: watch the mailbox, answer calls by policy, send queued mail (as a service, or in a terminal)')
     .option('--once', 'check the mailbox once, list what arrived, and exit')
+    .option('--poll <minutes>', 'poll mode: every N minutes bring the link up, check mail once, bring it down (default: link.poll_minutes)')
     .addOption(new Option('--log-format <format>', 'log lines: text, or json (one object per line, same as --json)').choices(['text', 'json']).default('text'))
     .addHelpText('after', `
 The agent logs one line per event to stdout (--json: one JSON object per line).
@@ -74,8 +77,17 @@ queued mail is sent first.`)
     .action(async (o) => {
       const g = o.logFormat === 'json' ? { ...globals(), json: true } : globals();
       const account = await openAccount(g);
+      const linkLog = (e: LinkEvent) => {
+        const line = e.type === 'link-failed' ? `link ${e.direction} failed: ${e.error.message}` : `${e.type === 'link-up' ? 'link up' : 'link down'}${e.command ? ` (${e.command}, ${e.ms} ms)` : ''}`;
+        if (g.json) process.stdout.write(JSON.stringify({ at: new Date().toISOString(), type: e.type, ...(e.type === 'link-failed' ? { direction: e.direction, error: e.error.message } : { command: e.command, ms: e.ms }) }) + '\n');
+        else process.stdout.write(`${new Date().toISOString()} ${line}\n`);
+      };
+      const link = new Link(account.config, linkLog);
+      const pollMinutes = o.poll !== undefined ? Number(o.poll) : account.config.link?.pollMinutes ?? 0;
+      if (!Number.isFinite(pollMinutes) || pollMinutes < 0) throw new PeerdialError('USAGE', `--poll wants minutes (a number), not "${o.poll}".`);
       if (o.once) {
-        const r = await checkInbox(account);
+        if (link.configured) await link.up();
+        const r = await checkInbox(account).finally(() => link.configured && link.down());
         if (g.json) return printJson(r);
         console.log(`checked ${account.email}: ${r.items.length} peerdial mail(s)`);
         for (const i of r.items) console.log(i.ok ? `${i.from} ${i.kind}` : `${i.from ?? 'unknown'} rejected: ${i.reason}`);
@@ -91,8 +103,16 @@ queued mail is sent first.`)
         const line = describeEvent(e);
         if (line) process.stdout.write(`${new Date().toISOString()} ${line}\n`);
       };
-      const agent = new Agent({ account, onEvent: log, control: 'serve', addressWatch: {} });
+      const withLink = link.configured || pollMinutes ? { link: { hooks: link, ...(pollMinutes ? { pollMinutes } : {}) } } : {};
+      const agent = new Agent({ account, onEvent: log, control: 'serve', addressWatch: {}, ...withLink });
       await agent.serveControl();
+      // Watching needs the link all the time; poll mode brings it up for each round only.
+      if (link.configured && !pollMinutes) {
+        await link.up().catch(async (err) => {
+          await agent.stop();
+          throw err;
+        });
+      }
       agent.start();
       process.stdout.write(`${new Date().toISOString()} agent for ${account.email} started (who may call: ${account.config.whoMayCall}, answer: ${account.config.answer})\n`);
       await new Promise<void>((resolve) => {

@@ -18,8 +18,11 @@ import * as serviceCmd from './service.js';
 import * as statusCmd from './status.js';
 import * as uriCmd from './uri.js';
 import * as shellCmd from './shell.js';
+import * as hooksCmd from './hooks.js';
+import * as wakeCmd from './wake.js';
+import * as doctorCmd from './doctor.js';
 
-const COMMANDS = [initCmd, contactsCmd, addressCmd, mailCmd, callCmd, agentCmd, demoCmd, messagesCmd, answerCmd, serviceCmd, statusCmd, uriCmd, shellCmd];
+const COMMANDS = [initCmd, contactsCmd, addressCmd, mailCmd, callCmd, agentCmd, demoCmd, messagesCmd, answerCmd, serviceCmd, statusCmd, uriCmd, shellCmd, hooksCmd, wakeCmd, doctorCmd];
 
 export function buildProgram(): Command {
   const program = new Command();

@@ -4,6 +4,7 @@ import { Agent, type AgentEvent } from '../agent/agent.js';
 import type { ActiveCall, CallOptions, Purpose } from '../agent/phone.js';
 import { status, type GlobalOptions } from './output.js';
 import { connectControl } from '../agent/control.js';
+import { Link } from '../link/hooks.js';
 
 const STATE_LINES: Record<string, string> = {
   gathering: 'gathering addresses...',
@@ -18,9 +19,13 @@ export async function startCommandAgent(g: GlobalOptions, opts: { forceAnswer?: 
   // A running agent owns the mailbox: place the call through it instead of racing it.
   const running = opts.forceAnswer ? undefined : await connectControl(account.stateDir);
   if (running) status(g, `using the running agent of ${running.email} (pid ${running.pid})`);
+  // Without a running agent this command owns the link: up before the mailbox and the offer, down when it stops (after hang-up).
+  const link = running ? undefined : new Link(account.config, (e) => e.type === 'link-up' && e.command && status(g, `link up (${e.command}, ${e.ms} ms)`));
+  if (link?.configured) await link.up();
   const agent = new Agent({
     account,
     ...(running ? { control: running } : {}),
+    ...(link?.configured ? { link: { hooks: link } } : {}),
     ...(opts.forceAnswer ? { forceAnswer: true } : { refuseIncoming: true }),
     onEvent: (e) => {
       if (e.type === 'disconnected') status(g, `mailbox connection lost (${e.error.message}); retrying in ${Math.round(e.retryInMs / 1000)} s...`);

@@ -5,6 +5,8 @@
  *   [defaults]              ring_seconds, who_may_call, answer, download_dir, state_dir, account
  *   [ice]                   servers, bind_address, port_range_begin, port_range_end
  *   [forward]               allow = ["127.0.0.1:8554"]  targets callers may reach with --forward
+ *   [link]                  up, down, timeout_seconds, idle_down_seconds, poll_minutes  (dial-up style links)
+ *   [[wake]]                email, mac, address, port, config  (machines `peerdial wake-relay` wakes)
  *   [[accounts]]            email, name, folder, [accounts.imap], [accounts.smtp]
  *     imap/smtp: host, port, tls ("tls" | "starttls" | "none"), user, ca_file,
  *                password_command | password_env | password_prompt | password
@@ -17,6 +19,7 @@ import { writeFileAtomic } from '../store/files.js';
 import { defaultStateDir, expandHome } from '../store/paths.js';
 import type { AnswerMode } from '../store/contacts.js';
 import type { SecretSource } from './secret.js';
+import { parseMac } from '../address/wol.js';
 
 export type WhoMayCall = 'everybody' | 'contacts' | 'nobody';
 
@@ -45,6 +48,31 @@ export interface IceSettings {
   portRangeEnd?: number;
 }
 
+/** Commands that bring a link (modem, VPN, LTE) up and down around calls and mailbox checks. */
+export interface LinkSettings {
+  /** Run via /bin/sh before a call or a mailbox check, e.g. "pon provider". */
+  up?: string;
+  /** Run after hang-up or idle time, e.g. "poff". */
+  down?: string;
+  /** Each command is killed after this long. */
+  timeoutSeconds: number;
+  /** In poll mode, how long the link stays up after a call ended before `down`. */
+  idleDownSeconds: number;
+  /** Poll mode: bring the link up every N minutes, check mail, bring it down; 0 = off. */
+  pollMinutes: number;
+}
+
+/** A sleeping machine that `peerdial wake-relay` wakes when an offer for it arrives. */
+export interface WakeTarget {
+  email: string;
+  mac: string;
+  /** Where the magic packet goes (broadcast address). */
+  address: string;
+  port: number;
+  /** The sleeping machine's peerdial config (its IMAP settings and contacts), read-only. */
+  config?: string;
+}
+
 export interface Config {
   file: string;
   stateDir: string;
@@ -62,6 +90,10 @@ export interface Config {
   ice: IceSettings;
   /** Targets that callers may reach through `--forward` ("HOST:PORT" or "HOST:*"). Default: none. */
   forwardAllow: string[];
+  /** [link]: absent when the section is absent. */
+  link?: LinkSettings;
+  /** [[wake]]: machines this one wakes (as a relay). */
+  wake?: WakeTarget[];
   accounts: AccountConfig[];
 }
 
@@ -124,6 +156,53 @@ function server(t: unknown, file: string, where: string, email: string): ServerC
   return s;
 }
 
+function knownKeys(t: Table, file: string, where: string, known: readonly string[]): void {
+  for (const k of Object.keys(t)) {
+    if (!known.includes(k)) fail(file, `${where}${k}`, `is not a known key (known: ${known.join(', ')})`);
+  }
+}
+
+function parseLink(v: unknown, file: string): LinkSettings | undefined {
+  if (v === undefined) return undefined;
+  if (!isTable(v)) return fail(file, 'link', 'must be a table ([link])');
+  knownKeys(v, file, 'link.', ['up', 'down', 'timeout_seconds', 'idle_down_seconds', 'poll_minutes']);
+  const link: LinkSettings = {
+    timeoutSeconds: int(v, 'timeout_seconds', file, 'link.', 60, 1, 3600),
+    idleDownSeconds: int(v, 'idle_down_seconds', file, 'link.', 300, 0, 86400),
+    pollMinutes: int(v, 'poll_minutes', file, 'link.', 0, 0, 1440),
+  };
+  const up = optStr(v, 'up', file, 'link.');
+  const down = optStr(v, 'down', file, 'link.');
+  if (up) link.up = up;
+  if (down) link.down = down;
+  return link;
+}
+
+function parseWake(v: unknown, file: string): WakeTarget[] | undefined {
+  if (v === undefined) return undefined;
+  if (!Array.isArray(v)) return fail(file, 'wake', 'must be an array of tables ([[wake]])');
+  return v.map((w, i): WakeTarget => {
+    const where = `wake[${i}].`;
+    if (!isTable(w)) return fail(file, `wake[${i}]`, 'must be a table');
+    knownKeys(w, file, where, ['email', 'mac', 'address', 'port', 'config']);
+    const mac = str(w, 'mac', file, where);
+    try {
+      parseMac(mac);
+    } catch {
+      fail(file, `${where}mac`, 'must be a MAC address like aa:bb:cc:dd:ee:ff');
+    }
+    const t: WakeTarget = {
+      email: str(w, 'email', file, where).toLowerCase(),
+      mac,
+      address: str(w, 'address', file, where, '255.255.255.255'),
+      port: int(w, 'port', file, where, 9, 1, 65535),
+    };
+    const config = optStr(w, 'config', file, where);
+    if (config) t.config = path.resolve(path.dirname(file), expandHome(config));
+    return t;
+  });
+}
+
 export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv = process.env): Config {
   let doc: Table;
   try {
@@ -173,6 +252,10 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
     forwardAllow: forwardAllow as string[],
     accounts,
   };
+  const link = parseLink(doc.link, file);
+  if (link) cfg.link = link;
+  const wake = parseWake(doc.wake, file);
+  if (wake) cfg.wake = wake;
   const defAcc = optStr(d, 'account', file, 'defaults.');
   if (defAcc) cfg.defaultAccount = defAcc.toLowerCase();
   const bind = optStr(ice, 'bind_address', file, 'ice.');
@@ -240,7 +323,20 @@ export function configToToml(cfg: Omit<Config, 'file'>): string {
     if (a.name) t.name = a.name;
     return t;
   });
-  return '# peerdial configuration. Reference: README.md, section "Configuration".\n' + stringifyToml({ defaults, ice, forward: { allow: cfg.forwardAllow }, accounts }) + '\n';
+  const doc: Table = { defaults, ice, forward: { allow: cfg.forwardAllow } };
+  if (cfg.link) {
+    const l = cfg.link;
+    doc.link = {
+      ...(l.up ? { up: l.up } : {}),
+      ...(l.down ? { down: l.down } : {}),
+      timeout_seconds: l.timeoutSeconds,
+      idle_down_seconds: l.idleDownSeconds,
+      poll_minutes: l.pollMinutes,
+    };
+  }
+  if (cfg.wake?.length) doc.wake = cfg.wake.map((w) => ({ email: w.email, mac: w.mac, address: w.address, port: w.port, ...(w.config ? { config: w.config } : {}) }));
+  doc.accounts = accounts;
+  return '# peerdial configuration. Reference: README.md, section "Configuration".\n' + stringifyToml(doc) + '\n';
 }
 
 export async function saveConfig(file: string, cfg: Omit<Config, 'file'>): Promise<void> {

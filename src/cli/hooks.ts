@@ -1,0 +1,77 @@
+/** `peerdial hooks install` (ppp, NetworkManager, dhcpcd) and `peerdial address-changed`, which those hooks run. */
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import type { Command } from 'commander';
+import { openConfig } from '../api/open.js';
+import { pickAccount } from '../config/config.js';
+import { accountStateDir } from '../store/paths.js';
+import { connectControl } from '../agent/control.js';
+import { PeerdialError } from '../errors.js';
+import { addressChangedCommand, DEFAULT_HOOK_DIRS, installHookScripts, type HookKind } from '../link/install.js';
+import { printJson, status, type GlobalOptions } from './output.js';
+
+export function register(program: Command, globals: () => GlobalOptions): void {
+  const hooks = program.command('hooks').description('scripts that tell a running agent when the address changes (ppp, NetworkManager, dhcpcd)');
+  hooks
+    .command('install')
+    .description('write an ip-up.d script, a NetworkManager dispatcher script and a dhcpcd hook that run `peerdial address-changed`')
+    .option('--ppp <dir>', `ppp's ip-up.d directory (default ${DEFAULT_HOOK_DIRS.ppp})`)
+    .option('--networkmanager <dir>', `NetworkManager's dispatcher directory (default ${DEFAULT_HOOK_DIRS.networkmanager})`)
+    .option('--dhcpcd <dir>', `dhcpcd's hook directory (default ${DEFAULT_HOOK_DIRS.dhcpcd})`)
+    .addHelpText('after', `
+Without options, installs into each default directory that exists on this machine.
+The scripts call this peerdial with this config file; they run as root, in the
+background, and never make bringing up the network fail.`)
+    .action(async (o: { ppp?: string; networkmanager?: string; dhcpcd?: string }) => {
+      const g = globals();
+      const cfg = await openConfig(g);
+      const acc = pickAccount(cfg, g.account);
+      const chosen: Partial<Record<HookKind, string>> = {};
+      const explicit = o.ppp || o.networkmanager || o.dhcpcd;
+      for (const kind of ['ppp', 'networkmanager', 'dhcpcd'] as const) {
+        const dir = explicit ? o[kind] : existsSync(DEFAULT_HOOK_DIRS[kind]) ? DEFAULT_HOOK_DIRS[kind] : undefined;
+        if (dir) chosen[kind] = path.resolve(dir);
+        else if (!explicit) status(g, `skipped ${kind}: ${DEFAULT_HOOK_DIRS[kind]} does not exist here`);
+      }
+      if (Object.keys(chosen).length === 0) {
+        throw new PeerdialError('USAGE', 'No hook directory to install into.', { hint: 'Name one: --ppp DIR, --networkmanager DIR or --dhcpcd DIR.' });
+      }
+      const command = addressChangedCommand({ node: process.execPath, bin: path.resolve(process.argv[1] ?? 'peerdial'), config: cfg.file, ...(g.account ? { account: acc.email } : {}) });
+      const done = await installHookScripts(command, chosen);
+      if (g.json) return printJson(done);
+      for (const d of done) console.log(`installed ${d.kind} hook: ${d.file}`);
+    });
+
+  program
+    .command('address-changed')
+    .description('tell the running agent that this machine\'s address changed (the installed hooks run this)')
+    .action(async () => {
+      const g = globals();
+      const cfg = await openConfig(g);
+      const acc = pickAccount(cfg, g.account);
+      const client = await connectControl(accountStateDir(cfg.stateDir, acc.email));
+      if (!client) {
+        throw new PeerdialError('AGENT_NOT_RUNNING', `No agent of ${acc.email} is running; nobody to tell.`, { hint: 'Start it: peerdial agent (or peerdial service install); it reads the addresses when it starts.' });
+      }
+      try {
+        const timeout = new Promise<never>((_, reject) =>
+          setTimeout(() => reject(new PeerdialError('SERVICE_FAILED', `The agent of ${acc.email} (pid ${client.pid}) did not answer within 5 s.`, { hint: 'Check it with: peerdial status' })), 5000).unref(),
+        );
+        let result: unknown;
+        try {
+          result = await Promise.race([client.request('address-changed'), timeout]);
+        } catch (err) {
+          if (err instanceof PeerdialError && /unknown request/.test(err.message)) {
+            throw new PeerdialError('SERVICE_FAILED', `The running agent of ${acc.email} (pid ${client.pid}) does not take "address-changed": it is older than this peerdial.`, {
+              hint: 'Restart it (peerdial service restart, or stop and start peerdial agent) so that it runs this version.',
+            });
+          }
+          throw err;
+        }
+        if (g.json) return printJson({ told: true, pid: client.pid, result });
+        status(g, `told the agent of ${acc.email} (pid ${client.pid}) that the address changed`);
+      } finally {
+        client.close();
+      }
+    });
+}

@@ -1,0 +1,275 @@
+/**
+ * `peerdial doctor`: what works and what does not between this machine, its
+ * mail account and the network, each with a verdict and what to do about it.
+ *
+ * The one mail it writes is a peerdial `announce` to itself, to time the way
+ * from SMTP submission to the IMAP IDLE notification; its own watcher
+ * recognises it by Message-ID and files it into peerdial's folder like any
+ * verified peerdial mail. Other mail is left alone (a throw-away ledger
+ * starting at the current end of the INBOX: the agent's mark is not moved).
+ */
+import os from 'node:os';
+import path from 'node:path';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { loadConfig, pickAccount, type Config } from '../config/config.js';
+import { defaultConfigPath } from '../store/paths.js';
+import { Account } from '../agent/account.js';
+import { connectImap } from '../mail/imap.js';
+import { probeSmtp, sendRaw, smtpTransport } from '../mail/smtp.js';
+import { InboxWatcher, type Verdict } from '../mail/inbox.js';
+import { Ledger } from '../store/ledger.js';
+import { buildMail } from '../wire/build.js';
+import { headerValues } from '../wire/headers.js';
+import { natMapping, stunBinding, type StunServer } from '../address/stun.js';
+import { interfaceAddresses } from '../address/interfaces.js';
+import { PeerdialError } from '../errors.js';
+
+export type CheckVerdict = 'ok' | 'warn' | 'fail' | 'not-checked';
+
+export interface CheckResult {
+  id: 'config' | 'imap-login' | 'imap-idle' | 'smtp' | 'stun' | 'nat' | 'port-mapping' | 'ipv6';
+  title: string;
+  verdict: CheckVerdict;
+  detail: string;
+  hint?: string;
+  ms?: number;
+}
+
+export interface DoctorOptions {
+  config?: string;
+  account?: string;
+  /** Time allowed for each network step. */
+  timeoutMs?: number;
+  onProgress?: (c: CheckResult) => void;
+  signal?: AbortSignal;
+}
+
+const TITLES: Record<CheckResult['id'], string> = {
+  config: 'config readable',
+  'imap-login': 'IMAP login',
+  'imap-idle': 'IMAP IDLE (time from a sent mail to its notification)',
+  smtp: 'SMTP submission',
+  stun: 'STUN reachability',
+  nat: 'NAT behaviour',
+  'port-mapping': 'port mapping (UPnP-IGD, NAT-PMP/PCP)',
+  ipv6: 'IPv6',
+};
+
+/** "stun:host:port" / "stun:[v6]:port" (port default 3478); undefined for turn: and others. */
+export function parseStunUrl(url: string): StunServer | undefined {
+  const m = url.trim().match(/^stuns?:(\[[0-9a-fA-F:.]+\]|[^:?[\]]+)(?::(\d+))?(?:\?.*)?$/);
+  if (!m) return undefined;
+  return { host: m[1]!.replace(/^\[|\]$/g, ''), port: m[2] ? Number(m[2]) : 3478 };
+}
+
+function describe(err: unknown): { detail: string; hint?: string } {
+  if (err instanceof PeerdialError) return { detail: `${err.message} [${err.code}]`, ...(err.hint ? { hint: err.hint } : {}) };
+  return { detail: (err as Error)?.message ?? String(err) };
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let t: NodeJS.Timeout;
+  const timeout = new Promise<never>((_, reject) => {
+    t = setTimeout(() => reject(new PeerdialError('TCP_FAILED', `${what}: no answer within ${Math.round(ms / 1000)} s`, { hint: 'Check the host, port and firewall.' })), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(t));
+}
+
+/** Runs every check; never throws for a failed check (that is a `fail` verdict). */
+export async function runDoctor(o: DoctorOptions = {}): Promise<CheckResult[]> {
+  const timeoutMs = o.timeoutMs ?? 20_000;
+  const out: CheckResult[] = [];
+  const report = (id: CheckResult['id'], verdict: CheckVerdict, detail: string, extra: { hint?: string; ms?: number } = {}) => {
+    const c: CheckResult = { id, title: TITLES[id], verdict, detail, ...(extra.hint ? { hint: extra.hint } : {}), ...(extra.ms !== undefined ? { ms: extra.ms } : {}) };
+    out.push(c);
+    o.onProgress?.(c);
+    return c;
+  };
+  const skip = (ids: CheckResult['id'][], why: string) => ids.forEach((id) => report(id, 'not-checked', why));
+
+  // ---- config
+  let cfg: Config | undefined;
+  let account: Account | undefined;
+  try {
+    cfg = await loadConfig(defaultConfigPath(o.config));
+    pickAccount(cfg, o.account);
+    account = await Account.open(cfg, o.account ? { email: o.account } : {});
+    report('config', 'ok', `${cfg.file}: account ${account.email}`);
+  } catch (err) {
+    const d = describe(err);
+    report('config', 'fail', d.detail, d.hint ? { hint: d.hint } : {});
+    if (cfg) {
+      skip(['imap-login', 'imap-idle', 'smtp'], 'needs a usable account');
+    } else {
+      skip(['imap-login', 'imap-idle', 'smtp', 'stun', 'nat'], 'needs the config');
+    }
+  }
+
+  // ---- mail
+  if (account) {
+    let idle = false;
+    let imapOk = false;
+    const t0 = Date.now();
+    try {
+      const client = await withTimeout(connectImap(await account.imapTarget()), timeoutMs, 'IMAP');
+      idle = client.capabilities.has('IDLE');
+      await client.logout().catch(() => client.close());
+      imapOk = true;
+      const s = account.account.imap;
+      report('imap-login', 'ok', `logged in as ${s.user} at ${s.host}:${s.port} (${s.tls})`, { ms: Date.now() - t0 });
+    } catch (err) {
+      const d = describe(err);
+      report('imap-login', 'fail', d.detail, { ...(d.hint ? { hint: d.hint } : {}), ms: Date.now() - t0 });
+    }
+    let smtpOk = false;
+    const t1 = Date.now();
+    try {
+      await withTimeout(probeSmtp(await account.smtpTarget()), timeoutMs, 'SMTP');
+      smtpOk = true;
+      const s = account.account.smtp;
+      report('smtp', 'ok', `logged in as ${s.user} at ${s.host}:${s.port} (${s.tls})`, { ms: Date.now() - t1 });
+    } catch (err) {
+      const d = describe(err);
+      report('smtp', 'fail', d.detail, { ...(d.hint ? { hint: d.hint } : {}), ms: Date.now() - t1 });
+    }
+    if (!imapOk) report('imap-idle', 'not-checked', 'the IMAP login failed');
+    else if (!idle) {
+      report('imap-idle', 'warn', `${account.account.imap.host} does not offer IDLE: peerdial polls every ${account.config.pollSeconds} s, so a call can ring that much later`, {
+        hint: 'Lower defaults.poll_seconds for faster rings (more traffic), or use a provider whose IMAP server offers IDLE.',
+      });
+    } else if (!smtpOk) report('imap-idle', 'not-checked', 'IDLE is offered; the timing needs SMTP, which failed');
+    else {
+      try {
+        const r = await timeIdle(account, timeoutMs);
+        report(
+          'imap-idle',
+          r.ms > 30_000 ? 'warn' : 'ok',
+          `IDLE supported; a mail to yourself was submitted, delivered and announced by IDLE in ${r.ms} ms (filed into ${account.account.folder})`,
+          { ms: r.ms, ...(r.ms > 30_000 ? { hint: 'Mail is slow here: calls take that long to ring. Raise defaults.ring_seconds.' } : {}) },
+        );
+      } catch (err) {
+        const d = describe(err);
+        report('imap-idle', 'fail', `IDLE is offered, but: ${d.detail}`, { hint: d.hint ?? 'Check that mail to yourself arrives in the INBOX (filters, spam folder).' });
+      }
+    }
+  }
+
+  // ---- network
+  if (cfg) {
+    const stuns = cfg.ice.servers.map(parseStunUrl).filter((s): s is StunServer => !!s);
+    const stunTimeout = Math.min(timeoutMs, 3000);
+    if (stuns.length === 0) {
+      report('stun', 'warn', 'no STUN server in ice.servers: peerdial only knows its interface addresses', {
+        hint: 'Behind a NAT, add one: [ice] servers = ["stun:stun.example.org:3478"].',
+      });
+      report('nat', 'not-checked', 'needs two STUN servers in ice.servers');
+    } else {
+      const s = stuns[0]!;
+      const t = Date.now();
+      try {
+        const mapped = await stunBinding(s, { timeoutMs: stunTimeout, ...(cfg.ice.bindAddress ? { localAddress: cfg.ice.bindAddress } : {}), ...(o.signal ? { signal: o.signal } : {}) });
+        const local = interfaceAddresses().some((a) => a.ip === mapped.address);
+        report('stun', 'ok', `${s.host}:${s.port} sees this machine at ${mapped.address}:${mapped.port}${local ? ' (an address of this machine: no NAT on the way)' : ' (behind a NAT)'}`, { ms: Date.now() - t });
+      } catch (err) {
+        const d = describe(err);
+        report('stun', 'fail', `${s.host}:${s.port}: ${d.detail}`, {
+          hint: `Check ice.servers in ${cfg.file} (is a STUN server at ${s.host}:${s.port}?) and that outgoing UDP to it is allowed.`,
+          ms: Date.now() - t,
+        });
+      }
+      if (stuns.length < 2) report('nat', 'not-checked', 'needs two STUN servers in ice.servers to compare what each sees');
+      else {
+        try {
+          const r = await natMapping([stuns[0]!, stuns[1]!], { timeoutMs: stunTimeout, ...(cfg.ice.bindAddress ? { localAddress: cfg.ice.bindAddress } : {}) });
+          if (r.mapping === 'endpoint-independent') report('nat', 'ok', 'endpoint-independent mapping (no NAT, or a cone NAT): peers can reach the address STUN reports');
+          else if (r.mapping === 'endpoint-dependent') {
+            report('nat', 'warn', `endpoint-dependent mapping (symmetric NAT): each peer sees another port (${r.seen.map((m) => (m ? `${m.address}:${m.port}` : '-')).join(' vs ')})`, {
+              hint: 'Calls to peers behind another symmetric NAT cannot connect directly: map a port on the router (UPnP/NAT-PMP, or by hand) or use a TURN server.',
+            });
+          } else report('nat', 'warn', 'unknown: one of the two STUN servers did not answer', { hint: 'Check the second entry of ice.servers.' });
+        } catch (err) {
+          const d = describe(err);
+          report('nat', 'fail', d.detail, d.hint ? { hint: d.hint } : {});
+        }
+      }
+    }
+  }
+  report('port-mapping', 'not-checked', 'no UPnP-IGD / NAT-PMP / PCP client is wired into peerdial yet', {
+    hint: 'If calls fail behind your router, forward a UDP port by hand and set ice.port_range_begin/end to it.',
+  });
+
+  // ---- IPv6
+  const v6 = interfaceAddresses().filter((a) => a.scope === 'ipv6-global');
+  if (v6.length) report('ipv6', 'ok', `global IPv6 address${v6.length > 1 ? 'es' : ''}: ${v6.map((a) => `${a.ip} (${a.interface})`).join(', ')}: peers with IPv6 can reach this machine without NAT (if no firewall drops it)`);
+  else {
+    report('ipv6', 'warn', 'no global IPv6 address on any interface: only IPv4 (usually behind NAT)', {
+      hint: 'Ask your provider for IPv6 or enable it on the router; with it, most calls connect without NAT traversal.',
+    });
+  }
+  return out;
+}
+
+/** Sends a peerdial `announce` to ourselves and times it until our IDLE watcher has it; files it into peerdial's folder. */
+async function timeIdle(account: Account, timeoutMs: number): Promise<{ ms: number }> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'peerdial-doctor-'));
+  const client = await connectImap(await account.imapTarget());
+  const ac = new AbortController();
+  try {
+    const ledger = new Ledger(dir);
+    let ourId = '';
+    let resolveSeen!: () => void;
+    const seen = new Promise<void>((r) => (resolveSeen = r));
+    const watcher = new InboxWatcher<Verdict>({
+      client,
+      ledger,
+      folder: account.account.folder,
+      classify: async (raw) => {
+        const id = headerValues(raw.subarray(0, 65536), 'message-id')[0] ?? '';
+        // Only our test mail is "verified" (and so filed); everything else stays where it is, untouched.
+        return id && id === ourId
+          ? { ok: true, messageId: id, nonce: randomBytes(8).toString('hex'), expires: new Date(Date.now() + 60_000).toISOString() }
+          : { ok: false, messageId: id, reason: 'not-doctors', detail: 'not the doctor\'s test mail' };
+      },
+      onMail: (m) => {
+        if (m.verdict.ok) resolveSeen();
+      },
+    });
+    await watcher.prepare();
+    // Start at the current end of the INBOX: older mail is not the doctor's business.
+    const mb = client.mailbox;
+    if (mb) await ledger.setMark('INBOX', { uidValidity: String(mb.uidValidity), lastUid: Number(mb.uidNext) - 1 });
+    const now = new Date();
+    const built = await buildMail(
+      {
+        v: 1,
+        kind: 'announce',
+        from: account.email,
+        to: account.email,
+        callId: randomBytes(12).toString('base64url'),
+        created: now.toISOString(),
+        expires: new Date(now.getTime() + 120_000).toISOString(),
+        nonce: randomBytes(16).toString('base64url'),
+        addresses: [],
+        text: 'peerdial doctor: test of the mail path',
+      },
+      { sender: account.identity, date: now },
+    );
+    ourId = built.messageId;
+    const watching = watcher.watch({ signal: ac.signal });
+    const target = await account.smtpTarget();
+    const transport = await smtpTransport(target);
+    const t0 = Date.now();
+    try {
+      await sendRaw(transport, target, { from: account.email, to: [account.email] }, built.raw);
+    } finally {
+      transport.close();
+    }
+    await withTimeout(Promise.race([seen, watching.then(() => Promise.reject(new PeerdialError('IMAP_FAILED', 'the IMAP connection ended')))]), timeoutMs, 'the test mail to yourself');
+    return { ms: Date.now() - t0 };
+  } finally {
+    ac.abort();
+    await client.logout().catch(() => client.close());
+    await rm(dir, { recursive: true, force: true });
+  }
+}
