@@ -250,7 +250,8 @@ async function timeIdle(account: Account, timeoutMs: number): Promise<{ ms: numb
         created: now.toISOString(),
         expires: new Date(now.getTime() + 120_000).toISOString(),
         nonce: randomBytes(16).toString('base64url'),
-        addresses: [],
+        // an announce needs an address; loopback says nothing about this machine
+        addresses: [{ ip: '127.0.0.1', source: 'interface', scope: 'loopback' }],
         text: 'peerdial doctor: test of the mail path',
       },
       { sender: account.identity, date: now },
