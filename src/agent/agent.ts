@@ -16,6 +16,7 @@ import { shutdownSessions } from '../session/index.js';
 import { receiveFiles, runChat, runPipe, serveForward, allowTargets, FORWARD_PROTOCOL } from '../carriers/index.js';
 import { expandHome } from '../store/paths.js';
 import { PeerdialError } from '../errors.js';
+import { SharedSource, startSource, type MediaSource, type SourceOptions } from '../media/index.js';
 import { serveControl, type ControlClient, type ControlServer } from './control.js';
 import { watchAddresses, type AddressWatcher, type AddressWatchOptions } from '../address/watch.js';
 import type { DetectedAddress } from '../address/interfaces.js';
@@ -64,6 +65,12 @@ export interface AgentOptions {
    */
   addressWatch?: Pick<AddressWatchOptions, 'read' | 'monitor' | 'debounceMs' | 'fallbackMs'>;
   /**
+   * Camera node: `view` calls from allowed callers get this source's picture
+   * and sound. One encoder, shared by every viewer, runs only while somebody
+   * watches.
+   */
+  camera?: SourceOptions;
+  /**
    * Link hooks (src/link/hooks.ts): the agent brings the link down when it
    * stops; with `pollMinutes` it polls (link up, check once, down) instead of watching.
    */
@@ -91,8 +98,15 @@ export class Agent {
   /** What `peerdial status` reports about the mailbox. */
   private readonly health = new HealthRecord();
 
+  /** The camera's encoder, shared by the viewers (camera nodes only). */
+  readonly camera?: SharedSource<MediaSource>;
+
   constructor(private readonly o: AgentOptions) {
     const emit = (e: AgentEvent) => o.onEvent?.(e);
+    if (o.camera) {
+      const source = o.camera;
+      this.camera = new SharedSource(() => startSource(source));
+    }
     if (o.control && o.control !== 'serve') this.remote = o.control;
     const remote = this.remote;
     this.outbox = new OutboxLoop(o.account, (e) => {
@@ -109,6 +123,9 @@ export class Agent {
       ...(remote ? { onCallPlaced: (callId: string) => remote.subscribe(callId) } : {}),
       elsewhere: (msg, messageId) => this.control?.deliver(msg, messageId) ?? false,
       takeOffer: (msg, messageId) => this.control?.offerToTaker(msg, messageId) ?? false,
+      answerMedia: (offer) =>
+        offer.purpose === 'view' && this.camera ? { video: { direction: 'sendonly' }, audio: { direction: 'sendonly' } } : undefined,
+      refuseOffer: (offer) => (offer.purpose === 'view' && !this.camera && !o.onIncoming ? 'there is no camera here' : undefined),
       ...(o.timers ? { timers: o.timers } : {}),
       ...(o.forceAnswer ? { forceAnswer: true } : {}),
       ...(o.refuseIncoming ? { refuseIncoming: true } : {}),
@@ -191,6 +208,14 @@ export class Agent {
       const file = path.join(dir, `pipe-${call.peer}-${new Date().toISOString().replace(/[:.]/g, '-')}.bin`);
       const r = await runPipe(ch, Readable.from([]), createWriteStream(file, { flags: 'wx', mode: 0o600 }));
       say('pipe', `${r.received} bytes into ${file}`);
+    } else if (call.purpose === 'view' && this.camera) {
+      // only now, after the verified request and the policy, does the encoder run for this viewer
+      const leave = await this.camera.join(call.session);
+      say('view', `${call.peer} is watching (${this.camera.viewers} viewer(s))`);
+      await call.ended;
+      await leave();
+      say('view', `${call.peer} stopped watching (${this.camera.viewers} left${this.camera.viewers === 0 ? ', encoder stopped' : ''})`);
+      return;
     } else if (call.purpose === 'forward') {
       const allow = allowTargets(this.o.forwardAllow ?? acc.config.forwardAllow);
       call.session.onChannel((ch) => {
@@ -286,6 +311,7 @@ export class Agent {
   private async stopOnce(): Promise<void> {
     await this.phone.shutdown();
     await Promise.allSettled([...this.carrying]);
+    await this.camera?.stop();
     if (this.remote) {
       this.remote.poke();
       this.remote.close();

@@ -31,6 +31,7 @@ export type CalleeEvent =
   | { type: 'policy-deny'; reason: string }
   | { type: 'policy-busy' }
   | { type: 'policy-expired' }
+  | { type: 'policy-refuse'; text: string }
   | { type: 'user-accept' }
   | { type: 'user-decline'; text?: string }
   | { type: 'user-hangup' }
@@ -86,6 +87,7 @@ export const CALLEE_TABLE: Table<CalleeState, CalleeEvent, CalleeOutput> = {
     'policy-deny': (e) => finish('denied', 'rejected', e.reason),
     'policy-busy': () => finish('busy', 'busy', 'already in a call', [{ to: 'outbox', send: 'busy' }]),
     'policy-expired': () => finish('missed', 'missed', 'the offer had expired when it arrived'),
+    'policy-refuse': (e) => finish('declined', 'declined', e.text, [{ to: 'outbox', send: 'decline', text: e.text }]),
   },
   ringing: {
     'user-accept': () => ({ to: 'answering', out: [{ to: 'user', stopRinging: true }, { to: 'session', do: 'answer' }] }),

@@ -7,7 +7,7 @@
  */
 import { PeerdialError, type ErrorCode } from '../errors.js';
 import { Session, type Connected } from '../session/index.js';
-import type { Channel, CandidatePair, IceConfig } from '../session/types.js';
+import type { Channel, CandidatePair, IceConfig, AnswerMedia, MediaSpec } from '../session/types.js';
 import type { PeerdialMessage, MessageKind } from '../wire/message.js';
 import type { Account, Received } from './account.js';
 import type { InboxMail } from '../mail/inbox.js';
@@ -21,7 +21,7 @@ import { realTimers, type Timers } from './timers.js';
 export type Direction = 'out' | 'in';
 
 /** What a call is for; the callee's agent picks its handler by it. */
-export type Purpose = 'chat' | 'pipe' | 'file' | 'forward';
+export type Purpose = 'chat' | 'pipe' | 'file' | 'forward' | 'view';
 
 /** A connected call, handed to whoever runs what the session carries. */
 export interface ActiveCall {
@@ -72,6 +72,10 @@ export interface PhoneOptions {
   forceAnswer?: boolean;
   /** An allowed offer: somebody else (a `peerdial listen` beside the agent) may take it; true when taken. */
   takeOffer?: (offer: PeerdialMessage, messageId: string) => boolean;
+  /** Which of an offer's audio/video this side sends or receives (a camera node sends). */
+  answerMedia?: (offer: PeerdialMessage) => AnswerMedia | undefined;
+  /** Refuse an allowed offer before anything is answered (e.g. `view` where there is no camera): the text goes back in a decline. */
+  refuseOffer?: (offer: PeerdialMessage) => string | undefined;
   /** A call was placed (before its offer is queued): for subscriptions at a running agent. */
   onCallPlaced?: (callId: string) => void;
   /** Offered a verified message for a call this phone does not know; true when somebody took it. */
@@ -89,6 +93,8 @@ export interface CallOptions {
   onProgress?: (e: { state: string; detail?: string }) => void;
   /** Override the config's ring time (seconds). */
   ringSeconds?: number;
+  /** Audio/video sections to offer (`--view` offers to receive a camera's picture and sound). */
+  media?: MediaSpec;
 }
 
 interface CallRecord {
@@ -115,6 +121,7 @@ interface OutgoingRecord extends CallRecord {
   ringSeconds: number;
   /** Offers made for this call (a fresh one after a connection failure a new offer cures). */
   attempts: number;
+  media?: MediaSpec;
   resolve: (c: ActiveCall) => void;
   reject: (e: Error) => void;
   onProgress?: CallOptions['onProgress'];
@@ -183,6 +190,7 @@ export class Phone {
       m: newCaller(),
       ringSeconds: opts.ringSeconds ?? acc.config.ringSeconds,
       attempts: 0,
+      ...(opts.media ? { media: opts.media } : {}),
       resolve,
       reject,
       ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
@@ -200,7 +208,7 @@ export class Phone {
   /** Gathering: a new session and its complete offer. */
   private makeOffer(rec: OutgoingRecord): void {
     rec.attempts++;
-    Session.createOffer({ ice: this.o.ice }).then(
+    Session.createOffer({ ice: this.o.ice, ...(rec.media ? { media: rec.media } : {}) }).then(
       ({ session, sdp }) => {
         rec.session = session;
         if (rec.m.done) {
@@ -315,7 +323,9 @@ export class Phone {
       ...(this.o.forceAnswer ? { forceAnswer: true } : {}),
       ...(this.o.refuseIncoming ? { refuseIncoming: true } : {}),
     });
-    const decision: PolicyDecision = reoffer && (decided.type === 'policy-ring' || decided.type === 'policy-busy') ? { type: 'policy-auto-answer' } : decided;
+    let decision: PolicyDecision = reoffer && (decided.type === 'policy-ring' || decided.type === 'policy-busy') ? { type: 'policy-auto-answer' } : decided;
+    const refusal = decision.type === 'policy-auto-answer' || decision.type === 'policy-ring' ? this.o.refuseOffer?.(offer) : undefined;
+    if (refusal) decision = { type: 'policy-refuse', text: refusal };
     if (!reoffer && (decision.type === 'policy-auto-answer' || decision.type === 'policy-ring') && this.o.takeOffer?.(offer, messageId)) return;
     this.calls.set(rec.callId, rec);
     this.state(rec);
@@ -434,7 +444,8 @@ export class Phone {
         return;
       }
       try {
-        const { session, sdp } = await Session.acceptOffer(inc.offer.sdp, { ice: this.o.ice });
+        const media = this.o.answerMedia?.(inc.offer);
+        const { session, sdp } = await Session.acceptOffer(inc.offer.sdp, { ice: this.o.ice, ...(media ? { media } : {}) });
         rec.session = session;
         if (rec.m.done) {
           session.close('call ended');

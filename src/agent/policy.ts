@@ -10,7 +10,9 @@ export type PolicyDecision =
   | { type: 'policy-ring' }
   | { type: 'policy-deny'; reason: string }
   | { type: 'policy-busy' }
-  | { type: 'policy-expired' };
+  | { type: 'policy-expired' }
+  /** Allowed, but this machine cannot take it (e.g. `view` without a camera): declined with the text. */
+  | { type: 'policy-refuse'; text: string };
 
 export interface PolicyInput {
   from: string;

@@ -3,7 +3,8 @@ import { Option, type Command } from 'commander';
 import { openAccount } from '../api/open.js';
 import { Agent, type AgentEvent } from '../agent/agent.js';
 import { checkInbox } from '../api/mail.js';
-import { printJson, type GlobalOptions } from './output.js';
+import { parseCameraSource } from '../media/index.js';
+import { printJson, usedMedia, type GlobalOptions } from './output.js';
 import { Link, type LinkEvent } from '../link/hooks.js';
 import { PeerdialError } from '../errors.js';
 
@@ -68,6 +69,8 @@ export function register(program: Command, globals: () => GlobalOptions): void {
     .command('agent')
     .description('run the agent: watch the mailbox, answer calls by policy, send queued mail (as a service, or in a terminal)')
     .option('--once', 'check the mailbox once, list what arrived, and exit')
+    .option('--camera <source>', 'be a camera node: allowed `peerdial call ME --view` callers get test | v4l2:/dev/video0 | file:PATH')
+    .option('--camera-audio <source>', 'the camera\'s sound: test | alsa[:DEVICE] | pulse[:DEVICE] | none')
     .option('--poll <minutes>', 'poll mode: every N minutes bring the link up, check mail once, bring it down (default: link.poll_minutes)')
     .addOption(new Option('--log-format <format>', 'log lines: text, or json (one object per line, same as --json)').choices(['text', 'json']).default('text'))
     .addHelpText('after', `
@@ -104,7 +107,9 @@ queued mail is sent first.`)
         if (line) process.stdout.write(`${new Date().toISOString()} ${line}\n`);
       };
       const withLink = link.configured || pollMinutes ? { link: { hooks: link, ...(pollMinutes ? { pollMinutes } : {}) } } : {};
-      const agent = new Agent({ account, onEvent: log, control: 'serve', addressWatch: {}, ...withLink });
+      const camera = o.camera ? parseCameraSource(o.camera, o.cameraAudio) : undefined;
+      if (camera) usedMedia();
+      const agent = new Agent({ account, onEvent: log, control: 'serve', addressWatch: {}, ...(camera ? { camera } : {}), ...withLink });
       await agent.serveControl();
       // Watching needs the link all the time; poll mode brings it up for each round only.
       if (link.configured && !pollMinutes) {

@@ -8,9 +8,23 @@ import { Option, type Command } from 'commander';
 import cliProgress from 'cli-progress';
 import { PeerdialError, isPeerdialError } from '../errors.js';
 import { leaveMessage } from '../api/messages.js';
+import { defaultMediaSpec } from '../session/index.js';
+import { play, recordTo } from '../media/index.js';
 import { receiveFiles, runChat, runPipe, sendFiles, forwardLocal, parseForwardSpec, FORWARD_PROTOCOL } from '../carriers/index.js';
 import { holdCall, placeCall, startCommandAgent } from './session-ui.js';
-import { printJson, status, type GlobalOptions } from './output.js';
+import { printJson, status, usedMedia, type GlobalOptions } from './output.js';
+
+/** Plays or records a camera's picture and sound until the call ends, Ctrl-C, or `seconds`. */
+async function view(g: GlobalOptions, call: ActiveCall, record: string | undefined, seconds: number | undefined): Promise<void> {
+  const tracks = call.session.tracks();
+  if (!tracks.some((t) => t.kind === 'video')) throw new PeerdialError('USAGE', `${call.peer} sent no picture.`, { hint: 'Is it a camera node? (peerdial agent --camera SOURCE)' });
+  const sink = record ? await recordTo(path.resolve(record), tracks) : await play(tracks, { title: `peerdial: ${call.peer}` });
+  status(g, record ? `recording into ${record}${seconds ? ` for ${seconds} s` : ''}; Ctrl-C hangs up` : 'playing; close the window or press Ctrl-C to hang up');
+  const timer = seconds ? new Promise<void>((r) => setTimeout(r, seconds * 1000).unref()) : new Promise<void>(() => undefined);
+  await Promise.race([call.ended, timer, sink.exited]);
+  const r = await sink.stop();
+  status(g, `${r.stats.videoFrames} video frames and ${r.stats.audioPackets} audio packets received${record ? `, written to ${record}` : ''}`);
+}
 
 function askLine(question: string): Promise<string> {
   const rl = createInterface({ input: process.stdin, output: process.stderr });
@@ -34,23 +48,31 @@ export function register(program: Command, globals: () => GlobalOptions): void {
     .addOption(new Option('--forward <spec>', 'forward a local TCP port to a target on the peer side: LPORT:HOST:PORT'))
     .option('--ring-seconds <n>', 'how long to ring before giving up')
     .option('--message <text>', 'if nobody answers, leave this message by mail')
+    .option('--view', "watch a camera node's picture and sound (plays with ffplay, or see --record)")
+    .option('--record <file>', 'with --view: record what arrives into FILE (.mkv, or .mp4)')
+    .option('--seconds <n>', 'with --view: hang up after N seconds')
     .addHelpText('after', `
 Examples:
   peerdial call hitoshi                      chat; type lines, Ctrl-D or Ctrl-C hangs up
   tar c photos | peerdial call hitoshi --pipe     (hitoshi runs: peerdial listen --pipe | tar x)
   peerdial call camera1 --forward 8554:127.0.0.1:554   then open rtsp://127.0.0.1:8554/
+  peerdial call camera1 --view --record door.mkv --seconds 30
 
 The offer travels by mail, so the first ring can take as long as your mail does.`)
     .action(async (who: string, o) => {
       const g = globals();
-      if (o.pipe && o.forward) throw new PeerdialError('USAGE', '--pipe and --forward cannot be combined.');
+      if ([o.pipe, o.forward, o.view].filter(Boolean).length > 1) throw new PeerdialError('USAGE', '--pipe, --forward and --view cannot be combined.');
+      if ((o.record || o.seconds) && !o.view) throw new PeerdialError('USAGE', '--record and --seconds go with --view.');
       const fwd = o.forward ? parseForwardSpec(o.forward) : undefined;
       const agent = await startCommandAgent(g);
       try {
-        const purpose = o.pipe ? 'pipe' : fwd ? 'forward' : 'chat';
+        const purpose = o.pipe ? 'pipe' : fwd ? 'forward' : o.view ? 'view' : 'chat';
         let call;
         try {
-          call = await placeCall(g, agent, who, purpose, o.ringSeconds ? { ringSeconds: Number(o.ringSeconds) } : {});
+          call = await placeCall(g, agent, who, purpose, {
+            ...(o.ringSeconds ? { ringSeconds: Number(o.ringSeconds) } : {}),
+            ...(o.view ? { media: defaultMediaSpec({ video: true, audio: true }, 'recvonly') } : {}),
+          });
         } catch (err) {
           if (!isPeerdialError(err) || !['CALL_TIMEOUT', 'CALL_DECLINED', 'CALL_BUSY', 'SESSION_FAILED'].includes(err.code)) throw err;
           // Not answered: a message by mail instead, when one was given (or typed).
@@ -63,7 +85,10 @@ The offer travels by mail, so the first ring can take as long as your mail does.
           throw err;
         }
         await holdCall(g, call, async () => {
-          if (o.pipe) {
+          if (o.view) {
+            usedMedia();
+            await view(g, call, o.record, o.seconds ? Number(o.seconds) : undefined);
+          } else if (o.pipe) {
             const ch = await call.session.openChannel('pipe');
             const r = await runPipe(ch, process.stdin, process.stdout, { endOutput: false });
             status(g, `pipe closed: ${r.sent} bytes sent, ${r.received} received`);

@@ -4,7 +4,7 @@
  */
 import { Command } from 'commander';
 import { exitCodeFor, PeerdialError } from '../errors.js';
-import { printError, type GlobalOptions } from './output.js';
+import { mustExitExplicitly, printError, type GlobalOptions } from './output.js';
 import * as initCmd from './init.js';
 import * as contactsCmd from './contacts.js';
 import * as addressCmd from './address.js';
@@ -60,7 +60,9 @@ export async function main(argv: string[]): Promise<number> {
   program.exitOverride();
   try {
     await program.parseAsync(argv);
-    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+    const code = typeof process.exitCode === 'number' ? process.exitCode : 0;
+    if (mustExitExplicitly()) setImmediate(() => process.exit(code));
+    return code;
   } catch (err) {
     const e = err as { code?: string; exitCode?: number };
     if (typeof e.code === 'string' && e.code.startsWith('commander.')) {

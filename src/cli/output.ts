@@ -42,3 +42,17 @@ export function age(iso: string | undefined, now = Date.now()): string {
   if (s < 172800) return `${Math.round(s / 3600)}h ago`;
   return `${Math.round(s / 86400)}d ago`;
 }
+
+/**
+ * node-datachannel 0.33.4 keeps the process alive after a session with media
+ * tracks has been closed and cleanup() has run (measured: without tracks the
+ * process exits by itself). Commands that used media say so here, and the
+ * CLI ends the process itself once everything is flushed.
+ */
+let mediaUsed = false;
+export function usedMedia(): void {
+  mediaUsed = true;
+}
+export function mustExitExplicitly(): boolean {
+  return mediaUsed;
+}

@@ -20,3 +20,4 @@ export {
 } from './ffmpeg.js';
 export { RtpFanout, SharedSource, type RtpSource, type Viewer, type StoppableSource } from './fanout.js';
 export { announceSdp, type RtspStream } from './rtsp.js';
+export { parseCameraSource } from './camera-spec.js';
