@@ -143,10 +143,16 @@ describe('a long-running agent', () => {
       const outs = endedStates(a.events, 'out');
       const ins = endedStates(h.events, 'in');
       expect(outs).toHaveLength(attempts);
-      expect(ins).toHaveLength(attempts);
       const full = (s: string[]) => s.at(-2) === 'connected' && s.at(-1) === 'closed';
       expect(outs.filter(full)).toHaveLength(CALLS);
-      for (const s of outs.filter(full)) expect(s).toEqual(['gathering', 'offer-queued', 'offer-sent', 'connecting', 'connected', 'closed']);
+      // A call hit by libdatachannel's fingerprint race makes one fresh offer by itself (same call);
+      // the callee then ends the first attempt as failed and answers the second.
+      const plain = ['gathering', 'offer-queued', 'offer-sent', 'connecting', 'connected', 'closed'];
+      const retried = ['gathering', 'offer-queued', 'offer-sent', 'connecting', 'gathering', 'offer-queued', 'offer-sent', 'connecting', 'connected', 'closed'];
+      for (const s of outs.filter(full)) expect([plain, retried]).toContainEqual(s);
+      const reoffers = outs.filter((s) => s.filter((x) => x === 'gathering').length === 2).length;
+      console.log(`fresh offers made by the phone itself: ${reoffers}`);
+      expect(ins).toHaveLength(attempts + reoffers);
       for (const s of ins.filter(full)) expect(s).toEqual(['offer-received', 'answering', 'answer-queued', 'connecting', 'connected', 'closed']);
       expect(ins.filter(full)).toHaveLength(CALLS);
 

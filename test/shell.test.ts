@@ -76,7 +76,7 @@ describe('bash completion', () => {
     expect(completeBash(bash, ['peerdial', 'service', 'install', '--log-'])).toEqual(['--log-format']);
     expect(completeBash(bash, ['peerdial', 'completion', ''])).toEqual(['bash', 'fish', 'zsh']);
     expect(completeBash(bash, ['peerdial', 'help', 'ex'])).toEqual(['exit-codes']);
-    expect(completeBash(bash, ['peerdial', 'call', '--r'])).toEqual(['--ring-seconds']);
+    expect(completeBash(bash, ['peerdial', 'call', '--r'])).toEqual(['--record', '--ring-seconds']);
     // hidden options stay hidden
     expect(completeBash(bash, ['peerdial', 'service', 'install', '--pl'])).toEqual([]);
   });
