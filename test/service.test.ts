@@ -17,7 +17,6 @@ function which(cmd: string): string | undefined {
   return r.status === 0 ? r.stdout.trim() : undefined;
 }
 const systemdAnalyze = which('systemd-analyze');
-const plutil = which('plutil');
 
 let dir: string;
 let spec: ServiceSpec;
@@ -126,7 +125,8 @@ describe('the systemd unit', () => {
     expect(() => systemdUnit({ ...spec, bin: '/a\nExecStartPre=/bin/rm' })).toThrow(/control character/);
   });
 
-  it.skipIf(!systemdAnalyze)('systemd-analyze verify accepts the user unit and the system unit', async () => {
+  it('systemd-analyze verify accepts the user unit and the system unit', async () => {
+    if (!systemdAnalyze) throw new Error('systemd-analyze is missing: install it with apt-get install systemd (CI does)');
     for (const [name, unit] of [
       ['user', systemdUnit({ ...spec, bin: BIN })],
       ['system', systemdUnit({ ...spec, bin: BIN, system: { user: 'peerdial' } })],
@@ -141,11 +141,8 @@ describe('the systemd unit', () => {
     }
   });
 
-  it.skipIf(!!systemdAnalyze)('systemd-analyze is not installed here: only the content checks above ran', () => {
-    expect(systemdAnalyze).toBeUndefined();
-  });
-
-  it.skipIf(!systemdAnalyze)('systemd-analyze verify would catch a broken line (the check is real)', async () => {
+  it('systemd-analyze verify would catch a broken line (the check is real)', async () => {
+    if (!systemdAnalyze) throw new Error('systemd-analyze is missing: install it with apt-get install systemd (CI does)');
     const file = path.join(dir, 'broken.service');
     await fs.writeFile(file, systemdUnit({ ...spec, bin: BIN }).replace(/^ExecStart=.*$/m, 'ExecStart=node "unbalanced'));
     expect(verifyUnit(file).status).not.toBe(0);
@@ -223,11 +220,8 @@ describe('the launchd plist', () => {
     for (const a of (p.ProgramArguments as string[]).slice(0, 2)) expect(path.isAbsolute(a)).toBe(true);
   });
 
-  it.skipIf(!plutil)('plutil -lint accepts it', async () => {
-    const file = path.join(dir, 'org.peerdial.agent.plist');
-    await fs.writeFile(file, launchdPlist({ ...spec, logFile }));
-    execFileSync(plutil!, ['-lint', file]);
-  });
+  // plutil -lint (macOS only) is the other check of a plist; the reader above
+  // refuses anything that is not well-formed, on every platform.
 });
 
 // ------------------------------------------------------------------ installing
