@@ -147,6 +147,8 @@ export interface RawVariant {
   chans: number;
   msgSize: number;
   maxMessageSize: number;
+  /** libdatachannel's `mtu` (SCTP packet size); default 1200 */
+  mtu?: number;
 }
 
 /** One raw node-datachannel transfer between two worker processes (see dc-worker.ts). */
@@ -160,24 +162,34 @@ export async function rawDataChannel(v: RawVariant, bytes: number): Promise<Tran
   receiver.stderr!.on('data', (d) => (errText += d));
   const next = (p: ReturnType<typeof fork>, t: string, timeoutMs = 30_000) =>
     new Promise<Record<string, unknown>>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`dc-worker: no ${t} within ${timeoutMs} ms (${v.name}): ${errText}`)), timeoutMs);
+      const fail = (why: string) => {
+        clearTimeout(timer);
+        p.off('message', on);
+        p.off('exit', onExit);
+        reject(new Error(`dc-worker: ${why} (${v.name}): ${errText}`));
+      };
+      const timer = setTimeout(() => fail(`no ${t} within ${timeoutMs} ms`), timeoutMs);
+      const onExit = () => fail(`a worker exited before ${t}`);
       const on = (m: Record<string, unknown>) => {
         if (m.t !== t) return;
         clearTimeout(timer);
         p.off('message', on);
+        p.off('exit', onExit);
         resolve(m);
       };
       p.on('message', on);
+      p.once('exit', onExit);
     });
   try {
     const offers = next(sender, 'offers');
-    sender.send({ t: 'offer', pcs: v.pcs, chans: v.chans, maxMessageSize: v.maxMessageSize });
+    sender.send({ t: 'offer', pcs: v.pcs, chans: v.chans, maxMessageSize: v.maxMessageSize, mtu: v.mtu });
     const answers = next(receiver, 'answers');
-    receiver.send({ t: 'answer', sdps: (await offers).sdps, maxMessageSize: v.maxMessageSize, total: bytes });
+    receiver.send({ t: 'answer', sdps: (await offers).sdps, maxMessageSize: v.maxMessageSize, mtu: v.mtu, total: bytes });
     const open = next(sender, 'open');
     sender.send({ t: 'accept', sdps: (await answers).sdps });
     await open;
-    const done = next(receiver, 'done', 600_000);
+    // a transfer slower than 5 MB/s counts as stuck
+    const done = next(receiver, 'done', 30_000 + bytes / 5_000);
     const t0 = now();
     receiver.send({ t: 'go' });
     sender.send({ t: 'go', total: bytes, msgSize: v.msgSize });

@@ -3,8 +3,8 @@
  * processes on loopback, to see what closes the gap to TCP. The benchmark
  * drives a sender and a receiver over IPC:
  *
- *   parent -> sender:   {t:'offer', pcs, chans, maxMessageSize}   -> {t:'offers', sdps}
- *   parent -> receiver: {t:'answer', sdps, maxMessageSize, total} -> {t:'answers', sdps}
+ *   parent -> sender:   {t:'offer', pcs, chans, maxMessageSize, mtu}   -> {t:'offers', sdps}
+ *   parent -> receiver: {t:'answer', sdps, maxMessageSize, mtu, total} -> {t:'answers', sdps}
  *   parent -> sender:   {t:'accept', sdps}                        -> {t:'open'}
  *   parent -> both:     {t:'go', total, msgSize}
  *   receiver -> parent: {t:'done', bytes, cpuMs}    (CPU since 'go')
@@ -43,8 +43,8 @@ const safe = <A extends unknown[]>(fn: (...a: A) => void) => (...a: A) => {
   }
 };
 
-function newPc(i: number, maxMessageSize: number): PeerConnection {
-  const pc = new PeerConnection(`bench-${process.pid}-${i}`, { iceServers: [], bindAddress: '127.0.0.1', maxMessageSize });
+function newPc(i: number, maxMessageSize: number, mtu?: number): PeerConnection {
+  const pc = new PeerConnection(`bench-${process.pid}-${i}`, { iceServers: [], bindAddress: '127.0.0.1', maxMessageSize, ...(mtu ? { mtu } : {}) });
   pcs.push(pc);
   return pc;
 }
@@ -98,7 +98,7 @@ process.on('message', async (m: Msg) => {
     const sdps: string[] = [];
     const opens: Promise<void>[] = [];
     for (let i = 0; i < (m.pcs as number); i++) {
-      const pc = newPc(i, m.maxMessageSize as number);
+      const pc = newPc(i, m.maxMessageSize as number, m.mtu as number | undefined);
       for (let c = 0; c < (m.chans as number); c++) {
         const dc = pc.createDataChannel(`d${c}`);
         channels.push(dc);
@@ -113,7 +113,7 @@ process.on('message', async (m: Msg) => {
     const sdps: string[] = [];
     const offers = m.sdps as string[];
     for (let i = 0; i < offers.length; i++) {
-      const pc = newPc(i, m.maxMessageSize as number);
+      const pc = newPc(i, m.maxMessageSize as number, m.mtu as number | undefined);
       pc.onDataChannel(
         safe((dc: DataChannel) => {
           channels.push(dc);

@@ -11,6 +11,7 @@ import { connectImap } from '../src/mail/imap.js';
 import { InboxWatcher } from '../src/mail/inbox.js';
 import { checkOnce } from '../src/agent/mailbox.js';
 import type { Received } from '../src/agent/account.js';
+import { ImapFlow } from 'imapflow';
 import { now, summarize, type Summary } from './lib.js';
 
 const MAIL_UID = 65534;
@@ -61,8 +62,10 @@ export interface ScaleResult {
   firstSyncMs: number;
   firstSyncCheckMs: number;
   firstSyncScanned: number;
-  /** one check on an open connection after one more foreign mail arrived */
+  /** one check on an open connection right after one more foreign mail arrived (and a NOOP saw it) */
   check: Summary;
+  /** baseline: a bare imapflow FETCH of one header field of a just-arrived mail, same mailbox */
+  bareFetch: Summary;
   checkCommands: number;
   /** `peerdial inbox`-style: connect + login + SELECT + check + logout */
   fullCheck: Summary;
@@ -104,6 +107,29 @@ export async function measureScale(stack: MailStack, peer: Peer, messages: numbe
   } finally {
     await client.logout().catch(() => client.close());
   }
+  // The baseline at the same size: what any client pays to read the new
+  // mail's header (a bare imapflow FETCH of one header field). Dovecot's
+  // first access to a new mail's content costs more in a big Maildir.
+  const bare = new ImapFlow({ ...stack.imapConfig(peer.name), logger: false, disableAutoIdle: true });
+  bare.on('error', () => undefined);
+  await bare.connect();
+  const fetches: number[] = [];
+  try {
+    await bare.mailboxOpen('INBOX');
+    let extra = messages + 2_000_000;
+    let last = 0;
+    for (let i = 0; i < repeats; i++) {
+      await stack.deliverRaw(peer.name, foreignMail(extra++, stack.users[peer.name]!.email));
+      await bare.noop();
+      const uids = ((await bare.search({ uid: `${last + 1}:*` }, { uid: true })) || []).filter((u) => u > last);
+      last = Math.max(...uids);
+      const s = now();
+      await bare.fetchAll(String(last), { uid: true, headers: ['peerdial-version'] }, { uid: true });
+      fetches.push(now() - s);
+    }
+  } finally {
+    await bare.logout().catch(() => bare.close());
+  }
   const full: number[] = [];
   for (let i = 0; i < Math.max(3, Math.floor(repeats / 2)); i++) {
     const s = now();
@@ -117,6 +143,7 @@ export async function measureScale(stack: MailStack, peer: Peer, messages: numbe
     firstSyncCheckMs: first.ms,
     firstSyncScanned: first.scanned,
     check: summarize(checks),
+    bareFetch: summarize(fetches),
     checkCommands: commands,
     fullCheck: summarize(full),
   };
