@@ -116,9 +116,13 @@ export class OutboxLoop {
     }, account.clock);
   }
 
-  /** Drains once (for commands that do not run the agent). */
-  drain(opts: { force?: boolean } = {}): Promise<DrainResult> {
-    return this.sender.drain(opts);
+  /** Drains once and closes the connection (for commands that do not run the agent). */
+  async drainOnce(opts: { force?: boolean } = {}): Promise<DrainResult> {
+    try {
+      return await this.sender.drain(opts);
+    } finally {
+      this.sender.close();
+    }
   }
 
   start(signal: AbortSignal): void {

@@ -61,7 +61,7 @@ export async function announce(account: Account, opts: AnnounceOptions = {}): Pr
 
 export async function flushOutbox(account: Account, opts: { force?: boolean } = {}): Promise<DrainResult> {
   const loop = new OutboxLoop(account);
-  return loop.drain(opts);
+  return loop.drainOnce(opts);
 }
 
 /** One line of `peerdial inbox`: what arrived and what peerdial made of it. */

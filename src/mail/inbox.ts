@@ -134,7 +134,9 @@ export class InboxWatcher<V extends Verdict> {
     const c = this.o.client;
     const now = this.o.now?.() ?? new Date();
     this.commands++;
-    const meta = await c.fetchOne(String(uid), { uid: true, size: true, envelope: true }, { uid: true });
+    // One round trip: envelope, size and the bytes (BODY.PEEK[]: no \Seen on anything),
+    // never more than peerdial reads.
+    const meta = await c.fetchOne(String(uid), { uid: true, size: true, envelope: true, source: { maxLength: MAX_MAIL_BYTES } }, { uid: true });
     if (!meta) return false;
     const messageId = meta.envelope?.messageId ?? '';
     let verdict: V;
@@ -147,10 +149,7 @@ export class InboxWatcher<V extends Verdict> {
     if ((meta.size ?? 0) > MAX_MAIL_BYTES) {
       verdict = { ok: false, messageId, reason: 'malformed', detail: `mail is ${meta.size} bytes, more than peerdial reads` } as V;
     } else {
-      this.commands++;
-      // `source` is fetched with BODY.PEEK[]: no \Seen on anything.
-      const full = await c.fetchOne(String(uid), { uid: true, source: true }, { uid: true });
-      verdict = full && full.source ? await this.o.classify(full.source, uid) : ({ ok: false, messageId, reason: 'malformed', detail: 'no source' } as V);
+      verdict = meta.source ? await this.o.classify(meta.source, uid) : ({ ok: false, messageId, reason: 'malformed', detail: 'no source' } as V);
     }
     const id = verdict.messageId || messageId || `uid:${uid}`;
     await this.o.ledger.record({

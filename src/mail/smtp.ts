@@ -26,6 +26,11 @@ export async function smtpTransport(t: SmtpTarget): Promise<Transporter> {
     connectionTimeout: 20_000,
     greetingTimeout: 20_000,
     socketTimeout: 60_000,
+    // One kept-open connection: a call sends several mails in a row, and
+    // TLS + AUTH for each would add to every mail leg. Closed by its owner.
+    pool: true,
+    maxConnections: 1,
+    maxMessages: 1000,
   });
 }
 
