@@ -5,7 +5,8 @@
  *
  * Environment:
  *   BENCH_QUICK=1           small sizes and few repeats (a smoke run of ~3 min)
- *   BENCH_ONLY=a,b          only these sections: setup, concurrency, deltachat, idle, mailbox, bulk
+ *   BENCH_ONLY=a,b          only these sections: setup, concurrency, deltachat, idle, mailbox, bulk, media
+ *   BENCH_MEDIA_SECONDS=10  how long the camera streams for the media figures
  *   BENCH_CALLS=20          sequential calls for the set-up figure
  *   BENCH_BULK_MIB=1024     size of the bulk transfers (MiB)
  *   BENCH_BULK_RUNS=3       repeats of each bulk transfer
@@ -25,8 +26,9 @@ import { MailFloor, measureConcurrency, measureSetup, settled, startAgent, type 
 import { cliPipe, cliSend, makeSource, rawDataChannel, summarizeTransfers, tcpCopy, type RawVariant, type TransferRun, type TransferSummary } from './bulk.js';
 import { fillMaildir, measureScale, type ScaleResult } from './mailbox.js';
 import { measureDeltaChat } from './deltachat.js';
+import { measureMedia } from './media.js';
 
-const SECTIONS = ['setup', 'concurrency', 'deltachat', 'idle', 'mailbox', 'bulk'] as const;
+const SECTIONS = ['setup', 'concurrency', 'deltachat', 'idle', 'mailbox', 'bulk', 'media'] as const;
 type Section = (typeof SECTIONS)[number];
 const only = (process.env.BENCH_ONLY ?? '').split(',').map((s) => s.trim()).filter(Boolean);
 for (const s of only) if (!(SECTIONS as readonly string[]).includes(s)) throw new Error(`BENCH_ONLY: unknown section ${s} (known: ${SECTIONS.join(', ')})`);
@@ -46,6 +48,7 @@ const settings = {
   bulkRuns: envInt('BENCH_BULK_RUNS', QUICK ? 2 : 3),
   tryBytes: envInt('BENCH_TRY_MIB', QUICK ? 32 : 256) * MiB,
   tryRuns: envInt('BENCH_TRY_RUNS', QUICK ? 1 : 3),
+  mediaSeconds: envInt('BENCH_MEDIA_SECONDS', QUICK ? 5 : 10),
 };
 
 interface Row {
@@ -196,6 +199,14 @@ async function main(): Promise<void> {
       }
     });
     results.setup = setup;
+
+    // ------------------------------------------------------------ media (issue 5)
+    results.media = await section('media', async () => {
+      const m = await measureMedia(settings.mediaSeconds);
+      rows.push({ fig: 'M', figure: `video frames delivered / sent, camera (ffmpeg testsrc 30 fps) -> viewer, ${m.seconds} s`, unit: '', value: `${m.framesReceived} / ${m.framesSent}`, ratio: m.framesReceived / Math.max(1, m.framesSent), note: `encoded ${m.framesEncoded}; RTP packets ${m.packetsReceived} / ${m.packetsSent}, lost ${m.packetsLost}; audio ${m.audioReceived} / ${m.audioSent}; first key frame after ${Math.round(m.firstKeyframeMs)} ms` });
+      ratioRow('M', 'latency added per video RTP packet, camera track -> viewer track', 'µs', m.sessionLatency, 'plain loopback UDP, same packets', m.udpLatency.p50, `UDP p95 ${fmt(m.udpLatency.p95, 0)} µs`);
+      return m;
+    });
 
     // ------------------------------------------------------------ 5. concurrency
     results.concurrency = await section('concurrency', async () => {
