@@ -110,4 +110,27 @@ describe('a camera node', () => {
       await cam.agent.stop();
     }
   });
+
+  it('a video call both ways: alice sends her picture, the camera node sends its own and records hers', { timeout: 120_000 }, async () => {
+    const cam = await agentOf(camera, { camera: CAMERA });
+    try {
+      const file = path.join(dir, 'from-camera.mkv');
+      const r = await runCli(['--config', alice.configFile, 'call', 'camera', '--video', '--audio', '--source', 'test', '--record', file, '--seconds', '5'], { timeoutMs: 90_000 });
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).toContain('sending video and sound');
+      const mine = await probe(file);
+      expect(mine.codecs).toEqual(['video:h264', 'audio:opus']);
+      expect(mine.duration).toBeGreaterThan(3.5);
+      const saved = await waitFor<string>('the camera saved what alice sent', async () => {
+        const done = cam.events.find((e) => e.type === 'carried' && e.what === 'media' && e.detail.includes('saved in'));
+        return done && 'detail' in done ? /saved in (.*\.mkv)$/.exec(done.detail)?.[1] : undefined;
+      }, 30_000);
+      const theirs = await probe(saved);
+      console.log(`camera: two-way call; alice recorded ${mine.videoFrames} frames (${mine.duration.toFixed(1)} s), the camera recorded ${theirs.videoFrames} frames of alice (${theirs.duration.toFixed(1)} s)`);
+      expect(theirs.codecs).toEqual(['video:h264', 'audio:opus']);
+      expect(theirs.videoFrames).toBeGreaterThan(60);
+    } finally {
+      await cam.agent.stop();
+    }
+  });
 });

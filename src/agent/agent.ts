@@ -16,7 +16,7 @@ import { shutdownSessions } from '../session/index.js';
 import { receiveFiles, runChat, runPipe, serveForward, allowTargets, FORWARD_PROTOCOL } from '../carriers/index.js';
 import { expandHome } from '../store/paths.js';
 import { PeerdialError } from '../errors.js';
-import { SharedSource, startSource, type MediaSource, type SourceOptions } from '../media/index.js';
+import { SharedSource, recordTo, startSource, type MediaSource, type SourceOptions } from '../media/index.js';
 import { serveControl, type ControlClient, type ControlServer } from './control.js';
 import { watchAddresses, type AddressWatcher, type AddressWatchOptions } from '../address/watch.js';
 import type { DetectedAddress } from '../address/interfaces.js';
@@ -123,8 +123,13 @@ export class Agent {
       ...(remote ? { onCallPlaced: (callId: string) => remote.subscribe(callId) } : {}),
       elsewhere: (msg, messageId) => this.control?.deliver(msg, messageId) ?? false,
       takeOffer: (msg, messageId) => this.control?.offerToTaker(msg, messageId) ?? false,
-      answerMedia: (offer) =>
-        offer.purpose === 'view' && this.camera ? { video: { direction: 'sendonly' }, audio: { direction: 'sendonly' } } : undefined,
+      answerMedia: (offer) => {
+        if (offer.purpose === 'view' && this.camera) return { video: { direction: 'sendonly' }, audio: { direction: 'sendonly' } };
+        // a call with voice/video: send our camera when there is one, and receive theirs
+        const d = this.camera ? 'sendrecv' : 'recvonly';
+        if (offer.purpose === 'media') return { video: { direction: d }, audio: { direction: d } };
+        return undefined;
+      },
       refuseOffer: (offer) => (offer.purpose === 'view' && !this.camera && !o.onIncoming ? 'there is no camera here' : undefined),
       ...(o.timers ? { timers: o.timers } : {}),
       ...(o.forceAnswer ? { forceAnswer: true } : {}),
@@ -215,6 +220,18 @@ export class Agent {
       await call.ended;
       await leave();
       say('view', `${call.peer} stopped watching (${this.camera.viewers} left${this.camera.viewers === 0 ? ', encoder stopped' : ''})`);
+      return;
+    } else if (call.purpose === 'media') {
+      // Nobody at this terminal: our camera (if any) goes out, what arrives is recorded.
+      const leave = this.camera ? await this.camera.join(call.session) : undefined;
+      await fs.mkdir(dir, { recursive: true });
+      const file = path.join(dir, `call-${call.peer}-${new Date().toISOString().replace(/[:.]/g, '-')}.mkv`);
+      const sink = await recordTo(file, call.session.tracks());
+      say('media', `recording ${call.peer}'s picture and sound into ${file}`);
+      await call.ended;
+      const r = await sink.stop();
+      await leave?.();
+      say('media', `${r.stats.videoFrames} video frames, ${r.stats.audioPackets} audio packets from ${call.peer} saved in ${file}`);
       return;
     } else if (call.purpose === 'forward') {
       const allow = allowTargets(this.o.forwardAllow ?? acc.config.forwardAllow);

@@ -21,7 +21,7 @@ import { realTimers, type Timers } from './timers.js';
 export type Direction = 'out' | 'in';
 
 /** What a call is for; the callee's agent picks its handler by it. */
-export type Purpose = 'chat' | 'pipe' | 'file' | 'forward' | 'view';
+export type Purpose = 'chat' | 'pipe' | 'file' | 'forward' | 'view' | 'media';
 
 /** A connected call, handed to whoever runs what the session carries. */
 export interface ActiveCall {

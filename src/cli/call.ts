@@ -9,20 +9,26 @@ import cliProgress from 'cli-progress';
 import { PeerdialError, isPeerdialError } from '../errors.js';
 import { leaveMessage } from '../api/messages.js';
 import { defaultMediaSpec } from '../session/index.js';
-import { play, recordTo } from '../media/index.js';
+import { SharedSource, parseCameraSource, play, recordTo, startSource, type SourceOptions } from '../media/index.js';
 import { receiveFiles, runChat, runPipe, sendFiles, forwardLocal, parseForwardSpec, FORWARD_PROTOCOL } from '../carriers/index.js';
 import { holdCall, placeCall, startCommandAgent } from './session-ui.js';
 import { printJson, status, usedMedia, type GlobalOptions } from './output.js';
 
 /** Plays or records a camera's picture and sound until the call ends, Ctrl-C, or `seconds`. */
-async function view(g: GlobalOptions, call: ActiveCall, record: string | undefined, seconds: number | undefined): Promise<void> {
+async function view(g: GlobalOptions, call: ActiveCall, record: string | undefined, seconds: number | undefined, local?: SourceOptions): Promise<void> {
   const tracks = call.session.tracks();
-  if (!tracks.some((t) => t.kind === 'video')) throw new PeerdialError('USAGE', `${call.peer} sent no picture.`, { hint: 'Is it a camera node? (peerdial agent --camera SOURCE)' });
+  if (!local && !tracks.some((t) => t.kind === 'video')) throw new PeerdialError('USAGE', `${call.peer} sent no picture.`, { hint: 'Is it a camera node? (peerdial agent --camera SOURCE)' });
+  // what we send: our own source, for this call only
+  const mine = local ? new SharedSource(() => startSource(local)) : undefined;
+  const leave = mine ? await mine.join(call.session) : undefined;
+  if (mine) status(g, `sending ${[local?.video ? 'video' : '', local?.audio ? 'sound' : ''].filter(Boolean).join(' and ')}`);
   const sink = record ? await recordTo(path.resolve(record), tracks) : await play(tracks, { title: `peerdial: ${call.peer}` });
   status(g, record ? `recording into ${record}${seconds ? ` for ${seconds} s` : ''}; Ctrl-C hangs up` : 'playing; close the window or press Ctrl-C to hang up');
   const timer = seconds ? new Promise<void>((r) => setTimeout(r, seconds * 1000).unref()) : new Promise<void>(() => undefined);
   await Promise.race([call.ended, timer, sink.exited]);
   const r = await sink.stop();
+  await leave?.();
+  await mine?.stop();
   status(g, `${r.stats.videoFrames} video frames and ${r.stats.audioPackets} audio packets received${record ? `, written to ${record}` : ''}`);
 }
 
@@ -50,7 +56,11 @@ export function register(program: Command, globals: () => GlobalOptions): void {
     .option('--message <text>', 'if nobody answers, leave this message by mail')
     .option('--view', "watch a camera node's picture and sound (plays with ffplay, or see --record)")
     .option('--record <file>', 'with --view: record what arrives into FILE (.mkv, or .mp4)')
-    .option('--seconds <n>', 'with --view: hang up after N seconds')
+    .option('--video', 'a call with video (and --audio): your --source goes out, theirs is played or recorded')
+    .option('--audio', 'a call with sound')
+    .option('--source <source>', 'what you send with --video/--audio: test | v4l2:/dev/video0 | file:PATH (default v4l2:/dev/video0)')
+    .option('--source-audio <source>', 'your sound: test | alsa[:DEVICE] | pulse[:DEVICE] | none')
+    .option('--seconds <n>', 'with --view, --video or --audio: hang up after N seconds')
     .addHelpText('after', `
 Examples:
   peerdial call hitoshi                      chat; type lines, Ctrl-D or Ctrl-C hangs up
@@ -61,17 +71,22 @@ Examples:
 The offer travels by mail, so the first ring can take as long as your mail does.`)
     .action(async (who: string, o) => {
       const g = globals();
-      if ([o.pipe, o.forward, o.view].filter(Boolean).length > 1) throw new PeerdialError('USAGE', '--pipe, --forward and --view cannot be combined.');
-      if ((o.record || o.seconds) && !o.view) throw new PeerdialError('USAGE', '--record and --seconds go with --view.');
+      const media = Boolean(o.video || o.audio);
+      if ([o.pipe, o.forward, o.view, media].filter(Boolean).length > 1) throw new PeerdialError('USAGE', '--pipe, --forward, --view and --video/--audio cannot be combined.');
+      if ((o.record || o.seconds) && !o.view && !media) throw new PeerdialError('USAGE', '--record and --seconds go with --view, --video or --audio.');
+      const local = media ? parseCameraSource(o.source ?? 'v4l2:/dev/video0', o.sourceAudio ?? (o.source === 'test' ? 'test' : 'pulse')) : undefined;
+      if (local && !o.video) delete local.video;
+      if (local && !o.audio) delete local.audio;
       const fwd = o.forward ? parseForwardSpec(o.forward) : undefined;
       const agent = await startCommandAgent(g);
       try {
-        const purpose = o.pipe ? 'pipe' : fwd ? 'forward' : o.view ? 'view' : 'chat';
+        const purpose = o.pipe ? 'pipe' : fwd ? 'forward' : o.view ? 'view' : media ? 'media' : 'chat';
         let call;
         try {
           call = await placeCall(g, agent, who, purpose, {
             ...(o.ringSeconds ? { ringSeconds: Number(o.ringSeconds) } : {}),
             ...(o.view ? { media: defaultMediaSpec({ video: true, audio: true }, 'recvonly') } : {}),
+            ...(media ? { media: defaultMediaSpec({ video: Boolean(o.video), audio: Boolean(o.audio) }, 'sendrecv') } : {}),
           });
         } catch (err) {
           if (!isPeerdialError(err) || !['CALL_TIMEOUT', 'CALL_DECLINED', 'CALL_BUSY', 'SESSION_FAILED'].includes(err.code)) throw err;
@@ -85,9 +100,9 @@ The offer travels by mail, so the first ring can take as long as your mail does.
           throw err;
         }
         await holdCall(g, call, async () => {
-          if (o.view) {
+          if (o.view || media) {
             usedMedia();
-            await view(g, call, o.record, o.seconds ? Number(o.seconds) : undefined);
+            await view(g, call, o.record, o.seconds ? Number(o.seconds) : undefined, local);
           } else if (o.pipe) {
             const ch = await call.session.openChannel('pipe');
             const r = await runPipe(ch, process.stdin, process.stdout, { endOutput: false });
