@@ -123,7 +123,7 @@ describe('a camera node', () => {
       expect(mine.duration).toBeGreaterThan(3.5);
       const saved = await waitFor<string>('the camera saved what alice sent', async () => {
         const done = cam.events.find((e) => e.type === 'carried' && e.what === 'media' && e.detail.includes('saved in'));
-        return done && 'detail' in done ? /saved in (.*\.mkv)$/.exec(done.detail)?.[1] : undefined;
+        return done && 'detail' in done ? /saved in (.*\.mkv)$/.exec(String(done.detail))?.[1] : undefined;
       }, 30_000);
       const theirs = await probe(saved);
       console.log(`camera: two-way call; alice recorded ${mine.videoFrames} frames (${mine.duration.toFixed(1)} s), the camera recorded ${theirs.videoFrames} frames of alice (${theirs.duration.toFixed(1)} s)`);
