@@ -25,6 +25,7 @@ import type { AddressEntry, MessageKind, PeerdialMessage } from '../wire/message
 import type { SmtpTarget } from '../mail/smtp.js';
 import type { ImapTarget } from '../mail/imap.js';
 import type { Verdict } from '../mail/inbox.js';
+import { TokenProvider } from '../mail/oauth2.js';
 
 export type Clock = () => Date;
 
@@ -42,6 +43,7 @@ export class Account {
   readonly messages: MessageStore;
   private keyCache = new Map<string, openpgp.PublicKey>();
   private passwords = new Map<string, string>();
+  private tokenProvider?: TokenProvider;
 
   private constructor(
     readonly config: Config,
@@ -95,12 +97,28 @@ export class Account {
     return pw;
   }
 
+  /** OAuth2 access tokens of this account (token_command or the stored refresh token). */
+  get tokens(): TokenProvider {
+    this.tokenProvider ??= new TokenProvider(this.stateDir);
+    return this.tokenProvider;
+  }
+
+  /** A fresh-enough access token when the server uses auth = "oauth2" (cached until shortly before it expires). */
+  async accessToken(which: 'imap' | 'smtp'): Promise<string> {
+    const server = this.account[which];
+    return this.tokens.accessToken(server, `${which.toUpperCase()} ${server.user}@${server.host}`);
+  }
+
   async smtpTarget(): Promise<SmtpTarget> {
-    return { server: this.account.smtp, password: await this.secret('smtp') };
+    const server = this.account.smtp;
+    if (server.auth === 'oauth2') return { server, accessToken: await this.accessToken('smtp') };
+    return { server, password: await this.secret('smtp') };
   }
 
   async imapTarget(): Promise<ImapTarget> {
-    return { server: this.account.imap, password: await this.secret('imap') };
+    const server = this.account.imap;
+    if (server.auth === 'oauth2') return { server, accessToken: await this.accessToken('imap') };
+    return { server, password: await this.secret('imap') };
   }
 
   private async keyOf(c: Contact): Promise<openpgp.PublicKey | undefined> {

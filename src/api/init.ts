@@ -5,10 +5,12 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { PeerdialError } from '../errors.js';
-import { loadConfig, saveConfig, type AccountConfig, type Config, type ServerConfig, type WhoMayCall } from '../config/config.js';
-import { providerFor, type ServerSettings } from '../config/providers.js';
+import { loadConfig, saveConfig, type AccountConfig, type Config, type OAuth2Settings, type ServerConfig, type WhoMayCall } from '../config/config.js';
+import type { ServerSettings } from '../config/providers.js';
+import { discover, type DiscoverOptions, type Discovered } from '../config/autoconfig.js';
 import { resolveSecret, type SecretSource } from '../config/secret.js';
-import { defaultConfigPath, defaultStateDir } from '../store/paths.js';
+import { accountStateDir, defaultConfigPath, defaultStateDir } from '../store/paths.js';
+import { TokenProvider, tokenKey } from '../mail/oauth2.js';
 import { isValidEmail } from '../store/contacts.js';
 import type { AnswerMode } from '../store/contacts.js';
 import { Account } from '../agent/account.js';
@@ -24,6 +26,11 @@ export interface InitOptions {
   smtp?: Partial<ServerSettings>;
   user?: string;
   secret: SecretSource;
+  /** Default "password". With "oauth2", `oauth2` says how tokens are obtained and `secret` is not used. */
+  auth?: 'password' | 'oauth2';
+  oauth2?: OAuth2Settings;
+  /** How servers are looked up when the table has no entry (tests inject loopback DNS and HTTP). */
+  discovery?: DiscoverOptions;
   caFile?: string;
   folder?: string;
   stateDir?: string;
@@ -44,37 +51,57 @@ export interface InitResult {
   configFile: string;
   email: string;
   fingerprint: string;
-  checks: { what: 'IMAP' | 'SMTP'; ok: boolean; detail: string; idle?: boolean }[];
+  checks: { what: 'IMAP' | 'SMTP'; ok: boolean; detail: string; idle?: boolean; skipped?: boolean }[];
+  /** Where host, port and TLS came from when not all were given. */
+  settingsFrom?: { source: Discovered['source']; detail: string; note?: string };
 }
 
 /** Defaults for a new config; no STUN server is contacted by tests (they pass their own). */
 export const DEFAULT_ICE_SERVERS = ['stun:stun.l.google.com:19302'];
 
-function serverFrom(what: 'imap' | 'smtp', given: Partial<ServerSettings> | undefined, email: string, opts: InitOptions): ServerConfig {
-  const known = providerFor(email)?.[what];
+function serverFrom(what: 'imap' | 'smtp', given: Partial<ServerSettings> | undefined, email: string, opts: InitOptions, found?: Discovered): ServerConfig {
+  const known = found?.[what];
   const host = given?.host ?? known?.host;
   if (!host) {
-    throw new PeerdialError('USAGE', `peerdial does not know the ${what.toUpperCase()} server of ${email.split('@')[1]}.`, {
+    throw new PeerdialError('USAGE', `peerdial does not know the ${what.toUpperCase()} server of ${email.split('@')[1]} (not in its table, no SRV records, no autoconfig document).`, {
       hint: `Give it with --${what}-host HOST --${what}-port PORT --${what}-tls tls|starttls.`,
     });
   }
   const tls = given?.tls ?? known?.tls ?? 'tls';
   const port = given?.port ?? known?.port ?? (what === 'imap' ? (tls === 'tls' ? 993 : 143) : tls === 'tls' ? 465 : 587);
+  const docUser = given?.host ? undefined : what === 'imap' ? found?.imapUser : found?.smtpUser;
   return {
     host,
     port,
     tls,
-    user: opts.user ?? email,
+    user: opts.user ?? docUser ?? email,
     ...(opts.caFile ? { caFile: path.resolve(opts.caFile) } : {}),
-    ...opts.secret,
+    ...(opts.auth === 'oauth2' ? { auth: 'oauth2' as const, oauth2: { ...opts.oauth2 } } : opts.secret),
   };
 }
+
+const SOURCE_NAMES: Record<Discovered['source'], string> = {
+  table: 'the provider table',
+  srv: 'DNS SRV records',
+  autoconfig: 'the autoconfig document',
+};
 
 export async function init(opts: InitOptions): Promise<InitResult> {
   const email = opts.email.trim().toLowerCase();
   if (!isValidEmail(email)) throw new PeerdialError('USAGE', `"${opts.email}" is not an e-mail address.`);
   const src = opts.secret;
-  if (!src.command && !src.env && !src.prompt && src.password === undefined) {
+  if (opts.auth === 'oauth2') {
+    const o = opts.oauth2 ?? {};
+    if (!o.tokenCommand && !o.provider) {
+      throw new PeerdialError('USAGE', 'Say where the OAuth2 token comes from.', {
+        hint: 'Use --token-command "CMD", or --oauth2-provider google|microsoft|custom with --oauth2-client-id ID (then: peerdial login).',
+      });
+    }
+    if (o.provider && !o.clientId) throw new PeerdialError('USAGE', '--oauth2-provider needs --oauth2-client-id.');
+    if (o.provider === 'custom' && (!o.tokenUrl || !o.deviceUrl)) {
+      throw new PeerdialError('USAGE', '--oauth2-provider custom needs --oauth2-token-url and --oauth2-device-url.');
+    }
+  } else if (!src.command && !src.env && !src.prompt && src.password === undefined) {
     throw new PeerdialError('USAGE', 'Say where the mail password comes from.', {
       hint: 'Use --password-command "pass show mail", --password-env VAR, or --password-prompt.',
     });
@@ -89,11 +116,15 @@ export async function init(opts: InitOptions): Promise<InitResult> {
   if (existing?.accounts.some((a) => a.email === email) && !opts.force) {
     throw new PeerdialError('USAGE', `${file} already has the account ${email}.`, { hint: 'Use --force to replace it.' });
   }
+  // Table, then SRV records, then the autoconfig document; no lookups when both hosts are given.
+  const bothGiven = Boolean(opts.imap?.host && opts.smtp?.host);
+  if (!bothGiven) opts.onProgress?.({ step: `looking up the mail servers of ${email.split('@')[1]}` });
+  const found = await discover(email, bothGiven ? { srv: false, document: false } : (opts.discovery ?? {}));
   const account: AccountConfig = {
     email,
     folder: opts.folder ?? 'Peerdial',
-    imap: serverFrom('imap', opts.imap, email, opts),
-    smtp: serverFrom('smtp', opts.smtp, email, opts),
+    imap: serverFrom('imap', opts.imap, email, opts, found),
+    smtp: serverFrom('smtp', opts.smtp, email, opts, found),
     ...(opts.name ? { name: opts.name } : {}),
   };
   const base: Omit<Config, 'file'> = existing ?? {
@@ -126,16 +157,28 @@ export async function init(opts: InitOptions): Promise<InitResult> {
   };
   // Check the logins with the settings as they will be written, before writing them.
   const result: InitResult = { configFile: file, email, fingerprint: '', checks: [] };
+  if (found && !bothGiven) {
+    result.settingsFrom = { source: found.source, detail: found.detail, ...(found.note ? { note: found.note } : {}) };
+    if (found.oauth2 && opts.auth !== 'oauth2') result.settingsFrom.note = `${found.note ? `${found.note}; ` : ''}the provider offers OAuth2 logins (auth = "oauth2")`;
+    opts.onProgress?.({ step: `server settings from ${SOURCE_NAMES[found.source]} (${found.detail})`, ok: true, detail: result.settingsFrom.note ?? `${account.imap.host}:${account.imap.port}, ${account.smtp.host}:${account.smtp.port}` });
+  }
+  const tokens = new TokenProvider(accountStateDir(cfg.stateDir, email));
   for (const what of ['IMAP', 'SMTP'] as const) {
-    opts.onProgress?.({ step: `checking ${what} login at ${account[what === 'IMAP' ? 'imap' : 'smtp'].host}` });
+    const server = what === 'IMAP' ? account.imap : account.smtp;
+    const label = `${what} ${server.user}@${server.host}`;
+    if (server.auth === 'oauth2' && !server.oauth2?.tokenCommand && !(await tokens.store.get(tokenKey(server)))) {
+      result.checks.push({ what, ok: true, skipped: true, detail: `not checked yet: log in with peerdial login ${email}` });
+      opts.onProgress?.({ step: what, ok: true, detail: result.checks[result.checks.length - 1]!.detail });
+      continue;
+    }
+    opts.onProgress?.({ step: `checking ${what} login at ${server.host}` });
     try {
-      const server = what === 'IMAP' ? account.imap : account.smtp;
-      const password = await resolveSecret(server, `${what} ${server.user}@${server.host}`);
+      const secret = server.auth === 'oauth2' ? { accessToken: await tokens.accessToken(server, label) } : { password: await resolveSecret(server, label) };
       if (what === 'IMAP') {
-        const { idle } = await probeImap({ server, password });
+        const { idle } = await probeImap({ server, ...secret });
         result.checks.push({ what, ok: true, idle, detail: idle ? 'login ok, IDLE supported' : 'login ok, no IDLE (peerdial will poll)' });
       } else {
-        await probeSmtp({ server, password });
+        await probeSmtp({ server, ...secret });
         result.checks.push({ what, ok: true, detail: 'login ok' });
       }
     } catch (err) {

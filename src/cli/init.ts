@@ -24,6 +24,14 @@ export function register(program: Command, globals: () => GlobalOptions): void {
     .option('--password-command <cmd>', 'command that prints the password (like msmtp passwordeval), e.g. "pass show mail"')
     .option('--password-env <VAR>', 'environment variable holding the password')
     .option('--password-prompt', 'ask for the password each time (interactive use only)')
+    .addOption(new Option('--auth <kind>', 'how to log in (default: password)').choices(['password', 'oauth2']))
+    .option('--token-command <cmd>', 'with --auth oauth2: command that prints an access token')
+    .addOption(new Option('--oauth2-provider <name>', 'with --auth oauth2: built-in token refresh (then run peerdial login)').choices(['google', 'microsoft', 'custom']))
+    .option('--oauth2-client-id <id>', 'OAuth2 client id (your registered app)')
+    .option('--oauth2-client-secret <secret>', 'OAuth2 client secret, for providers that want one for installed apps')
+    .option('--oauth2-token-url <url>', 'token endpoint (custom provider)')
+    .option('--oauth2-device-url <url>', 'device authorization endpoint (custom provider)')
+    .option('--oauth2-scope <scope>', 'scope to ask for (default: the provider\'s mail scope)')
     .option('--imap-host <host>', 'IMAP server (default: from the provider table)')
     .option('--imap-port <port>', 'IMAP port (993 with tls, 143 with starttls)')
     .addOption(new Option('--imap-tls <mode>', 'how IMAP is secured').choices(['tls', 'starttls', 'none']))
@@ -42,9 +50,11 @@ export function register(program: Command, globals: () => GlobalOptions): void {
     .option('--skip-check', 'save even when a login test fails')
     .option('--force', 'replace an existing account with the same address')
     .addHelpText('after', `
-Known providers (gmail.com, posteo.de, fastmail.com, ...) need only --email and a password source.
+Known providers (gmail.com, posteo.de, fastmail.com, ...) need only --email and a password source;
+for other domains the servers are looked up in DNS SRV records, then in the autoconfig document.
 Examples:
   peerdial init --email alice@posteo.de --password-command "pass show posteo"
+  peerdial init --email me@outlook.com --auth oauth2 --oauth2-provider microsoft --oauth2-client-id ID   (then: peerdial login)
   peerdial init --email me@example.org --imap-host mail.example.org --smtp-host mail.example.org --smtp-port 587 --smtp-tls starttls --password-env MAILPW`)
     .action(async (o) => {
       const g = globals();
@@ -63,6 +73,20 @@ Examples:
         },
         ...(imap ? { imap } : {}),
         ...(smtp ? { smtp } : {}),
+        ...(o.auth === 'oauth2' || o.tokenCommand || o.oauth2Provider
+          ? {
+              auth: 'oauth2' as const,
+              oauth2: {
+                ...(o.tokenCommand ? { tokenCommand: o.tokenCommand } : {}),
+                ...(o.oauth2Provider ? { provider: o.oauth2Provider } : {}),
+                ...(o.oauth2ClientId ? { clientId: o.oauth2ClientId } : {}),
+                ...(o.oauth2ClientSecret ? { clientSecret: o.oauth2ClientSecret } : {}),
+                ...(o.oauth2TokenUrl ? { tokenUrl: o.oauth2TokenUrl } : {}),
+                ...(o.oauth2DeviceUrl ? { deviceUrl: o.oauth2DeviceUrl } : {}),
+                ...(o.oauth2Scope ? { scope: o.oauth2Scope } : {}),
+              },
+            }
+          : {}),
         ...(o.caFile ? { caFile: o.caFile } : {}),
         folder: o.folder,
         ...(o.stateDir ? { stateDir: o.stateDir } : {}),
@@ -81,6 +105,7 @@ Examples:
       });
       if (g.json) return printJson(r);
       console.log(`Saved ${r.configFile}`);
+      if (r.checks.some((c) => c.skipped)) console.log(`Next: peerdial login ${r.email}   (OAuth2: the logins are checked after it)`);
       console.log(`Your identity key for ${r.email}: ${r.fingerprint}`);
       console.log('Next: peerdial contacts add NAME EMAIL, then peerdial announce NAME');
     });

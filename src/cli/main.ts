@@ -21,8 +21,9 @@ import * as shellCmd from './shell.js';
 import * as hooksCmd from './hooks.js';
 import * as wakeCmd from './wake.js';
 import * as doctorCmd from './doctor.js';
+import * as loginCmd from './login.js';
 
-const COMMANDS = [initCmd, contactsCmd, addressCmd, mailCmd, callCmd, agentCmd, demoCmd, messagesCmd, answerCmd, serviceCmd, statusCmd, uriCmd, shellCmd, hooksCmd, wakeCmd, doctorCmd];
+const COMMANDS = [initCmd, contactsCmd, addressCmd, mailCmd, callCmd, agentCmd, demoCmd, messagesCmd, answerCmd, serviceCmd, statusCmd, uriCmd, shellCmd, hooksCmd, wakeCmd, doctorCmd, loginCmd];
 
 export function buildProgram(): Command {
   const program = new Command();

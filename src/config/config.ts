@@ -9,7 +9,10 @@
  *   [[wake]]                email, mac, address, port, config  (machines `peerdial wake-relay` wakes)
  *   [[accounts]]            email, name, folder, [accounts.imap], [accounts.smtp]
  *     imap/smtp: host, port, tls ("tls" | "starttls" | "none"), user, ca_file,
- *                password_command | password_env | password_prompt | password
+ *                auth = "password" (default): password_command | password_env | password_prompt | password
+ *                auth = "oauth2": token_command, or oauth2_provider ("google" | "microsoft" | "custom"),
+ *                  oauth2_client_id, oauth2_client_secret, oauth2_scope,
+ *                  oauth2_token_url + oauth2_device_url (custom); refresh token from `peerdial login`
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
@@ -23,6 +26,24 @@ import { parseMac } from '../address/wol.js';
 
 export type WhoMayCall = 'everybody' | 'contacts' | 'nobody';
 
+export type OAuth2Provider = 'google' | 'microsoft' | 'custom';
+
+/** How an access token is obtained when auth = "oauth2". */
+export interface OAuth2Settings {
+  /** Prints an access token (like msmtp passwordeval); the token is used as printed. */
+  tokenCommand?: string;
+  /** Built-in refresh: the refresh token comes from `peerdial login` and lives in the state dir. */
+  provider?: OAuth2Provider;
+  clientId?: string;
+  /** Only for providers that want one with installed apps (Google). */
+  clientSecret?: string;
+  /** Required for "custom"; the built-in providers have theirs. */
+  tokenUrl?: string;
+  /** RFC 8628 device_authorization_endpoint; required for "custom". */
+  deviceUrl?: string;
+  scope?: string;
+}
+
 export interface ServerConfig extends SecretSource {
   host: string;
   port: number;
@@ -30,6 +51,10 @@ export interface ServerConfig extends SecretSource {
   user: string;
   /** Extra CA certificate (PEM file) to trust, e.g. a self-hosted server's. */
   caFile?: string;
+  /** Absent means "password". */
+  auth?: 'password' | 'oauth2';
+  /** Present exactly when auth = "oauth2". */
+  oauth2?: OAuth2Settings;
 }
 
 export interface AccountConfig {
@@ -147,6 +172,18 @@ function server(t: unknown, file: string, where: string, email: string): ServerC
   if (s.port === 0) fail(file, `${where}port`, 'is missing');
   const caFile = optStr(t, 'ca_file', file, where);
   if (caFile) s.caFile = path.resolve(path.dirname(file), expandHome(caFile));
+  const auth = oneOf(t, 'auth', file, where, ['password', 'oauth2'] as const, 'password');
+  if (auth === 'oauth2') {
+    for (const k of PASSWORD_KEYS) {
+      if (t[k] !== undefined) fail(file, `${where}${k}`, 'does not go with auth = "oauth2" (use token_command or oauth2_provider)');
+    }
+    s.auth = 'oauth2';
+    s.oauth2 = oauth2Settings(t, file, where);
+    return s;
+  }
+  for (const k of OAUTH2_KEYS) {
+    if (t[k] !== undefined) fail(file, `${where}${k}`, 'needs auth = "oauth2" in the same table');
+  }
   const command = optStr(t, 'password_command', file, where);
   const env = optStr(t, 'password_env', file, where);
   if (command) s.command = command;
@@ -154,6 +191,55 @@ function server(t: unknown, file: string, where: string, email: string): ServerC
   if (t.password_prompt === true) s.prompt = true;
   if (typeof t.password === 'string') s.password = t.password;
   return s;
+}
+
+const PASSWORD_KEYS = ['password_command', 'password_env', 'password_prompt', 'password'] as const;
+const OAUTH2_KEYS = ['token_command', 'oauth2_provider', 'oauth2_client_id', 'oauth2_client_secret', 'oauth2_token_url', 'oauth2_device_url', 'oauth2_scope'] as const;
+
+function httpUrl(t: Table, key: string, file: string, where: string): string | undefined {
+  const v = optStr(t, key, file, where);
+  if (v === undefined) return undefined;
+  let u: URL;
+  try {
+    u = new URL(v);
+  } catch {
+    return fail(file, `${where}${key}`, 'must be an http(s) URL');
+  }
+  const loopback = u.hostname === '127.0.0.1' || u.hostname === 'localhost' || u.hostname === '[::1]';
+  if (u.protocol !== 'https:' && !(u.protocol === 'http:' && loopback)) {
+    return fail(file, `${where}${key}`, 'must be an https URL (plain http only to 127.0.0.1 / localhost)');
+  }
+  return v;
+}
+
+function oauth2Settings(t: Table, file: string, where: string): OAuth2Settings {
+  const tokenCommand = optStr(t, 'token_command', file, where);
+  const o: OAuth2Settings = {};
+  if (tokenCommand) {
+    for (const k of OAUTH2_KEYS.filter((k) => k !== 'token_command')) {
+      if (t[k] !== undefined) fail(file, `${where}${k}`, 'does not go with token_command (choose one way to get the token)');
+    }
+    o.tokenCommand = tokenCommand;
+    return o;
+  }
+  if (t.oauth2_provider === undefined) {
+    return fail(file, `${where}token_command`, 'or oauth2_provider is needed with auth = "oauth2"');
+  }
+  o.provider = oneOf(t, 'oauth2_provider', file, where, ['google', 'microsoft', 'custom'] as const, 'custom');
+  o.clientId = str(t, 'oauth2_client_id', file, where);
+  const secret = optStr(t, 'oauth2_client_secret', file, where);
+  const scope = optStr(t, 'oauth2_scope', file, where);
+  const tokenUrl = httpUrl(t, 'oauth2_token_url', file, where);
+  const deviceUrl = httpUrl(t, 'oauth2_device_url', file, where);
+  if (o.provider === 'custom') {
+    if (!tokenUrl) fail(file, `${where}oauth2_token_url`, 'is missing (needed with oauth2_provider = "custom")');
+    if (!deviceUrl) fail(file, `${where}oauth2_device_url`, 'is missing (needed with oauth2_provider = "custom")');
+  }
+  if (secret) o.clientSecret = secret;
+  if (scope) o.scope = scope;
+  if (tokenUrl) o.tokenUrl = tokenUrl;
+  if (deviceUrl) o.deviceUrl = deviceUrl;
+  return o;
 }
 
 function knownKeys(t: Table, file: string, where: string, known: readonly string[]): void {
@@ -295,6 +381,18 @@ export function pickAccount(cfg: Config, email?: string): AccountConfig {
 function serverToToml(s: ServerConfig): Table {
   const t: Table = { host: s.host, port: s.port, tls: s.tls, user: s.user };
   if (s.caFile) t.ca_file = s.caFile;
+  if (s.auth === 'oauth2') {
+    const o = s.oauth2 ?? {};
+    t.auth = 'oauth2';
+    if (o.tokenCommand) t.token_command = o.tokenCommand;
+    if (o.provider) t.oauth2_provider = o.provider;
+    if (o.clientId) t.oauth2_client_id = o.clientId;
+    if (o.clientSecret) t.oauth2_client_secret = o.clientSecret;
+    if (o.tokenUrl) t.oauth2_token_url = o.tokenUrl;
+    if (o.deviceUrl) t.oauth2_device_url = o.deviceUrl;
+    if (o.scope) t.oauth2_scope = o.scope;
+    return t;
+  }
   if (s.command) t.password_command = s.command;
   if (s.env) t.password_env = s.env;
   if (s.prompt) t.password_prompt = true;

@@ -14,27 +14,30 @@ export interface SecretSource {
   password?: string;
 }
 
-export async function resolveSecret(src: SecretSource, what: string, env: NodeJS.ProcessEnv = process.env): Promise<string> {
-  if (src.command) {
-    return new Promise((resolve, reject) => {
-      execFile('/bin/sh', ['-c', src.command!], { timeout: 30_000, env }, (err, stdout, stderr) => {
-        if (err) {
-          reject(new PeerdialError('SECRET_UNAVAILABLE', `The password command for ${what} failed: ${stderr.trim() || err.message}`, {
-            hint: `Run it by hand to check: ${src.command}`,
-          }));
-          return;
-        }
-        const line = stdout.split('\n')[0] ?? '';
-        if (!line) {
-          reject(new PeerdialError('SECRET_UNAVAILABLE', `The password command for ${what} printed nothing.`, {
-            hint: `Run it by hand to check: ${src.command}`,
-          }));
-          return;
-        }
-        resolve(line);
-      });
+/** Runs a secret command through /bin/sh and returns the first line it prints. `label` names it in errors. */
+export function runSecretCommand(command: string, what: string, env: NodeJS.ProcessEnv = process.env, label = 'password command'): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile('/bin/sh', ['-c', command], { timeout: 30_000, env }, (err, stdout, stderr) => {
+      if (err) {
+        reject(new PeerdialError('SECRET_UNAVAILABLE', `The ${label} for ${what} failed: ${stderr.trim() || err.message}`, {
+          hint: `Run it by hand to check: ${command}`,
+        }));
+        return;
+      }
+      const line = stdout.split('\n')[0] ?? '';
+      if (!line) {
+        reject(new PeerdialError('SECRET_UNAVAILABLE', `The ${label} for ${what} printed nothing.`, {
+          hint: `Run it by hand to check: ${command}`,
+        }));
+        return;
+      }
+      resolve(line);
     });
-  }
+  });
+}
+
+export async function resolveSecret(src: SecretSource, what: string, env: NodeJS.ProcessEnv = process.env): Promise<string> {
+  if (src.command) return runSecretCommand(src.command, what, env);
   if (src.env) {
     const v = env[src.env];
     if (!v) {

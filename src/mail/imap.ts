@@ -9,7 +9,10 @@ import { classifyNetError } from './errors.js';
 
 export interface ImapTarget {
   server: ServerConfig;
-  password: string;
+  /** For auth = "password". */
+  password?: string;
+  /** For auth = "oauth2": logs in with OAUTHBEARER or XOAUTH2 instead of the password. */
+  accessToken?: string;
 }
 
 export interface ImapClientOptions {
@@ -24,7 +27,7 @@ export async function imapClient(t: ImapTarget, opts: ImapClientOptions = {}): P
     port: t.server.port,
     secure: t.server.tls === 'tls',
     doSTARTTLS: t.server.tls === 'starttls' ? true : t.server.tls === 'none' ? false : undefined,
-    auth: { user: t.server.user, pass: t.password },
+    auth: t.accessToken !== undefined ? { user: t.server.user, accessToken: t.accessToken } : { user: t.server.user, pass: t.password ?? '' },
     logger: false,
     disableAutoIdle: true,
     maxIdleTime: opts.maxIdleMs ?? 300_000,

@@ -29,6 +29,8 @@ export interface DrainResult {
 
 export class OutboxSender {
   private transport?: Transporter;
+  /** The OAuth2 token the open transport logged in with: a new token means a new transport. */
+  private transportToken?: string;
 
   constructor(
     private readonly outbox: Outbox,
@@ -50,7 +52,9 @@ export class OutboxSender {
       }
       try {
         const t = await this.target();
+        if (this.transport && t.accessToken !== this.transportToken) this.close();
         this.transport ??= await smtpTransport(t);
+        this.transportToken = t.accessToken;
         await sendRaw(this.transport, t, { from: entry.from, to: entry.to }, await this.outbox.raw(entry.id));
         await this.outbox.remove(entry.id);
         result.sent++;

@@ -10,7 +10,10 @@ import { classifyNetError } from './errors.js';
 
 export interface SmtpTarget {
   server: ServerConfig;
-  password: string;
+  /** For auth = "password". */
+  password?: string;
+  /** For auth = "oauth2": AUTH XOAUTH2 with this token. */
+  accessToken?: string;
 }
 
 export async function smtpTransport(t: SmtpTarget): Promise<Transporter> {
@@ -21,7 +24,7 @@ export async function smtpTransport(t: SmtpTarget): Promise<Transporter> {
     secure: t.server.tls === 'tls',
     requireTLS: t.server.tls === 'starttls',
     ignoreTLS: t.server.tls === 'none',
-    auth: { user: t.server.user, pass: t.password },
+    auth: t.accessToken !== undefined ? { type: 'OAuth2', user: t.server.user, accessToken: t.accessToken } : { user: t.server.user, pass: t.password ?? '' },
     ...(ca ? { tls: { ca } } : {}),
     connectionTimeout: 20_000,
     greetingTimeout: 20_000,
@@ -40,7 +43,7 @@ export async function sendRaw(transport: Transporter, t: SmtpTarget, envelope: {
     await transport.sendMail({ envelope, raw });
   } catch (err) {
     const e = err as { responseCode?: number; response?: string; code?: string };
-    if (typeof e.responseCode === 'number' && e.responseCode >= 500 && e.responseCode !== 535) {
+    if (typeof e.responseCode === 'number' && e.responseCode >= 500 && e.responseCode !== 535 && e.code !== 'EAUTH') {
       throw new PeerdialError('SMTP_PERMANENT', `The mail server refused the mail: ${e.response ?? e.responseCode}`, {
         hint: 'Check the recipient address; the mail stays in the outbox as failed (peerdial outbox).',
         cause: err,
