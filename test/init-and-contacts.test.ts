@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureMailServers } from './harness/system.js';
 import { startMailStack, type MailStack } from './harness/mail-stack.js';
 import { runCli, tempDir } from './harness/peers.js';
+import { stunServer } from './harness/stun-responder.js';
 
 let stack: MailStack;
 let dir: string;
@@ -142,14 +143,35 @@ describe('peerdial contacts', () => {
 
 describe('peerdial address', () => {
   it('lists loopback with --all and classifies it; --json is machine-readable', async () => {
-    const r = await runCli(['--json', 'address', '--all']);
+    const r = await runCli(['--json', 'address', '--all', '--no-stun']);
     expect(r.code).toBe(0);
-    const list = JSON.parse(r.stdout) as { ip: string; scope: string; meaning: string }[];
+    const list = (JSON.parse(r.stdout) as { interfaces: { ip: string; scope: string; meaning: string }[] }).interfaces;
     const lo = list.find((a) => a.ip === '127.0.0.1');
     expect(lo).toMatchObject({ scope: 'loopback' });
     expect(lo!.meaning).toContain('this machine only');
-    const plain = await runCli(['address']);
+    const plain = await runCli(['address', '--no-stun']);
     expect(plain.code).toBe(0);
     expect(plain.stdout).not.toContain('127.0.0.1');
+  });
+
+  it('asks STUN what the internet sees and guesses the NAT from two servers', async () => {
+    const a = await stunServer();
+    const b = await stunServer();
+    try {
+      const r = await runCli(['--json', 'address', '--stun', `stun:127.0.0.1:${a.port},stun:127.0.0.1:${b.port}`]);
+      expect(r.code, r.stderr).toBe(0);
+      const d = JSON.parse(r.stdout) as { reflexive: { ip: string; source: string }; nat: { mapping: string } };
+      expect(d.reflexive).toMatchObject({ ip: '127.0.0.1', source: 'stun' });
+      expect(d.nat.mapping).toBe('endpoint-independent');
+      const text = await runCli(['address', '--stun', `stun:127.0.0.1:${a.port},stun:127.0.0.1:${b.port}`]);
+      expect(text.stdout).toContain('what the internet sees');
+      expect(text.stdout).toContain('NAT: endpoint-independent');
+    } finally {
+      a.socket.close();
+      b.socket.close();
+    }
+    const dead = await runCli(['address', '--stun', 'stun:127.0.0.1:9']);
+    expect(dead.code).toBe(0);
+    expect(dead.stdout).toContain('STUN did not answer');
   });
 });

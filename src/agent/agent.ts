@@ -27,8 +27,12 @@ import { pollMailbox } from '../link/poll.js';
 
 export function iceFromConfig(account: Account): IceConfig {
   const ice = account.config.ice;
+  // libjuice uses only the first STUN server; later STUN entries (kept in the
+  // config for `peerdial address` / doctor's NAT guess) are left out.
+  const firstStun = ice.servers.find((u) => /^stuns?:/i.test(u));
+  const servers = ice.servers.filter((u) => u === firstStun || !/^stuns?:/i.test(u));
   return {
-    iceServers: ice.servers,
+    iceServers: servers,
     ...(ice.bindAddress ? { bindAddress: ice.bindAddress } : {}),
     ...(ice.portRangeBegin ? { portRangeBegin: ice.portRangeBegin } : {}),
     ...(ice.portRangeEnd ? { portRangeEnd: ice.portRangeEnd } : {}),

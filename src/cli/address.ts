@@ -1,24 +1,37 @@
 import type { Command } from 'commander';
-import { interfaceAddresses } from '../address/interfaces.js';
 import { isAnnounceable } from '../address/classify.js';
-import { printJson, table, type GlobalOptions } from './output.js';
+import { discoverAddresses } from '../address/discover.js';
+import { openConfig } from '../api/open.js';
+import { printJson, status, table, type GlobalOptions } from './output.js';
 
 export function register(program: Command, globals: () => GlobalOptions): void {
   program
     .command('address')
-    .description("show this machine's addresses and what each means for being reached")
+    .description("show this machine's addresses, what the internet sees (STUN) and the NAT's behaviour, with what each means for being reached")
     .option('--all', 'also list loopback and link-local addresses')
-    .action((o) => {
+    .option('--stun <urls>', 'STUN servers to ask (comma-separated; default: [ice] servers of the config); two give a NAT guess')
+    .option('--no-stun', 'interface addresses only, no network traffic')
+    .action(async (o) => {
       const g = globals();
-      const list = interfaceAddresses().filter((a) => o.all || isAnnounceable(a.scope));
-      if (g.json) return printJson(list);
-      if (!list.length) {
+      let servers: string[] = [];
+      if (o.stun === false) servers = [];
+      else if (typeof o.stun === 'string') servers = o.stun.split(',').map((s: string) => s.trim()).filter(Boolean);
+      else servers = (await openConfig(g).catch(() => undefined))?.ice.servers ?? [];
+      if (servers.length) status(g, `asking ${servers.slice(0, 2).join(' and ')}...`);
+      const d = await discoverAddresses({ stunServers: servers });
+      const list = d.interfaces.filter((a) => o.all || isAnnounceable(a.scope));
+      if (g.json) return printJson({ ...d, interfaces: list });
+      const rows = list.map((a) => [a.ip, a.interface, a.scope, a.meaning]);
+      if (d.reflexive && 'ip' in d.reflexive) rows.unshift([d.reflexive.ip, d.reflexive.interface, d.reflexive.scope, d.reflexive.meaning]);
+      if (!rows.length) {
         console.log('No usable address: this machine seems offline. Bring the link up and try again.');
         return;
       }
-      console.log(table([['ADDRESS', 'INTERFACE', 'KIND', 'MEANING'], ...list.map((a) => [a.ip, a.interface, a.scope, a.meaning])]));
-      if (!list.some((a) => a.scope === 'public' || a.scope === 'ipv6-global')) {
-        console.log('\nNo public address on an interface: calls need STUN (configured under [ice] servers) to get through the NAT.');
+      console.log(table([['ADDRESS', 'FROM', 'KIND', 'MEANING'], ...rows]));
+      if (d.reflexive && 'error' in d.reflexive) console.log(`\nSTUN did not answer (${d.reflexive.error}); check [ice] servers, or run peerdial doctor.`);
+      if (d.nat) console.log(`\nNAT: ${d.nat.mapping}: ${d.nat.meaning}`);
+      if (!servers.length && !list.some((a) => a.scope === 'public' || a.scope === 'ipv6-global')) {
+        console.log('\nNo public address on an interface, and no STUN server configured ([ice] servers): calls from outside need one.');
       }
     });
 }

@@ -56,12 +56,8 @@ const TITLES: Record<CheckResult['id'], string> = {
   ipv6: 'IPv6',
 };
 
-/** "stun:host:port" / "stun:[v6]:port" (port default 3478); undefined for turn: and others. */
-export function parseStunUrl(url: string): StunServer | undefined {
-  const m = url.trim().match(/^stuns?:(\[[0-9a-fA-F:.]+\]|[^:?[\]]+)(?::(\d+))?(?:\?.*)?$/);
-  if (!m) return undefined;
-  return { host: m[1]!.replace(/^\[|\]$/g, ''), port: m[2] ? Number(m[2]) : 3478 };
-}
+export { parseStunUrl } from '../address/discover.js';
+import { parseStunUrl } from '../address/discover.js';
 
 function describe(err: unknown): { detail: string; hint?: string } {
   if (err instanceof PeerdialError) return { detail: `${err.message} [${err.code}]`, ...(err.hint ? { hint: err.hint } : {}) };
