@@ -91,7 +91,7 @@ describe('the wake relay on the real mail stack', () => {
   async function sendOffer(from: Peer): Promise<void> {
     const acc = await from.open();
     await acc.queue({ kind: 'offer', to: hitoshi.email, sdp: 'v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n', purpose: 'chat' });
-    const r = await new OutboxLoop(acc).drain({ force: true });
+    const r = await new OutboxLoop(acc).drainOnce({ force: true });
     expect(r.sent, JSON.stringify(r)).toBe(1);
   }
 

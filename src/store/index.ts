@@ -5,3 +5,4 @@ export * from './ledger.js';
 export * from './outbox.js';
 export * from './calllog.js';
 export * from './messages.js';
+export * from './tokens.js';
