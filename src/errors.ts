@@ -36,6 +36,7 @@ export type ErrorCode =
   | 'SERVICE_FAILED'
   | 'AGENT_NOT_RUNNING'
   | 'LINK_FAILED'
+  | 'PORTMAP_FAILED'
   | 'USAGE';
 
 export class PeerdialError extends Error {
@@ -72,6 +73,7 @@ export function exitCodeFor(err: unknown): number {
     case 'IMAP_FAILED':
     case 'SMTP_TRANSIENT':
     case 'LINK_FAILED':
+    case 'PORTMAP_FAILED':
       return 69;
     case 'AUTH_FAILED':
       return 77;
