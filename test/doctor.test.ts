@@ -12,6 +12,7 @@ import { ensureMailServers } from './harness/system.js';
 import { startMailStack, type MailStack } from './harness/mail-stack.js';
 import { makePeer, mailboxSnapshot, runCli, tempDir, type Peer } from './harness/peers.js';
 import { stunServer } from './harness/stun-responder.js';
+import { natPmpResponder, type NatPmpResponder } from './harness/natpmp-responder.js';
 import { parseStunUrl, type CheckResult } from '../src/doctor/checks.js';
 
 const ALL = ['config', 'imap-login', 'smtp', 'imap-idle', 'stun', 'nat', 'port-mapping', 'ipv6'];
@@ -33,8 +34,11 @@ async function withIceServers(peer: Peer, servers: string[]): Promise<string> {
   return file;
 }
 
+// The port-mapping check asks only the NAT-PMP responder on 127.0.0.1 (never a real router).
+const PORTMAP_ARGS = ['--gateway', '127.0.0.1', '--map-method', 'natpmp'];
+
 async function doctor(config: string): Promise<{ code: number | null; checks: CheckResult[]; stderr: string }> {
-  const r = await runCli(['--config', config, '--json', 'doctor', '--timeout', '15'], { timeoutMs: 90_000 });
+  const r = await runCli(['--config', config, '--json', 'doctor', '--timeout', '15', ...PORTMAP_ARGS], { timeoutMs: 90_000 });
   const parsed = JSON.parse(r.stdout) as { ok: boolean; checks: CheckResult[] };
   return { code: r.code, checks: parsed.checks, stderr: r.stderr };
 }
@@ -42,11 +46,14 @@ async function doctor(config: string): Promise<{ code: number | null; checks: Ch
 const byId = (checks: CheckResult[], id: string) => checks.find((c) => c.id === id)!;
 
 let dir: string;
+let natpmp: NatPmpResponder;
 beforeAll(async () => {
   ensureMailServers();
   dir = await tempDir('doctor');
+  natpmp = await natPmpResponder('grant');
 });
 afterAll(async () => {
+  await natpmp?.close();
   if (dir) await fs.rm(dir, { recursive: true, force: true });
 });
 
@@ -78,6 +85,7 @@ describe('doctor on a working mail stack', () => {
     const b = await stunServer();
     stuns.push(a.socket, b.socket);
     const config = await withIceServers(alice, [`stun:127.0.0.1:${a.port}`, `stun:127.0.0.1:${b.port}`]);
+    natpmp.requests.length = 0;
     const { code, checks, stderr } = await doctor(config);
     expect(checks.map((c) => c.id).sort()).toEqual([...ALL].sort());
     for (const c of checks) expect(['ok', 'warn', 'fail', 'not-checked']).toContain(c.verdict);
@@ -93,8 +101,13 @@ describe('doctor on a working mail stack', () => {
     expect(byId(checks, 'stun').detail).toContain('sees this machine at 127.0.0.1:');
     expect(byId(checks, 'nat').verdict).toBe('ok');
     expect(byId(checks, 'nat').detail).toContain('endpoint-independent');
-    expect(byId(checks, 'port-mapping')).toMatchObject({ verdict: 'not-checked' });
-    expect(byId(checks, 'port-mapping').detail).toContain('no UPnP-IGD');
+    const pm = byId(checks, 'port-mapping');
+    expect(pm.verdict, pm.detail).toBe('ok');
+    expect(pm.detail).toMatch(/^the router 127\.0\.0\.1 mapped 203\.0\.113\.7:\d+ -> 127\.0\.0\.1:\d+ via natpmp for 60 s, removed again: peers can reach this port even behind a symmetric NAT$/);
+    // an ephemeral port mapped for 60 s, then deleted (lifetime 0)
+    const maps = natpmp.requests.filter((r) => r.op === 1);
+    expect(maps.map((r) => r.lifetime)).toEqual([60, 0]);
+    expect(maps[0]!.internal).toBe(maps[1]!.internal);
     expect(['ok', 'warn']).toContain(byId(checks, 'ipv6').verdict);
     // the user's own mail is exactly as it was; the doctor's mail sits in peerdial's folder
     expect(await mailboxSnapshot(stack, 'alice')).toEqual(before);
@@ -103,8 +116,9 @@ describe('doctor on a working mail stack', () => {
     expect(filed[0]!.source).toContain('Peerdial-Version: 1');
   });
 
-  it('an unreachable STUN server is a failure with a hint (exit 1); the text output has the hint', async () => {
+  it('an unreachable STUN server is a failure with a hint (exit 1); the text output has the hint; a silent router is a warning', async () => {
     const port = await closedUdpPort();
+    natpmp.mode = 'silent';
     const config = await withIceServers(alice, [`stun:127.0.0.1:${port}`]);
     const { code, checks } = await doctor(config);
     expect(code).toBe(1);
@@ -114,11 +128,17 @@ describe('doctor on a working mail stack', () => {
     expect(stun.hint).toContain('ice.servers');
     expect(byId(checks, 'nat')).toMatchObject({ verdict: 'not-checked' });
     expect(byId(checks, 'imap-login').verdict).toBe('ok');
-    const text = await runCli(['--config', config, 'doctor', '--timeout', '15'], { timeoutMs: 90_000 });
+    const pm = byId(checks, 'port-mapping');
+    expect(pm.verdict).toBe('warn');
+    expect(pm.detail).toMatch(/no router mapped UDP port \d+: NAT-PMP: no NAT-PMP answer from 127\.0\.0\.1:5351 within 5000 ms/);
+    expect(pm.hint).toBe('Enable UPnP or NAT-PMP on your router, or forward a UDP port by hand and set [ice] port_range_begin/end.');
+    const text = await runCli(['--config', config, 'doctor', '--timeout', '15', ...PORTMAP_ARGS], { timeoutMs: 90_000 });
+    natpmp.mode = 'grant';
     expect(text.code).toBe(1);
     expect(text.stdout).toMatch(/\[FAIL\] STUN reachability: 127\.0\.0\.1:\d+/);
     expect(text.stdout).toContain('what to do: Check ice.servers');
-    expect(text.stdout).toContain('[ -  ] port mapping (UPnP-IGD, NAT-PMP/PCP): not checked:');
+    expect(text.stdout).toContain('[WARN] port mapping (UPnP-IGD, NAT-PMP/PCP): no router mapped UDP port');
+    expect(text.stdout).toContain('what to do: Enable UPnP or NAT-PMP on your router');
   });
 
   it('no STUN server configured: a warning, NAT not checked', async () => {

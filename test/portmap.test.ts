@@ -13,12 +13,13 @@
  * after the mapping is removed a new one does not.
  */
 import { execFileSync, type ChildProcess } from 'node:child_process';
-import { createSocket, type Socket } from 'node:dgram';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { activeMappings, describeMapping, mapUdpPort, parseProcNetRoute, unmapAll } from '../src/address/portmap.js';
 import { exitCodeFor, PeerdialError } from '../src/errors.js';
+import { natPmpResponder, type NatPmpRequest, type NatPmpResponder } from './harness/natpmp-responder.js';
 import { buildNetwork, type Network, type Site } from './harness/netns.js';
+import { runCli } from './harness/peers.js';
 
 // ---------------------------------------------------------------------------
 // Loopback.
@@ -36,46 +37,16 @@ describe('port mapping on loopback', () => {
     expect(parseProcNetRoute(text.split('\n').slice(0, 2).join('\n'))).toBeUndefined();
   });
 
-  // A NAT-PMP "router" on 127.0.0.1:5351 (the protocol's fixed port).
-  let router: Socket | undefined;
-  let mode: 'silent' | 'grant' | 'refuse' = 'silent';
-  const requests: Array<{ op: number; internal?: number; suggested?: number; lifetime?: number }> = [];
-
+  let router: NatPmpResponder;
+  let requests: NatPmpRequest[];
   beforeAll(async () => {
-    router = createSocket('udp4');
-    router.on('message', (msg, from) => {
-      const op = msg[1]!;
-      requests.push(op === 0 ? { op } : { op, internal: msg.readUInt16BE(4), suggested: msg.readUInt16BE(6), lifetime: msg.readUInt32BE(8) });
-      if (mode === 'silent') return;
-      const result = mode === 'refuse' ? 2 : 0;
-      if (op === 0) {
-        const out = Buffer.alloc(12);
-        out[1] = 128;
-        out.writeUInt16BE(result, 2);
-        out.writeUInt32BE(1234, 4);
-        Buffer.from([203, 0, 113, 7]).copy(out, 8);
-        router!.send(out, from.port, from.address);
-      } else if (op === 1) {
-        const lifetime = msg.readUInt32BE(8);
-        const out = Buffer.alloc(16);
-        out[1] = 129;
-        out.writeUInt16BE(result, 2);
-        out.writeUInt32BE(1234, 4);
-        out.writeUInt16BE(msg.readUInt16BE(4), 8);
-        out.writeUInt16BE(lifetime === 0 ? 0 : msg.readUInt16BE(6) + 1000, 10); // another port than asked
-        out.writeUInt32BE(lifetime, 12);
-        router!.send(out, from.port, from.address);
-      }
-    });
-    await new Promise<void>((resolve, reject) => {
-      router!.once('error', reject);
-      router!.bind(5351, '127.0.0.1', () => resolve());
-    });
+    router = await natPmpResponder('silent');
+    requests = router.requests;
   });
   afterAll(() => router?.close());
 
   it('no router answers: PORTMAP_FAILED with a hint within the timeout, after retransmissions; exit code 69', async () => {
-    mode = 'silent';
+    router.mode = 'silent';
     requests.length = 0;
     const t0 = Date.now();
     const err = await mapUdpPort({ internalPort: 40000, gateway: '127.0.0.1', method: 'natpmp', timeoutMs: 1200 }).catch((e: unknown) => e);
@@ -95,7 +66,7 @@ describe('port mapping on loopback', () => {
   });
 
   it('the signal aborts a pending request (ABORTED, not PORTMAP_FAILED)', async () => {
-    mode = 'silent';
+    router.mode = 'silent';
     const ac = new AbortController();
     setTimeout(() => ac.abort(), 150);
     const t0 = Date.now();
@@ -105,7 +76,7 @@ describe('port mapping on loopback', () => {
   });
 
   it('a router that refuses (NAT-PMP result 2) fails at once, with the reason', async () => {
-    mode = 'refuse';
+    router.mode = 'refuse';
     requests.length = 0;
     const t0 = Date.now();
     const err = (await mapUdpPort({ internalPort: 40001, gateway: '127.0.0.1', method: 'natpmp', timeoutMs: 3000 }).catch((e: unknown) => e)) as PeerdialError;
@@ -116,7 +87,7 @@ describe('port mapping on loopback', () => {
   });
 
   it('a granting router: the mapping (with the port the router chose), the registry, and unmapAll removing it (lifetime 0)', async () => {
-    mode = 'grant';
+    router.mode = 'grant';
     requests.length = 0;
     const a = await mapUdpPort({ internalPort: 40002, gateway: '127.0.0.1', method: 'natpmp', ttlSeconds: 60, timeoutMs: 2000 });
     const b = await mapUdpPort({ internalPort: 40003, gateway: '127.0.0.1', method: 'auto', ttlSeconds: 60, timeoutMs: 2000 });
@@ -144,9 +115,9 @@ describe('port mapping on loopback', () => {
   });
 
   it('removing a mapping from a router that went silent fails with PORTMAP_FAILED and says when it expires; unmapAll lists it', async () => {
-    mode = 'grant';
+    router.mode = 'grant';
     const m = await mapUdpPort({ internalPort: 40004, gateway: '127.0.0.1', method: 'natpmp', ttlSeconds: 30, timeoutMs: 2000 });
-    mode = 'silent';
+    router.mode = 'silent';
     const r = await unmapAll({ timeoutMs: 600 });
     expect(r.removed).toEqual([]);
     expect(r.failed).toHaveLength(1);
@@ -154,6 +125,37 @@ describe('port mapping on loopback', () => {
     expect(r.failed[0]!.error).toMatch(/could not remove the router mapping 203\.0\.113\.7:41004 -> 127\.0\.0\.1:40004 via natpmp: .*drops it at /);
     expect(activeMappings()).toEqual([]);
   });
+
+  it('peerdial address --map-port: shows the mapping (text and --json), removes it before exiting unless --keep; a silent router is exit 69 with the hint', async () => {
+    router.mode = 'grant';
+    requests.length = 0;
+    const args = ['address', '--no-stun', '--map-port', '40500', '--gateway', '127.0.0.1', '--map-method', 'natpmp'];
+    const text = await runCli(args, { timeoutMs: 30_000 });
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stdout).toContain(
+      'router mapping: 203.0.113.7:41500 -> 127.0.0.1:40500 via natpmp (what it means: peers can reach this port even behind a symmetric NAT)',
+    );
+    expect(text.stdout).toContain('removed again before exiting');
+    expect(requests.filter((r) => r.op === 1).map((r) => [r.internal, r.lifetime])).toEqual([
+      [40500, 3600],
+      [40500, 0],
+    ]);
+
+    requests.length = 0;
+    const json = await runCli(['--json', ...args, '--keep'], { timeoutMs: 30_000 });
+    expect(json.code, json.stderr).toBe(0);
+    const d = JSON.parse(json.stdout) as { portMapping: Record<string, unknown> };
+    expect(d.portMapping).toMatchObject({ method: 'natpmp', externalHost: '203.0.113.7', externalPort: 41500, internalPort: 40500, gateway: '127.0.0.1', kept: true });
+    expect(Date.parse(String(d.portMapping.expiresAt))).toBeGreaterThan(Date.now() + 3_000_000);
+    expect(requests.filter((r) => r.op === 1 && r.lifetime === 0)).toEqual([]); // kept
+
+    router.mode = 'silent';
+    const dead = await runCli(['--json', ...args.slice(0, 2), '--map-port', '40501', '--gateway', '127.0.0.1', '--map-method', 'natpmp'], { timeoutMs: 30_000 });
+    expect(dead.code).toBe(69);
+    expect((JSON.parse(dead.stdout) as { portMapping: Record<string, unknown> }).portMapping).toMatchObject({ code: 'PORTMAP_FAILED' });
+    expect(dead.stderr).toMatch(/no NAT-PMP answer from 127\.0\.0\.1:5351/);
+    expect(dead.stderr).toMatch(/enable UPnP or NAT-PMP on your router/i);
+  }, 60_000);
 });
 
 // ---------------------------------------------------------------------------
@@ -289,6 +291,14 @@ describe('port mapping through miniupnpd in network namespaces (root)', () => {
   it('UPnP-IGD: a packet to the mapped port arrives; after unmapAll() a new one does not', async () => {
     await mapSendUnmap('upnp', 40200, 'unmapAll');
   }, 60_000);
+
+  it('peerdial address --map-port in the site (auto: the default gateway from /proc/net/route, NAT-PMP): mapped, shown, removed on exit', async () => {
+    const home = site('home');
+    const out = await net!.exec(home.hostNs, process.execPath, ['bin/peerdial.js', '--json', 'address', '--no-stun', '--map-port', '40400']);
+    const d = JSON.parse(out) as { portMapping: Record<string, unknown> };
+    expect(d.portMapping).toMatchObject({ method: 'natpmp', externalHost: home.publicIp, externalPort: 40400, internalHost: home.ip, gateway: home.gateway, kept: false });
+    expect(await routerRules()).not.toContain('dport 40400');
+  }, 30_000);
 
   it("auto with no router at all (the public host: no default gateway, no IGD): PORTMAP_FAILED with both reasons and the hint, bounded", async () => {
     const m = startMapper(site('peer').hostNs, { method: 'auto', port: 40300, timeoutMs: 2000 });

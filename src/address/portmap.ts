@@ -32,7 +32,7 @@ import { createSocket } from 'node:dgram';
 import type { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { isIPv4 } from 'node:net';
-import { pmpNat, upnpNat, type Gateway } from '@achingbrain/nat-port-mapper';
+import type { Gateway } from '@achingbrain/nat-port-mapper';
 import { PeerdialError } from '../errors.js';
 
 export type PortMapMethod = 'natpmp' | 'upnp';
@@ -187,6 +187,9 @@ function combine(ms: number, signal?: AbortSignal): AbortSignal {
   return signal ? AbortSignal.any([t, signal]) : t;
 }
 
+// Loaded on first use (~50 ms): every CLI command imports this module.
+const library = () => import('@achingbrain/nat-port-mapper');
+
 // One NAT-PMP exchange at a time in this process (the library binds port 5350).
 let pmpQueue: Promise<unknown> = Promise.resolve();
 function serialPmp<T>(fn: () => Promise<T>): Promise<T> {
@@ -227,7 +230,7 @@ async function pmpOperation<T>(
       const left = deadline - Date.now();
       if (left <= 0) throw new Error(`no NAT-PMP answer from ${gateway}:5351 within ${budgetMs} ms (${attempts} request${attempts === 1 ? '' : 's'})`);
       attempts++;
-      const gw = pmpNat(gateway, { autoRefresh: false });
+      const gw = (await library()).pmpNat(gateway, { autoRefresh: false });
       let socketError: Error | undefined;
       (gw as unknown as EventEmitter).on('error', (err: Error) => (socketError = err));
       const attempt = combine(Math.min(wait, left), signal);
@@ -300,7 +303,7 @@ function soapField(body: Record<string, Record<string, unknown>>, action: string
 
 async function findUpnpGateway(gateway: string | undefined, strict: boolean, budgetMs: number, signal?: AbortSignal): Promise<UpnpGateway> {
   const s = combine(budgetMs, signal);
-  const client = upnpNat({ autoRefresh: false });
+  const client = (await library()).upnpNat({ autoRefresh: false });
   const seen: string[] = [];
   // SSDP over UDP: repeat the search every second in case one is lost.
   for await (const g of client.findGateways({ signal: s, searchInterval: 1000 })) {

@@ -1,6 +1,7 @@
 /** `peerdial doctor`: every check with its verdict and what to do. */
 import type { Command } from 'commander';
 import { runDoctor, type CheckResult } from '../doctor/checks.js';
+import { PeerdialError } from '../errors.js';
 import { printJson, type GlobalOptions } from './output.js';
 
 const MARK: Record<CheckResult['verdict'], string> = { ok: 'ok  ', warn: 'WARN', fail: 'FAIL', 'not-checked': ' -  ' };
@@ -15,16 +16,20 @@ export function register(program: Command, globals: () => GlobalOptions): void {
     .command('doctor')
     .description('check config, IMAP login and IDLE (timed with a mail to yourself), SMTP, STUN, NAT, port mapping and IPv6, each with a hint')
     .option('--timeout <seconds>', 'time allowed for each network step', '20')
+    .option('--gateway <ip>', 'the router to ask for a test port mapping (default: the IPv4 default gateway)')
+    .option('--map-method <method>', 'how to ask it: auto, natpmp, upnp, or off (no port-mapping check)', 'auto')
     .addHelpText('after', `
 The IDLE timing sends one peerdial mail to yourself and files it into peerdial's
 folder, as the agent does with its own mail; nothing else in the mailbox is touched.
 Exit status 1 when a check fails.`)
-    .action(async (o: { timeout: string }) => {
+    .action(async (o: { timeout: string; gateway?: string; mapMethod: string }) => {
       const g = globals();
+      if (!['auto', 'natpmp', 'upnp', 'off'].includes(o.mapMethod)) throw new PeerdialError('USAGE', `--map-method: auto, natpmp, upnp or off, not ${o.mapMethod}`);
       const checks = await runDoctor({
         ...(g.config ? { config: g.config } : {}),
         ...(g.account ? { account: g.account } : {}),
         timeoutMs: Math.max(1, Number(o.timeout) || 20) * 1000,
+        portMapping: { method: o.mapMethod as 'auto', ...(o.gateway ? { gateway: o.gateway } : {}) },
         ...(g.json ? {} : { onProgress: (c: CheckResult) => console.log(describeCheck(c)) }),
       });
       const failed = checks.filter((c) => c.verdict === 'fail').length;

@@ -12,6 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
+import { createSocket } from 'node:dgram';
 import { loadConfig, pickAccount, type Config } from '../config/config.js';
 import { defaultConfigPath } from '../store/paths.js';
 import { Account } from '../agent/account.js';
@@ -23,6 +24,7 @@ import { buildMail } from '../wire/build.js';
 import { headerValues } from '../wire/headers.js';
 import { natMapping, stunBinding, type StunServer } from '../address/stun.js';
 import { interfaceAddresses } from '../address/interfaces.js';
+import { describeMapping, mapUdpPort, MAPPING_MEANING, PORTMAP_HINT } from '../address/portmap.js';
 import { PeerdialError } from '../errors.js';
 
 export type CheckVerdict = 'ok' | 'warn' | 'fail' | 'not-checked';
@@ -43,6 +45,8 @@ export interface DoctorOptions {
   timeoutMs?: number;
   onProgress?: (c: CheckResult) => void;
   signal?: AbortSignal;
+  /** The port-mapping check: the router to ask (default: the IPv4 default gateway) and how ('off': not checked). */
+  portMapping?: { gateway?: string; method?: 'auto' | 'natpmp' | 'upnp' | 'off' };
 }
 
 const TITLES: Record<CheckResult['id'], string> = {
@@ -191,9 +195,44 @@ export async function runDoctor(o: DoctorOptions = {}): Promise<CheckResult[]> {
       }
     }
   }
-  report('port-mapping', 'not-checked', 'no UPnP-IGD / NAT-PMP / PCP client is wired into peerdial yet', {
-    hint: 'If calls fail behind your router, forward a UDP port by hand and set ice.port_range_begin/end to it.',
-  });
+  // ---- port mapping: map an ephemeral UDP port for 60 s and remove it again
+  const pm = o.portMapping ?? {};
+  if (pm.method === 'off') report('port-mapping', 'not-checked', 'skipped (--map-method off)');
+  else {
+    const t = Date.now();
+    const probe = createSocket('udp4');
+    try {
+      await new Promise<void>((resolve, reject) => {
+        probe.once('error', reject);
+        probe.bind(0, cfg?.ice.bindAddress, () => resolve());
+      });
+      const m = await mapUdpPort({
+        internalPort: probe.address().port,
+        ttlSeconds: 60,
+        timeoutMs: Math.min(timeoutMs, 5000),
+        ...(pm.method ? { method: pm.method } : {}),
+        ...(pm.gateway ? { gateway: pm.gateway } : {}),
+        ...(cfg?.ice.bindAddress ? { internalHost: cfg.ice.bindAddress } : {}),
+        ...(o.signal ? { signal: o.signal } : {}),
+      });
+      const ms = Date.now() - t;
+      let removed = 'removed again';
+      try {
+        await m.unmap();
+      } catch (err) {
+        removed = `not removed (${(err as Error).message})`;
+      }
+      report('port-mapping', 'ok', `the router ${m.gateway} mapped ${describeMapping(m)} for 60 s, ${removed}: ${MAPPING_MEANING}`, { ms });
+    } catch (err) {
+      const d = describe(err);
+      report('port-mapping', 'warn', `${d.detail} (not needed when this machine has a public address or a port is forwarded by hand)`, {
+        hint: d.hint ?? `${PORTMAP_HINT[0]!.toUpperCase()}${PORTMAP_HINT.slice(1)}.`,
+        ms: Date.now() - t,
+      });
+    } finally {
+      probe.close();
+    }
+  }
 
   // ---- IPv6
   const v6 = interfaceAddresses().filter((a) => a.scope === 'ipv6-global');

@@ -7,7 +7,7 @@
 //   -> {type:'mapped', mapping, active}    mapUdpPort's result, activeMappings().length
 //   -> {type:'packet', data, from}         every datagram that reaches the port
 //   <- {cmd:'unmap'}    -> {type:'unmapped', active, ms}
-//   <- {cmd:'unmapAll'} -> {type:'unmappedAll', removed, failed, active}
+//   <- {cmd:'unmapAll'} -> {type:'unmappedAll', removed, failed, active, ms}
 //   <- {cmd:'close'} (or end of stdin): exit 0
 //   -> {type:'failed', code, message, hint} on any error
 import { createSocket } from 'node:dgram';
@@ -44,8 +44,9 @@ for await (const line of lines) {
       await mapping.unmap();
       emit({ type: 'unmapped', active: activeMappings().length, ms: Date.now() - t0 });
     } else if (c.cmd === 'unmapAll') {
+      const t0 = Date.now();
       const r = await unmapAll({ timeoutMs: 3000 });
-      emit({ type: 'unmappedAll', removed: r.removed.length, failed: r.failed.map((f) => f.error), active: activeMappings().length });
+      emit({ type: 'unmappedAll', removed: r.removed.length, failed: r.failed.map((f) => f.error), active: activeMappings().length, ms: Date.now() - t0 });
     } else if (c.cmd === 'close') break;
   } catch (err) {
     fail(err);
