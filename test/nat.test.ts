@@ -23,7 +23,7 @@ import {
   natMapping,
   stunBinding,
 } from '../src/address/stun.js';
-import { type CallResult, PeerProcess, placeCall } from './harness/netns-call.js';
+import { type CallResult, placeCall } from './harness/netns-call.js';
 import { type Network, type Site, type SiteKind, SITE_KINDS, buildNetwork } from './harness/netns.js';
 
 // ---------------------------------------------------------------------------
@@ -349,42 +349,34 @@ describe('calls across NATs in network namespaces (root)', () => {
   );
 
   it(
-    'the answer reaches a caller behind a port-restricted NAT 90 s late: a callee that keeps its answer alive still connects',
+    'the answer reaches a caller behind a port-restricted NAT 90 s late: a callee with keepAnswerMs still connects',
     async () => {
       const n = net!;
-      const lateCallee = (refreshMs: number) => (nw: Network, s: Site) =>
-        new PeerProcess(
-          nw.spawnInNs(s.hostNs, [
-            'test/harness/netns-late-callee.mjs',
-            JSON.stringify({
-              ice: { iceServers: s.iceServers, bindAddress: s.bindAddress },
-              refreshMs,
-              connectTimeoutMs: 150_000,
-              dir: `/tmp/${nw.prefix}netns/late-${s.name}-${refreshMs}`,
-            }),
-          ]),
-        );
       const late = { answerDelayMs: 90_000, connectTimeoutMs: CONNECT_TIMEOUT_MS };
+      const keep = { keepAnswerMs: 150_000 };
       const [plain, keptPublic, keptRestricted] = await Promise.all([
-        // Today's Session: the callee's ICE gives up ~39.5 s after the offer.
+        // A plain answer: the callee's ICE gives up ~39.5 s after the offer.
         placeCall(n, site('restricted-a'), site('public-b'), late),
-        // The callee replaces its connection every 25 s, keeping ICE
-        // credentials, certificate and port: the mailed answer stays valid.
-        // (test/harness/netns-late-callee.mjs; Session does not do this yet.
-        // Seen twice in ~12 runs with a port-restricted callee: the callee's
-        // process hung in the first PeerConnection.close() and the call
-        // failed; not reproduced since.)
-        placeCall(n, site('restricted-a'), site('public-b'), { ...late, startCallee: lateCallee(25_000) }),
-        placeCall(n, site('restricted-a'), site('restricted-b'), { ...late, startCallee: lateCallee(25_000) }),
+        // Session.acceptOffer with keepAnswerMs: every 25 s the callee
+        // replaces its connection, keeping ICE credentials, certificate and
+        // port, so the mailed answer stays valid. One call makes its
+        // certificate with createCallCertificate() in `dir`, the other lets
+        // the Session make (and remove) its own.
+        placeCall(n, site('restricted-a'), site('public-b'), {
+          ...late,
+          callee: { ...keep, dir: `/tmp/${n.prefix}netns/late-public-b` },
+        }),
+        placeCall(n, site('restricted-a'), site('restricted-b'), { ...late, callee: keep }),
       ]);
       const show = (label: string, r: CallResult) =>
         `${label}: ${r.connected ? `connected ${r.ms} ms after the answer, pair ${JSON.stringify(r.pair)}` : `FAILED ${r.failure?.message}`}\n` +
+        `  exits: ${JSON.stringify(r.exits)}\n` +
         `  caller: ${r.callerLog.join(' | ')}\n  callee: ${r.calleeLog.join(' | ')}`;
       console.log(
         [
-          show('Session as is, public callee', plain),
-          show('answer kept alive, public callee', keptPublic),
-          show('answer kept alive, port-restricted callee', keptRestricted),
+          show('plain answer, public callee', plain),
+          show('keepAnswerMs, public callee', keptPublic),
+          show('keepAnswerMs, port-restricted callee', keptRestricted),
         ].join('\n'),
       );
       // The measured limit: the answering agent fails ~39.5 s after the offer.
@@ -393,10 +385,64 @@ describe('calls across NATs in network namespaces (root)', () => {
       expect(calleeFailedAt, plain.calleeLog.join(' | ')).toBeDefined();
       expect(Number.parseFloat(calleeFailedAt!)).toBeGreaterThan(30);
       expect(Number.parseFloat(calleeFailedAt!)).toBeLessThan(50);
-      // With the answer kept alive both connect, and data flows.
-      expect(keptPublic.connected && keptPublic.echo, show('public', keptPublic)).toBe(true);
-      expect(keptRestricted.connected && keptRestricted.echo, show('restricted', keptRestricted)).toBe(true);
+      // With the answer kept both connect, data flows, the connection was
+      // replaced (90 s / 25 s: 3 times) with the same candidates, and no
+      // callee hung (each exits by itself, no event-loop stall over 1 s).
+      for (const [label, r] of [
+        ['public', keptPublic],
+        ['restricted', keptRestricted],
+      ] as const) {
+        expect(r.connected && r.echo, show(label, r)).toBe(true);
+        const kept = r.calleeLog.filter((l) => / answer-kept#/.test(l));
+        expect(kept.length, show(label, r)).toBeGreaterThanOrEqual(3);
+        expect(kept.some((l) => /CHANGED/.test(l)), show(label, r)).toBe(false);
+        expect(r.exits?.callee, show(label, r)).toBe(true);
+        expect(r.exits?.calleeLagMs ?? Infinity, show(label, r)).toBeLessThan(1000);
+      }
     },
     200_000,
+  );
+
+  // Opt-in (PEERDIAL_KEEP_STRESS=<calls>): many kept answers replaced every
+  // 3 s for 45 s behind NAT, to look for a callee that hangs in close() at a
+  // replacement (seen with the first, experimental callee script).
+  const stressCalls = Number(process.env.PEERDIAL_KEEP_STRESS ?? 0);
+  it.skipIf(!stressCalls)(
+    `stress: ${stressCalls} kept answers replaced every 3 s, answer 45 s late: no callee hangs`,
+    async () => {
+      const n = net!;
+      const callees = ['restricted-b', 'public-b', 'fullcone-b', 'restricted-a'];
+      const callers = ['restricted-a', 'restricted-b', 'public-a', 'restricted-b'];
+      const results = await Promise.all(
+        Array.from({ length: stressCalls }, (_, i) =>
+          placeCall(n, site(callers[i % callers.length]!), site(callees[i % callees.length]!), {
+            answerDelayMs: 45_000,
+            connectTimeoutMs: CONNECT_TIMEOUT_MS,
+            callee: { keepAnswerMs: 120_000, keepAnswerRefreshMs: 3000 },
+          }),
+        ),
+      );
+      const replaced = results.map((r) => r.calleeLog.filter((l) => / answer-kept#/.test(l)).length);
+      const release = results.flatMap((r) =>
+        r.calleeLog.flatMap((l) => {
+          const m = /port free after (\d+) ms/.exec(l);
+          return m ? [Number(m[1])] : [];
+        }),
+      );
+      release.sort((a, b) => a - b);
+      const hung = results.filter((r) => !r.exits?.callee || (r.exits.calleeLagMs ?? Infinity) >= 1000);
+      console.log(
+        `stress: ${results.filter((r) => r.connected && r.echo).length}/${results.length} connected, ` +
+          `${replaced.reduce((a, b) => a + b, 0)} replacements, port released after p50 ${release[Math.floor(release.length / 2)]} ms, ` +
+          `max ${release.at(-1)} ms; callees hung or stalled: ${hung.length}; lags ${results.map((r) => r.exits?.calleeLagMs).join(',')}\n` +
+          results
+            .filter((r) => !(r.connected && r.echo) || hung.includes(r))
+            .map((r) => `${r.caller} -> ${r.callee}: ${r.failure?.message} ${JSON.stringify(r.exits)}\n  callee: ${r.calleeLog.join(' | ')}`)
+            .join('\n'),
+      );
+      expect(hung).toEqual([]);
+      expect(results.every((r) => r.connected && r.echo)).toBe(true);
+    },
+    180_000,
   );
 });

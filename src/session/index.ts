@@ -13,7 +13,16 @@ export {
   type ChannelOptions,
 } from './session.js';
 export { DEFAULT_LOW_WATER_MARK } from './channel.js';
-export { forceOffererDtlsClient, dtlsSetups, countCandidates, checkRemoteDescription, type DtlsSetup } from './sdp.js';
+export {
+  forceOffererDtlsClient,
+  dtlsSetups,
+  countCandidates,
+  checkRemoteDescription,
+  candidateFamilies,
+  noCommonFamily,
+  type DtlsSetup,
+} from './sdp.js';
+export { createCallCertificate, type CallCertificate, type CertificateOptions } from './certificate.js';
 export type {
   Channel,
   CandidatePair,

@@ -61,6 +61,43 @@ export function checkRemoteDescription(sdp: string, type: 'offer' | 'answer'): D
   return { ok: true };
 }
 
+/** Address families of a description's candidates (4, 6), ignoring mDNS names. */
+export function candidateFamilies(sdp: string): Set<4 | 6> {
+  const out = new Set<4 | 6>();
+  for (const m of sdp.matchAll(/^a=candidate:\S+ \d+ \S+ \d+ (\S+) \d+ typ /gm)) {
+    const addr = m[1]!;
+    if (addr.endsWith('.local')) continue;
+    out.add(addr.includes(':') ? 6 : 4);
+  }
+  return out;
+}
+
+/**
+ * Why two complete descriptions cannot connect directly, when that is plain
+ * from the descriptions alone: no address family in common.
+ */
+export function noCommonFamily(localSdp: string, remoteSdp: string): string | undefined {
+  const local = candidateFamilies(localSdp);
+  const remote = candidateFamilies(remoteSdp);
+  if (local.size === 0 || remote.size === 0) return undefined;
+  if ([...local].some((f) => remote.has(f))) return undefined;
+  const name = (s: Set<4 | 6>) => [...s].map((f) => `IPv${f}`).join('+');
+  return `this side has only ${name(local)} addresses and the peer only ${name(remote)}: there is no direct path`;
+}
+
+/** The `a=ice-ufrag`, `a=ice-pwd` and first `a=fingerprint` of a description. */
+export function iceIdentity(sdp: string): { ufrag: string; pwd: string; fingerprint: string } | undefined {
+  const ufrag = /^a=ice-ufrag:(\S+)/m.exec(sdp)?.[1];
+  const pwd = /^a=ice-pwd:(\S+)/m.exec(sdp)?.[1];
+  const fingerprint = /^a=fingerprint:(.+?)\r?$/m.exec(sdp)?.[1];
+  return ufrag && pwd && fingerprint ? { ufrag, pwd, fingerprint } : undefined;
+}
+
+/** Candidate addresses of a description as sorted "address port typ" strings (for comparing two descriptions). */
+export function candidateAddresses(sdp: string): string[] {
+  return [...sdp.matchAll(/^a=candidate:\S+ \d+ \S+ \d+ (\S+) (\d+) typ (\S+)/gm)].map((m) => `${m[1]} ${m[2]} ${m[3]}`).sort();
+}
+
 // ---------------------------------------------------------------------------
 // Media sections (issue 5)
 

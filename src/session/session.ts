@@ -28,13 +28,24 @@
  *   does it at once.
  * - Late answers behind NAT: see the note at Session.acceptOffer.
  */
+import { createSocket } from 'node:dgram';
 import { PeerConnection, cleanup as nativeCleanup } from 'node-datachannel';
 import type { DataChannel, RtcConfig, Track } from 'node-datachannel';
 import { PeerdialError, isPeerdialError } from '../errors.js';
 import { SessionChannel, deliver, errorText, guarded } from './channel.js';
+import { type CallCertificate, createCallCertificate } from './certificate.js';
 import { type SessionTrack, addNativeTrack, adoptNativeTrack, negotiatedDirection, planAnswer, planOffer } from './media.js';
 import type { TrackPlan } from './media.js';
-import { checkRemoteDescription, countCandidates, dtlsSetups, forceOffererDtlsClient } from './sdp.js';
+import {
+  candidateAddresses,
+  checkRemoteDescription,
+  countCandidates,
+  dtlsSetups,
+  forceOffererDtlsClient,
+  iceIdentity,
+  mediaSections,
+  noCommonFamily,
+} from './sdp.js';
 import type { AnswerMedia, CandidatePair, Channel, IceConfig, MediaKind, MediaSpec, MediaTrack } from './types.js';
 
 export type SessionRole = 'offerer' | 'answerer';
@@ -47,7 +58,15 @@ export type SessionProgress =
   | { type: 'state'; state: string }
   | { type: 'connected'; pair: CandidatePair | undefined; ms: number }
   | { type: 'failed'; reason: string }
-  | { type: 'closed'; reason: string };
+  | { type: 'closed'; reason: string }
+  /**
+   * The answerer replaced its connection to keep a mailed answer usable
+   * (keepAnswerMs): `count` replacements so far; `same` is false when the new
+   * connection's candidates differ from the answer's (a NAT gave its port a
+   * new mapping; the host candidate still matches); `releaseMs`: how long the
+   * replaced connection took to release the pinned port after close().
+   */
+  | { type: 'answer-kept'; count: number; same: boolean; releaseMs: number };
 
 export interface SessionOptions {
   ice: IceConfig;
@@ -58,6 +77,13 @@ export interface SessionOptions {
    * description carries the candidates gathered so far.
    */
   gatherTimeoutMs?: number;
+  /**
+   * DTLS certificate and key as PEM files (see certificate.ts) instead of a
+   * fresh one made by libdatachannel for every connection. Use one per call:
+   * the fingerprint identifies the call. The files are not removed by the
+   * session.
+   */
+  certificate?: { certPemFile: string; keyPemFile: string };
 }
 
 export interface OfferOptions extends SessionOptions {
@@ -70,6 +96,16 @@ export interface OfferOptions extends SessionOptions {
 export interface AnswerOptions extends SessionOptions {
   /** Which of the offer's audio/video to accept, and in which direction; unlisted kinds are answered inactive. */
   media?: AnswerMedia;
+  /**
+   * Keep the answer usable for this many ms while it travels back by mail
+   * (see acceptOffer): until connected, the connection is replaced every
+   * keepAnswerRefreshMs by one with the same ICE credentials, DTLS
+   * certificate and UDP port. Without `certificate` the session makes a
+   * fresh one (certificate.ts) and removes it when it closes. Default 0: off.
+   */
+  keepAnswerMs?: number;
+  /** How often a kept answer's connection is replaced; default 25 s (libjuice gives up ~39.5 s). */
+  keepAnswerRefreshMs?: number;
 }
 
 export interface Connected {
@@ -90,6 +126,14 @@ export interface ChannelOptions {
 export const CONTROL_LABEL = 'control';
 const DEFAULT_GATHER_TIMEOUT_MS = 15_000;
 const DEFAULT_CONNECT_TIMEOUT_MS = 30_000;
+/**
+ * libjuice's answering agent gives up ~39.5 s after the offer is applied when
+ * no check gets through (nat.md, test/nat.test.ts); a kept answer's
+ * connection is replaced well before that.
+ */
+const ANSWER_REFRESH_MS = 25_000;
+/** Longest wait for a replaced connection to release the kept answer's port. */
+const PORT_RELEASE_TIMEOUT_MS = 5_000;
 const FRESH_OFFER_HINT =
   'the direct connection could not be set up; call again so that a fresh offer is sent ' +
   '(an answer can only be used once, with the offer it answers)';
@@ -194,9 +238,32 @@ function formatCandidate(c: { type: string; address: string; port: number; trans
 
 let sessionCounter = 0;
 
+/** What a kept answer's replacing connections must reproduce. */
+interface KeptAnswer {
+  offer: string;
+  ufrag: string;
+  pwd: string;
+  fingerprint: string;
+  /** "address port type" of the answer's candidates, sorted. */
+  candidates: string[];
+  until: number;
+  refreshMs: number;
+  count: number;
+  timer: NodeJS.Timeout | undefined;
+}
+
 export class Session {
   readonly role: SessionRole;
-  readonly #pc: PeerConnection;
+  #pc: PeerConnection;
+  readonly #rtc: RtcConfig;
+  /** PeerConnections replaced by a kept answer: their callbacks count no more. */
+  readonly #retired = new WeakSet<PeerConnection>();
+  #iceState = 'new';
+  /** A kept answer (acceptOffer with keepAnswerMs). */
+  #kept: KeptAnswer | undefined;
+  #replacing = false;
+  /** A certificate the session made itself, removed when it closes. */
+  #ownCertificate: CallCertificate | undefined;
   readonly #onProgress: ((e: SessionProgress) => void) | undefined;
   /** Every channel of this session, held for the session's life. */
   readonly #channels = new Set<SessionChannel>();
@@ -218,32 +285,55 @@ export class Session {
   #closeWaiters: Array<(err: PeerdialError) => void> = [];
   readonly #ready = deferred<Connected>();
 
-  private constructor(role: SessionRole, opts: SessionOptions) {
+  private constructor(role: SessionRole, opts: SessionOptions, manualAnswer = false) {
     this.role = role;
     this.#onProgress = opts.onProgress;
+    this.#rtc = rtcConfig(opts.ice);
+    if (opts.certificate) {
+      this.#rtc.certificatePemFile = opts.certificate.certPemFile;
+      this.#rtc.keyPemFile = opts.certificate.keyPemFile;
+    }
+    // A kept answer is made with setLocalDescription (its ICE credentials are given).
+    if (manualAnswer) this.#rtc.disableAutoNegotiation = true;
     register(this);
-    let pc: PeerConnection;
     try {
-      pc = new PeerConnection(`peerdial-${role}-${++sessionCounter}`, rtcConfig(opts.ice));
+      this.#pc = this.#openPeerConnection();
     } catch (err) {
       this.#closed = true;
       unregister(this);
       throw new PeerdialError('SESSION_FAILED', `could not start a peer connection: ${errorText(err)}`, {
-        hint: 'check the ICE settings (iceServers, bindAddress, port range) in the configuration',
+        hint: 'check the ICE settings (iceServers, bindAddress, port range) and the certificate files in the configuration',
         cause: err,
       });
     }
-    this.#pc = pc;
-    const internal = (err: unknown) => this.#fail(`internal error: ${errorText(err)}`);
-    pc.onStateChange(guarded((state: string) => this.#onState(state), internal));
-    pc.onIceStateChange(guarded((state: string) => this.#progress({ type: 'ice', state }), internal));
-    pc.onGatheringStateChange(
-      guarded((state: string) => {
-        if (state === 'complete') for (const w of this.#gatherWaiters.splice(0)) w();
-      }, internal),
+  }
+
+  /** A new PeerConnection whose callbacks count only while it is this session's current one. */
+  #openPeerConnection(): PeerConnection {
+    const pc = new PeerConnection(`peerdial-${this.role}-${++sessionCounter}`, this.#rtc);
+    const isCurrent = () => pc === this.#pc && !this.#retired.has(pc);
+    const internal = (err: unknown) => {
+      if (isCurrent()) this.#fail(`internal error: ${errorText(err)}`);
+    };
+    const current = <A extends unknown[]>(fn: (...a: A) => void) =>
+      guarded((...a: A) => {
+        if (isCurrent()) fn(...a);
+      }, internal);
+    pc.onStateChange(current((state: string) => this.#onState(state)));
+    pc.onIceStateChange(
+      current((state: string) => {
+        this.#iceState = state;
+        this.#progress({ type: 'ice', state });
+      }),
     );
-    pc.onDataChannel(guarded((dc: DataChannel) => this.#onRemoteChannel(dc), internal));
-    pc.onTrack(guarded((track: Track) => this.#onRemoteTrack(track), internal));
+    pc.onGatheringStateChange(
+      current((state: string) => {
+        if (state === 'complete') for (const w of this.#gatherWaiters.splice(0)) w();
+      }),
+    );
+    pc.onDataChannel(current((dc: DataChannel) => this.#onRemoteChannel(dc)));
+    pc.onTrack(current((track: Track) => this.#onRemoteTrack(track)));
+    return pc;
   }
 
   /**
@@ -292,25 +382,69 @@ export class Session {
    * client nothing times out: answers applied 90 s late connect (see
    * test/session). Behind a filtering NAT on the caller's side the callee's
    * checks are dropped until the caller has the answer, and libjuice gives up
-   * after ~39.5 s (nat.md); that is not reproducible on loopback and needs
-   * the protocol above this module (a fresh offer, or ICE restart) to
-   * survive.
+   * after ~39.5 s (nat.md, measured again in test/nat.test.ts), however
+   * long the connect timeout.
+   *
+   * With `keepAnswerMs` the answer stays usable that long: its ICE
+   * credentials, DTLS certificate (`certificate`, or one the session makes)
+   * and UDP port (a free port picked up front and pinned) are kept, and every
+   * keepAnswerRefreshMs (25 s) until connected the connection is replaced by
+   * a fresh one with the same identity and so the same host and srflx
+   * candidates. Data-only: an offer with audio/video is refused (USAGE),
+   * because replacing connections with tracks crashed node-datachannel in
+   * about half of the runs. Whenever the
+   * caller applies the answer, a live agent matching it is listening. A
+   * progress event 'answer-kept' tells each replacement. Measured: answers
+   * applied 90 s late connect behind a port-restricted caller, where a plain
+   * session fails at ~39.5 s (test/nat.test.ts).
    */
   static async acceptOffer(offerSdp: string, opts: AnswerOptions): Promise<{ session: Session; sdp: string }> {
     if (opts.signal?.aborted) throw abortedError(opts.signal);
     const check = checkRemoteDescription(offerSdp, 'offer');
     if (!check.ok) throw new PeerdialError('SESSION_FAILED', `unusable offer: ${check.reason}`, { hint: FRESH_OFFER_HINT });
+    const keepMs = opts.keepAnswerMs ?? 0;
+    const keep = keepMs > 0;
+    if (!Number.isFinite(keepMs) || keepMs < 0) throw new PeerdialError('USAGE', `keepAnswerMs must be a number of ms >= 0, not ${keepMs}`);
+    const refreshMs = opts.keepAnswerRefreshMs ?? ANSWER_REFRESH_MS;
+    if (keep && !(refreshMs >= 1000 && refreshMs <= 35_000)) {
+      throw new PeerdialError('USAGE', `keepAnswerRefreshMs must be 1000..35000 ms (libjuice gives up after ~39.5 s), not ${refreshMs}`);
+    }
     const offer = forceOffererDtlsClient(offerSdp);
+    if (keep && mediaSections(offer).length > 0) {
+      // Measured: re-adding the tracks to each replacing connection crashed
+      // the process (SIGSEGV/SIGABRT in node-datachannel) in about half of
+      // the runs, whatever the order of closing; data-only calls are sound.
+      throw new PeerdialError('USAGE', 'keepAnswerMs cannot be used for an offer with audio/video (data-only calls for now)', {
+        hint: 'answer media calls without keepAnswerMs (the caller must then apply the answer within ~30 s behind a filtering NAT)',
+      });
+    }
     const plans = planAnswer(offer, opts.media);
-    const session = new Session('answerer', opts);
+    let ownCertificate: CallCertificate | undefined;
+    let sessionOpts: SessionOptions = opts;
+    if (keep) {
+      const ice = await pinPort(opts.ice);
+      let certificate = opts.certificate;
+      if (!certificate) certificate = ownCertificate = await createCallCertificate();
+      sessionOpts = { ...opts, ice, certificate };
+    }
+    let session: Session;
+    try {
+      session = new Session('answerer', sessionOpts, keep);
+    } catch (err) {
+      ownCertificate?.remove();
+      throw err;
+    }
+    session.#ownCertificate = ownCertificate;
     try {
       // Tracks with the offer's mids before the offer is applied: the answer
       // then carries our directions and SSRCs instead of a plain mirror.
       for (const plan of plans) session.#addTrack(plan);
       session.#applyRemote(offer, 'offer');
+      if (keep) session.#pc.setLocalDescription('answer');
       await session.#gathered(opts);
       const local = session.#pc.localDescription();
       if (!local || local.type !== 'answer') throw new Error('no local answer after gathering');
+      if (keep) session.#keepAnswer(offer, local.sdp, keepMs, refreshMs);
       return { session, sdp: local.sdp };
     } catch (err) {
       session.close('answer not made');
@@ -371,12 +505,18 @@ export class Session {
       };
       const timer = setTimeout(() => {
         done();
+        const families = this.#noCommonFamily();
         reject(
-          new PeerdialError('SESSION_FAILED', `no direct connection within ${Math.round(timeoutMs / 1000)} s`, {
-            hint:
-              'the peer may be unreachable from here (NAT or firewall); check the STUN/TURN settings, ' +
-              'then call again so that a fresh offer is sent',
-          }),
+          families
+            ? new PeerdialError('SESSION_FAILED', `no direct connection: ${families}`, {
+                hint: 'give one side the missing address family (dual-stack), or configure a TURN relay reachable over both',
+              })
+            : new PeerdialError('SESSION_FAILED', `no direct connection within ${Math.round(timeoutMs / 1000)} s`, {
+                hint:
+                  'the peer may be unreachable from here (NAT or firewall: symmetric NAT on both sides, or symmetric ' +
+                  'and port-restricted); check the STUN/TURN settings or configure a TURN relay, or a port mapping ' +
+                  '(UPnP/NAT-PMP) on one side, then call again so that a fresh offer is sent',
+              }),
         );
       }, timeoutMs);
       signal?.addEventListener('abort', onAbort, { once: true });
@@ -395,6 +535,9 @@ export class Session {
 
   /** Open another channel; resolves once it is open. */
   async openChannel(label: string, opts: ChannelOptions = {}): Promise<Channel> {
+    if (this.#closed) throw this.#closedError();
+    // A kept answer's connection may still be replaced: open on the one that connects.
+    if (this.#kept && !this.#pcConnected) await this.#ready.promise;
     if (this.#closed) throw this.#closedError();
     let dc: DataChannel;
     try {
@@ -467,6 +610,7 @@ export class Session {
     if (this.#closed) return;
     this.#closed = true;
     this.#closeReason = reason;
+    clearTimeout(this.#kept?.timer);
     const err = this.#closedError();
     this.#ready.reject(err);
     for (const w of this.#closeWaiters.splice(0)) w(err);
@@ -479,6 +623,7 @@ export class Session {
     } catch {
       // already closed
     }
+    this.#ownCertificate?.remove();
     this.#progress({ type: 'closed', reason });
     for (const cb of this.#closeCbs.splice(0)) deliver(cb, reason);
     unregister(this);
@@ -595,11 +740,134 @@ export class Session {
     if (state === 'connected') {
       this.#pcConnected = true;
       this.#maybeReady();
+    } else if (state === 'failed' && !this.#pcConnected && this.#keeping()) {
+      // The agent gave up before the caller had the answer: replace it now
+      // (on a later tick, outside the native callback).
+      setTimeout(() => void this.#replaceKept('the agent gave up'), 0);
     } else if (state === 'failed') {
       this.#fail(this.#pcConnected ? 'the direct connection was lost' : 'the direct connection failed');
     } else if (state === 'closed') {
       this.close('the connection closed');
     }
+  }
+
+  #noCommonFamily(): string | undefined {
+    try {
+      const local = this.#pc.localDescription()?.sdp;
+      const remote = this.#pc.remoteDescription()?.sdp;
+      return local && remote ? noCommonFamily(local, remote) : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  #keeping(): boolean {
+    return this.#kept !== undefined && !this.#closed && !this.#pcConnected && performance.now() < this.#kept.until;
+  }
+
+  #keepAnswer(offer: string, answer: string, keepMs: number, refreshMs: number): void {
+    const id = iceIdentity(answer);
+    if (!id) throw new Error('the answer lacks ICE credentials or a fingerprint');
+    this.#kept = {
+      offer,
+      ...id,
+      candidates: candidateAddresses(answer),
+      until: performance.now() + keepMs,
+      refreshMs,
+      count: 0,
+      timer: undefined,
+    };
+    this.#scheduleKeep();
+  }
+
+  #scheduleKeep(): void {
+    const kept = this.#kept;
+    if (!kept || this.#closed || this.#pcConnected) return;
+    clearTimeout(kept.timer);
+    kept.timer = setTimeout(() => {
+      // A connected ICE agent (the caller's agent answers our checks) does not time out.
+      if (this.#iceState === 'connected' || this.#iceState === 'completed') this.#scheduleKeep();
+      else void this.#replaceKept('refresh');
+    }, kept.refreshMs);
+    kept.timer.unref?.();
+  }
+
+  /** Replace the connection by one with the same ICE credentials, certificate and port. */
+  async #replaceKept(_why: string): Promise<void> {
+    const kept = this.#kept;
+    if (!kept || this.#closed || this.#pcConnected || this.#replacing) return;
+    if (performance.now() >= kept.until) {
+      this.#fail('the answer was not used in time (keepAnswerMs ran out before the caller connected)');
+      return;
+    }
+    this.#replacing = true;
+    try {
+      await this.#replaceKeptNow(kept);
+    } finally {
+      this.#replacing = false;
+    }
+  }
+
+  async #replaceKeptNow(kept: KeptAnswer): Promise<void> {
+    const old = this.#pc;
+    // The port is pinned: the old agent must release it before the new one
+    // binds. libdatachannel releases it on its own threads some time after
+    // close(), and an agent that cannot bind its port aborts the whole process
+    // ("Failed to gather local ICE candidates" thrown on a native thread), so
+    // the port is probed until it is free.
+    this.#retired.add(old);
+    try {
+      old.close();
+    } catch {
+      // already closed
+    }
+    const t0 = performance.now();
+    const port = this.#rtc.portRangeBegin ?? 0;
+    let free = false;
+    for (let wait = 5; performance.now() - t0 < PORT_RELEASE_TIMEOUT_MS; wait = Math.min(wait * 2, 100)) {
+      if ((await freeUdpPort(port, this.#rtc.bindAddress)) === port) {
+        free = true;
+        break;
+      }
+      await new Promise((r) => setTimeout(r, wait));
+    }
+    const releaseMs = Math.round(performance.now() - t0);
+    if (this.#closed || this.#pcConnected) return;
+    if (!free) {
+      this.#fail(`could not keep the answer usable: UDP port ${port} was not released within ${PORT_RELEASE_TIMEOUT_MS / 1000} s`);
+      return;
+    }
+    let sdp: string;
+    try {
+      const pc = this.#openPeerConnection();
+      this.#pc = pc;
+      this.#iceState = 'new';
+      pc.setRemoteDescription(kept.offer, 'offer');
+      pc.setLocalDescription('answer', { iceUfrag: kept.ufrag, icePwd: kept.pwd });
+      sdp = pc.localDescription()?.sdp ?? '';
+      const id = iceIdentity(sdp);
+      if (!id || id.fingerprint !== kept.fingerprint || id.ufrag !== kept.ufrag || id.pwd !== kept.pwd) {
+        throw new Error('the new connection does not match the answer (certificate or ICE credentials differ)');
+      }
+    } catch (err) {
+      this.#fail(`could not keep the answer usable: ${errorText(err)}`);
+      return;
+    }
+    const count = ++kept.count;
+    const pc = this.#pc;
+    const report = () => {
+      if (this.#closed || pc !== this.#pc) return;
+      const now = candidateAddresses(pc.localDescription()?.sdp ?? sdp);
+      const host = (list: string[]) => list.filter((c) => c.endsWith(' host')).join(',');
+      if (host(now) !== host(kept.candidates) && !this.#pcConnected) {
+        this.#fail(`could not keep the answer usable: the new connection has other host candidates (${host(now)}; the answer has ${host(kept.candidates)})`);
+        return;
+      }
+      this.#progress({ type: 'answer-kept', count, same: now.join(',') === kept.candidates.join(','), releaseMs });
+    };
+    if (pc.gatheringState() === 'complete') report();
+    else this.#gatherWaiters.push(report);
+    this.#scheduleKeep();
   }
 
   #maybeReady(): void {
@@ -631,4 +899,62 @@ export class Session {
 function toSessionError(err: unknown, what: string): PeerdialError {
   if (isPeerdialError(err)) return err;
   return new PeerdialError('SESSION_FAILED', `${what}: ${errorText(err)}`, { hint: FRESH_OFFER_HINT, cause: err });
+}
+
+/**
+ * ICE config with a fixed UDP port (a kept answer's candidates must not
+ * change): the configured single port, or a free one (in the configured
+ * range, if any).
+ */
+async function pinPort(ice: IceConfig): Promise<IceConfig> {
+  if (ice.portRangeBegin !== undefined && ice.portRangeBegin > 0 && ice.portRangeBegin === ice.portRangeEnd) return ice;
+  const begin = ice.portRangeBegin ?? 0;
+  const end = ice.portRangeEnd ?? 0;
+  const ranged = begin > 0 && end >= begin;
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const wanted = ranged ? begin + Math.floor(Math.random() * (end - begin + 1)) : 0;
+    const port = await freeUdpPort(wanted, ice.bindAddress);
+    if (port !== undefined) return { ...ice, portRangeBegin: port, portRangeEnd: port };
+  }
+  throw new PeerdialError('SESSION_FAILED', 'no free UDP port to keep the answer on', {
+    hint: 'widen the ICE port range (portRangeBegin/portRangeEnd) in the configuration',
+  });
+}
+
+/** A UDP port free on `address` (or on every address, both families); `wanted` 0 lets the system choose. */
+function freeUdpPort(wanted: number, address: string | undefined): Promise<number | undefined> {
+  const tryBind = (type: 'udp4' | 'udp6', port: number, addr: string | undefined) =>
+    new Promise<number | undefined>((resolve) => {
+      const sock = createSocket({ type, ipv6Only: false });
+      sock.once('error', () => {
+        try {
+          sock.close();
+        } catch {
+          // not bound
+        }
+        resolve(undefined);
+      });
+      sock.bind({ port, address: addr, exclusive: true }, () => {
+        const p = sock.address().port;
+        sock.close(() => resolve(p));
+      });
+    });
+  return (async () => {
+    if (address !== undefined) return tryBind(address.includes(':') ? 'udp6' : 'udp4', wanted, address);
+    // libjuice binds a dual-stack socket when it can: the port must be free for both.
+    const p = await tryBind('udp4', wanted, undefined);
+    if (p === undefined) return undefined;
+    const v6 = await tryBind('udp6', p, '::');
+    return v6 === undefined && (await hasIpv6()) ? undefined : p;
+  })();
+}
+
+let ipv6Checked: Promise<boolean> | undefined;
+function hasIpv6(): Promise<boolean> {
+  ipv6Checked ??= new Promise((resolve) => {
+    const sock = createSocket('udp6');
+    sock.once('error', () => resolve(false));
+    sock.bind({ port: 0, address: '::' }, () => sock.close(() => resolve(true)));
+  });
+  return ipv6Checked;
 }

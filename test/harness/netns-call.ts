@@ -65,13 +65,21 @@ export class PeerProcess {
     }
   }
 
-  /** Ask the peer to close; kill it if it has not exited within 3 s. */
-  async close(): Promise<void> {
+  /** Ask the peer to close; kill it if it has not exited within 3 s. Resolves to whether it exited by itself. */
+  async close(): Promise<boolean> {
     this.send({ cmd: 'close' });
     this.#child.stdin!.end();
     const deadline = Date.now() + 3000;
     while (!this.#exited && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
-    if (!this.#exited) this.#child.kill('SIGKILL');
+    if (this.#exited) return true;
+    this.#child.kill('SIGKILL');
+    return false;
+  }
+
+  /** The longest event-loop stall the peer reported at exit (ms), or undefined when it did not exit by itself. */
+  maxLag(): number | undefined {
+    const ev = this.events.find((e) => e.type === 'lag');
+    return ev === undefined ? undefined : Number(ev.max);
   }
 
   /** ICE/peer-connection state changes, as "t state" strings. */
@@ -83,6 +91,9 @@ export class PeerProcess {
         if (e.type === 'progress') {
           if (ev.type === 'ice' || ev.type === 'state') return `${fmt(e.t)} ${String(ev.type)}=${String(ev.state)}`;
           if (ev.type === 'gathered') return `${fmt(e.t)} gathered ${String(ev.candidates)}`;
+          if (ev.type === 'answer-kept') {
+            return `${fmt(e.t)} answer-kept#${String(ev.count)} (port free after ${String(ev.releaseMs)} ms${ev.same ? '' : ', candidates CHANGED'})`;
+          }
           return `${fmt(e.t)} ${String(ev.type)}`;
         }
         if (e.type === 'refresh') return `${fmt(e.t)} refresh#${String(e.n)}${e.same ? '' : ' (identity CHANGED)'}`;
@@ -103,8 +114,9 @@ export interface PeerOptions {
   stripEndOfCandidates?: boolean;
   /** Remove every candidate (and a=end-of-candidates) from the offer before applying it (answerer). */
   stripCandidates?: boolean;
-  /** Proposed Session option (answerer): keep the answer usable this long; certificate made in `dir`. */
+  /** Session.acceptOffer's keepAnswerMs (answerer); a certificate is made in `dir` when given, else by the Session. */
   keepAnswerMs?: number;
+  keepAnswerRefreshMs?: number;
   dir?: string;
   /** Override the site's ICE servers. */
   iceServers?: string[];
@@ -122,6 +134,7 @@ export function startPeer(net: Network, site: Site, role: 'offerer' | 'answerer'
     stripEndOfCandidates: opts.stripEndOfCandidates,
     stripCandidates: opts.stripCandidates,
     keepAnswerMs: opts.keepAnswerMs,
+    keepAnswerRefreshMs: opts.keepAnswerRefreshMs,
     dir: opts.dir,
   };
   return new PeerProcess(net.spawnInNs(site.hostNs, [PEER_SCRIPT, JSON.stringify(config)]));
@@ -139,6 +152,8 @@ export interface CallResult {
   failure?: { side: 'caller' | 'callee'; code: string; message: string; hint?: string };
   callerLog: string[];
   calleeLog: string[];
+  /** Did each peer exit by itself when asked (no hang), and its longest event-loop stall (ms). */
+  exits?: { caller: boolean; callee: boolean; callerLagMs?: number; calleeLagMs?: number };
 }
 
 export interface CallOptions {
@@ -219,6 +234,7 @@ export async function placeCall(net: Network, from: Site, to: Site, opts: CallOp
     result.calleeLog = callee.timeline();
     const mapping = [caller, callee].flatMap((p) => p.events.filter((e) => e.type === 'mapping' || e.type === 'mapping-failed'));
     for (const m of mapping) result.callerLog.push(`${m.type} ${JSON.stringify(m)}`);
-    await Promise.all([caller.close(), callee.close()]);
+    const [callerExit, calleeExit] = await Promise.all([caller.close(), callee.close()]);
+    result.exits = { caller: callerExit, callee: calleeExit, callerLagMs: caller.maxLag(), calleeLagMs: callee.maxLag() };
   }
 }

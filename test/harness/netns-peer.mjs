@@ -6,23 +6,23 @@
 //
 // argv[2]: { role: 'offerer'|'answerer', ice: IceConfig, connectTimeoutMs,
 //            natpmp?: { gateway }, stripEndOfCandidates?: boolean,
-//            stripCandidates?: boolean, keepAnswerMs?: number, dir?: string }
-//   keepAnswerMs (answerer): Session.acceptOffer's keepAnswerMs with a fresh
-//   certificate made by openssl in `dir` (proposed Session option; an older
-//   Session ignores both).
+//            stripCandidates?: boolean, keepAnswerMs?: number,
+//            keepAnswerRefreshMs?: number, dir?: string }
+//   keepAnswerMs, keepAnswerRefreshMs (answerer): Session.acceptOffer's
+//   options; the certificate is made by createCallCertificate() in `dir` when
+//   given (removed at exit), else by the Session itself.
 //   offerer:  -> {type:'offer', sdp}   <- {cmd:'answer', sdp}
 //   answerer: <- {cmd:'offer', sdp}    -> {type:'answer', sdp}
 //   both:     -> {type:'connected', ms, pair} then {type:'echo', ms}
 //             or {type:'failed', code, message, hint}
 //             -> {type:'progress', t, event} along the way
-//             <- {cmd:'close'}: close and exit 0
+//             <- {cmd:'close'}: close and exit 0, after
+//             -> {type:'lag', max} the longest event-loop stall seen (ms)
 //
 // argv[2] may instead be { role: 'stun', servers, localAddress, timeoutMs }:
 // runs stunBinding + natMapping and prints {type:'stun', ...}.
-import { execFileSync } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 
 const config = JSON.parse(process.argv[2] ?? '{}');
@@ -53,7 +53,17 @@ if (config.role === 'stun') {
   process.exit(0);
 }
 
-const { Session, shutdownSessions } = await import('../../dist/session/index.js');
+const { Session, shutdownSessions, createCallCertificate } = await import('../../dist/session/index.js');
+
+// Event-loop stalls (a native call that blocks, e.g. a hanging close()).
+let maxLag = 0;
+let lastTick = performance.now();
+setInterval(() => {
+  const now = performance.now();
+  maxLag = Math.max(maxLag, Math.round(now - lastTick - 100));
+  lastTick = now;
+}, 100).unref();
+let certificate;
 
 /** NAT-PMP (RFC 6886) UDP mapping request: internal port -> external port. */
 function natPmpMap(gateway, internalPort, lifetimeS) {
@@ -130,6 +140,8 @@ function finish(code) {
   } catch {
     /* ignore */
   }
+  certificate?.remove();
+  emit({ type: 'lag', max: maxLag });
   setTimeout(() => process.exit(code), 20).unref?.();
 }
 
@@ -179,11 +191,13 @@ try {
         if (config.stripCandidates) offer = offer.replace(/^a=candidate:.*\r?\n/gm, '');
         const opts = { ice, onProgress };
         if (config.keepAnswerMs) {
-          mkdirSync(config.dir, { recursive: true });
-          const certPemFile = join(config.dir, 'cert.pem');
-          const keyPemFile = join(config.dir, 'key.pem');
-          execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', keyPemFile, '-out', certPemFile, '-days', '2', '-subj', '/CN=peerdial'], { stdio: 'ignore' });
-          Object.assign(opts, { keepAnswerMs: config.keepAnswerMs, certificate: { certPemFile, keyPemFile } });
+          opts.keepAnswerMs = config.keepAnswerMs;
+          if (config.keepAnswerRefreshMs) opts.keepAnswerRefreshMs = config.keepAnswerRefreshMs;
+          if (config.dir) {
+            mkdirSync(config.dir, { recursive: true });
+            certificate = await createCallCertificate({ parentDir: config.dir });
+            opts.certificate = certificate;
+          }
         }
         const made = await Session.acceptOffer(offer, opts);
         session = made.session;
