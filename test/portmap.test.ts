@@ -126,6 +126,37 @@ describe('port mapping on loopback', () => {
     expect(activeMappings()).toEqual([]);
   });
 
+  it('renew: the mapping is asked for again at half its lifetime; a port the router changed is reported by onChange', async () => {
+    router.mode = 'grant';
+    requests.length = 0;
+    const changes: string[] = [];
+    const m = await mapUdpPort({
+      internalPort: 40010,
+      gateway: '127.0.0.1',
+      method: 'natpmp',
+      ttlSeconds: 2,
+      timeoutMs: 2000,
+      renew: true,
+      onChange: (c, err) => changes.push(err ? `error ${err.message}` : describeMapping(c)),
+    });
+    expect(m.externalPort).toBe(41010);
+    router.grantOffset = 2000; // the router moves the mapping at the renewal
+    try {
+      await new Promise((r) => setTimeout(r, 1500));
+    } finally {
+      router.grantOffset = 1000;
+    }
+    expect(requests.filter((r) => r.op === 1).map((r) => [r.internal, r.lifetime])).toEqual([
+      [40010, 2],
+      [40010, 2],
+    ]);
+    expect(m.externalPort).toBe(42010);
+    expect(changes).toEqual(['203.0.113.7:42010 -> 127.0.0.1:40010 via natpmp']);
+    expect(m.expiresAt.getTime()).toBeGreaterThan(Date.now() + 1000);
+    await m.unmap();
+    expect(activeMappings()).toEqual([]);
+  });
+
   it('peerdial address --map-port: shows the mapping (text and --json), removes it before exiting unless --keep; a silent router is exit 69 with the hint', async () => {
     router.mode = 'grant';
     requests.length = 0;

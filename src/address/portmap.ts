@@ -22,6 +22,9 @@
  *   one after the other here. A socket error is caught (the library would
  *   emit it unhandled). Its unmap() removes a TCP mapping whatever was
  *   mapped, so removal sends the RFC 6886 deletion (UDP, lifetime 0) itself.
+ *   Its map() ignores `externalPort` (the suggested port is always the
+ *   internal one); a renewal re-requests the same internal port, which
+ *   routers answer with the mapping they already hold.
  * - UPnP: the library finds InternetGatewayDevice:2 routers by SSDP and
  *   speaks SOAP; the AddAnyPortMapping and DeletePortMapping calls are made
  *   here, because its own map() forces a lease of at least 3600 s and its
@@ -66,7 +69,11 @@ export interface MapUdpPortOptions {
   /** Overall time for the attempt (default 5000 ms); in 'auto', NAT-PMP gets up to 40 % of it (at most 2 s). */
   timeoutMs?: number;
   signal?: AbortSignal;
-  /** The external port to ask for (default: the internal port); the router may choose another. */
+  /**
+   * UPnP only: the external port to ask for (default: the internal port);
+   * the router may choose another. (NAT-PMP through the library always
+   * suggests the internal port.)
+   */
   externalPort?: number;
   /** Renew the mapping at half its lifetime until unmap() (timers do not keep the process alive). */
   renew?: boolean;
@@ -399,7 +406,7 @@ class Mapping implements PortMapping {
     if (this.gone) return;
     const before = `${this.externalHost}:${this.externalPort}`;
     const { signal: _ignored, ...rest } = this.opts;
-    const o: MapUdpPortOptions = { ...rest, externalPort: this.externalPort };
+    const o: MapUdpPortOptions = { ...rest, externalPort: this.externalPort }; // UPnP: keep the port
     try {
       const m =
         this.method === 'natpmp'

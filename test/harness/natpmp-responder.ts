@@ -1,7 +1,7 @@
 /**
  * A NAT-PMP (RFC 6886) "router" on 127.0.0.1:5351 (the protocol's fixed
  * port), for tests that must not talk to a real router: it stays silent,
- * refuses (result 2), or grants every mapping at the suggested port + 1000
+ * refuses (result 2), or grants every mapping at the suggested port + `grantOffset` (1000)
  * with the external address 203.0.113.7. It records every request.
  */
 import { createSocket, type Socket } from 'node:dgram';
@@ -15,6 +15,8 @@ export interface NatPmpRequest {
 
 export interface NatPmpResponder {
   mode: 'silent' | 'grant' | 'refuse';
+  /** A granted mapping's external port is the suggested one plus this (default 1000). */
+  grantOffset: number;
   requests: NatPmpRequest[];
   close(): Promise<void>;
 }
@@ -25,6 +27,7 @@ export async function natPmpResponder(mode: NatPmpResponder['mode'] = 'grant'): 
   const socket: Socket = createSocket('udp4');
   const state: NatPmpResponder = {
     mode,
+    grantOffset: 1000,
     requests: [],
     close: () => new Promise<void>((r) => socket.close(() => r())),
   };
@@ -50,7 +53,7 @@ export async function natPmpResponder(mode: NatPmpResponder['mode'] = 'grant'): 
       out.writeUInt16BE(result, 2);
       out.writeUInt32BE(1234, 4);
       out.writeUInt16BE(msg.readUInt16BE(4), 8);
-      out.writeUInt16BE(lifetime === 0 ? 0 : msg.readUInt16BE(6) + 1000, 10); // another port than asked
+      out.writeUInt16BE(lifetime === 0 ? 0 : msg.readUInt16BE(6) + state.grantOffset, 10); // another port than asked
       out.writeUInt32BE(lifetime, 12);
       socket.send(out, from.port, from.address);
     }
