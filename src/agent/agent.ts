@@ -124,6 +124,7 @@ export class Agent {
       account: o.account,
       ice: iceFromConfig(o.account),
       send: () => (remote ? remote.poke() : this.outbox.poke()),
+      ...(o.account.config.ice.portMapping ? { portMapping: o.account.config.ice.portMapping } : {}),
       ...(remote ? { onCallPlaced: (callId: string) => remote.subscribe(callId) } : {}),
       elsewhere: (msg, messageId) => this.control?.deliver(msg, messageId) ?? false,
       takeOffer: (msg, messageId) => this.control?.offerToTaker(msg, messageId) ?? false,
@@ -333,6 +334,10 @@ export class Agent {
     await this.phone.shutdown();
     await Promise.allSettled([...this.carrying]);
     await this.camera?.stop();
+    if (this.o.account.config.ice.portMapping && this.o.account.config.ice.portMapping !== 'off') {
+      // every router mapping this process made goes away with it
+      await (await import('../address/portmap.js')).unmapAll();
+    }
     if (this.remote) {
       this.remote.poke();
       this.remote.close();

@@ -17,6 +17,8 @@ import { newCallee, type CalleeEvent, type CalleeOutput, type CalleeState } from
 import { decide, type PolicyDecision } from './policy.js';
 import { addressesFromSdp } from './sdp-addresses.js';
 import { realTimers, type Timers } from './timers.js';
+import { addMappedCandidate, freeUdpPort, pinnedIce } from './mapped-ice.js';
+import type { PortMapping } from '../address/portmap.js';
 
 export type Direction = 'out' | 'in';
 
@@ -72,6 +74,8 @@ export interface PhoneOptions {
   forceAnswer?: boolean;
   /** An allowed offer: somebody else (a `peerdial listen` beside the agent) may take it; true when taken. */
   takeOffer?: (offer: PeerdialMessage, messageId: string) => boolean;
+  /** Ask the router to forward each call's UDP port (config `[ice] port_mapping`). */
+  portMapping?: 'auto' | 'upnp' | 'natpmp' | 'off';
   /** Which of an offer's audio/video this side sends or receives (a camera node sends). */
   answerMedia?: (offer: PeerdialMessage) => AnswerMedia | undefined;
   /** Refuse an allowed offer before anything is answered (e.g. `view` where there is no camera): the text goes back in a decline. */
@@ -98,6 +102,8 @@ export interface CallOptions {
 }
 
 interface CallRecord {
+  /** The router mapping this call's ICE port uses, if any. */
+  mapping?: PortMapping;
   callId: string;
   direction: Direction;
   peer: string;
@@ -208,7 +214,9 @@ export class Phone {
   /** Gathering: a new session and its complete offer. */
   private makeOffer(rec: OutgoingRecord): void {
     rec.attempts++;
-    Session.createOffer({ ice: this.o.ice, ...(rec.media ? { media: rec.media } : {}) }).then(
+    this.iceFor(rec)
+      .then((ice) => Session.createOffer({ ice, ...(rec.media ? { media: rec.media } : {}) }))
+      .then(
       ({ session, sdp }) => {
         rec.session = session;
         if (rec.m.done) {
@@ -216,7 +224,7 @@ export class Phone {
           return;
         }
         this.watchSession(rec, session);
-        this.feed(rec, { type: 'session-gathered', sdp });
+        this.feed(rec, { type: 'session-gathered', sdp: rec.mapping ? addMappedCandidate(sdp, rec.mapping) : sdp });
       },
       (err) => this.feed(rec, { type: 'session-failed', reason: (err as Error).message }),
     );
@@ -445,7 +453,10 @@ export class Phone {
       }
       try {
         const media = this.o.answerMedia?.(inc.offer);
-        const { session, sdp } = await Session.acceptOffer(inc.offer.sdp, { ice: this.o.ice, ...(media ? { media } : {}) });
+        const ice = await this.iceFor(rec);
+        const answered = await Session.acceptOffer(inc.offer.sdp, { ice, ...(media ? { media } : {}) });
+        const session = answered.session;
+        const sdp = rec.mapping ? addMappedCandidate(answered.sdp, rec.mapping) : answered.sdp;
         rec.session = session;
         if (rec.m.done) {
           session.close('call ended');
@@ -509,8 +520,29 @@ export class Phone {
     if (rec.direction === 'out') (rec as OutgoingRecord).resolve(active);
   }
 
+  /**
+   * ICE settings for one attempt: with `port_mapping`, a local UDP port the
+   * router forwards (a failure is reported and the call goes on without).
+   */
+  private async iceFor(rec: OutgoingRecord | IncomingRecord): Promise<IceConfig> {
+    const method = this.o.portMapping;
+    if (!method || method === 'off') return this.o.ice;
+    await rec.mapping?.unmap().catch(() => undefined);
+    delete rec.mapping;
+    try {
+      const { mapUdpPort } = await import('../address/portmap.js');
+      const internalPort = await freeUdpPort();
+      rec.mapping = await mapUdpPort({ internalPort, method, ttlSeconds: 3600, timeoutMs: 3000 });
+      return pinnedIce(this.o.ice, rec.mapping);
+    } catch (err) {
+      this.emit({ type: 'error', error: new Error(`no router port mapping for this call (${(err as Error).message}); going on without`) });
+      return this.o.ice;
+    }
+  }
+
   private finish(rec: OutgoingRecord | IncomingRecord): void {
     rec.cancelTimers.splice(0).forEach((c) => c());
+    void rec.mapping?.unmap().catch(() => undefined);
     const state = rec.m.state;
     if (rec.direction === 'out' && !rec.active) {
       const [code, what, hint] = ENDING_ERRORS[state] ?? ['SESSION_FAILED', state, ''];

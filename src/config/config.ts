@@ -3,7 +3,7 @@
  * every mistake is reported with the key that is wrong.
  *
  *   [defaults]              ring_seconds, who_may_call, answer, download_dir, state_dir, account
- *   [ice]                   servers, bind_address, port_range_begin, port_range_end
+ *   [ice]                   servers, bind_address, port_range_begin, port_range_end, port_mapping
  *   [forward]               allow = ["127.0.0.1:8554"]  targets callers may reach with --forward
  *   [link]                  up, down, timeout_seconds, idle_down_seconds, poll_minutes  (dial-up style links)
  *   [[wake]]                email, mac, address, port, config  (machines `peerdial wake-relay` wakes)
@@ -71,6 +71,8 @@ export interface IceSettings {
   bindAddress?: string;
   portRangeBegin?: number;
   portRangeEnd?: number;
+  /** Ask the router (NAT-PMP / UPnP) to forward the call's UDP port; 'off' by default. */
+  portMapping?: 'auto' | 'upnp' | 'natpmp' | 'off';
 }
 
 /** Commands that bring a link (modem, VPN, LTE) up and down around calls and mailbox checks. */
@@ -348,6 +350,7 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
   if (bind) cfg.ice.bindAddress = bind;
   if (ice.port_range_begin !== undefined) cfg.ice.portRangeBegin = int(ice, 'port_range_begin', file, 'ice.', 0, 1024, 65535);
   if (ice.port_range_end !== undefined) cfg.ice.portRangeEnd = int(ice, 'port_range_end', file, 'ice.', 0, 1024, 65535);
+  if (ice.port_mapping !== undefined) cfg.ice.portMapping = oneOf(ice, 'port_mapping', file, 'ice.', ['auto', 'upnp', 'natpmp', 'off'] as const, 'off');
   return cfg;
 }
 
@@ -416,6 +419,7 @@ export function configToToml(cfg: Omit<Config, 'file'>): string {
   if (cfg.ice.bindAddress) ice.bind_address = cfg.ice.bindAddress;
   if (cfg.ice.portRangeBegin) ice.port_range_begin = cfg.ice.portRangeBegin;
   if (cfg.ice.portRangeEnd) ice.port_range_end = cfg.ice.portRangeEnd;
+  if (cfg.ice.portMapping && cfg.ice.portMapping !== 'off') ice.port_mapping = cfg.ice.portMapping;
   const accounts = cfg.accounts.map((a) => {
     const t: Table = { email: a.email, folder: a.folder, imap: serverToToml(a.imap), smtp: serverToToml(a.smtp) };
     if (a.name) t.name = a.name;
