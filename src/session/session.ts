@@ -789,7 +789,6 @@ export class Session {
       if (this.#iceState === 'connected' || this.#iceState === 'completed') this.#scheduleKeep();
       else void this.#replaceKept('refresh');
     }, kept.refreshMs);
-    kept.timer.unref?.();
   }
 
   /** Replace the connection by one with the same ICE credentials, certificate and port. */
