@@ -454,7 +454,10 @@ export class Phone {
       try {
         const media = this.o.answerMedia?.(inc.offer);
         const ice = await this.iceFor(rec);
-        const answered = await Session.acceptOffer(inc.offer.sdp, { ice, ...(media ? { media } : {}) });
+        // Keep the answer usable while it travels back by mail (behind a filtering NAT the
+        // callee's ICE would give up after ~40 s); not with media, which cannot be kept yet.
+        const keepAnswerMs = media ? 0 : (this.o.calleeConnectTimeoutMs ?? 180_000);
+        const answered = await Session.acceptOffer(inc.offer.sdp, { ice, ...(media ? { media } : {}), ...(keepAnswerMs ? { keepAnswerMs } : {}) });
         const session = answered.session;
         const sdp = rec.mapping ? addMappedCandidate(answered.sdp, rec.mapping) : answered.sdp;
         rec.session = session;
