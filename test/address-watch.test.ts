@@ -9,7 +9,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureMailServers, isRoot } from './harness/system.js';
 import { startMailStack, type MailStack } from './harness/mail-stack.js';
-import { introduce, makePeer, runCli, tempDir, waitFor, ROOT, type Peer } from './harness/peers.js';
+import { runCli, waitFor, ROOT, type Peer, aliceAndHitoshi, type Pair } from './harness/peers.js';
 import { agentOf } from './harness/agents.js';
 import type { DetectedAddress } from '../src/address/interfaces.js';
 
@@ -20,18 +20,15 @@ let hitoshi: Peer;
 
 const addr = (ip: string): DetectedAddress => ({ ip, family: ip.includes(':') ? 6 : 4, interface: 'eth0', scope: 'documentation', meaning: '', source: 'interface' });
 
+let pair: Pair | undefined;
 beforeAll(async () => {
   ensureMailServers();
-  stack = await startMailStack({ users: ['alice', 'hitoshi'] });
-  dir = await tempDir('addrwatch');
-  alice = await makePeer(stack, 'alice', dir);
-  hitoshi = await makePeer(stack, 'hitoshi', dir, { answer: 'auto-answer' });
-  await introduce(alice, hitoshi);
+  pair = await aliceAndHitoshi('addrwatch', () => startMailStack({ users: ['alice', 'hitoshi'] }));
+  ({ stack, dir, alice, hitoshi } = pair);
 }, 120_000);
 
 afterAll(async () => {
-  await stack?.stop();
-  if (dir) await fs.rm(dir, { recursive: true, force: true });
+  await pair?.stop();
 });
 
 describe("alice's address changes", () => {

@@ -9,13 +9,12 @@
  * counted and printed.
  */
 import { getEventListeners } from 'node:events';
-import { promises as fs } from 'node:fs';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureMailServers } from './harness/system.js';
 import { startMailStack, type MailStack } from './harness/mail-stack.js';
-import { introduce, makePeer, tempDir, waitFor, type Peer } from './harness/peers.js';
+import { waitFor, type Peer, aliceAndHitoshi, type Pair } from './harness/peers.js';
 import { agentOf, endedStates } from './harness/agents.js';
 import { Agent, type AgentEvent } from '../src/agent/agent.js';
 import type { ActiveCall } from '../src/agent/phone.js';
@@ -61,18 +60,15 @@ function abortListeners(agent: Agent): number {
   return ac ? getEventListeners(ac.signal, 'abort').length : -1;
 }
 
+let pair: Pair | undefined;
 beforeAll(async () => {
   ensureMailServers();
-  stack = await startMailStack({ users: ['alice', 'hitoshi'] });
-  dir = await tempDir('call-soak');
-  alice = await makePeer(stack, 'alice', dir);
-  hitoshi = await makePeer(stack, 'hitoshi', dir, { answer: 'auto-answer' });
-  await introduce(alice, hitoshi);
+  pair = await aliceAndHitoshi('call-soak', () => startMailStack({ users: ['alice', 'hitoshi'] }));
+  ({ stack, dir, alice, hitoshi } = pair);
 }, 120_000);
 
 afterAll(async () => {
-  await stack?.stop();
-  if (dir) await fs.rm(dir, { recursive: true, force: true });
+  await pair?.stop();
 });
 
 describe('a long-running agent', () => {

@@ -6,12 +6,11 @@
  * (loopback only). Each scenario asserts both state sequences and prints
  * the time from the release of the held mail to "connected".
  */
-import { promises as fs } from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureMailServers } from './harness/system.js';
 import { startMailStack, type MailStack } from './harness/mail-stack.js';
-import { introduce, makePeer, tempDir, waitFor, type Peer } from './harness/peers.js';
+import { waitFor, type Peer, aliceAndHitoshi, type Pair } from './harness/peers.js';
 import { agentOf, endedStates } from './harness/agents.js';
 import { Agent, type AgentEvent } from '../src/agent/agent.js';
 import type { Channel } from '../src/session/index.js';
@@ -100,18 +99,15 @@ async function aliceTalks(call: ActiveCall, hitoshiLines: string[]): Promise<voi
   expect(await within(10_000, "hitoshi's hash of the data", echoed)).toBe(sha256(payload));
 }
 
+let pair: Pair | undefined;
 beforeAll(async () => {
   ensureMailServers();
-  stack = await startMailStack({ users: ['alice', 'hitoshi'] });
-  dir = await tempDir('slow-mail');
-  alice = await makePeer(stack, 'alice', dir);
-  hitoshi = await makePeer(stack, 'hitoshi', dir, { answer: 'auto-answer' });
-  await introduce(alice, hitoshi);
+  pair = await aliceAndHitoshi('slow-mail', () => startMailStack({ users: ['alice', 'hitoshi'] }));
+  ({ stack, dir, alice, hitoshi } = pair);
 }, 120_000);
 
 afterAll(async () => {
-  await stack?.stop();
-  if (dir) await fs.rm(dir, { recursive: true, force: true });
+  await pair?.stop();
 });
 
 describe('mail is slow', () => {

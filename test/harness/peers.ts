@@ -141,3 +141,30 @@ export async function waitFor<T>(what: string, fn: () => Promise<T | undefined |
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }
+
+export interface Pair {
+  stack: MailStack;
+  dir: string;
+  alice: Peer;
+  hitoshi: Peer;
+  stop(): Promise<void>;
+}
+
+/** The usual cast on a fresh mail stack: alice, and hitoshi whose agent answers her automatically; contacts of each other. */
+export async function aliceAndHitoshi(prefix: string, stackOf: () => Promise<MailStack>): Promise<Pair> {
+  const stack = await stackOf();
+  const dir = await tempDir(prefix);
+  const alice = await makePeer(stack, 'alice', dir);
+  const hitoshi = await makePeer(stack, 'hitoshi', dir, { answer: 'auto-answer' });
+  await introduce(alice, hitoshi);
+  return {
+    stack,
+    dir,
+    alice,
+    hitoshi,
+    stop: async () => {
+      await stack.stop();
+      await fs.rm(dir, { recursive: true, force: true });
+    },
+  };
+}
