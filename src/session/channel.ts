@@ -1,7 +1,7 @@
 /**
  * A Channel (see types.ts) over one node-datachannel DataChannel.
  *
- * Hazards contained here (see /work/shared/notes/webrtc.md):
+ * Hazards contained here (see ../shared/notes/webrtc.md):
  * - every native callback is wrapped: an exception thrown inside one aborts
  *   the process; listener errors are rethrown on a later tick instead, where
  *   they behave like any other uncaught JS error;

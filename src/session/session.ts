@@ -4,7 +4,7 @@
  * the only place that imports node-datachannel; the rest of peerdial sees the
  * plain types of types.ts.
  *
- * Hazards handled (measured in /work/shared/notes/webrtc.md and nat.md):
+ * Hazards handled (measured in ../shared/notes/webrtc.md and nat.md):
  *
  * - DTLS roles vs. slow mail: the offer is mailed with `a=setup:actpass`
  *   rewritten to `a=setup:active`, so the OFFERER is the DTLS client and the

@@ -10,7 +10,7 @@
  *    |-- site behind NAT:  router (wan0 198.18.0.x, lan0 10.0.i.1) -- host 10.0.i.2
  *    `-- site "v6only":    router (wan0 2001:db8::x, lan0 2001:db8:i::1) -- host 2001:db8:i::2
  *
- * Site kinds (behaviour as measured in /work/shared/notes/nat.md):
+ * Site kinds (behaviour as measured in ../shared/notes/nat.md):
  * - public:     no NAT, no firewall.
  * - fullcone:   nftables masquerade + a dynamic map "UDP source port -> LAN
  *               host" filled on the way out and used for DNAT on the way in.
