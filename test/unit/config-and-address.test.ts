@@ -16,7 +16,7 @@ who_may_call = "everybody"
 state_dir = "/var/lib/peerdial"
 
 [ice]
-servers = ["stun:stun.example.org:3478"]
+servers = ["stun:127.0.0.2:3478"]
 bind_address = "127.0.0.1"
 
 [forward]
@@ -39,7 +39,7 @@ describe('the config file', () => {
   it('reads every section, fills defaults, lower-cases addresses', () => {
     const c = parseConfig(GOOD, '/etc/peerdial.toml', {});
     expect(c).toMatchObject({ ringSeconds: 60, whoMayCall: 'everybody', answer: 'ring', stateDir: '/var/lib/peerdial', forwardAllow: ['127.0.0.1:554', '[::1]:*'] });
-    expect(c.ice).toEqual({ servers: ['stun:stun.example.org:3478'], bindAddress: '127.0.0.1' });
+    expect(c.ice).toEqual({ servers: ['stun:127.0.0.2:3478'], bindAddress: '127.0.0.1' });
     expect(c.accounts[0]).toMatchObject({ email: 'alice@example.org', folder: 'Peerdial' });
     expect(c.accounts[0]!.imap).toMatchObject({ tls: 'tls', user: 'alice@example.org', command: 'pass show mail' });
     expect(c.accounts[0]!.smtp).toMatchObject({ tls: 'starttls', env: 'MAILPW' });

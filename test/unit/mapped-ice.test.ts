@@ -32,8 +32,8 @@ describe('the mapped address in the description', () => {
   it('pins ICE to the mapped local port', async () => {
     const port = await freeUdpPort('127.0.0.1');
     expect(port).toBeGreaterThan(0);
-    const ice = pinnedIce({ iceServers: ['stun:stun.example.org:3478'] }, { ...mapping, internalPort: port } as unknown as PortMapping);
-    expect(ice).toEqual({ iceServers: ['stun:stun.example.org:3478'], portRangeBegin: port, portRangeEnd: port });
+    const ice = pinnedIce({ iceServers: ['stun:127.0.0.2:3478'] }, { ...mapping, internalPort: port } as unknown as PortMapping);
+    expect(ice).toEqual({ iceServers: ['stun:127.0.0.2:3478'], portRangeBegin: port, portRangeEnd: port });
   });
 
   it('is switched on in the config with [ice] port_mapping', () => {
