@@ -8,6 +8,7 @@ import { connectImap } from '../mail/imap.js';
 import { InboxWatcher, type CheckResult, type InboxMail } from '../mail/inbox.js';
 import { OutboxSender, type DrainResult } from '../mail/outbox-sender.js';
 import type { Account, Received } from './account.js';
+import { sleep } from './timers.js';
 
 export type MailboxEvent =
   | { type: 'connecting'; attempt: number }
@@ -24,18 +25,6 @@ export function reconnectDelayMs(attempt: number, random: () => number = Math.ra
   return Math.round(base * (0.5 + random()));
 }
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done);
-  });
-}
 
 export interface MailboxOptions {
   signal: AbortSignal;

@@ -7,6 +7,7 @@
 import type { Account } from '../agent/account.js';
 import { checkOnce, type MailboxEvent, type MailboxOptions } from '../agent/mailbox.js';
 import type { Link } from './hooks.js';
+import { sleep } from '../agent/timers.js';
 
 export interface PollOptions {
   account: Account;
@@ -20,18 +21,6 @@ export interface PollOptions {
   onEvent?: (e: MailboxEvent) => void;
 }
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const done = () => {
-      clearTimeout(t);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const t = setTimeout(done, ms);
-    signal.addEventListener('abort', done);
-  });
-}
 
 /** Waits while a call is active or our mail waits to be sent (the latter at most `mailMs`); true when a call was seen. */
 async function whileBusy(o: PollOptions, mailMs: number): Promise<boolean> {

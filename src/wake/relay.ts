@@ -23,6 +23,7 @@ import { reconnectDelayMs } from '../agent/mailbox.js';
 import { HEADER_VERSION } from '../wire/headers.js';
 import { PeerdialError } from '../errors.js';
 import { sendWakeOnLan, type WakeOnLanOptions } from '../address/wol.js';
+import { sleep } from '../agent/timers.js';
 
 export type WakeEvent =
   | { type: 'watching'; email: string; idle: boolean }
@@ -72,18 +73,6 @@ interface Mark {
   lastUid: number;
 }
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const done = () => {
-      clearTimeout(t);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const t = setTimeout(done, ms);
-    signal.addEventListener('abort', done);
-  });
-}
 
 /** Watches one sleeping machine's INBOX until `signal` aborts; reconnects after failures. */
 async function watchOne(m: SleepingMachine, o: WakeRelayOptions): Promise<void> {
