@@ -19,6 +19,8 @@ export type ErrorCode =
   | 'CONTACT_EXISTS'
   | 'CONTACT_BLOCKED'
   | 'KEY_MISSING'
+  | 'KEY_MISMATCH'
+  | 'INVITE_INVALID'
   | 'WIRE_BUILD'
   | 'STORE_CORRUPT'
   | 'SESSION_FAILED'

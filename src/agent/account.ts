@@ -26,6 +26,9 @@ import type { SmtpTarget } from '../mail/smtp.js';
 import type { ImapTarget } from '../mail/imap.js';
 import type { Verdict } from '../mail/inbox.js';
 import { TokenProvider } from '../mail/oauth2.js';
+import { InviteStore } from '../store/invites.js';
+import { KeptStore } from '../store/kept.js';
+import { trustGate } from './introduction.js';
 
 export type Clock = () => Date;
 
@@ -41,6 +44,8 @@ export class Account {
   readonly outbox: Outbox;
   readonly calls: CallLog;
   readonly messages: MessageStore;
+  readonly invites: InviteStore;
+  readonly kept: KeptStore;
   private keyCache = new Map<string, openpgp.PublicKey>();
   private passwords = new Map<string, string>();
   private tokenProvider?: TokenProvider;
@@ -57,6 +62,8 @@ export class Account {
     this.outbox = new Outbox(stateDir);
     this.calls = new CallLog(stateDir);
     this.messages = new MessageStore(stateDir);
+    this.invites = new InviteStore(stateDir);
+    this.kept = new KeptStore(stateDir);
   }
 
   get email(): string {
@@ -143,6 +150,7 @@ export class Account {
     attachment?: PeerdialMessage['attachment'];
     ttlSeconds?: number;
     inReplyTo?: string;
+    mac?: string;
   }): Promise<{ entry: OutboxEntry; message: PeerdialMessage; messageId: string }> {
     const now = this.clock();
     const contact = await this.contacts.byEmail(input.to);
@@ -163,6 +171,7 @@ export class Account {
       ...(input.text !== undefined ? { text: input.text } : {}),
       ...(input.purpose !== undefined ? { purpose: input.purpose } : {}),
       ...(input.attachment !== undefined ? { attachment: input.attachment } : {}),
+      ...(input.mac !== undefined ? { mac: input.mac } : {}),
     };
     const recipientKey = contact ? await this.keyOf(contact) : undefined;
     const built = await buildMail(message, {
@@ -187,24 +196,33 @@ export class Account {
   /**
    * Sorts one received mail: parse and verify it against the address book
    * and the ledger, and pin the sender's key when a known contact's key is
-   * seen for the first time. Never throws for bad input.
+   * seen for the first time (as learned, or as introduced when it matches
+   * a fingerprint given out of band). While an invite is out, strangers'
+   * mail is read far enough to find an introduction. A stranger's mail is
+   * kept (src/store/kept.ts) for a second look when they become a contact.
+   * `recheck`: the Message-ID of a kept mail looked at again (the ledger
+   * knows it already). Never throws for bad input.
    */
-  async classify(raw: Buffer): Promise<Received> {
+  async classify(raw: Buffer, opts: { recheck?: string } = {}): Promise<Received> {
     await this.ledger.ready();
     const contacts = await this.contacts.list();
+    const inviting = (await this.invites.pending(this.clock()).catch(() => [])).length > 0;
     const views = new Map<string, ContactView>();
     for (const c of contacts) {
       const publicKey = await this.keyOf(c);
-      views.set(c.email, { ...(publicKey ? { publicKey } : {}), blocked: c.blocked });
+      // while an invite is out, a key that was only learned does not stand in the way of the introduction that replaces it
+      const hide = inviting && c.trust === 'learned';
+      views.set(c.email, { ...(publicKey && !hide ? { publicKey } : {}), blocked: c.blocked });
     }
+    const recheck = opts.recheck;
     let parsed: ParseResult;
     try {
       parsed = await parseMail(raw, {
         self: { email: this.email, identity: this.identity },
         now: this.clock(),
-        contact: (email) => views.get(email.toLowerCase()),
+        contact: (email) => views.get(email.toLowerCase()) ?? (inviting ? {} : undefined),
         policy: this.config.whoMayCall,
-        seen: (nonce, messageId) => this.ledger.seen(nonce, messageId),
+        seen: (nonce, messageId) => this.ledger.seen(nonce, messageId === recheck ? '' : messageId),
       });
     } catch (err) {
       parsed = { ok: false, reason: 'malformed', detail: `parser failed: ${(err as Error).message}` };
@@ -212,7 +230,13 @@ export class Account {
     if (parsed.ok) {
       const m = parsed.message;
       const contact = contacts.find((c) => c.email === m.from);
-      if (contact && !contact.fingerprint && parsed.learnedKey) {
+      const refused = await trustGate(this, parsed, contact);
+      if (refused) parsed = { ok: false, ...refused, messageId: parsed.messageId, from: m.from };
+    }
+    if (parsed.ok) {
+      const m = parsed.message;
+      const contact = await this.contacts.byEmail(m.from);
+      if (contact && !contact.publicKey && parsed.learnedKey) {
         await this.contacts.pinKey(contact.email, parsed.senderKey.armor(), fingerprintOf(parsed.senderKey), 'autocrypt');
       }
       if (m.kind === 'message') await this.messages.save(m, this.clock());
@@ -227,6 +251,10 @@ export class Account {
     if (v.reason === 'expired' && v.message?.kind === 'offer') {
       // verified, but too late: a missed call, never a connection
       await this.calls.append({ at: this.clock().toISOString(), direction: 'in', peer: v.message.from, callId: v.message.callId, outcome: 'missed', detail: 'the offer had expired when it arrived' });
+    }
+    if (v.reason === 'unknown-sender' && v.from && v.messageId && this.config.whoMayCall !== 'nobody') {
+      // kept for a second look when this sender becomes a contact (the mail stays in INBOX)
+      await this.kept.keep({ messageId: v.messageId, from: v.from, at: this.clock().toISOString() }, this.clock()).catch(() => undefined);
     }
     return {
       ok: false,

@@ -24,6 +24,9 @@ import { addressEntries, announce } from '../api/mail.js';
 import { HealthRecord, type AgentHealth } from './health.js';
 import type { Link } from '../link/hooks.js';
 import { pollMailbox } from '../link/poll.js';
+import { capabilitiesOf } from '../store/contacts.js';
+import { forwardAllows } from './policy.js';
+import { recheckKept, type RecheckResult } from './kept.js';
 
 export function iceFromConfig(account: Account): IceConfig {
   const ice = account.config.ice;
@@ -53,7 +56,10 @@ export interface AgentOptions {
   timers?: Timers;
   forceAnswer?: boolean;
   refuseIncoming?: boolean;
-  /** Where `forward` calls may connect to: "HOST:PORT" or "HOST:*". Default: none. */
+  /**
+   * Machine-wide bound on `forward` targets ("HOST:PORT" or "HOST:*"), on top of each
+   * contact's own allow-list (`contacts allow NAME forward=HOST:PORT`). Default: the config's.
+   */
   forwardAllow?: string[];
   connectTimeoutMs?: number;
   calleeConnectTimeoutMs?: number;
@@ -145,6 +151,8 @@ export class Agent {
         if (e.type === 'ringing') this.ringing.set(e.call.callId, e.call);
         if (e.type === 'ended') this.ringing.delete(e.callId);
         if (e.type === 'connected' && e.call.direction === 'in') this.carry(e.call);
+        // an introduction was accepted: its confirmation waits in the outbox
+        if (e.type === 'message' && e.message.kind === 'introduce') this.outbox.poke();
         emit(e);
       },
     });
@@ -180,10 +188,22 @@ export class Agent {
       this.o.onEvent?.(e);
     };
     const onMail = (mail: Parameters<Phone['handleMail']>[0]) => this.phone.handleMail(mail);
+    // mail that came before its sender was a contact gets its second look
+    void this.recheckKept();
     const poll = this.o.link?.pollMinutes;
     this.watching = poll
       ? pollMailbox({ account: this.o.account, link: this.o.link!.hooks, everyMs: poll * 60_000, signal: this.ac.signal, onMail, busy: () => this.phone.activeCount() > 0, onEvent })
       : watchInbox(this.o.account, { signal: this.ac.signal, onMail, onEvent });
+  }
+
+  /** Looks again at kept mail of senders who are contacts now (`contacts add` asks for it). */
+  async recheckKept(only?: string): Promise<RecheckResult> {
+    try {
+      return await recheckKept(this.o.account, (mail) => this.phone.handleMail(mail), only);
+    } catch (err) {
+      this.o.onEvent?.({ type: 'error', error: err as Error });
+      return { looked: 0, accepted: 0 };
+    }
   }
 
   call(who: string, opts: CallOptions = {}): Promise<ActiveCall> {
@@ -208,9 +228,12 @@ export class Agent {
     const acc = this.o.account;
     const dir = expandHome(acc.config.downloadDir);
     const say = (what: string, detail: string) => this.o.onEvent?.({ type: 'carried', callId: call.callId, what, detail });
+    // what this caller may do here (its capabilities; the policy has let the purpose through)
+    const contact = await acc.contacts.byEmail(call.peer);
+    const caps = capabilitiesOf(contact);
     if (call.purpose === 'file') {
       const ch = await channelNamed(call, 'file');
-      const got = await receiveFiles(ch, { dir });
+      const got = await receiveFiles(ch, { dir, accept: (f) => f.size <= caps.fileMaxBytes });
       for (const f of got) say('file', f.status === 'saved' ? `saved ${f.path}${f.renamed ? ' (renamed: a file of that name existed)' : ''}${f.resumedFrom ? `, resumed from byte ${f.resumedFrom}` : ''}` : `rejected ${f.name}: ${f.reason}`);
     } else if (call.purpose === 'pipe') {
       const ch = await channelNamed(call, 'pipe');
@@ -239,7 +262,8 @@ export class Agent {
       say('media', `${r.stats.videoFrames} video frames, ${r.stats.audioPackets} audio packets from ${call.peer} saved in ${file}`);
       return;
     } else if (call.purpose === 'forward') {
-      const allow = allowTargets(this.o.forwardAllow ?? acc.config.forwardAllow);
+      const machineWide = this.o.forwardAllow ?? acc.config.forwardAllow;
+      const allow = forwardAllows(contact, machineWide.length ? allowTargets(machineWide) : undefined);
       call.session.onChannel((ch) => {
         if (ch.protocol === FORWARD_PROTOCOL) {
           serveForward(ch, { allow }).then(
@@ -279,7 +303,8 @@ export class Agent {
           this.addresses?.poke();
           return { watching: this.addresses?.mode ?? 'off' };
         },
-        ringing: () => [...this.ringing.values()].map((r) => ({ callId: r.callId, peer: r.peer, purpose: r.purpose })),
+        ringing: () => [...this.ringing.values()].map((r) => ({ callId: r.callId, peer: r.peer, purpose: r.purpose, trust: r.trust })),
+        'recheck-kept': (a) => this.recheckKept(typeof a.email === 'string' ? a.email : undefined),
         answer: (a) => this.pickRinging(a.callId).accept(),
         decline: (a) => this.pickRinging(a.callId).decline(typeof a.text === 'string' ? a.text : undefined),
       },

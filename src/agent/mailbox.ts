@@ -9,6 +9,7 @@ import { InboxWatcher, type CheckResult, type InboxMail } from '../mail/inbox.js
 import { OutboxSender, type DrainResult } from '../mail/outbox-sender.js';
 import type { Account, Received } from './account.js';
 import { sleep } from './timers.js';
+import { recheckKept } from './kept.js';
 
 export type MailboxEvent =
   | { type: 'connecting'; attempt: number }
@@ -61,7 +62,10 @@ async function openWatcher(account: Account, onMail: MailboxOptions['onMail'], o
 export async function checkOnce(account: Account, onMail: MailboxOptions['onMail']): Promise<CheckResult> {
   const { client, watcher } = await openWatcher(account, onMail);
   try {
-    return await watcher.check();
+    const result = await watcher.check();
+    // mail that came before its sender was a contact gets its second look
+    await recheckKept(account, onMail);
+    return result;
   } finally {
     await client.logout().catch(() => client.close());
   }

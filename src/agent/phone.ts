@@ -14,7 +14,8 @@ import type { InboxMail } from '../mail/inbox.js';
 import type { Machine } from './machine.js';
 import { newCaller, type CallerEvent, type CallerOutput, type CallerState } from './caller.js';
 import { newCallee, type CalleeEvent, type CalleeOutput, type CalleeState } from './callee.js';
-import { decide, type PolicyDecision } from './policy.js';
+import { decide, trustOf, type PolicyDecision } from './policy.js';
+import type { TrustLevel } from '../store/contacts.js';
 import { addressesFromSdp } from './sdp-addresses.js';
 import { realTimers, type Timers } from './timers.js';
 import { addMappedCandidate, freeUdpPort, pinnedIce } from './mapped-ice.js';
@@ -59,6 +60,8 @@ export interface RingingCall {
   callId: string;
   peer: string;
   purpose: string;
+  /** How far the caller's key is trusted; 'learned' means new, taken from a mail: show it. */
+  trust: TrustLevel;
   accept(): void;
   decline(text?: string): void;
 }
@@ -137,6 +140,7 @@ interface IncomingRecord extends CallRecord {
   direction: 'in';
   m: Machine<CalleeState, CalleeEvent, CalleeOutput>;
   offer: PeerdialMessage;
+  trust?: TrustLevel;
 }
 
 const CONTROL_BYE = JSON.stringify({ t: 'bye' });
@@ -318,6 +322,7 @@ export class Phone {
       endedResolve: (s) => endedResolve(s),
       m: newCallee(),
       offer,
+      trust: trustOf(contact),
     };
     const decided = decide({
       from: offer.from,
@@ -328,6 +333,7 @@ export class Phone {
       singleCall: acc.config.singleCall,
       expires: offer.expires,
       now: this.timers.now(),
+      purpose: offer.purpose ?? 'chat',
       ...(this.o.forceAnswer ? { forceAnswer: true } : {}),
       ...(this.o.refuseIncoming ? { refuseIncoming: true } : {}),
     });
@@ -411,6 +417,7 @@ export class Phone {
           callId: rec.callId,
           peer: rec.peer,
           purpose: rec.purpose,
+          trust: (rec as IncomingRecord).trust ?? 'learned',
           accept: () => this.feed(rec, { type: 'user-accept' }),
           decline: (text?: string) => this.feed(rec, { type: 'user-decline', ...(text ? { text } : {}) }),
         };

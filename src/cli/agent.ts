@@ -19,7 +19,7 @@ export function describeEvent(e: AgentEvent): string | undefined {
     case 'ended':
       return `call ${e.callId} ${e.direction === 'in' ? 'from' : 'to'} ${e.peer}: ended ${e.state}${e.detail ? ` (${e.detail})` : ''}`;
     case 'ringing':
-      return `call ${e.call.callId} from ${e.call.peer} is ringing (peerdial answer ${e.call.callId} / peerdial decline ${e.call.callId})`;
+      return `call ${e.call.callId} from ${e.call.peer} is ringing${e.call.trust === 'learned' ? ' [new key, learned from their mail: not introduced]' : ''} (peerdial answer ${e.call.callId} / peerdial decline ${e.call.callId})`;
     case 'mail-rejected':
       return `mail from ${e.from ?? 'unknown'} rejected: ${e.reason}: ${e.detail}`;
     case 'message':
@@ -45,7 +45,7 @@ export function describeEvent(e: AgentEvent): string | undefined {
 
 function jsonEvent(e: AgentEvent): unknown {
   if (e.type === 'connected' && 'call' in e) return { type: e.type, callId: e.call.callId, direction: e.call.direction, peer: e.call.peer, pair: e.call.pair, setupMs: e.call.setupMs };
-  if (e.type === 'ringing') return { type: e.type, callId: e.call.callId, peer: e.call.peer };
+  if (e.type === 'ringing') return { type: e.type, callId: e.call.callId, peer: e.call.peer, trust: e.call.trust };
   if ('error' in e && e.error instanceof Error) return { ...e, error: e.error.message };
   return e;
 }

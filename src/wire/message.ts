@@ -1,7 +1,7 @@
 /**
  * The typed payload of an address mail (protocol v1). Pure data: no I/O.
  */
-export const MESSAGE_KINDS = ['announce', 'offer', 'answer', 'decline', 'cancel', 'hangup', 'message'] as const;
+export const MESSAGE_KINDS = ['announce', 'offer', 'answer', 'decline', 'cancel', 'hangup', 'message', 'introduce', 'introduced'] as const;
 export type MessageKind = (typeof MESSAGE_KINDS)[number];
 
 /** One reachable address of the sender, in a form a human can read. */
@@ -38,6 +38,12 @@ export interface PeerdialMessage {
   text?: string;
   /** What the caller wants from the session (chat, pipe, file, forward, audio, video). */
   purpose?: string;
+  /**
+   * `introduce` (joiner to inviter) and `introduced` (the inviter's
+   * confirmation): HMAC-SHA256 under the invite's one-time secret over both
+   * addresses and fingerprints (src/wire/invite.ts), base64url.
+   */
+  mac?: string;
   /** Optional attachment of a `message` (voicemail audio), base64. */
   attachment?: { filename: string; contentType: string; data: string };
 }

@@ -10,7 +10,7 @@ import { MESSAGE_KINDS, type MessageKind, type PeerdialMessage } from './message
 export type Validation = { ok: true; message: PeerdialMessage } | { ok: false; detail: string };
 
 const TOP_FIELDS = new Set([
-  'v', 'kind', 'from', 'to', 'callId', 'created', 'expires', 'nonce', 'addresses', 'sdp', 'text', 'purpose', 'attachment',
+  'v', 'kind', 'from', 'to', 'callId', 'created', 'expires', 'nonce', 'addresses', 'sdp', 'text', 'purpose', 'attachment', 'mac',
 ]);
 const ADDRESS_FIELDS = new Set(['ip', 'port', 'source', 'scope']);
 const ADDRESS_SOURCES = new Set(['interface', 'stun', 'mapping', 'relay']);
@@ -112,6 +112,9 @@ export function validateMessage(value: unknown): Validation {
   if (kind === 'announce' && m.addresses.length === 0) return bad('announce carries no address');
   if (kind === 'message' && m.text === undefined && m.attachment === undefined) return bad('message carries neither text nor attachment');
   if (kind !== 'message' && m.attachment !== undefined) return bad(`${kind} must not carry an attachment`);
+  const needsMac = kind === 'introduce' || kind === 'introduced';
+  if (needsMac && (typeof m.mac !== 'string' || !/^[A-Za-z0-9_-]{43}$/.test(m.mac))) return bad(`${kind} carries no valid mac`);
+  if (!needsMac && m.mac !== undefined) return bad(`${kind} must not carry a mac`);
   return { ok: true, message: m as unknown as PeerdialMessage };
 }
 
