@@ -118,5 +118,7 @@ export async function checkInbox(account: Account, onItem?: (item: InboxItem) =>
     items.push(item);
     onItem?.(item);
   });
+  // an accepted introduction left its confirmation in the outbox: send it now
+  if (items.some((i) => i.ok && i.kind === 'introduce')) await flushOutbox(account).catch(() => undefined);
   return { items, result };
 }

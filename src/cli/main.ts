@@ -22,8 +22,9 @@ import * as hooksCmd from './hooks.js';
 import * as wakeCmd from './wake.js';
 import * as doctorCmd from './doctor.js';
 import * as loginCmd from './login.js';
+import * as inviteCmd from './invite.js';
 
-const COMMANDS = [initCmd, contactsCmd, addressCmd, mailCmd, callCmd, agentCmd, demoCmd, messagesCmd, answerCmd, serviceCmd, statusCmd, uriCmd, shellCmd, hooksCmd, wakeCmd, doctorCmd, loginCmd];
+const COMMANDS = [initCmd, contactsCmd, addressCmd, mailCmd, callCmd, agentCmd, demoCmd, messagesCmd, answerCmd, serviceCmd, statusCmd, uriCmd, shellCmd, hooksCmd, wakeCmd, doctorCmd, loginCmd, inviteCmd];
 
 export function buildProgram(): Command {
   const program = new Command();
