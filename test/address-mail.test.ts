@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureMailServers } from './harness/system.js';
 import { startMailStack, type MailStack } from './harness/mail-stack.js';
-import { BIN, ROOT, introduce, mailboxSnapshot, makePeer, runCli, tempDir, waitFor, type Peer } from './harness/peers.js';
+import { BIN, ROOT, addByAddress, mailboxSnapshot, makePeer, runCli, tempDir, waitFor, type Peer } from './harness/peers.js';
 import { watchInbox, type MailboxEvent } from '../src/agent/mailbox.js';
 import { announce, inboxItem, type InboxItem } from '../src/api/mail.js';
 import { buildMail } from '../src/wire/build.js';
@@ -70,7 +70,7 @@ beforeAll(async () => {
   alice = await makePeer(stack, 'alice', dir);
   hitoshi = await makePeer(stack, 'hitoshi', dir);
   carol = await makePeer(stack, 'carol', dir);
-  await introduce(alice, hitoshi);
+  await addByAddress(alice, hitoshi);
   // hitoshi's own mail, which peerdial must never touch
   await stack.deliverRaw('hitoshi', newsletter(1));
   await stack.deliverRaw('hitoshi', newsletter(2));

@@ -134,7 +134,9 @@ describe('port forwarding over a call', () => {
     const echo = net.createServer((sock) => sock.pipe(sock));
     await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
     const echoPort = (echo.address() as net.AddressInfo).port;
-    const h = await agentOf(hitoshi, { forwardAllow: [`127.0.0.1:${echoPort}`] });
+    // hitoshi lets alice (and only her) forward to that one port
+    await (await hitoshi.open()).contacts.setCapabilities(alice.email, (c) => (c.forward = [`127.0.0.1:${echoPort}`]));
+    const h = await agentOf(hitoshi);
     const a = await agentOf(alice);
     const servers: { close(): Promise<void> }[] = [];
     try {

@@ -74,8 +74,24 @@ export async function makePeer(
   };
 }
 
-/** Makes each peer a contact of every other one. */
+/**
+ * Makes each peer a contact of every other one, with the other's key
+ * introduced (as after `peerdial join` or `contacts add ... --key`): their
+ * agents may auto-answer each other.
+ */
 export async function introduce(...peers: Peer[]): Promise<void> {
+  const accounts = await Promise.all(peers.map((p) => p.open()));
+  for (const [i, acc] of accounts.entries()) {
+    for (const [j, other] of accounts.entries()) {
+      if (i === j) continue;
+      const c = await acc.contacts.add({ name: peers[j]!.name, email: peers[j]!.email });
+      await acc.contacts.introduceKey(c.email, { fingerprint: other.identity.fingerprint, armored: other.identity.armoredPublicKey });
+    }
+  }
+}
+
+/** Makes each peer a contact of every other one by address only: keys are learned from first mails. */
+export async function addByAddress(...peers: Peer[]): Promise<void> {
   for (const a of peers) {
     const acc = await a.open();
     for (const b of peers) if (b !== a) await acc.contacts.add({ name: b.name, email: b.email });
