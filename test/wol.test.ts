@@ -15,7 +15,7 @@ import { parseConfig } from '../src/config/config.js';
 import { OutboxLoop } from '../src/agent/mailbox.js';
 import { ensureMailServers } from './harness/system.js';
 import { startMailStack, type MailStack } from './harness/mail-stack.js';
-import { BIN, makePeer, mailboxSnapshot, tempDir, waitFor, type Peer } from './harness/peers.js';
+import { BIN, introduce, makePeer, mailboxSnapshot, tempDir, waitFor, type Peer } from './harness/peers.js';
 
 const MAC = '00:11:22:aa:bb:cc';
 const MAC_BYTES = Buffer.from([0x00, 0x11, 0x22, 0xaa, 0xbb, 0xcc]);
@@ -77,9 +77,8 @@ describe('the wake relay on the real mail stack', () => {
     alice = await makePeer(stack, 'alice', dir);
     hitoshi = await makePeer(stack, 'hitoshi', dir);
     carol = await makePeer(stack, 'carol', dir);
-    // hitoshi knows alice; carol is a stranger to him
-    await (await hitoshi.open()).contacts.add({ name: 'alice', email: alice.email });
-    await (await alice.open()).contacts.add({ name: 'hitoshi', email: hitoshi.email });
+    // hitoshi knows alice (her key introduced: a wake needs that); carol is a stranger to him
+    await introduce(alice, hitoshi);
   }, 120_000);
 
   afterAll(async () => {

@@ -17,6 +17,7 @@ import { loadConfig, pickAccount, type WakeTarget } from '../config/config.js';
 import { resolveSecret } from '../config/secret.js';
 import { accountStateDir } from '../store/paths.js';
 import { ContactStore } from '../store/contacts.js';
+import { mayWake } from '../agent/policy.js';
 import { readJson, writeJsonAtomic } from '../store/files.js';
 import { connectImap, type ImapTarget } from '../mail/imap.js';
 import { reconnectDelayMs } from '../agent/mailbox.js';
@@ -102,8 +103,9 @@ async function watchOne(m: SleepingMachine, o: WakeRelayOptions): Promise<void> 
       for await (const msg of client.fetch(ours.join(','), { uid: true, envelope: true }, { uid: true })) {
         const from = msg.envelope?.from?.[0]?.address?.toLowerCase() ?? '';
         const contact = from ? await m.contacts.byEmail(from) : undefined;
-        if (!contact || contact.blocked) {
-          o.onEvent?.({ type: 'ignored', email, from: from || 'unknown', why: contact ? 'blocked' : 'not a contact' });
+        if (!contact || contact.blocked || !mayWake(contact)) {
+          const why = !contact ? 'not a contact' : contact.blocked ? 'blocked' : `a wake needs an introduced or verified key (${contact.trust ?? 'no key yet'})`;
+          o.onEvent?.({ type: 'ignored', email, from: from || 'unknown', why });
           continue;
         }
         const now = Date.now();
