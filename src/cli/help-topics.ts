@@ -23,7 +23,8 @@ call log, the agent's socket) lives in state_dir/accounts/ADDRESS/.
   idle_seconds   IDLE is re-issued this often, 10-1740 (300)
   single_call    true: a second incoming call gets "busy"
 [ice]            servers (STUN/TURN URLs), bind_address, port_range_begin/_end
-[forward]        allow = ["HOST:PORT", "HOST:*"]: what callers may reach
+[forward]        allow = ["HOST:PORT", "HOST:*"]: a machine-wide bound on the
+                 targets each contact may reach (contacts allow NAME forward=...)
 [[accounts]]     email, name, folder (Peerdial), [accounts.imap], [accounts.smtp]:
                  host, port, tls (tls | starttls | none), user, ca_file and one of
                  password_command, password_env, password_prompt, password`,
@@ -73,6 +74,13 @@ EMAIL --answer MODE):
   ring         the call rings: a log line, the bell, a desktop notification;
                take it with peerdial answer, refuse it with peerdial decline
   deny         refused silently, like a caller who is not allowed
+
+Trust comes first: a key only learned from a first mail may at most ring, and
+gets nothing for a file, pipe, forward or the camera; auto-answer needs a key
+that was introduced (peerdial invite / join, contacts add NAME EMAIL --key
+FINGERPRINT) or verified. Each contact may use only its capabilities
+(peerdial contacts allow|deny NAME chat pipe file view media forward=HOST:PORT
+file-max=SIZE); anything else is declined.
 
 An offer that arrives after its expiry becomes a missed call in the log,
 never a connection. With single_call = true a second call hears "busy".`,
