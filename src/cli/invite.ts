@@ -1,5 +1,4 @@
 import { Option, type Command } from 'commander';
-import QRCode from 'qrcode';
 import { openAccount } from '../api/open.js';
 import { createInvite, joinInvite } from '../api/invite.js';
 import { formatFingerprint } from '../wire/identity.js';
@@ -26,6 +25,7 @@ export function register(program: Command, globals: () => GlobalOptions): void {
       console.log(`  ${inv.uri}`);
       if (o.qr !== false) {
         console.log('');
+        const QRCode = (await import('qrcode')).default;
         console.log(await QRCode.toString(inv.uri, { type: 'terminal', small: true, errorCorrectionLevel: 'L' }));
       }
       console.log('Give it only to them, in person or over a channel you trust. When their introduction arrives');

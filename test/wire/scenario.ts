@@ -137,6 +137,10 @@ export function message(
     case 'message':
       base.text = 'Could not reach you directly: I am at 198.51.100.7 until noon.';
       break;
+    case 'introduce':
+    case 'introduced':
+      base.mac = 'HmacOfBothAddressesAndFingerprints_underSec';
+      break;
     default:
       break;
   }
