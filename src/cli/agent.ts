@@ -23,6 +23,8 @@ export function describeEvent(e: AgentEvent): string | undefined {
     case 'mail-rejected':
       return `mail from ${e.from ?? 'unknown'} rejected: ${e.reason}: ${e.detail}`;
     case 'message':
+      if (e.message.kind === 'introduce') return `${e.message.from} joined your invite: now an introduced contact (peerdial contacts show ${e.message.from})`;
+      if (e.message.kind === 'introduced') return `${e.message.from} confirmed the introduction: their key is introduced`;
       return `${e.message.kind} from ${e.message.from}${e.message.text ? `: ${e.message.text}` : ''}`;
     case 'address-changed':
       return `addresses changed: ${e.addresses.join(', ') || 'none'}${e.announcedTo.length ? `; announced to ${e.announcedTo.join(', ')}` : ''}`;

@@ -6,6 +6,8 @@ import { age, printJson, status, table, type GlobalOptions } from './output.js';
 function describeItem(i: InboxItem): string {
   if (i.ok) {
     const ips = (i.addresses ?? []).map((a) => `${a.ip}${a.port ? `:${a.port}` : ''} (${a.scope})`).join(', ') || 'no address';
+    if (i.kind === 'introduce') return `${i.from}  joined your invite: added as an introduced contact`;
+    if (i.kind === 'introduced') return `${i.from}  confirmed your introduction: their key is introduced`;
     return `${i.from}  ${i.kind}  ${ips}  sent ${age(i.created)}${i.learnedKey ? '  [key learned]' : ''}${i.encrypted ? '' : '  [not encrypted]'}`;
   }
   return `${i.from ?? '(unknown sender)'}  REJECTED: ${i.reason}: ${i.detail}  (left in ${i.folder}, untouched)`;
