@@ -16,7 +16,7 @@ import { startMailStack, type MailStack } from './harness/mail-stack.js';
 import { introduce, makePeer, mailboxSnapshot, runCli, tempDir, waitFor, type Peer } from './harness/peers.js';
 import { agentOf } from './harness/agents.js';
 import { buildMail } from '../src/wire/build.js';
-import { generateIdentity } from '../src/wire/identity.js';
+import { formatFingerprint, generateIdentity } from '../src/wire/identity.js';
 import type { PeerdialMessage } from '../src/wire/message.js';
 import { Session } from '../src/session/index.js';
 import { announce } from '../src/api/mail.js';
@@ -125,8 +125,11 @@ describe('a forged first mail', () => {
       expect(key.stdout.replace(/ /g, '')).toContain(`Replacedlearnedkey${forgedFpr}`);
       expect((await cli(hitoshi, 'contacts', 'list')).stdout).toMatch(new RegExp(`bob\\s+${bob.email.replace('.', '\\.')}\\s+-\\s+introduced \\(key awaited\\)`));
 
-      await (await bob.open()).contacts.add({ name: 'hitoshi', email: hitoshi.email });
-      await (await bob.open()).contacts.introduceKey(hitoshi.email, { fingerprint: (await hitoshi.open()).identity.fingerprint });
+      // and bob adds hitoshi with the fingerprint hitoshi read to him (spaces as `contacts verify` prints it)
+      const hitoshiFpr = formatFingerprint((await hitoshi.open()).identity.fingerprint);
+      const added = await cli(bob, 'contacts', 'add', 'hitoshi', hitoshi.email, '--key', hitoshiFpr);
+      expect(added.code, added.stderr).toBe(0);
+      expect(added.stdout).toContain('key introduced (key awaited)');
       const b = await agentOf(bob);
       try {
         const call = await b.agent.call('hitoshi');
@@ -136,6 +139,7 @@ describe('a forged first mail', () => {
       } finally {
         await b.agent.stop();
       }
+      expect(await (await bob.open()).contacts.require('hitoshi')).toMatchObject({ trust: 'introduced', publicKey: expect.any(String) });
       const now = await (await hitoshi.open()).contacts.require('bob');
       expect(now).toMatchObject({ fingerprint: real, trust: 'introduced' });
       expect(now.publicKey).toBeDefined();
