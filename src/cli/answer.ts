@@ -23,10 +23,10 @@ export function register(program: Command, globals: () => GlobalOptions): void {
       const g = globals();
       const c = await agentOf(g);
       try {
-        const list = (await c.request('ringing')) as { callId: string; peer: string; purpose: string }[];
+        const list = (await c.request('ringing')) as { callId: string; peer: string; purpose: string; trust?: string }[];
         if (g.json) return printJson(list);
         if (!list.length) return console.log('Nothing is ringing.');
-        for (const r of list) console.log(`${r.callId}  ${r.peer}  (${r.purpose})`);
+        for (const r of list) console.log(`${r.callId}  ${r.peer}  (${r.purpose})${r.trust === 'learned' ? '  [new key, learned from their mail: not introduced]' : ''}`);
       } finally {
         c.close();
       }
