@@ -122,7 +122,8 @@ describe('the wake relay on the real mail stack', () => {
       await waitFor('magic packet', () => packets.length > 0, 30_000);
       expect(packets).toHaveLength(1);
       expect(packets[0]!.equals(Buffer.concat([Buffer.alloc(6, 0xff), ...Array.from({ length: 16 }, () => MAC_BYTES)]))).toBe(true);
-      expect(out).toContain(`magic packet for ${MAC} sent to 127.0.0.1:${sock.port}`);
+      // the packet may arrive before the relay has written its line
+      await waitFor('the relay logs the wake', () => out.includes(`magic packet for ${MAC} sent to 127.0.0.1:${sock.port}`), 30_000);
 
       // a second offer within 30 s: no second packet
       await sendOffer(alice);
