@@ -12,6 +12,8 @@ import { introductionMac, inviteCode, inviteUri, macMatches, parseInvite } from 
 import { validateMessage } from '../../src/wire/validate.js';
 import { applyCapabilityWords } from '../../src/cli/contacts.js';
 import { capabilitiesOf } from '../../src/store/contacts.js';
+import { InviteStore } from '../../src/store/invites.js';
+import { KeptStore, KEEP_MAX, KEEP_SECONDS } from '../../src/store/kept.js';
 
 const NOW = new Date('2026-12-01T12:00:00Z');
 const FPR = 'A'.repeat(40);
@@ -147,5 +149,43 @@ describe('invites', () => {
     expect(validateMessage({ ...base, kind: 'introduce' })).toMatchObject({ ok: false, detail: 'introduce carries no valid mac' });
     expect(validateMessage({ ...base, kind: 'introduce', mac: 'short' }).ok).toBe(false);
     expect(validateMessage({ ...base, kind: 'message', text: 'hi', mac })).toMatchObject({ ok: false, detail: 'message must not carry a mac' });
+  });
+});
+
+describe('the stores of invites and kept mail', () => {
+  it('an invite secret is good until it expires, and only once', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'peerdial-invites-'));
+    try {
+      const store = new InviteStore(dir);
+      const inv = await store.create({ now: NOW, ttlSeconds: 60, name: 'bob' });
+      expect(inv.secret).toMatch(/^[A-Za-z0-9_-]{22}$/);
+      const at = (s: number) => new Date(NOW.getTime() + s * 1000);
+      expect(await store.pending(at(59))).toHaveLength(1);
+      expect(await store.pending(at(61))).toHaveLength(0);
+      expect(await store.consume(inv.secret, at(10))).toBe(true);
+      expect(await store.consume(inv.secret, at(11))).toBe(false);
+      expect(await store.pending(at(12))).toHaveLength(0);
+      const late = await store.create({ now: NOW, ttlSeconds: 60 });
+      expect(await store.consume(late.secret, at(61))).toBe(false);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('kept mail: by sender, for a week, at most KEEP_MAX', { timeout: 120_000 }, async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'peerdial-kept-'));
+    try {
+      const store = new KeptStore(dir);
+      await store.keep({ messageId: '<a@x>', from: 'lee@example.org', at: NOW.toISOString() }, NOW);
+      await store.keep({ messageId: '<b@x>', from: 'eve@example.org', at: NOW.toISOString() }, NOW);
+      expect((await store.from(new Set(['lee@example.org']), NOW)).map((m) => m.messageId)).toEqual(['<a@x>']);
+      expect(await store.from(new Set(['lee@example.org']), new Date(NOW.getTime() + KEEP_SECONDS * 1000 + 1))).toEqual([]);
+      for (let i = 0; i < KEEP_MAX + 5; i++) await store.keep({ messageId: `<f${i}@x>`, from: 'flood@example.org', at: NOW.toISOString() }, NOW);
+      const all = await store.all(NOW);
+      expect(all).toHaveLength(KEEP_MAX);
+      expect(all.some((m) => m.messageId === '<a@x>')).toBe(false);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
