@@ -32,10 +32,11 @@ let ines: Peer;
 let jo: Peer;
 let kim: Peer;
 let lee: Peer;
+let mo: Peer;
 
 beforeAll(async () => {
   ensureMailServers();
-  stack = await startMailStack({ users: ['alice', 'hitoshi', 'bob', 'ines', 'jo', 'kim', 'lee'] });
+  stack = await startMailStack({ users: ['alice', 'hitoshi', 'bob', 'ines', 'jo', 'kim', 'lee', 'mo'] });
   dir = await tempDir('trust');
   alice = await makePeer(stack, 'alice', dir);
   hitoshi = await makePeer(stack, 'hitoshi', dir, { answer: 'auto-answer' });
@@ -44,6 +45,7 @@ beforeAll(async () => {
   jo = await makePeer(stack, 'jo', dir);
   kim = await makePeer(stack, 'kim', dir);
   lee = await makePeer(stack, 'lee', dir);
+  mo = await makePeer(stack, 'mo', dir);
   await introduce(alice, hitoshi);
 }, 120_000);
 
@@ -74,14 +76,15 @@ async function offerTo(port: number): Promise<string> {
 }
 
 /** The forger: a key of its own for bob's address, an offer "from bob", straight into hitoshi's INBOX. */
-let forger: Awaited<ReturnType<typeof generateIdentity>> | undefined;
-async function forgeOffer(purpose: string, sdp: string, ttlSeconds: number): Promise<void> {
-  forger ??= await generateIdentity(bob.email);
+const forgers = new Map<string, Awaited<ReturnType<typeof generateIdentity>>>();
+async function forgeOffer(purpose: string, sdp: string, ttlSeconds: number, as: Peer = bob): Promise<void> {
+  const forger = forgers.get(as.email) ?? (await generateIdentity(as.email));
+  forgers.set(as.email, forger);
   const now = new Date();
   const msg: PeerdialMessage = {
     v: 1,
     kind: 'offer',
-    from: bob.email,
+    from: as.email,
     to: hitoshi.email,
     callId: randomBytes(12).toString('base64url'),
     created: now.toISOString(),
@@ -148,6 +151,29 @@ describe('a forged first mail', () => {
       trap.close();
       await h.agent.stop();
     }
+  });
+});
+
+describe('a forged first mail, then an invite', () => {
+  it("the forger's key was learned for mo; mo joins hitoshi's invite: his key replaces it, introduced on both sides", { timeout: 120_000 }, async () => {
+    expect((await cli(hitoshi, 'contacts', 'add', 'mo', mo.email, '--answer', 'auto-answer')).code).toBe(0);
+    await forgeOffer('chat', await offerTo(9), 60, mo);
+    const first = await cli(hitoshi, '--json', 'inbox');
+    expect(JSON.parse(first.stdout).items).toMatchObject([{ ok: true, from: mo.email, kind: 'offer', learnedKey: true }]);
+    const forged = (await (await hitoshi.open()).contacts.require('mo')).fingerprint;
+    expect(await (await hitoshi.open()).contacts.require('mo')).toMatchObject({ trust: 'learned' });
+
+    const inv = await cli(hitoshi, '--json', 'invite');
+    const code = (JSON.parse(inv.stdout) as { code: string }).code;
+    expect((await cli(mo, 'join', code)).code).toBe(0);
+    const intro = await cli(hitoshi, '--json', 'inbox');
+    expect(JSON.parse(intro.stdout).items).toMatchObject([{ ok: true, from: mo.email, kind: 'introduce' }]);
+    const real = (await mo.open()).identity.fingerprint;
+    expect(real).not.toBe(forged);
+    expect(await (await hitoshi.open()).contacts.require('mo')).toMatchObject({ trust: 'introduced', fingerprint: real, answer: 'auto-answer' });
+    const back = await cli(mo, '--json', 'inbox');
+    expect(JSON.parse(back.stdout).items).toMatchObject([{ ok: true, from: hitoshi.email, kind: 'introduced' }]);
+    expect(await (await mo.open()).contacts.require(hitoshi.email)).toMatchObject({ trust: 'introduced' });
   });
 });
 
