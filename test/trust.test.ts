@@ -20,7 +20,8 @@ import { formatFingerprint, generateIdentity } from '../src/wire/identity.js';
 import type { PeerdialMessage } from '../src/wire/message.js';
 import { Session } from '../src/session/index.js';
 import { announce } from '../src/api/mail.js';
-import { sendFiles } from '../src/carriers/index.js';
+import { runPipe, sendFiles } from '../src/carriers/index.js';
+import { Readable, Writable } from 'node:stream';
 import { isPeerdialError } from '../src/errors.js';
 
 let stack: MailStack;
@@ -226,7 +227,7 @@ describe('invite and join', () => {
 });
 
 describe('capabilities', () => {
-  it('alice, introduced and auto-answered, may not forward: declined, no session; a file over her limit is refused, a small one saved', { timeout: 120_000 }, async () => {
+  it('alice, introduced and auto-answered, may not forward: declined, no session; a file over her limit is refused, a small one saved, a pipe stopped at the limit', { timeout: 120_000 }, async () => {
     const allow = await cli(hitoshi, 'contacts', 'allow', 'alice', 'file-max=1K');
     expect(allow.code, allow.stderr).toBe(0);
     expect(allow.stdout).toContain('files up to 1K');
@@ -256,6 +257,17 @@ describe('capabilities', () => {
       expect(carried[1]).toMatch(/^saved /);
       const saved = /^saved (\S+)/.exec(carried[1]!)![1]!;
       expect((await fs.stat(saved)).size).toBe(512);
+
+      // a pipe into a file is held to the same limit
+      const pcall = await a.agent.call('hitoshi', { purpose: 'pipe' });
+      const pch = await pcall.session.openChannel('pipe');
+      void runPipe(pch, Readable.from([randomBytes(4096)]), new Writable({ write: (_c, _e, cb) => cb() })).catch(() => undefined);
+      const stopped = await waitFor('the pipe is stopped', () => h.events.find((e) => e.type === 'carried' && e.what === 'pipe'), 30_000);
+      const detail = stopped.type === 'carried' ? stopped.detail : '';
+      expect(detail).toMatch(/^stopped: more than the 1024 bytes/);
+      const pipeFile = /is in (\S+)$/.exec(detail)![1]!;
+      expect((await fs.stat(pipeFile)).size).toBeLessThanOrEqual(1024);
+      await pcall.ended;
     } finally {
       await a.agent.stop();
       await h.agent.stop();

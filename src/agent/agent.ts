@@ -6,7 +6,7 @@
  */
 import { createWriteStream, promises as fs } from 'node:fs';
 import path from 'node:path';
-import { Readable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import type { Account } from './account.js';
 import { OutboxLoop, watchInbox, type MailboxEvent } from './mailbox.js';
 import { Phone, type ActiveCall, type PhoneEvent, type CallOptions, type RingingCall } from './phone.js';
@@ -239,8 +239,30 @@ export class Agent {
       const ch = await channelNamed(call, 'pipe');
       await fs.mkdir(dir, { recursive: true });
       const file = path.join(dir, `pipe-${call.peer}-${new Date().toISOString().replace(/[:.]/g, '-')}.bin`);
-      const r = await runPipe(ch, Readable.from([]), createWriteStream(file, { flags: 'wx', mode: 0o600 }));
-      say('pipe', `${r.received} bytes into ${file}`);
+      // the contact's size limit for unattended files holds for a pipe into a file too
+      const tooMuch = new AbortController();
+      const out = createWriteStream(file, { flags: 'wx', mode: 0o600 });
+      let bytes = 0;
+      const limited = new Writable({
+        write(chunk: Buffer, _enc, cb) {
+          bytes += chunk.length;
+          if (bytes > caps.fileMaxBytes) {
+            tooMuch.abort();
+            cb();
+          } else out.write(chunk, cb);
+        },
+        final(cb) {
+          out.end(cb);
+        },
+      });
+      try {
+        const r = await runPipe(ch, Readable.from([]), limited, { signal: tooMuch.signal });
+        say('pipe', `${r.received} bytes into ${file}`);
+      } catch (err) {
+        if (!tooMuch.signal.aborted) throw err;
+        out.end();
+        say('pipe', `stopped: more than the ${caps.fileMaxBytes} bytes ${call.peer} may send unattended; what came before the limit is in ${file}`);
+      }
     } else if (call.purpose === 'view' && this.camera) {
       // only now, after the verified request and the policy, does the encoder run for this viewer
       const leave = await this.camera.join(call.session);
