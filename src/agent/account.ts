@@ -21,6 +21,7 @@ import { MessageStore } from '../store/messages.js';
 import { buildMail } from '../wire/build.js';
 import { generateIdentity, loadIdentity, readPublicKey, fingerprintOf, type Identity } from '../wire/identity.js';
 import { parseMail, type ParseResult, type ContactView } from '../wire/parse.js';
+import { sanitizeText } from '../wire/sanitize.js';
 import type { AddressEntry, MessageKind, PeerdialMessage } from '../wire/message.js';
 import type { SmtpTarget } from '../mail/smtp.js';
 import type { ImapTarget } from '../mail/imap.js';
@@ -207,7 +208,7 @@ export class Account {
         seen: (nonce, messageId) => this.ledger.seen(nonce, messageId),
       });
     } catch (err) {
-      parsed = { ok: false, reason: 'malformed', detail: `parser failed: ${(err as Error).message}` };
+      parsed = { ok: false, reason: 'malformed', detail: sanitizeText(`parser failed: ${(err as Error).message}`) };
     }
     if (parsed.ok) {
       const m = parsed.message;
