@@ -27,6 +27,8 @@ export interface SanitizeOptions {
   max?: number;
   /** Keep line feeds (a CR LF or lone CR becomes one LF). Default: a line feed is shown as `\n`. */
   multiline?: boolean;
+  /** Keep tabs (a chat line). Default: a tab becomes a space. */
+  tabs?: boolean;
 }
 
 export const DEFAULT_MAX_CHARS = 500;
@@ -42,8 +44,8 @@ function hex(cp: number, width: number): string {
 }
 
 /** The visible stand-in for one code point that must not be written raw; undefined when it is safe. */
-function escapeOf(cp: number, multiline: boolean): string | undefined {
-  if (cp === 0x09) return ' ';
+function escapeOf(cp: number, multiline: boolean, tabs = false): string | undefined {
+  if (cp === 0x09) return tabs ? undefined : ' ';
   if (cp === 0x0a) return multiline ? '\n' : '\\n';
   if (cp === 0x0d) return multiline ? '\n' : '\\r';
   if (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f)) return `\\x${hex(cp, 2)}`;
@@ -59,12 +61,13 @@ export function sanitizeText(input: unknown, opts: SanitizeOptions = {}): string
   const text = typeof input === 'string' ? input : input === undefined || input === null ? '' : String(input);
   const max = Math.max(1, Math.floor(opts.max ?? DEFAULT_MAX_CHARS));
   const multiline = opts.multiline === true;
+  const tabs = opts.tabs === true;
   let out = '';
   for (let i = 0; i < text.length; ) {
     const cp = text.codePointAt(i)!;
     const width = cp > 0xffff ? 2 : 1;
     // in multiline mode CR LF and a lone CR are one line feed
-    const piece = multiline && cp === 0x0d ? (text.charCodeAt(i + 1) === 0x0a ? '' : '\n') : escapeOf(cp, multiline) ?? text.slice(i, i + width);
+    const piece = multiline && cp === 0x0d ? (text.charCodeAt(i + 1) === 0x0a ? '' : '\n') : escapeOf(cp, multiline, tabs) ?? text.slice(i, i + width);
     if (out.length + piece.length > max) {
       return cutTo(out, max - ELLIPSIS.length) + ELLIPSIS;
     }
