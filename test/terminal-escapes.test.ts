@@ -18,7 +18,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureMailServers } from './harness/system.js';
 import { startMailStack, type MailStack } from './harness/mail-stack.js';
 import { BIN, introduce, makePeer, runCli, tempDir, waitFor, type Peer } from './harness/peers.js';
+import { createHash } from 'node:crypto';
+import { agentOf } from './harness/agents.js';
 import { announce } from '../src/api/mail.js';
+import { encodeControl } from '../src/carriers/frames.js';
 import { buildMail } from '../src/wire/build.js';
 import { generateIdentity, type Identity } from '../src/wire/identity.js';
 import type { PeerdialMessage } from '../src/wire/message.js';
@@ -251,4 +254,57 @@ describe('escape sequences in every header and field that is ever printed', () =
     expect(text).toMatch(/5 mails from strangers ignored since .* \(last: /);
     expect(text).not.toMatch(/mail from mal.*rejected/);
   }, 120_000);
+
+  it('a chat line and file names from a peer reach `peerdial listen`\'s terminal escaped', async () => {
+    const a = await agentOf(alice);
+    try {
+      // a chat line
+      const chatListener = spawn(process.execPath, [BIN, '--config', hitoshi.configFile, 'listen'], { stdio: ['pipe', 'pipe', 'pipe'] });
+      const out: Buffer[] = [];
+      const err: Buffer[] = [];
+      chatListener.stdout.on('data', (d: Buffer) => out.push(d));
+      chatListener.stderr.on('data', (d: Buffer) => err.push(d));
+      const chatClosed = new Promise<number | null>((r) => chatListener.on('close', r));
+      await waitFor('listener waiting', () => Buffer.concat(err).toString().includes('waiting for a call'), 60_000);
+      const call = await a.agent.call('hitoshi', { purpose: 'chat' });
+      const chat = await call.session.openChannel('chat');
+      await chat.send(JSON.stringify({ t: 'chat', text: EVIL }));
+      await chat.send(JSON.stringify({ t: 'chat', text: `${EVIL_LINE}\tend` }));
+      await waitFor('both lines shown', () => (Buffer.concat(out).toString().match(/alice@example\.test: /g)?.length ?? 0) >= 2, 30_000);
+      await chat.send(JSON.stringify({ t: 'bye' }));
+      call.hangup();
+      chatListener.stdin.end();
+      expect(await chatClosed).toBe(0);
+      assertInert('listen (chat) stdout', Buffer.concat(out));
+      assertInert('listen (chat) stderr', Buffer.concat(err));
+      expect(Buffer.concat(out).toString('utf8')).toContain('alice@example.test: \\x1b]0;pwned\\x07\\x1b[31m\\x9b2J\\u{202e}txt.exe\\u{202c}\\r\\n2026-12-01');
+
+      // file names: one with escapes (refused, and the refusal names it), one with a bidi override (shown escaped)
+      const fileOut: Buffer[] = [];
+      const fileErr: Buffer[] = [];
+      const fileListener = spawn(process.execPath, [BIN, '--config', hitoshi.configFile, 'listen', '--dir', hitoshi.downloadDir], { stdio: ['ignore', 'pipe', 'pipe'] });
+      fileListener.stdout.on('data', (d: Buffer) => fileOut.push(d));
+      fileListener.stderr.on('data', (d: Buffer) => fileErr.push(d));
+      const fileClosed = new Promise<number | null>((r) => fileListener.on('close', r));
+      await waitFor('listener waiting', () => Buffer.concat(fileErr).toString().includes('waiting for a call'), 60_000);
+      const fcall = await a.agent.call('hitoshi', { purpose: 'file' });
+      const files = await fcall.session.openChannel('file');
+      const replies: string[] = [];
+      files.onMessage((m) => replies.push(Buffer.isBuffer(m) ? m.subarray(1).toString('utf8') : String(m)));
+      const sha = createHash('sha256').update('abc').digest('hex');
+      await files.send(encodeControl({ t: 'offer', name: `${EVIL_LINE}.txt`, size: 3, sha256: sha }));
+      await waitFor('the offer is refused', () => replies.some((r) => r.includes('"reject"')), 30_000);
+      await files.send(encodeControl({ t: 'end' }));
+      expect(await fileClosed, Buffer.concat(fileErr).toString()).toBe(0);
+      fcall.hangup();
+      const fileStdout = Buffer.concat(fileOut);
+      assertInert('listen (file) stdout', fileStdout);
+      assertInert('listen (file) stderr', Buffer.concat(fileErr));
+      expect(fileStdout.toString('utf8')).toContain('refused \\x1b]0;pwned\\x07');
+      // what came back to the sender is sanitised by the sender's decoder too
+      expect(replies.join('\n')).toContain('unsafe file name');
+    } finally {
+      await a.agent.stop();
+    }
+  }, 240_000);
 });
