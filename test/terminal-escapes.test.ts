@@ -220,6 +220,8 @@ describe('escape sequences in every header and field that is ever printed', () =
     assertInert('agent --once stdout', once.stdout);
     assertInert('agent --once stderr', once.stderr);
     expect(once.stdout.toString('utf8')).toContain('11 peerdial mail(s)');
+    expect(once.stdout.toString('utf8')).toMatch(/^6 mails from strangers ignored \(last: /m);
+    expect(once.stdout.toString('utf8')).toContain(`${alice.email} rejected: unsupported-version`);
   });
 
   it('the running agent logs them escaped; strangers get one line, then a count', async () => {

@@ -6,7 +6,7 @@ import { checkInbox } from '../api/mail.js';
 import { parseCameraSource } from '../media/index.js';
 import { printJson, safe, say, usedMedia, type GlobalOptions } from './output.js';
 import { safeJson, sanitizeBlock } from '../wire/sanitize.js';
-import { countStranger, describeStrangers, type StrangerTally } from '../store/strangers.js';
+import { StrangerLines, countStranger, describeStrangers, type StrangerTally } from '../store/strangers.js';
 import { Link, type LinkEvent } from '../link/hooks.js';
 import { PeerdialError } from '../errors.js';
 
@@ -42,38 +42,6 @@ export function describeEvent(e: AgentEvent): string | undefined {
       return `error: ${safe(e.error.message)}`;
     default:
       return undefined;
-  }
-}
-
-/**
- * Strangers' rejected mail in the agent's log: the first one of a window
- * (15 minutes) gets its own line; the others are counted and summarised
- * in one line when the window ends ("7 mails from strangers ignored since
- * 10:02 UTC (last: x@y, bad-signature)"). `peerdial log` shows the total.
- */
-export class StrangerLines {
-  private pending: StrangerTally | undefined;
-  private windowEnd = 0;
-
-  constructor(readonly windowMs = 15 * 60 * 1000) {}
-
-  /** A stranger's mail: a line to print now, or undefined when it is only counted. */
-  note(e: { from?: string; reason: string }, now: Date): string | undefined {
-    if (now.getTime() >= this.windowEnd && !this.pending) {
-      this.windowEnd = now.getTime() + this.windowMs;
-      return `mail from a stranger ignored: ${e.from ? safe(e.from) : 'no sender'} (${safe(e.reason)}); more within ${Math.round(this.windowMs / 60000)} min are counted, not listed`;
-    }
-    this.pending = countStranger(this.pending, now, e.from, e.reason);
-    return undefined;
-  }
-
-  /** The summary of what was counted since the last line, if anything; opens a new window. */
-  flush(now: Date): { line: string; tally: StrangerTally } | undefined {
-    const tally = this.pending;
-    if (!tally) return undefined;
-    this.pending = undefined;
-    this.windowEnd = now.getTime() + this.windowMs;
-    return { line: describeStrangers(tally, now), tally };
   }
 }
 
@@ -127,7 +95,10 @@ queued mail is sent first.`)
         const r = await checkInbox(account).finally(() => link.configured && link.down());
         if (g.json) return printJson(r);
         say(`checked ${account.email}: ${r.items.length} peerdial mail(s)`);
-        for (const i of r.items) say(i.ok ? `${safe(i.from)} ${safe(i.kind)}` : `${i.from ? safe(i.from) : 'unknown'} rejected: ${safe(i.reason)}`);
+        for (const i of r.items) if (i.ok || !i.stranger) say(i.ok ? `${safe(i.from)} ${safe(i.kind)}` : `${i.from ? safe(i.from) : 'unknown'} rejected: ${safe(i.reason)}`);
+        let tally: StrangerTally | undefined;
+        for (const i of r.items) if (!i.ok && i.stranger) tally = countStranger(tally, new Date(), i.from, i.reason ?? 'malformed');
+        if (tally) say(describeStrangers(tally, new Date(), { since: false }));
         return;
       }
       const strangers = new StrangerLines();

@@ -76,3 +76,35 @@ export class StrangerLog {
     });
   }
 }
+
+/**
+ * Strangers' rejected mail in the agent's log: the first one of a window
+ * (15 minutes) gets its own line; the others are counted and summarised
+ * in one line when the window ends ("7 mails from strangers ignored since
+ * 10:02 UTC (last: x@y, bad-signature)"). `peerdial log` shows the total.
+ */
+export class StrangerLines {
+  private pending: StrangerTally | undefined;
+  private windowEnd = 0;
+
+  constructor(readonly windowMs = 15 * 60 * 1000) {}
+
+  /** A stranger's mail: a line to print now, or undefined when it is only counted. */
+  note(e: { from?: string; reason: string }, now: Date): string | undefined {
+    if (now.getTime() >= this.windowEnd && !this.pending) {
+      this.windowEnd = now.getTime() + this.windowMs;
+      return `mail from a stranger ignored: ${e.from ? sanitizeText(e.from, { max: 120 }) : 'no sender'} (${sanitizeText(e.reason, { max: 40 })}); more within ${Math.round(this.windowMs / 60000)} min are counted, not listed`;
+    }
+    this.pending = countStranger(this.pending, now, e.from, e.reason);
+    return undefined;
+  }
+
+  /** The summary of what was counted since the last line, if anything; opens a new window. */
+  flush(now: Date): { line: string; tally: StrangerTally } | undefined {
+    const tally = this.pending;
+    if (!tally) return undefined;
+    this.pending = undefined;
+    this.windowEnd = now.getTime() + this.windowMs;
+    return { line: describeStrangers(tally, now), tally };
+  }
+}
