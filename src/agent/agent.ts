@@ -24,6 +24,7 @@ import { addressEntries, announce } from '../api/mail.js';
 import { HealthRecord, type AgentHealth } from './health.js';
 import type { Link } from '../link/hooks.js';
 import { pollMailbox } from '../link/poll.js';
+import { Desk } from './desk.js';
 
 export function iceFromConfig(account: Account): IceConfig {
   const ice = account.config.ice;
@@ -43,7 +44,9 @@ export type AgentEvent =
   | PhoneEvent
   | MailboxEvent
   | { type: 'carried'; callId: string; what: string; detail: string }
-  | { type: 'address-changed'; addresses: string[]; announcedTo: string[] };
+  | { type: 'address-changed'; addresses: string[]; announcedTo: string[] }
+  /** A command beside the agent asked it something over the control socket. */
+  | { type: 'control-request'; name: string };
 
 export interface AgentOptions {
   account: Account;
@@ -94,6 +97,8 @@ export function channelNamed(call: ActiveCall, label: string): Promise<Channel> 
 export class Agent {
   readonly phone: Phone;
   readonly outbox: OutboxLoop;
+  /** What commands beside the agent ask of it (inbox, announce, outbox flush, doctor). */
+  private readonly desk: Desk;
   private readonly ac = new AbortController();
   private watching?: Promise<void>;
   private carrying = new Set<Promise<void>>();
@@ -120,6 +125,7 @@ export class Agent {
       }
       emit(e);
     });
+    this.desk = new Desk(o.account, this.outbox);
     this.phone = new Phone({
       account: o.account,
       ice: iceFromConfig(o.account),
@@ -177,13 +183,20 @@ export class Agent {
     }
     const onEvent = (e: MailboxEvent) => {
       this.health.mailboxEvent(e);
+      if (e.type === 'checked') this.desk.checked(e.result);
       this.o.onEvent?.(e);
     };
-    const onMail = (mail: Parameters<Phone['handleMail']>[0]) => this.phone.handleMail(mail);
+    const onMail = (mail: Parameters<Phone['handleMail']>[0]) => (this.desk.handled(mail) ? undefined : this.phone.handleMail(mail));
     const poll = this.o.link?.pollMinutes;
     this.watching = poll
       ? pollMailbox({ account: this.o.account, link: this.o.link!.hooks, everyMs: poll * 60_000, signal: this.ac.signal, onMail, busy: () => this.phone.activeCount() > 0, onEvent })
-      : watchInbox(this.o.account, { signal: this.ac.signal, onMail, onEvent });
+      : watchInbox(this.o.account, {
+          signal: this.ac.signal,
+          onMail,
+          onEvent,
+          onWatcher: (w) => this.desk.watcherChanged(w),
+          classifyFirst: (raw) => this.desk.classifyFirst(raw),
+        });
   }
 
   call(who: string, opts: CallOptions = {}): Promise<ActiveCall> {
@@ -273,7 +286,9 @@ export class Agent {
       stateDir: this.o.account.stateDir,
       email: this.o.account.email,
       poke: () => this.outbox.poke(),
+      onRequest: (name) => this.o.onEvent?.({ type: 'control-request', name }),
       requests: {
+        ...this.desk.requests(),
         status: () => this.status(),
         'address-changed': () => {
           this.addresses?.poke();

@@ -38,6 +38,8 @@ export function describeEvent(e: AgentEvent): string | undefined {
       return `mail to ${e.to.join(', ')} refused: ${e.error.message}`;
     case 'error':
       return `error: ${e.error.message}`;
+    case 'control-request':
+      return `${e.name}: asked by a command beside the agent`;
     default:
       return undefined;
   }

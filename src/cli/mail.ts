@@ -1,6 +1,9 @@
 import type { Command } from 'commander';
 import { openAccount } from '../api/open.js';
-import { announce, checkInbox, flushOutbox, type InboxItem } from '../api/mail.js';
+import { announce, checkInbox, flushOutbox, type AnnounceResult, type InboxItem } from '../api/mail.js';
+import { agentOrAlone } from '../agent/control.js';
+import { DESK, type DeskInbox } from '../agent/desk.js';
+import type { DrainResult } from '../mail/outbox-sender.js';
 import { age, printJson, status, table, type GlobalOptions } from './output.js';
 
 function describeItem(i: InboxItem): string {
@@ -21,7 +24,9 @@ export function register(program: Command, globals: () => GlobalOptions): void {
       const g = globals();
       const acc = await openAccount(g);
       status(g, 'announcing...');
-      const r = await announce(acc, { to: who, validSeconds: Number(o.valid), queueOnly: Boolean(o.queueOnly) });
+      const opts = { to: who, validSeconds: Number(o.valid), queueOnly: Boolean(o.queueOnly) };
+      // beside a running agent, the agent queues and sends it: one process drains the outbox
+      const r = await agentOrAlone(acc.stateDir, async (agent) => (await agent.request(DESK.announce, opts)) as AnnounceResult, () => announce(acc, opts));
       if (g.json) return printJson(r);
       const ips = r.addresses.map((a) => a.ip).join(', ') || '(none)';
       for (const q of r.queued) console.log(`announced ${ips} to ${q.to}`);
@@ -35,7 +40,8 @@ export function register(program: Command, globals: () => GlobalOptions): void {
       const g = globals();
       const acc = await openAccount(g);
       status(g, `checking ${acc.email}...`);
-      const { items, result } = await checkInbox(acc);
+      // beside a running agent, the agent checks: one process consumes the mailbox
+      const { items, result } = await agentOrAlone(acc.stateDir, async (agent) => (await agent.request(DESK.inbox)) as DeskInbox, () => checkInbox(acc));
       if (g.json) return printJson({ items, result });
       if (!items.length) console.log(`Nothing new (${result.scanned} new mail(s) looked at by header, none of them peerdial's).`);
       for (const i of items) console.log(describeItem(i));
@@ -58,7 +64,7 @@ export function register(program: Command, globals: () => GlobalOptions): void {
     .action(async () => {
       const g = globals();
       const acc = await openAccount(g);
-      const r = await flushOutbox(acc, { force: true });
+      const r = await agentOrAlone(acc.stateDir, async (agent) => (await agent.request(DESK.flush, { force: true })) as DrainResult, () => flushOutbox(acc, { force: true }));
       if (g.json) return printJson(r);
       console.log(`sent ${r.sent}, still queued ${r.deferred}, refused ${r.failed}`);
       if (r.deferred || r.failed) process.exitCode = 1;
