@@ -3,6 +3,8 @@ import { Option, type Command } from 'commander';
 import { openAccount } from '../api/open.js';
 import { Agent, type AgentEvent } from '../agent/agent.js';
 import { checkInbox } from '../api/mail.js';
+import { agentOrAlone } from '../agent/control.js';
+import { DESK, type DeskInbox } from '../agent/desk.js';
 import { parseCameraSource } from '../media/index.js';
 import { printJson, usedMedia, type GlobalOptions } from './output.js';
 import { Link, type LinkEvent } from '../link/hooks.js';
@@ -92,7 +94,8 @@ queued mail is sent first.`)
       if (!Number.isFinite(pollMinutes) || pollMinutes < 0) throw new PeerdialError('USAGE', `--poll wants minutes (a number), not "${o.poll}".`);
       if (o.once) {
         if (link.configured) await link.up();
-        const r = await checkInbox(account).finally(() => link.configured && link.down());
+        // beside a running agent of this account, that agent checks: one process consumes the mailbox
+        const r = await agentOrAlone(account.stateDir, async (a) => (await a.request(DESK.inbox)) as DeskInbox, () => checkInbox(account)).finally(() => link.configured && link.down());
         if (g.json) return printJson(r);
         console.log(`checked ${account.email}: ${r.items.length} peerdial mail(s)`);
         for (const i of r.items) console.log(i.ok ? `${i.from} ${i.kind}` : `${i.from ?? 'unknown'} rejected: ${i.reason}`);

@@ -1,7 +1,7 @@
 // One of two processes racing on one account's stores (test/store/*.test.ts).
 // Uses the built store classes in dist/. Prints "ready", waits for "go" on
 // stdin (so both start together), does its part and prints one JSON line.
-import { Ledger, lockFile } from '../../dist/store/index.js';
+import { ContactStore, Ledger, lockFile } from '../../dist/store/index.js';
 
 const [op, stateDir, name, countText] = process.argv.slice(2);
 const count = Number(countText);
@@ -32,6 +32,17 @@ if (op === 'ledger') {
     if (!ledger.seen(`shared-${i}`, '')) throw new Error(`shared-${i} not seen after claim`);
   }
   process.stdout.write(JSON.stringify({ claimed }) + '\n');
+} else if (op === 'contacts') {
+  // adds contacts and changes one shared contact, as `contacts add` beside an agent that pins keys
+  const contacts = new ContactStore(stateDir);
+  await go();
+  for (let i = 0; i < count; i++) {
+    await contacts.add({ name: `${name}${i}`, email: `${name}${i}@race.test` });
+    await contacts.update('shared@race.test', (c) => {
+      c.aliases.push(`${name}${i}`);
+    });
+  }
+  process.stdout.write(JSON.stringify({ done: count }) + '\n');
 } else if (op === 'hold-lock') {
   // takes the ledger's lock and keeps it until killed
   await lockFile(`${stateDir}/ledger.json`);

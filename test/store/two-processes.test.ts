@@ -1,8 +1,9 @@
 /**
  * Two processes of one account touch its stores at once: alice's agent
  * records the mail it handles while `peerdial inbox` (or a second agent by
- * mistake) does the same. Real processes, the built store classes, one
- * state dir: nothing either of them wrote is lost, each shared nonce is
+ * mistake) does the same, and `contacts add` runs while the agent pins
+ * a key. Real processes, the built store classes, one state dir: nothing
+ * either of them wrote is lost, each shared nonce is
  * claimed by exactly one of them, and a lock left by a killed process is
  * taken over.
  */
@@ -12,6 +13,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT, tempDir, waitFor } from '../harness/peers.js';
 import { Ledger } from '../../src/store/ledger.js';
+import { ContactStore } from '../../src/store/contacts.js';
 import { lockFile } from '../../src/store/files.js';
 
 const RACER = path.join(ROOT, 'test', 'harness', 'store-racer.mjs');
@@ -90,6 +92,24 @@ describe('two processes on one ledger', () => {
     await late.ready();
     expect(late.seen(`b-nonce-${COUNT - 1}`, '')).toBe(true);
     expect(await late.mark('INBOX')).toEqual({ uidValidity: '7', lastUid: 2 * COUNT - 1 });
+  }, 120_000);
+
+  it('both add contacts and change one shared contact at once: every contact and every change is there', async () => {
+    const stateDir = path.join(dir, 'contacts');
+    await new ContactStore(stateDir).add({ name: 'shared', email: 'shared@race.test' });
+    const n = 40;
+    const a = racer(['contacts', stateDir, 'a', String(n)]);
+    const b = racer(['contacts', stateDir, 'b', String(n)]);
+    await waitFor('both racers ready', () => a.out().includes('ready') && b.out().includes('ready'), 30_000);
+    a.child.stdin!.end('go\n');
+    b.child.stdin!.end('go\n');
+    const [ca, cb] = await Promise.all([a.exited, b.exited]);
+    expect({ a: ca, b: cb, out: ca || cb ? a.out() + b.out() : '' }).toEqual({ a: 0, b: 0, out: '' });
+    const list = await new ContactStore(stateDir).list();
+    expect(list).toHaveLength(1 + 2 * n);
+    const shared = list.find((c) => c.email === 'shared@race.test')!;
+    const want = ['a', 'b'].flatMap((p) => [...Array(n).keys()].map((i) => `${p}${i}`));
+    expect([...shared.aliases].sort()).toEqual(want.sort());
   }, 120_000);
 
   it('a process holding the ledger lock is killed (SIGKILL): the lock is respected while it lives, then taken over', async () => {
