@@ -66,7 +66,7 @@ export function register(program: Command, globals: () => GlobalOptions): void {
       const acc = await openAccount(g);
       const r = await agentOrAlone(acc.stateDir, async (agent) => (await agent.request(DESK.flush, { force: true })) as DrainResult, () => flushOutbox(acc, { force: true }));
       if (g.json) return printJson(r);
-      console.log(`sent ${r.sent}, still queued ${r.deferred}, refused ${r.failed}`);
+      console.log(`sent ${r.sent}, still queued ${r.deferred}, refused ${r.failed}${r.elsewhere ? `, ${r.elsewhere} being sent by another peerdial process` : ''}`);
       if (r.deferred || r.failed) process.exitCode = 1;
     });
 

@@ -268,6 +268,7 @@ async function timeIdle(account: Account, timeoutMs: number): Promise<{ ms: numb
   const dir = await mkdtemp(path.join(os.tmpdir(), 'peerdial-doctor-'));
   const client = await connectImap(await account.imapTarget());
   const ac = new AbortController();
+  let watching: Promise<void> | undefined;
   try {
     const ledger = new Ledger(dir);
     let ourId = '';
@@ -294,7 +295,7 @@ async function timeIdle(account: Account, timeoutMs: number): Promise<{ ms: numb
     if (mb) await ledger.setMark('INBOX', { uidValidity: String(mb.uidValidity), lastUid: Number(mb.uidNext) - 1 });
     const built = await selfTestMail(account);
     ourId = built.messageId;
-    const watching = watcher.watch({ signal: ac.signal });
+    watching = watcher.watch({ signal: ac.signal });
     const target = await account.smtpTarget();
     const transport = await smtpTransport(target);
     const t0 = Date.now();
@@ -303,11 +304,13 @@ async function timeIdle(account: Account, timeoutMs: number): Promise<{ ms: numb
     } finally {
       transport.close();
     }
-    await withTimeout(Promise.race([seen, watching.then(() => Promise.reject(new PeerdialError('IMAP_FAILED', 'the IMAP connection ended')))]), timeoutMs, 'the test mail to yourself');
+    await withTimeout(Promise.race([seen, watching!.then(() => Promise.reject(new PeerdialError('IMAP_FAILED', 'the IMAP connection ended')))]), timeoutMs, 'the test mail to yourself');
     return { ms: Date.now() - t0 };
   } finally {
     ac.abort();
+    // the watcher's pass ends (its last ledger write) before its ledger is removed
+    await watching?.catch(() => undefined);
     await client.logout().catch(() => client.close());
-    await rm(dir, { recursive: true, force: true });
+    await rm(dir, { recursive: true, force: true, maxRetries: 3 });
   }
 }

@@ -96,12 +96,14 @@ export async function fileStamp(file: string): Promise<string | undefined> {
 
 /**
  * Takes the cross-process lock of `file` (the directory `FILE.lock`; the file
- * itself need not exist). `wait: false` gives up at once when a live process
- * holds it and resolves to undefined. Resolves to the release function.
+ * itself need not exist) and resolves to its release. While a live process
+ * holds it, waits: up to `giveUpAfterMs` and then resolves to undefined
+ * (0: do not wait), or, without it, up to LOCK_WAIT_MS and then throws
+ * STORE_LOCKED. A lock of a dead process is taken over once stale.
  */
-export async function lockFile(file: string, opts: { wait?: boolean } = {}): Promise<(() => Promise<void>) | undefined> {
+export async function lockFile(file: string, opts: { giveUpAfterMs?: number } = {}): Promise<(() => Promise<void>) | undefined> {
   await ensurePrivateDir(path.dirname(file));
-  const wait = opts.wait ?? true;
+  const limit = opts.giveUpAfterMs ?? LOCK_WAIT_MS;
   const started = Date.now();
   for (;;) {
     try {
@@ -111,17 +113,16 @@ export async function lockFile(file: string, opts: { wait?: boolean } = {}): Pro
         // a holder whose refresh came too late (a blocked event loop) keeps going:
         // its writes are still atomic renames, and the lock is already someone else's
         onCompromised: () => undefined,
-        retries: wait ? { retries: 40, factor: 1.3, minTimeout: 2, maxTimeout: 250, randomize: true } : 0,
+        retries: limit > 0 ? { retries: 40, factor: 1.3, minTimeout: 2, maxTimeout: 250, randomize: true } : 0,
       });
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ELOCKED') throw err;
-      if (!wait) return undefined;
-      if (Date.now() - started > LOCK_WAIT_MS) {
-        throw new PeerdialError('STORE_LOCKED', `${file} stayed locked by another peerdial process for ${Math.round(LOCK_WAIT_MS / 1000)} s.`, {
-          hint: `Another peerdial process of this account is stuck; stop it (peerdial status shows the agent's pid). A lock left by a killed process is taken over after ${LOCK_STALE_MS / 1000} s.`,
-          cause: err,
-        });
-      }
+      if (Date.now() - started < limit) continue;
+      if (opts.giveUpAfterMs !== undefined) return undefined;
+      throw new PeerdialError('STORE_LOCKED', `${file} stayed locked by another peerdial process for ${Math.round(LOCK_WAIT_MS / 1000)} s.`, {
+        hint: `Another peerdial process of this account is stuck; stop it (peerdial status shows the agent's pid). A lock left by a killed process is taken over after ${LOCK_STALE_MS / 1000} s.`,
+        cause: err,
+      });
     }
   }
 }

@@ -16,7 +16,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { ensurePrivateDir, lockFile, readJson, readJsonDir, writeFileAtomic, writeJsonAtomic } from './files.js';
+import { ensurePrivateDir, lockFile, LOCK_STALE_MS, readJson, readJsonDir, writeFileAtomic, writeJsonAtomic } from './files.js';
 
 export interface OutboxEntry {
   id: string;
@@ -69,12 +69,14 @@ export class Outbox {
 
   /**
    * Claims entry `id` for sending: the entry as it is on disk now, and the
-   * release. Undefined when another process holds it (it is being sent) or
-   * it is gone (it was sent). Save or remove it before releasing.
+   * release. While another process holds it (sends it), waits until it is
+   * done or, when that process was killed, until its claim is stale; still
+   * held after that: undefined, as when the entry is gone (it was sent).
+   * Save or remove it before releasing.
    */
   async claim(id: string): Promise<{ entry: OutboxEntry; release: () => Promise<void> } | undefined> {
     const file = path.join(this.dir, `${id}.json`);
-    const release = await lockFile(file, { wait: false });
+    const release = await lockFile(file, { giveUpAfterMs: LOCK_STALE_MS + 5_000 });
     if (!release) return undefined;
     const done = () => release().catch(() => undefined);
     try {

@@ -118,7 +118,7 @@ describe('two processes on one ledger', () => {
     await waitFor('the holder has the lock', () => holder.out().includes('locked'), 30_000);
     const file = path.join(stateDir, 'ledger.json');
     // alive: nobody else gets it
-    expect(await lockFile(file, { wait: false })).toBeUndefined();
+    expect(await lockFile(file, { giveUpAfterMs: 0 })).toBeUndefined();
 
     holder.child.kill('SIGKILL');
     await holder.exited;
