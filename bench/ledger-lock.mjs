@@ -4,7 +4,7 @@
 // process recording into the same ledger at the same time.
 //
 //   npm run build && node bench/ledger-lock.mjs [records=200] [entries=500]
-//   LEDGER_BENCH_DIR=/dev/shm ...   (on tmpfs: the lock without the cost of fsync)
+//   LEDGER_BENCH_DIR=DIR ...   (DIR on a tmpfs: the lock without the cost of fsync)
 //
 // Prints one line per variant: median and p95 ms per record.
 import { fork } from 'node:child_process';

@@ -6,6 +6,9 @@
  *   - queues its mail in the shared outbox and says `poke` (send now),
  *   - says `subscribe CALLID`, and the agent forwards every verified mail
  *     of that call and the "sent" notice of its mail.
+ * Commands that would otherwise open the mailbox or drain the outbox
+ * themselves (`inbox`, `messages`, `announce`, `outbox flush`, `doctor`)
+ * make named requests instead (agent/desk.ts); agentOrAlone() picks.
  * One JSON object per line each way.
  */
 import net from 'node:net';
