@@ -36,6 +36,10 @@ export function describeEvent(e: AgentEvent): string | undefined {
       return `could not send to ${e.to.join(', ')} (${e.error.message}); retrying in ${Math.round(e.retryInMs / 1000)} s`;
     case 'send-failed':
       return `mail to ${e.to.join(', ')} refused: ${e.error.message}`;
+    case 'session-crashed':
+      return `call ${e.callId} ${e.direction === 'in' ? 'from' : 'to'} ${e.peer}: ended by a crash of its session process: ${e.detail}`;
+    case 'session-process-crashed':
+      return `${e.reason}, carrying ${e.sessions} session(s); the agent goes on, the next call starts a fresh session process`;
     case 'error':
       return `error: ${e.error.message}`;
     default:

@@ -1,0 +1,167 @@
+/**
+ * A session cannot take the agent down (issue 12): `peerdial agent` runs
+ * each call's session in a session process of its own. Scenarios on the real
+ * mail stack, with the real CLI and agent processes, sessions on loopback:
+ *
+ * - alice pipes into hitoshi's agent; mid-call hitoshi's session process is
+ *   killed with SIGSEGV: the agent lives on, logs the crash and the call it
+ *   ended (call log outcome `session-crashed`), keeps watching mail, and
+ *   alice's next call (a file) connects and arrives whole; on SIGTERM the
+ *   agent exits 0 and leaves no process behind.
+ * - hitoshi's agent is killed (SIGKILL) mid-call: its session process does
+ *   not outlive it.
+ */
+import { promises as fs, readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { ensureMailServers } from './harness/system.js';
+import { startMailStack, type MailStack } from './harness/mail-stack.js';
+import { BIN, introduce, makePeer, runCli, tempDir, waitFor, type Peer } from './harness/peers.js';
+
+let stack: MailStack;
+let dir: string;
+let alice: Peer;
+let hitoshi: Peer;
+const running: ChildProcess[] = [];
+
+interface Running {
+  child: ChildProcess;
+  out: () => string;
+  exited: Promise<number | null>;
+}
+
+function start(args: string[]): Running {
+  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+  running.push(child);
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (out += d));
+  return { child, out: () => out, exited: new Promise((r) => child.on('close', (c) => r(c))) };
+}
+
+/** Session processes (src/session/host.js) whose parent is `pid`, from /proc. */
+function sessionProcessesOf(pid: number): number[] {
+  const found: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid !== pid) continue;
+      if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes(`session${path.sep}host.js`)) found.push(Number(entry));
+    } catch {
+      // the process went away meanwhile
+    }
+  }
+  return found;
+}
+
+/** True while `pid` runs (a zombie waiting to be reaped counts as gone). */
+function alive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+beforeAll(async () => {
+  ensureMailServers();
+  stack = await startMailStack({ users: ['alice', 'hitoshi'] });
+  dir = await tempDir('isolate');
+  alice = await makePeer(stack, 'alice', dir, { ringSeconds: 60 });
+  hitoshi = await makePeer(stack, 'hitoshi', dir, { answer: 'auto-answer', ringSeconds: 60 });
+  await introduce(alice, hitoshi);
+}, 120_000);
+
+afterEach(async () => {
+  // an agent a failed scenario left running would make the next one "already running"
+  for (const c of running.splice(0)) {
+    if (c.exitCode !== null || c.signalCode !== null) continue;
+    c.kill('SIGKILL');
+    await new Promise((r) => c.once('close', r));
+  }
+});
+
+afterAll(async () => {
+  for (const c of running) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  await stack?.stop();
+  if (dir) await fs.rm(dir, { recursive: true, force: true });
+});
+
+describe('a session cannot take the agent down', () => {
+  it('hitoshi\'s session process dies of SIGSEGV mid-call: his agent logs it, goes on, and alice\'s next call connects', async () => {
+    const agent = start(['--config', hitoshi.configFile, 'agent']);
+    const agentPid = agent.child.pid!;
+    await waitFor('hitoshi\'s agent watching', () => agent.out().includes('mailbox connected'), 30_000);
+    // no call, no session process
+    expect(sessionProcessesOf(agentPid)).toEqual([]);
+
+    // alice pipes into hitoshi's agent and keeps the pipe open: the call stays up
+    const caller = start(['--config', alice.configFile, 'call', 'hitoshi', '--pipe']);
+    caller.child.stdin!.write('before the crash\n');
+    const connected = await waitFor('hitoshi\'s agent connected', () => /call (\S+) from alice@example\.test: connected via/.exec(agent.out()) ?? undefined, 60_000);
+    const callId = connected[1]!;
+    const [host] = await waitFor('hitoshi\'s session process', () => {
+      const pids = sessionProcessesOf(agentPid);
+      return pids.length === 1 ? pids : undefined;
+    });
+    process.kill(host!, 'SIGSEGV');
+
+    // the agent reports the crash and the call it ended, and lives on
+    await waitFor('the crash in the agent\'s log', () => agent.out().includes(`call ${callId} from alice@example.test: ended by a crash of its session process`), 30_000);
+    expect(agent.out()).toContain(`the session process (pid ${host}) crashed (SIGSEGV), carrying 1 session(s)`);
+    const ended = new RegExp(`call ${callId} from alice@example\\.test: ended closed \\(connection lost \\(the session process \\(pid ${host}\\) crashed \\(SIGSEGV\\)\\)\\)`);
+    await waitFor('the call ended in the agent\'s log', () => ended.test(agent.out()), 30_000);
+    expect(agent.child.exitCode).toBeNull();
+    expect(alive(agentPid)).toBe(true);
+    expect(alive(host!)).toBe(false);
+    const log = await (await hitoshi.open()).calls.list();
+    expect(log.filter((e) => e.callId === callId).map((e) => e.outcome).sort()).toEqual(['connected', 'hung-up', 'session-crashed']);
+    expect(log.find((e) => e.outcome === 'session-crashed')?.detail).toContain('SIGSEGV');
+
+    // alice's call ends: hitoshi's agent told her by mail
+    caller.child.stdin!.end();
+    await caller.exited;
+
+    // the agent still watches mail, and the next call connects through a fresh session process
+    const file = path.join(dir, 'after-crash.bin');
+    const data = randomBytes(3 * 1024 * 1024);
+    await fs.writeFile(file, data);
+    const sent = await runCli(['--config', alice.configFile, 'send', 'hitoshi', file], { timeoutMs: 90_000 });
+    expect(sent.code, sent.stderr).toBe(0);
+    const saved = path.join(hitoshi.downloadDir, 'after-crash.bin');
+    await waitFor('the file saved', async () => (await fs.stat(saved).catch(() => undefined))?.size === data.length, 30_000);
+    expect(createHash('sha256').update(await fs.readFile(saved)).digest('hex')).toBe(createHash('sha256').update(data).digest('hex'));
+    expect((agent.out().match(/connected via/g) ?? []).length).toBe(2);
+    expect(agent.out().match(/crashed \(SIG\w+\), carrying/g)).toHaveLength(1); // the second call's process ended normally
+
+    // a finished call's session process goes away; SIGTERM ends the agent cleanly
+    await waitFor('no session process once the calls are over', () => sessionProcessesOf(agentPid).length === 0, 30_000);
+    agent.child.kill('SIGTERM');
+    expect(await agent.exited).toBe(0);
+    expect(agent.out()).toContain('stopped');
+  });
+
+  it('hitoshi\'s agent is killed mid-call: its session process goes with it', async () => {
+    const agent = start(['--config', hitoshi.configFile, 'agent']);
+    const agentPid = agent.child.pid!;
+    await waitFor('hitoshi\'s agent watching', () => agent.out().includes('mailbox connected'), 30_000);
+    const caller = start(['--config', alice.configFile, 'call', 'hitoshi', '--pipe']);
+    caller.child.stdin!.write('hello\n');
+    await waitFor('hitoshi\'s agent connected', () => /call \S+ from alice@example\.test: connected via/.test(agent.out()), 60_000);
+    const [host] = await waitFor('hitoshi\'s session process', () => {
+      const pids = sessionProcessesOf(agentPid);
+      return pids.length === 1 ? pids : undefined;
+    });
+    agent.child.kill('SIGKILL');
+    await agent.exited;
+    await waitFor(`session process ${host} gone with its agent`, () => !alive(host!), 10_000);
+    caller.child.stdin!.end();
+    caller.child.kill('SIGTERM');
+    await caller.exited;
+  });
+});
