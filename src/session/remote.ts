@@ -17,14 +17,18 @@
  *   as Session, Channel and MediaTrack (surface.ts, types.ts); the agent,
  *   the carriers and the media code cannot tell them apart.
  * - One host process per call (`sessionsPerProcess`, default 1). Measured
- *   (bench/isolate.ts): starting a host costs ~0.1-0.3 s and ~50 MB of
- *   memory while the call lasts; next to a mail round trip of seconds the
- *   start is noise, and per call is the safer choice: a crash ends only the
- *   call it carried, no process lives through more than one call's
- *   connect/close cycles (the cleanup() segfault came after 40+), and
- *   a finished call's process exits, releasing its UDP ports and threads.
- *   With N > 1 one process carries up to N calls that overlap; it still
- *   exits as soon as it carries none.
+ *   (bench/isolate.ts, 2 busy cores): a host costs 0.15-0.4 s to start on
+ *   an idle machine, ~1 s under load, and ~54 MiB while the call lasts;
+ *   10 calls up at once took 20 processes, 1077 MiB, against 1 process,
+ *   61 MiB, when one process carries all. One process for all is cheaper;
+ *   a process per call is safer, and chosen: a crash ends only the call it
+ *   carried (a camera node's other viewers keep watching), no process lives
+ *   through more than one call's connect/close cycles (the cleanup()
+ *   segfault came after 40+), a finished call's process exits and releases
+ *   its UDP ports and threads, and next to a mail round trip of seconds the
+ *   start is noise. The agent usually carries one call at a time. With
+ *   N > 1 one process carries up to N calls that overlap; it still exits as
+ *   soon as it carries none.
  * - Crash: when a host exits while it carries sessions (a signal such as
  *   SIGSEGV/SIGABRT, or any exit it was not asked for), each of its sessions
  *   ends with a `SESSION_FAILED` "the session process crashed (SIGSEGV)":
