@@ -10,13 +10,20 @@
  *   agent exits 0 and leaves no process behind.
  * - hitoshi's agent is killed (SIGKILL) mid-call: its session process does
  *   not outlive it.
+ * - a camera node whose sessions are isolated streams to two viewers (RTP
+ *   through the session processes); one viewer's session process dies: that
+ *   call ends, the other viewer keeps watching.
  */
 import { promises as fs, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { ensureMailServers } from './harness/system.js';
+import { ensureMailServers, requireCommand } from './harness/system.js';
+import { agentOf } from './harness/agents.js';
+import { defaultMediaSpec } from '../src/session/index.js';
+import type { RemoteSession } from '../src/session/index.js';
+import type { AgentEvent } from '../src/agent/agent.js';
 import { startMailStack, type MailStack } from './harness/mail-stack.js';
 import { BIN, introduce, makePeer, runCli, tempDir, waitFor, type Peer } from './harness/peers.js';
 
@@ -24,6 +31,8 @@ let stack: MailStack;
 let dir: string;
 let alice: Peer;
 let hitoshi: Peer;
+let carol: Peer;
+let camera: Peer;
 const running: ChildProcess[] = [];
 
 interface Running {
@@ -70,11 +79,16 @@ function alive(pid: number): boolean {
 
 beforeAll(async () => {
   ensureMailServers();
-  stack = await startMailStack({ users: ['alice', 'hitoshi'] });
+  requireCommand('ffmpeg', 'ffmpeg');
+  stack = await startMailStack({ users: ['alice', 'hitoshi', 'carol', 'camera'] });
   dir = await tempDir('isolate');
   alice = await makePeer(stack, 'alice', dir, { ringSeconds: 60 });
   hitoshi = await makePeer(stack, 'hitoshi', dir, { answer: 'auto-answer', ringSeconds: 60 });
   await introduce(alice, hitoshi);
+  carol = await makePeer(stack, 'carol', dir);
+  camera = await makePeer(stack, 'camera', dir, { answer: 'auto-answer' });
+  await introduce(alice, camera);
+  await introduce(carol, camera);
 }, 120_000);
 
 afterEach(async () => {
@@ -163,5 +177,43 @@ describe('a session cannot take the agent down', () => {
     caller.child.stdin!.end();
     caller.child.kill('SIGTERM');
     await caller.exited;
+  });
+});
+
+describe('a camera node with isolated sessions', () => {
+  it('streams to alice and carol through two session processes; alice\'s dies of SIGSEGV, carol keeps watching', { timeout: 120_000 }, async () => {
+    const cam = await agentOf(camera, { camera: { video: { kind: 'test' }, audio: { kind: 'test' }, fps: 30 }, sessions: 'isolated' });
+    const a = await agentOf(alice);
+    const c = await agentOf(carol);
+    try {
+      const view = () => ({ purpose: 'view' as const, media: defaultMediaSpec({ video: true, audio: true }, 'recvonly') });
+      const [va, vc] = await Promise.all([a.agent.call('camera', view()), c.agent.call('camera', view())]);
+      const videoOf = (call: typeof va) => call.session.tracks().find((t) => t.kind === 'video')!;
+      await waitFor('both receive the picture', () => videoOf(va).stats().keyframesReceived > 0 && videoOf(vc).stats().keyframesReceived > 0, 30_000);
+      expect(cam.agent.sessionHosts!.pids()).toHaveLength(2);
+      const connectedIn = (peer: string) =>
+        cam.events.find((e): e is Extract<AgentEvent, { type: 'connected'; call: unknown }> => e.type === 'connected' && 'call' in e && e.call.peer === peer)!.call;
+      const alicesCall = connectedIn(alice.email);
+      const pid = (alicesCall.session as RemoteSession).hostPid;
+      expect((connectedIn(carol.email).session as RemoteSession).hostPid).not.toBe(pid);
+
+      process.kill(pid, 'SIGSEGV');
+      await waitFor('the camera ends alice\'s call', () => cam.events.some((e) => e.type === 'ended' && e.peer === alice.email), 30_000);
+      expect(cam.events.filter((e) => e.type === 'session-process-crashed').map((e) => 'signal' in e && e.signal)).toEqual(['SIGSEGV']);
+      expect(cam.events.find((e) => e.type === 'session-crashed')).toMatchObject({ peer: alice.email, direction: 'in' });
+      // carol's call goes on: her picture keeps coming
+      const before = videoOf(vc).stats().packetsReceived;
+      await waitFor('more of the picture for carol', () => videoOf(vc).stats().packetsReceived > before + 30, 20_000);
+      expect(cam.events.some((e) => e.type === 'ended' && e.peer === carol.email)).toBe(false);
+      await va.ended;
+      vc.hangup();
+      await vc.ended;
+      await waitFor('the encoder stops with the last viewer', () => cam.agent.camera!.viewers === 0 && cam.agent.camera!.source === undefined, 15_000);
+    } finally {
+      await a.agent.stop();
+      await c.agent.stop();
+      await cam.agent.stop();
+    }
+    expect(cam.agent.sessionHosts!.pids()).toEqual([]);
   });
 });
