@@ -41,8 +41,9 @@ interface Running {
   exited: Promise<number | null>;
 }
 
-function start(args: string[]): Running {
-  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+function start(args: string[], opts: { group?: boolean } = {}): Running {
+  // group: a process group of its own, as a terminal gives a command (Ctrl-C signals all of it)
+  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['pipe', 'pipe', 'pipe'], detached: opts.group ?? false });
   running.push(child);
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
@@ -158,6 +159,28 @@ describe('a session cannot take the agent down', () => {
     agent.child.kill('SIGTERM');
     expect(await agent.exited).toBe(0);
     expect(agent.out()).toContain('stopped');
+  });
+
+  it('Ctrl-C reaches hitoshi\'s agent and its session process mid-call: the agent hangs up over the channel, nothing "crashed", and it exits 0', async () => {
+    const agent = start(['--config', hitoshi.configFile, 'agent'], { group: true });
+    const agentPid = agent.child.pid!;
+    await waitFor('hitoshi\'s agent watching', () => agent.out().includes('mailbox connected'), 30_000);
+    const caller = start(['--config', alice.configFile, 'call', 'hitoshi', '--pipe']);
+    caller.child.stdin!.write('hello\n');
+    await waitFor('hitoshi\'s agent connected', () => /call \S+ from alice@example\.test: connected via/.test(agent.out()), 60_000);
+    const [host] = await waitFor('hitoshi\'s session process', () => {
+      const pids = sessionProcessesOf(agentPid);
+      return pids.length === 1 ? pids : undefined;
+    });
+    process.kill(-agentPid, 'SIGINT'); // the whole process group, as the terminal does
+    expect(await agent.exited).toBe(0);
+    expect(agent.out()).toMatch(/from alice@example\.test: ended closed/);
+    expect(agent.out()).not.toContain('crashed');
+    expect(alive(host!)).toBe(false);
+    const log = await (await hitoshi.open()).calls.list();
+    expect(log.at(-1)).toMatchObject({ peer: alice.email, outcome: 'hung-up', detail: 'by the callee' });
+    caller.child.stdin!.end();
+    await caller.exited;
   });
 
   it('hitoshi\'s agent is killed mid-call: its session process goes with it', async () => {

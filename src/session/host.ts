@@ -15,7 +15,11 @@
  *   backpressure is built on these acks;
  * - on `exit` closes what is left, releases node-datachannel (cleanup())
  *   and exits; when the agent goes away (the IPC channel closes) it kills
- *   itself at once: no orphan, and no native teardown that could hang.
+ *   itself at once: no orphan, and no native teardown that could hang;
+ * - ignores SIGINT, SIGTERM and SIGHUP: Ctrl-C in the agent's terminal and
+ *   `systemctl stop` signal the whole process group / cgroup, and the agent
+ *   must say goodbye over the calls' channels before their sessions end. The
+ *   agent ends this process (and SIGKILL does).
  */
 import { Session, shutdownSessions, type AnswerOptions, type OfferOptions, type SessionProgress } from './session.js';
 import type { Channel, MediaTrack } from './types.js';
@@ -231,6 +235,7 @@ if (!process.send) {
   process.stderr.write('the peerdial session host runs only as a child of the agent\n');
   process.exit(2);
 }
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => undefined);
 process.on('message', (m: ToHost) => handle(m));
 // The agent died or closed the channel: go at once, without native teardown.
 process.on('disconnect', () => process.kill(process.pid, 'SIGKILL'));

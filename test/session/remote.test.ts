@@ -100,6 +100,14 @@ describe('a call whose sessions run in session processes', () => {
     const tooBig = await out.send(Buffer.alloc(out.maxMessageSize + 1)).catch((e: unknown) => e);
     expect(isPeerdialError(tooBig, 'TRANSFER_FAILED')).toBe(true);
 
+    // Ctrl-C in a terminal or `systemctl stop` signal every process of the agent: the
+    // session processes leave the ending to the agent
+    process.kill(bob.hostPid, 'SIGINT');
+    process.kill(bob.hostPid, 'SIGTERM');
+    const still = new Promise((r) => b.channel.onMessage(r));
+    await a.channel.send('still there?');
+    expect(await still).toBe('still there?');
+
     // bob's session process dies mid-call
     const bobPid = bob.hostPid;
     const bobClosed = new Promise<string>((r) => bob.onClose(r));
