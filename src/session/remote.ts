@@ -112,7 +112,6 @@ interface Pending {
 /** One host process and what it carries. */
 class Host {
   readonly child: ChildProcess;
-  readonly ready: Promise<void>;
   readonly exited: Promise<void>;
   pid = 0;
   /** Sessions this process was given, ever. */
@@ -125,12 +124,13 @@ class Host {
   readonly #pending = new Map<number, Pending>();
   readonly #queue: ToHost[] = [];
   #isReady = false;
+  #startTimedOut = false;
   #nextReq = 0;
   #killTimer: NodeJS.Timeout | undefined;
 
   constructor(
     entry: string,
-    private readonly onCrash: (host: Host, code: number | null, signal: NodeJS.Signals | null) => void,
+    private readonly onCrash: (host: Host, reason: string, code: number | null, signal: NodeJS.Signals | null) => void,
   ) {
     this.child = fork(entry, [], {
       serialization: 'advanced',
@@ -139,35 +139,31 @@ class Host {
       execArgv: [],
     });
     this.pid = this.child.pid ?? 0;
-    let readyResolve!: () => void;
-    let readyReject!: (e: PeerdialError) => void;
-    this.ready = new Promise<void>((res, rej) => {
-      readyResolve = res;
-      readyReject = rej;
-    });
-    this.ready.catch(() => undefined);
     const startTimer = setTimeout(() => {
-      readyReject(new PeerdialError('SESSION_FAILED', `the session process did not start within ${HOST_START_TIMEOUT_MS / 1000} s`, { hint: 'the machine may be overloaded; call again' }));
+      this.#startTimedOut = true;
       this.child.kill('SIGKILL');
     }, HOST_START_TIMEOUT_MS);
     this.exited = new Promise<void>((resolve) => {
-      this.child.once('exit', (code, signal) => {
+      const finish = (code: number | null, signal: NodeJS.Signals | null, failure?: string) => {
+        if (this.gone) return;
         clearTimeout(startTimer);
         clearTimeout(this.#killTimer);
         this.gone = true;
-        readyReject(new PeerdialError('SESSION_FAILED', `the session process ended before it was ready (${signal ?? `exit code ${code}`})`, { hint: CRASH_HINT }));
-        this.#ended(code, signal);
+        this.#ended(code, signal, failure);
         resolve();
+      };
+      this.child.once('exit', (code, signal) => finish(code, signal));
+      // A process that could not be started has no 'exit'; send errors are handled by send().
+      this.child.on('error', (err) => {
+        if (this.child.pid === undefined) finish(null, null, `could not start a session process: ${err.message}`);
       });
     });
-    this.child.on('error', () => undefined); // spawn errors end in 'exit' too; send errors are handled by send()
     this.child.on('message', (m: FromHost) => {
       if (m.ev === 'ready') {
         clearTimeout(startTimer);
         this.pid = m.pid;
         this.#isReady = true;
         for (const q of this.#queue.splice(0)) this.send(q);
-        readyResolve();
         return;
       }
       this.#message(m);
@@ -215,7 +211,7 @@ class Host {
     this.#killTimer.unref();
   }
 
-  #ended(code: number | null, signal: NodeJS.Signals | null): void {
+  #ended(code: number | null, signal: NodeJS.Signals | null, failure?: string): void {
     const carried = [...this.sessions.values()];
     const pending = [...this.#pending.values()];
     this.#pending.clear();
@@ -224,8 +220,11 @@ class Host {
       for (const p of pending) p.reject(new PeerdialError('SESSION_CLOSED', 'the session process has ended'));
       return;
     }
-    this.onCrash(this, code, signal);
-    const reason = crashReason(this.pid, code, signal);
+    let reason = crashReason(this.pid, code, signal);
+    if (failure) reason = failure;
+    else if (this.#startTimedOut) reason = `the session process (pid ${this.pid}) did not start within ${HOST_START_TIMEOUT_MS / 1000} s`;
+    else if (!this.#isReady) reason = `the session process (pid ${this.pid}) ended before it was ready (${signal ?? `exit code ${code}`})`;
+    this.onCrash(this, reason, code, signal);
     const err = new PeerdialError('SESSION_FAILED', reason, { hint: CRASH_HINT });
     for (const p of pending) p.reject(err);
     for (const s of carried) s.crashed(reason, err);
@@ -369,9 +368,8 @@ export class SessionHosts implements SessionFactory {
     for (const h of this.#hosts) {
       if (!h.gone && !h.retiring && h.given < this.#perProcess) return h;
     }
-    const host = new Host(this.#entry ?? defaultEntry(), (h, code, signal) => {
-      const n = h.sessions.size;
-      this.#onCrash?.({ pid: h.pid, code, signal, sessions: n, reason: crashReason(h.pid, code, signal) });
+    const host = new Host(this.#entry ?? defaultEntry(), (h, reason, code, signal) => {
+      this.#onCrash?.({ pid: h.pid, code, signal, sessions: h.sessions.size, reason });
     });
     this.#hosts.add(host);
     void host.exited.then(() => this.#hosts.delete(host));

@@ -7,6 +7,8 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { isPeerdialError } from '../../src/errors.js';
 import {
@@ -200,6 +202,16 @@ describe('session processes that die or are not needed', () => {
     expect(ra).toContain('crashed (SIGSEGV)');
     expect(rb).toBe(ra);
     expect(crashes.map((c) => [c.signal, c.sessions])).toEqual([['SIGSEGV', 2]]);
+  });
+
+  it('a session process that cannot start: the offer fails with SESSION_FAILED and says why', async () => {
+    const crashes: SessionCrash[] = [];
+    const side = hosts({ entry: path.join(os.tmpdir(), 'no-such-peerdial-host.js'), onCrash: (c) => crashes.push(c) });
+    const err = await side.createOffer({ ice }).catch((e: unknown) => e);
+    expect(isPeerdialError(err, 'SESSION_FAILED')).toBe(true);
+    expect((err as Error).message).toMatch(/^the session process \(pid \d+\) ended before it was ready \(exit code 1\)$/);
+    expect(crashes).toHaveLength(1);
+    expect(side.pids()).toEqual([]);
   });
 
   it('an offer the session refuses: the error keeps its code, and its process exits', async () => {
