@@ -108,7 +108,7 @@ afterAll(async () => {
 });
 
 describe('a session cannot take the agent down', () => {
-  it('hitoshi\'s session process dies of SIGSEGV mid-call: his agent logs it, goes on, and alice\'s next call connects', async () => {
+  it('hitoshi\'s session process dies of SIGSEGV mid-call: his agent logs it, goes on, and alice\'s next call connects', { timeout: 300_000 }, async () => {
     const agent = start(['--config', hitoshi.configFile, 'agent']);
     const agentPid = agent.child.pid!;
     await waitFor('hitoshi\'s agent watching', () => agent.out().includes('mailbox connected'), 30_000);
@@ -161,7 +161,7 @@ describe('a session cannot take the agent down', () => {
     expect(agent.out()).toContain('stopped');
   });
 
-  it('Ctrl-C reaches hitoshi\'s agent and its session process mid-call: the agent hangs up over the channel, nothing "crashed", and it exits 0', async () => {
+  it('Ctrl-C reaches hitoshi\'s agent and its session process mid-call: the agent hangs up over the channel, nothing "crashed", and it exits 0', { timeout: 180_000 }, async () => {
     const agent = start(['--config', hitoshi.configFile, 'agent'], { group: true });
     const agentPid = agent.child.pid!;
     await waitFor('hitoshi\'s agent watching', () => agent.out().includes('mailbox connected'), 30_000);
@@ -183,7 +183,7 @@ describe('a session cannot take the agent down', () => {
     await caller.exited;
   });
 
-  it('hitoshi\'s agent is killed mid-call: its session process goes with it', async () => {
+  it('hitoshi\'s agent is killed mid-call: its session process goes with it', { timeout: 180_000 }, async () => {
     const agent = start(['--config', hitoshi.configFile, 'agent']);
     const agentPid = agent.child.pid!;
     await waitFor('hitoshi\'s agent watching', () => agent.out().includes('mailbox connected'), 30_000);
@@ -204,7 +204,7 @@ describe('a session cannot take the agent down', () => {
 });
 
 describe('a camera node with isolated sessions', () => {
-  it('streams to alice and carol through two session processes; alice\'s dies of SIGSEGV, carol keeps watching', { timeout: 120_000 }, async () => {
+  it('streams to alice and carol through two session processes; alice\'s dies of SIGSEGV, carol keeps watching', { timeout: 180_000 }, async () => {
     const cam = await agentOf(camera, { camera: { video: { kind: 'test' }, audio: { kind: 'test' }, fps: 30 }, sessions: 'isolated' });
     const a = await agentOf(alice);
     const c = await agentOf(carol);
