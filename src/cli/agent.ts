@@ -40,6 +40,10 @@ export function describeEvent(e: AgentEvent): string | undefined {
       return `could not send to ${safe(e.to.join(', '))} (${safe(e.error.message)}); retrying in ${Math.round(e.retryInMs / 1000)} s`;
     case 'send-failed':
       return `mail to ${safe(e.to.join(', '))} refused: ${safe(e.error.message)}`;
+    case 'session-crashed':
+      return `call ${safe(e.callId)} ${e.direction === 'in' ? 'from' : 'to'} ${safe(e.peer)}: ended by a crash of its session process: ${safe(e.detail)}`;
+    case 'session-process-crashed':
+      return `${e.reason}, carrying ${e.sessions} session(s); the agent goes on, the next call starts a fresh session process`;
     case 'error':
       return `error: ${safe(e.error.message)}`;
     case 'control-request':
