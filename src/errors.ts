@@ -23,6 +23,7 @@ export type ErrorCode =
   | 'INVITE_INVALID'
   | 'WIRE_BUILD'
   | 'STORE_CORRUPT'
+  | 'STORE_LOCKED'
   | 'SESSION_FAILED'
   | 'SESSION_CLOSED'
   | 'CALL_TIMEOUT'
