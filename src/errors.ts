@@ -23,6 +23,7 @@ export type ErrorCode =
   | 'STORE_CORRUPT'
   | 'SESSION_FAILED'
   | 'SESSION_CLOSED'
+  | 'FINGERPRINT_MISMATCH'
   | 'CALL_TIMEOUT'
   | 'CALL_DECLINED'
   | 'CALL_BUSY'
