@@ -4,8 +4,10 @@
  * (loopback), carries one message over a channel of its own, and is hung up.
  * Neither agent may crash (node-datachannel's cleanup() once segfaulted
  * after 40+ cycles, notes/webrtc.md), leak sessions, or grow its memory
- * without bound. Every call is placed once: a call that fails is counted,
- * the run goes on, and the test fails at the end with every failure listed.
+ * without bound. Every call is placed once by the test (the phone itself
+ * makes one fresh offer after libdatachannel's PR 1612 race, and says so in
+ * the states): a call that fails is counted, the run goes on, and the test
+ * fails at the end with every failure listed.
  * PEERDIAL_SOAK_CALLS=<n> places n calls instead of 50 (`npm run soak` uses
  * it under load).
  */
@@ -84,6 +86,8 @@ describe('a long-running agent', () => {
     });
     const a = await agentOf(alice);
     const failures: string[] = [];
+    /** Fresh offers the phone made by itself (libdatachannel's PR 1612 race); the callee ends the first attempt. */
+    const reoffers = () => endedStates(a.events, 'out').filter((s) => s.filter((x) => x === 'gathering').length === 2).length;
     const setupMs: number[] = [];
     let connected = 0;
     let rssAfter10 = 0;
@@ -97,7 +101,7 @@ describe('a long-running agent', () => {
         } catch (err) {
           failures.push(`call ${i}: ${(err as { code?: string }).code ?? ''} ${(err as Error).message}`);
           // hitoshi's side of the failed call ends too (its session failed, or alice's hang-up mail arrives)
-          await waitFor(`hitoshi's side of failed call ${i} ended`, () => endedStates(h.events, 'in').length >= i, 200_000, 100);
+          await waitFor(`hitoshi's side of failed call ${i} ended`, () => endedStates(h.events, 'in').length >= i + reoffers(), 200_000, 100);
           continue;
         }
         connected++;
@@ -108,7 +112,7 @@ describe('a long-running agent', () => {
         await waitFor(`hitoshi got the message of call ${i}`, () => received.includes(`call ${i}`));
         call.hangup();
         expect(await call.ended).toBe('closed');
-        await waitFor(`hitoshi's side of call ${i} ended`, () => endedStates(h.events, 'in').length >= i);
+        await waitFor(`hitoshi's side of call ${i} ended`, () => endedStates(h.events, 'in').length >= i + reoffers());
         if (i === 10) rssAfter10 = rss();
       }
       rssAfter50 = rss();
@@ -132,11 +136,17 @@ describe('a long-running agent', () => {
 
       const outs = endedStates(a.events, 'out');
       const ins = endedStates(h.events, 'in');
-      // One offer per call, one answer per offer: every call went the plain way.
+      // One call each; a call hit by the race made one fresh offer by itself
+      // (same call), and the callee ended the first attempt as failed.
+      const plain = ['gathering', 'offer-queued', 'offer-sent', 'connecting', 'connected', 'closed'];
+      const reoffered = ['gathering', 'offer-queued', 'offer-sent', 'connecting', 'gathering', 'offer-queued', 'offer-sent', 'connecting', 'connected', 'closed'];
       expect(outs).toHaveLength(CALLS);
-      for (const s of outs) expect(s).toEqual(['gathering', 'offer-queued', 'offer-sent', 'connecting', 'connected', 'closed']);
-      expect(ins).toHaveLength(CALLS);
-      for (const s of ins) expect(s).toEqual(['offer-received', 'answering', 'answer-queued', 'connecting', 'connected', 'closed']);
+      for (const s of outs) expect([plain, reoffered]).toContainEqual(s);
+      console.log(`fresh offers made by the phone itself (libdatachannel race): ${reoffers()}`);
+      const full = (s: string[]) => s.at(-2) === 'connected' && s.at(-1) === 'closed';
+      expect(ins).toHaveLength(CALLS + reoffers());
+      for (const s of ins.filter(full)) expect(s).toEqual(['offer-received', 'answering', 'answer-queued', 'connecting', 'connected', 'closed']);
+      expect(ins.filter(full)).toHaveLength(CALLS);
 
       expect(a.agent.phone.activeCount()).toBe(0);
       expect(h.agent.phone.activeCount()).toBe(0);

@@ -198,13 +198,13 @@ const short: Record<SiteKind, string> = {
   upnp: 'NAT + UPnP',
 };
 
-function matrixMarkdown(results: CallResult[], net: Network): string {
+function matrixMarkdown(results: CallResult[], net: Network, reoffered: Set<CallResult>): string {
   const kindOf = (name: string) => net.site(name).kind;
   const cell = (r: CallResult | undefined) => {
     if (!r) return '?';
     if (r.connected) {
       const types = r.pair ? `${r.pair.local.split(' ')[0]}/${r.pair.remote.split(' ')[0]}` : '';
-      return `yes (${r.ms} ms${types ? `, ${types}` : ''})`;
+      return `yes (${r.ms} ms${types ? `, ${types}` : ''})${reoffered.has(r) ? ' [2nd offer]' : ''}`;
     }
     return `**no** (${r.failure?.code ?? 'failed'})`;
   };
@@ -226,7 +226,8 @@ function matrixMarkdown(results: CallResult[], net: Network): string {
   return [
     'Direct calls with STUN only (coturn), no TURN; each site behind its own router in network namespaces.',
     'Cells: "yes" with the time from applying the answer to connected on the caller and the selected pair as the callee saw it',
-    '(callee-local/caller candidate type), or "no" with the error code. One call per pair, no second try.',
+    '(callee-local/caller candidate type), or "no" with the error code. [2nd offer]: the first offer hit libdatachannel\'s',
+    'PR 1612 race and one fresh offer was made, as the phone does by itself; nothing else is tried again.',
     '',
     ...lines,
     '',
@@ -308,11 +309,18 @@ describe('calls across NATs in network namespaces (root)', () => {
     async () => {
       const pairs = SITE_KINDS.flatMap((from) => SITE_KINDS.map((to) => [from, to] as const));
       const t0 = Date.now();
-      // One call per pair, as a user places it: no second try.
-      const results = await pool(pairs, MATRIX_CONCURRENCY, ([from, to]) =>
-        placeCall(net!, site(`${from}-a`), site(`${to}-b`), { connectTimeoutMs: CONNECT_TIMEOUT_MS }),
-      );
-      const md = matrixMarkdown(results, net!);
+      // One call per pair, as the phone places it: a fresh offer only after
+      // libdatachannel's PR 1612 race (the phone's own remedy, agent/caller.ts), once.
+      const reoffered = new Set<CallResult>();
+      const results = await pool(pairs, MATRIX_CONCURRENCY, async ([from, to]) => {
+        const call = () => placeCall(net!, site(`${from}-a`), site(`${to}-b`), { connectTimeoutMs: CONNECT_TIMEOUT_MS });
+        const first = await call();
+        if (first.connected || !/libdatachannel race/.test(first.failure?.message ?? '')) return first;
+        const second = await call();
+        reoffered.add(second);
+        return second;
+      });
+      const md = `${matrixMarkdown(results, net!, reoffered)}\nThis run: ${reoffered.size} of ${pairs.length} calls hit the libdatachannel race and made a fresh offer.\n`;
       mkdirSync('.tmp', { recursive: true });
       writeFileSync('.tmp/nat-matrix.md', md);
       console.log(`connectivity matrix (${Math.round((Date.now() - t0) / 1000)} s), also in .tmp/nat-matrix.md:\n\n${md}`);

@@ -1,15 +1,15 @@
 /**
  * The peer's DTLS certificate, checked by peerdial itself (issue 12).
  *
- * libdatachannel 0.24.5 checks the certificate against the remote
- * description's `a=fingerprint` inside its DTLS handshake, and that check
- * races with setRemoteDescription (PR 1612): ICE can connect, and DTLS
- * verify, before the fingerprint is stored, and the call fails. So every
- * PeerConnection is made with `disableFingerprintVerification`, and the
- * session compares the certificate the peer really used
- * (`pc.remoteFingerprint()`) with the signed description itself, once the
- * connection is up and before any channel, track or byte is used (the way
- * js-libp2p's WebRTC-Direct transport does).
+ * Every PeerConnection is made with `disableFingerprintVerification`, and
+ * the session compares the certificate the peer really used
+ * (`pc.remoteFingerprint()`) with the `a=fingerprint` lines of the signed
+ * description itself, once the connection is up and before any channel,
+ * track or byte is used (the way js-libp2p's WebRTC-Direct transport does).
+ * A mismatch is a named error (FINGERPRINT_MISMATCH) and nothing was
+ * exchanged. This does not remove libdatachannel 0.24.5's PR 1612 race: its
+ * checkFingerprint() refuses every certificate while no remote description
+ * is stored, verification or not (see session.ts).
  *
  * Pure: parsing and comparing only.
  */

@@ -12,18 +12,23 @@
  *   roles the answerer's hello races a libdatachannel 0.24.5 bug and its
  *   DTLS gives up after ~31 s. acceptOffer() applies the same rewrite to an
  *   actpass offer before setRemoteDescription, for offers from older peers.
- * - PR 1612 race: ICE may connect inside setRemoteDescription before the
- *   remote fingerprint is stored, and libdatachannel's own certificate check
- *   then failed the call. So the session checks the peer's certificate
- *   itself (fingerprint.ts): every PeerConnection is made with
- *   `disableFingerprintVerification`, and at `connected` the certificate the
- *   peer used (`remoteFingerprint()`) is compared with the `a=fingerprint`
- *   of the signed remote description. Until that check has passed, every
- *   channel and track is held: nothing is sent, and what arrives is kept
- *   (channels) or dropped (RTP); on a mismatch the connection is closed and
- *   connected() fails with FINGERPRINT_MISMATCH, and the held messages are
- *   dropped unread. setRemoteDescription stays wrapped: any failure there is
- *   PeerdialError('SESSION_FAILED') with a hint that a fresh offer is needed.
+ * - The peer's certificate is checked by the session itself (fingerprint.ts):
+ *   every PeerConnection is made with `disableFingerprintVerification`, and
+ *   at `connected` the certificate the peer used (`remoteFingerprint()`) is
+ *   compared with the `a=fingerprint` of the signed remote description.
+ *   Until that check has passed, every channel and track is held: nothing is
+ *   sent, and what arrives is kept (channels) or dropped (RTP); on a
+ *   mismatch the connection is closed, connected() fails with
+ *   FINGERPRINT_MISMATCH, and the held messages are dropped unread.
+ * - PR 1612 race: ICE may connect inside setRemoteDescription (libjuice gets
+ *   the remote ICE credentials before the description is stored) and DTLS
+ *   then reaches libdatachannel's checkFingerprint(), which refuses any
+ *   certificate while no remote description is stored, even with
+ *   `disableFingerprintVerification` (measured: the rate did not change, see
+ *   bench/connect-race.mjs). Only a patched libdatachannel removes it.
+ *   setRemoteDescription stays wrapped: the failure is
+ *   PeerdialError('SESSION_FAILED') with a hint that a fresh offer is needed,
+ *   and the phone makes that fresh offer by itself (agent/caller.ts).
  * - An exception inside a native callback aborts the process: every callback
  *   given to node-datachannel is wrapped (guarded()), and listener errors are
  *   rethrown on a later tick (deliver()).
@@ -651,13 +656,14 @@ export class Session {
       this.#pc.setRemoteDescription(sdp, type);
     } catch (err) {
       // PR 1612 race: ICE can connect (on the peer's checks) inside
-      // setRemoteDescription, before the remote fingerprint is stored; with
-      // libdatachannel's own check, DTLS then rejected the peer's certificate
-      // ("unknown CA"), the transports closed, and adding the description's
-      // candidates threw "without ICE transport" (~0.5-3% of loopback calls).
-      // The session now checks the certificate itself (disableFingerprintVerification),
-      // so this is not expected any more; if it happens all the same, only a
-      // fresh offer helps.
+      // setRemoteDescription, before the remote description is stored; DTLS
+      // then rejects the peer's certificate ("unknown CA": libdatachannel
+      // refuses every certificate while it has no remote description, with or
+      // without disableFingerprintVerification), the transports close, and
+      // adding the description's candidates throws "without ICE transport".
+      // Both sides fail; only a fresh offer helps. Measured with
+      // bench/connect-race.mjs (two processes, mail-like delays, a busy
+      // machine): 5-20% of calls.
       const raced = /without ICE transport/i.test(errorText(err)) || this.#nativeState() === 'failed';
       const message = raced
         ? `the connection failed while the ${type} was applied (libdatachannel race: DTLS checked the peer's certificate before the ${type}'s fingerprint was stored)`

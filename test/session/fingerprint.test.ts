@@ -32,6 +32,11 @@ function collect(session: Session, channels: Channel[] = []): Array<string | Buf
   return got;
 }
 
+/** libdatachannel's PR 1612 race fails a call before any certificate is checked: the phone makes a fresh offer then, and so do these tests (once). */
+function raced(err: unknown): boolean {
+  return err instanceof PeerdialError && err.code === 'SESSION_FAILED' && /libdatachannel race/.test(err.message);
+}
+
 async function settle(ms: number): Promise<void> {
   await new Promise((r) => setTimeout(r, ms));
 }
@@ -52,6 +57,15 @@ describe("the peer's certificate, checked by the session", () => {
   });
 
   it('bob answers with a tampered fingerprint: alice fails with FINGERPRINT_MISMATCH, and no data reaches either side', async () => {
+    for (let offers = 1; ; offers++) {
+      const err = await tamperedAnswer();
+      if (offers < 2 && raced(err)) continue;
+      expect(err).toBe('checked');
+      return;
+    }
+  });
+
+  async function tamperedAnswer(): Promise<unknown> {
     const progress: SessionProgress[] = [];
     const { session: alice, sdp: offer } = await Session.createOffer({ ice, onProgress: (e) => progress.push(e) });
     const { session: bob, sdp: answer } = await Session.acceptOffer(offer, { ice });
@@ -71,11 +85,20 @@ describe("the peer's certificate, checked by the session", () => {
       },
       (err: PeerdialError) => err.code,
     );
-    alice.acceptAnswer(tamper(answer));
+    try {
+      alice.acceptAnswer(tamper(answer));
+    } catch (e) {
+      bob.close();
+      return e;
+    }
     const err = await alice.connected({ timeoutMs: 20_000 }).then(
       () => undefined,
       (e: unknown) => e,
     );
+    if (raced(err)) {
+      bob.close();
+      return err;
+    }
     expect(err).toBeInstanceOf(PeerdialError);
     expect((err as PeerdialError).code).toBe('FINGERPRINT_MISMATCH');
     expect((err as PeerdialError).hint).toMatch(/README/);
@@ -88,9 +111,19 @@ describe("the peer's certificate, checked by the session", () => {
     expect(aliceGot).toEqual([]);
     expect(bobGot).toEqual([]);
     bob.close();
-  });
+    return 'checked';
+  }
 
   it('alice offers with a tampered fingerprint: bob fails with FINGERPRINT_MISMATCH, and no data reaches either side', async () => {
+    for (let offers = 1; ; offers++) {
+      const err = await tamperedOffer();
+      if (offers < 2 && raced(err)) continue;
+      expect(err).toBe('checked');
+      return;
+    }
+  });
+
+  async function tamperedOffer(): Promise<unknown> {
     const { session: alice, sdp: offer } = await Session.createOffer({ ice });
     const { session: bob, sdp: answer } = await Session.acceptOffer(tamper(offer), { ice });
     const aliceGot = collect(alice);
@@ -103,11 +136,20 @@ describe("the peer's certificate, checked by the session", () => {
       },
       (e: PeerdialError) => e.code,
     );
-    alice.acceptAnswer(answer);
+    try {
+      alice.acceptAnswer(answer);
+    } catch (e) {
+      bob.close();
+      return e;
+    }
     const err = await bob.connected({ timeoutMs: 20_000 }).then(
       () => undefined,
       (e: unknown) => e,
     );
+    if (raced(await aliceSide.then(() => alice.connected().catch((e: unknown) => e)))) {
+      bob.close();
+      return new PeerdialError('SESSION_FAILED', 'libdatachannel race (seen by alice)');
+    }
     expect((err as PeerdialError).code).toBe('FINGERPRINT_MISMATCH');
     expect(bob.isClosed).toBe(true);
     await aliceSide;
@@ -115,14 +157,30 @@ describe("the peer's certificate, checked by the session", () => {
     expect(aliceGot).toEqual([]);
     expect(bobGot).toEqual([]);
     alice.close();
-  });
+    return 'checked';
+  }
 
   it('with the true fingerprints, what alice sends at once arrives, in order, once the check has passed', async () => {
-    const { session: alice, sdp: offer } = await Session.createOffer({ ice });
-    const { session: bob, sdp: answer } = await Session.acceptOffer(offer, { ice });
-    const bobGot = collect(bob);
-    alice.acceptAnswer(answer);
-    const [a] = await Promise.all([alice.connected({ timeoutMs: 20_000 }), bob.connected({ timeoutMs: 20_000 })]);
+    let alice: Session;
+    let bob: Session;
+    let bobGot: Array<string | Buffer>;
+    let a: Awaited<ReturnType<Session['connected']>>;
+    for (let offers = 1; ; offers++) {
+      const made = await Session.createOffer({ ice });
+      alice = made.session;
+      const answered = await Session.acceptOffer(made.sdp, { ice });
+      bob = answered.session;
+      bobGot = collect(bob);
+      try {
+        alice.acceptAnswer(answered.sdp);
+        [a] = await Promise.all([alice.connected({ timeoutMs: 20_000 }), bob.connected({ timeoutMs: 20_000 })]);
+        break;
+      } catch (err) {
+        alice.close();
+        bob.close();
+        if (offers >= 2 || !raced(err)) throw err;
+      }
+    }
     for (let i = 0; i < 20; i++) void a.channel.send(`m${i}`);
     for (let i = 0; i < 100 && bobGot.length < 20; i++) await settle(20);
     expect(bobGot).toEqual(Array.from({ length: 20 }, (_, i) => `m${i}`));
