@@ -111,6 +111,8 @@ async function soakCalls(n) {
       `; test ${r.code === 0 ? 'passed' : 'FAILED'} (${seconds(t0)} s)`,
   );
   if (line) say(`  ${line.trim()}`);
+  const reoffers = out.split('\n').find((l) => /fresh offers made by the phone itself/.test(l));
+  if (reoffers) say(`  ${reoffers.trim()}`);
   if (r.code !== 0) {
     const why = out.split('\n').filter((l) => /AssertionError|Error:|expected|failed calls/i.test(l)).slice(0, 12);
     for (const l of why) say(`  ${l.trim()}`);
