@@ -142,7 +142,7 @@ async function soakMatrix(runs) {
       for (const l of table) say(`  ${l}`);
     }
   }
-  say(`matrix: ${equal}/${runs} runs equal the expected matrix (no retries)`);
+  say(`matrix: ${equal}/${runs} runs equal the expected matrix (a fresh offer only after the libdatachannel race, as the phone does)`);
   return equal === runs;
 }
 
