@@ -26,6 +26,7 @@ export type ErrorCode =
   | 'STORE_LOCKED'
   | 'SESSION_FAILED'
   | 'SESSION_CLOSED'
+  | 'FINGERPRINT_MISMATCH'
   | 'CALL_TIMEOUT'
   | 'CALL_DECLINED'
   | 'CALL_BUSY'

@@ -263,6 +263,9 @@ export class Agent {
       const ch = await channelNamed(call, 'file');
       const got = await receiveFiles(ch, { dir, accept: (f) => f.size <= caps.fileMaxBytes });
       for (const f of got) say('file', f.status === 'saved' ? `saved ${f.path}${f.renamed ? ' (renamed: a file of that name existed)' : ''}${f.resumedFrom ? `, resumed from byte ${f.resumedFrom}` : ''}` : `rejected ${f.name}: ${f.reason}`);
+      // The sender ends a transfer: it hangs up once it has every verdict, so
+      // both call logs say who did. Only a sender that never does is hung up on.
+      await waitEnded(call, SENDER_HANGUP_GRACE_MS);
     } else if (call.purpose === 'pipe') {
       const ch = await channelNamed(call, 'pipe');
       await fs.mkdir(dir, { recursive: true });
@@ -327,7 +330,8 @@ export class Agent {
     } else {
       const ch = await channelNamed(call, 'chat');
       async function* greeting() {
-        yield `${acc.email} answered automatically; your lines are kept in its log.`;
+        // The caller's terminal prefixes every line with our address: name nobody here.
+        yield 'answered automatically; your lines are kept in its log.';
         await call.ended;
       }
       await runChat(ch, greeting(), {
@@ -430,4 +434,14 @@ export class Agent {
     await this.sessionHosts?.shutdown();
     shutdownSessions();
   }
+}
+
+/** How long a file receiver waits for the sender's hang-up after the last file. */
+const SENDER_HANGUP_GRACE_MS = 10_000;
+
+/** Resolves when the call has ended or after `ms`, whichever comes first. */
+export async function waitEnded(call: ActiveCall, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([call.ended, new Promise<void>((r) => (timer = setTimeout(r, ms)))]);
+  clearTimeout(timer);
 }

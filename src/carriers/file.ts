@@ -211,7 +211,16 @@ export async function receiveFiles(channel: Channel, opts: ReceiveFilesOptions):
   const results: ReceivedFile[] = [];
   try {
     for (;;) {
-      const message = await nextFileControl(inbox, signal, ['offer', 'end']);
+      let message: FileControl;
+      try {
+        message = await nextFileControl(inbox, signal, ['offer', 'end']);
+      } catch (err) {
+        // Closed between two files: every file so far arrived whole (each was
+        // checked). The sender's 'end' and its hang-up travel on different
+        // channels and may cross, so this is the end, not a failed transfer.
+        if (results.length > 0 && isPeerdialError(err, 'SESSION_CLOSED')) return results;
+        throw err;
+      }
       if (message.t === 'end') return results;
       if (message.t !== 'offer') throw protocolError(message.t);
       results.push(await receiveOne(channel, inbox, message, partialDir, signal, opts));
