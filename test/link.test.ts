@@ -97,7 +97,7 @@ describe('link hooks, without a network', () => {
     const cfg = parseConfig('[link]\nup = "pon provider"\ndown = "poff"\n', '/etc/p.toml', {});
     expect(cfg.link).toEqual({ up: 'pon provider', down: 'poff', timeoutSeconds: 60, idleDownSeconds: 300, pollMinutes: 0 });
     expect(parseConfig(configToToml(cfg), '/etc/p.toml', {}).link).toEqual(cfg.link);
-    expect(() => parseConfig('[link]\nup = "pon"\ntimeout = 5\n', '/etc/p.toml', {})).toThrow(/link\.timeout is not a known key/);
+    expect(() => parseConfig('[link]\nup = "pon"\ntimeout = 5\n', '/etc/p.toml', {})).toThrow(/line 3: unknown key timeout in \[link\]; did you mean timeout_seconds\?/);
     expect(() => parseConfig('[link]\ntimeout_seconds = 0\n', '/etc/p.toml', {})).toThrow(/link\.timeout_seconds must be a whole number from 1 to 3600/);
     expect(() => parseConfig('[link]\nup = ""\n', '/etc/p.toml', {})).toThrow(/link\.up must be a non-empty string/);
     expect(() => parseConfig('link = 3\n', '/etc/p.toml', {})).toThrow(/link must be a table/);
