@@ -7,7 +7,7 @@
  * brings it down again. The installed ppp / NetworkManager / dhcpcd
  * scripts are valid shell and call `peerdial address-changed`.
  */
-import { promises as fs, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, promises as fs, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -111,7 +111,12 @@ describe('peerdial hooks install', () => {
     const config = path.join(home, 'config.toml');
     await fs.writeFile(config, `[defaults]\nstate_dir = "${path.join(home, 'state')}"\n\n[[accounts]]\nemail = "cam@example.test"\n[accounts.imap]\nhost = "127.0.0.1"\nport = 143\n[accounts.smtp]\nhost = "127.0.0.1"\nport = 587\n`);
     const d = (n: string) => path.join(home, n);
-    const r = await runCli(['--config', config, 'hooks', 'install', '--ppp', d('ip-up.d'), '--networkmanager', d('dispatcher.d'), '--dhcpcd', d('dhcpcd-hooks')]);
+    // the config belongs to root here (tests run as root): the hooks would run peerdial as root, so they are refused
+    const asRoot = await runCli(['--config', config, 'hooks', 'install', '--ppp', d('ip-up.d')]);
+    expect(asRoot.code).toBe(64);
+    expect(asRoot.stderr).toContain('never as root');
+    expect(existsSync(d('ip-up.d/peerdial'))).toBe(false);
+    const r = await runCli(['--config', config, 'hooks', 'install', '--user', 'nobody', '--ppp', d('ip-up.d'), '--networkmanager', d('dispatcher.d'), '--dhcpcd', d('dhcpcd-hooks')]);
     expect(r.code, r.stderr).toBe(0);
     const files = [d('ip-up.d/peerdial'), d('dispatcher.d/90-peerdial'), d('dhcpcd-hooks/90-peerdial')];
     for (const f of files) {
@@ -122,6 +127,7 @@ describe('peerdial hooks install', () => {
       expect(text.startsWith('#!/bin/sh\n')).toBe(true);
       expect(text).toContain(`'--config' '${config}'`);
       expect(text).toContain("'address-changed'");
+      expect(text).toContain("'/usr/bin/setpriv' '--reuid=65534' '--regid=65534'");
       execFileSync('sh', ['-n', f]); // valid shell
     }
     // no agent runs: the scripts still succeed and return at once (the command runs in the background)
