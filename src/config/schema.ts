@@ -252,7 +252,10 @@ export function nearest(word: string, candidates: readonly string[]): string | u
       bestD = d;
     }
   }
-  return best !== undefined && bestD <= Math.max(2, Math.floor(word.length / 3)) ? best : undefined;
+  if (best !== undefined && bestD <= Math.max(2, Math.floor(word.length / 3))) return best;
+  // a key written short (timeout for timeout_seconds)
+  const w = word.toLowerCase();
+  return w.length >= 4 ? candidates.filter((c) => c.startsWith(w) || w.startsWith(c)).sort((a, b) => a.length - b.length)[0] : undefined;
 }
 
 /**
