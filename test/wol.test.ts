@@ -90,7 +90,8 @@ describe('the wake relay on the real mail stack', () => {
 
   async function sendOffer(from: Peer): Promise<void> {
     const acc = await from.open();
-    await acc.queue({ kind: 'offer', to: hitoshi.email, sdp: 'v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n', purpose: 'chat' });
+    // no keys here: the test is about the relay, so the offers go in clear text, as `call --plain` sends them
+    await acc.queue({ kind: 'offer', plain: true, to: hitoshi.email, sdp: 'v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n', purpose: 'chat' });
     const r = await new OutboxLoop(acc).drainOnce({ force: true });
     expect(r.sent, JSON.stringify(r)).toBe(1);
   }

@@ -25,7 +25,7 @@ export function describeEvent(e: AgentEvent): string | undefined {
     case 'message':
       return `${e.message.kind} from ${e.message.from}${e.message.text ? `: ${e.message.text}` : ''}`;
     case 'address-changed':
-      return `addresses changed: ${e.addresses.join(', ') || 'none'}${e.announcedTo.length ? `; announced to ${e.announcedTo.join(', ')}` : ''}`;
+      return `addresses changed: ${e.addresses.join(', ') || 'none'}${e.announcedTo.length ? `; announced to ${e.announcedTo.join(', ')}` : ''}${e.notAnnounced?.length ? `; not announced to ${e.notAnnounced.join(', ')}: no key of theirs here, and addresses go only encrypted (exchange keys: peerdial invite, or peerdial contacts add NAME EMAIL --key FILE)` : ''}`;
     case 'carried':
       return `call ${e.callId}: ${e.what}: ${e.detail}`;
     case 'disconnected':
