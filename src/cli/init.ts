@@ -112,7 +112,7 @@ Examples:
       console.log(`Saved ${r.configFile}`);
       if (r.checks.some((c) => c.skipped)) console.log(`Next: peerdial login ${r.email}   (OAuth2: the logins are checked after it)`);
       console.log(`Your identity key for ${r.email}: ${r.fingerprint}`);
-      console.log('Next: peerdial contacts add NAME EMAIL, then peerdial announce NAME');
+      console.log('Next: peerdial contacts add NAME EMAIL --key THEIR-KEY.asc (or peerdial invite), then peerdial announce NAME');
     });
 }
 
