@@ -112,7 +112,7 @@ describe('peerdial hooks install', () => {
     await fs.writeFile(config, `[defaults]\nstate_dir = "${path.join(home, 'state')}"\n\n[[accounts]]\nemail = "cam@example.test"\n[accounts.imap]\nhost = "127.0.0.1"\nport = 143\n[accounts.smtp]\nhost = "127.0.0.1"\nport = 587\n`);
     const d = (n: string) => path.join(home, n);
     // the config belongs to root here (tests run as root): the hooks would run peerdial as root, so they are refused
-    const asRoot = await runCli(['--config', config, 'hooks', 'install', '--ppp', d('ip-up.d')]);
+    const asRoot = await runCli(['--config', config, 'hooks', 'install', '--ppp', d('ip-up.d')], { env: { SUDO_UID: '', SUDO_GID: '' } });
     expect(asRoot.code).toBe(64);
     expect(asRoot.stderr).toContain('never as root');
     expect(existsSync(d('ip-up.d/peerdial'))).toBe(false);
