@@ -15,7 +15,7 @@ import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addressChangedCommand, findSetpriv, hookScripts, installHookScripts } from '../src/link/install.js';
 import { isPeerdialError } from '../src/errors.js';
-import { tempDir, waitFor } from './harness/peers.js';
+import { runCli, tempDir, waitFor } from './harness/peers.js';
 
 const ALICE = { uid: 65534, gid: 65534 };
 
@@ -111,5 +111,16 @@ describe('root hooks run nothing of the user as root', () => {
     expect(() => findSetpriv([fake])).toThrow(/No root-owned setpriv/);
     // and the scripts themselves name the command once: nothing else of the user's
     expect(hookScripts(command).every((s) => s.text.split(command).length === 2)).toBe(true);
+  });
+
+  it('`sudo peerdial hooks install` run from alice\'s shell: the hooks become the user who ran sudo', async () => {
+    const config = path.join(home, 'config.toml');
+    await fs.writeFile(config, `[defaults]\nstate_dir = "${path.join(home, 'state')}"\n\n[[accounts]]\nemail = "alice@example.test"\n[accounts.imap]\nhost = "127.0.0.1"\nport = 143\n[accounts.smtp]\nhost = "127.0.0.1"\nport = 587\n`);
+    const ppp = path.join(dir, 'etc2', 'ip-up.d');
+    const r = await runCli(['--config', config, 'hooks', 'install', '--ppp', ppp], { env: { SUDO_UID: '65534', SUDO_GID: '65534' } });
+    expect(r.code, r.stderr).toBe(0);
+    const text = await fs.readFile(path.join(ppp, 'peerdial'), 'utf8');
+    expect(text).toContain("'--reuid=65534' '--regid=65534'");
+    expect(text).toContain(`'--config' '${config}'`);
   });
 });
