@@ -181,7 +181,10 @@ class Reader {
         if (typeof v !== 'boolean') return this.fail(where, 'must be true or false');
         return v;
       case 'enum':
-        if (typeof v !== 'string' || !type.values.includes(v)) return this.fail(where, `must be one of: ${type.values.join(', ')}`);
+        if (typeof v !== 'string' || !type.values.includes(v)) {
+          const near = typeof v === 'string' ? nearest(v, type.values) : undefined;
+          return this.fail(where, `must be one of: ${type.values.join(', ')}${near ? `; did you mean "${near}"?` : ''}`);
+        }
         return v;
       case 'strings':
         if (!Array.isArray(v) || v.some((s) => typeof s !== 'string' || (type.item !== undefined && !type.item.test(s)))) {

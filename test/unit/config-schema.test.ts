@@ -72,6 +72,7 @@ ${ACCOUNT}`;
     ['[defaults]\nwho_may_call = "strangers"\n', 2, 'defaults.who_may_call must be one of: everybody, contacts, nobody'],
     ['[ice]\nservers = "stun:127.0.0.1"\n', 2, 'ice.servers must be a list of strings'],
     ['[ice]\nport_mapping = true\n', 2, 'ice.port_mapping must be one of: auto, upnp, natpmp, off'],
+    ['[defaults]\n\nwho_may_call = "contact"\n', 3, 'defaults.who_may_call must be one of: everybody, contacts, nobody; did you mean "contacts"?'],
     ['defaults = 3\n', 1, 'defaults must be a table ([defaults])'],
     [ACCOUNT.replace('password_env = "MAILPW"', 'password_prompt = "yes"'), 12, 'accounts[0].smtp.password_prompt must be true or false'],
     [ACCOUNT.replace('port = 587\n', ''), 8, 'accounts[0].smtp.port is missing'],
