@@ -19,6 +19,7 @@ export type ErrorCode =
   | 'CONTACT_EXISTS'
   | 'CONTACT_BLOCKED'
   | 'KEY_MISSING'
+  | 'CONTACT_KEY_MISSING'
   | 'WIRE_BUILD'
   | 'STORE_CORRUPT'
   | 'STORE_LOCKED'

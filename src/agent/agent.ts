@@ -44,7 +44,7 @@ export type AgentEvent =
   | PhoneEvent
   | MailboxEvent
   | { type: 'carried'; callId: string; what: string; detail: string }
-  | { type: 'address-changed'; addresses: string[]; announcedTo: string[] }
+  | { type: 'address-changed'; addresses: string[]; announcedTo: string[]; notAnnounced?: string[] }
   /** A command beside the agent asked it something over the control socket. */
   | { type: 'control-request'; name: string }
   /** A session process died while it carried calls; they ended, the agent goes on. */
@@ -338,12 +338,18 @@ export class Agent {
   }
 
   private addresses?: AddressWatcher;
+  /** Contacts already told about in a log line: not announced to, for want of a key. */
+  private readonly notAnnounced = new Set<string>();
 
   /** Our addresses changed: tell the contacts that asked for announcements. */
   private async announceChange(now: DetectedAddress[]): Promise<void> {
     const acc = this.o.account;
     const entries = addressEntries(now);
-    const wanting = (await acc.contacts.list()).filter((c) => c.announce && !c.blocked);
+    const all = (await acc.contacts.list()).filter((c) => c.announce && !c.blocked);
+    // addresses go only encrypted: contacts without a key are skipped, and said so once each
+    const wanting = all.filter((c) => c.fingerprint);
+    const notAnnounced = all.filter((c) => !c.fingerprint && !this.notAnnounced.has(c.email)).map((c) => c.email);
+    notAnnounced.forEach((e) => this.notAnnounced.add(e));
     const announcedTo: string[] = [];
     if (entries.length && wanting.length) {
       const r = await announce(acc, { to: wanting.map((c) => c.email), addresses: entries, queueOnly: true }).catch((err) => {
@@ -353,7 +359,7 @@ export class Agent {
       for (const q of r?.queued ?? []) announcedTo.push(q.to);
       this.outbox.poke();
     }
-    this.o.onEvent?.({ type: 'address-changed', addresses: entries.map((e) => e.ip), announcedTo });
+    this.o.onEvent?.({ type: 'address-changed', addresses: entries.map((e) => e.ip), announcedTo, ...(notAnnounced.length ? { notAnnounced } : {}) });
   }
 
   private stopping?: Promise<void>;
