@@ -4,6 +4,7 @@
  * version). Pure: no I/O.
  */
 import { isIP } from 'node:net';
+import { isMailAddress } from './address.js';
 import { LIMITS } from './headers.js';
 import { MESSAGE_KINDS, type MessageKind, type PeerdialMessage } from './message.js';
 
@@ -20,12 +21,8 @@ const ATTACHMENT_FIELDS = new Set(['filename', 'contentType', 'data']);
 const ID_RE = /^[A-Za-z0-9_-]{16,128}$/;
 /** ISO 8601 UTC as `Date.prototype.toISOString` writes it (milliseconds optional). */
 const ISO_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,3})?Z$/;
-/** A plain lower-case mail address: local@domain, no display name, no comments. */
-const EMAIL_RE = /^[a-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+$/;
-
-export function isMailAddress(value: unknown): value is string {
-  return typeof value === 'string' && value.length <= 254 && EMAIL_RE.test(value);
-}
+/** A mail address in its normal form (wire/address.ts: the one grammar). */
+export { isMailAddress };
 
 export function isIsoUtc(value: unknown): value is string {
   return typeof value === 'string' && ISO_RE.test(value) && !Number.isNaN(Date.parse(value));
