@@ -24,7 +24,7 @@ import { AUTO_SUBMITTED_VALUE, HEADER_AUTOCRYPT, HEADER_AUTO_SUBMITTED, HEADER_V
 import type { Identity } from '../src/wire/identity.js';
 import { agentOf, type RecordedAgent } from './harness/agents.js';
 import { startMailStack, type MailStack } from './harness/mail-stack.js';
-import { introduce, makePeer, tempDir, waitFor, type Peer } from './harness/peers.js';
+import { introduce, makePeer, runCli, tempDir, waitFor, type Peer } from './harness/peers.js';
 import { ensureMailServers } from './harness/system.js';
 
 let stack: MailStack;
@@ -173,4 +173,20 @@ describe('alice makes an honest pipe call to hitoshi, whose agent takes it unatt
       await h.agent.stop();
     }
   }, 120_000);
+});
+
+describe('hitoshi types addresses the grammar refuses', () => {
+  it('contacts add lh bob@localhost is refused at once with the reason; announce and call to it say the same, not "a bug in buildMail"', async () => {
+    const cli = (...args: string[]) => runCli(['--config', hitoshi.configFile, ...args]);
+    const add = await cli('contacts', 'add', 'lh', 'bob@localhost');
+    expect(add.code).toBe(64);
+    expect(add.stderr).toContain('"bob@localhost" is not an e-mail address peerdial accepts: "localhost" is a single-label domain, not an internet mail domain');
+    expect((await cli('--json', 'contacts')).stdout).not.toContain('localhost');
+    for (const args of [['announce', 'bob@localhost'], ['call', 'a/../../x@evil.test']]) {
+      const r = await cli(...args);
+      expect(r.code, args.join(' ')).toBe(64);
+      expect(r.stderr).toMatch(/is not an e-mail address peerdial accepts/);
+      expect(r.stderr).not.toContain('buildMail');
+    }
+  }, 60_000);
 });
