@@ -132,6 +132,30 @@ describe('bob receives files from mallory', () => {
     expect((await lstat(join(downloads, 'notes.txt'))).isSymbolicLink()).toBe(true);
   });
 
+  it('a transfer cut off mid-file keeps its partial file and sidecar private (0600) for resuming', async () => {
+    const data = Buffer.alloc(200_000, 7);
+    const [a, b] = channelPair({ maxMessageSize: 64 * 1024 });
+    const receiving = receiveFiles(b, { dir: downloads }).catch((e: unknown) => e);
+    let accepted!: () => void;
+    const gotAccept = new Promise<void>((r) => (accepted = r));
+    a.onMessage((m) => {
+      const f = decodeFrame(m);
+      if (f.type === 'control' && f.body.t === 'accept') accepted();
+    });
+    await a.send(encodeControl({ t: 'offer', name: 'big.bin', size: data.length, sha256: sha256(data) }));
+    await gotAccept;
+    await a.send(encodeData(data.subarray(0, 50_000)));
+    a.close();
+    expect(await receiving).toMatchObject({ code: 'SESSION_CLOSED' });
+    expect(await tree(join(root, 'home'))).toEqual([
+      'home/bob dir 700',
+      'home/bob/Downloads dir 700',
+      'home/bob/Downloads/peerdial dir 700',
+      'home/bob/Downloads/peerdial/big.bin.peerdial-part file 600',
+      'home/bob/Downloads/peerdial/big.bin.peerdial-part.json file 600',
+    ]);
+  });
+
   it('a download directory that is itself a symlink is resolved once; the files land in its real place', async () => {
     const real = join(root, 'real-downloads');
     await mkdir(real);
