@@ -188,5 +188,5 @@ describe('hitoshi types addresses the grammar refuses', () => {
       expect(r.stderr).toMatch(/is not an e-mail address peerdial accepts/);
       expect(r.stderr).not.toContain('buildMail');
     }
-  }, 60_000);
+  }, 180_000);
 });
