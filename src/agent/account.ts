@@ -18,9 +18,11 @@ import { Ledger } from '../store/ledger.js';
 import { Outbox, type OutboxEntry } from '../store/outbox.js';
 import { CallLog } from '../store/calllog.js';
 import { MessageStore } from '../store/messages.js';
+import { StrangerLog } from '../store/strangers.js';
 import { buildMail } from '../wire/build.js';
 import { generateIdentity, loadIdentity, readPublicKey, fingerprintOf, type Identity } from '../wire/identity.js';
 import { parseMail, type ParseResult, type ContactView } from '../wire/parse.js';
+import { sanitizeText } from '../wire/sanitize.js';
 import type { AddressEntry, MessageKind, PeerdialMessage } from '../wire/message.js';
 import type { SmtpTarget } from '../mail/smtp.js';
 import type { ImapTarget } from '../mail/imap.js';
@@ -33,6 +35,8 @@ export type Clock = () => Date;
 export type Received = Verdict & {
   /** The parser's full result; absent when the watcher decided alone (a replayed Message-ID). */
   parsed?: ParseResult;
+  /** Rejected, and the sender is not a contact (or a blocked one): counted in `strangers`, never logged one by one. */
+  stranger?: true;
 };
 
 export class Account {
@@ -41,6 +45,8 @@ export class Account {
   readonly outbox: Outbox;
   readonly calls: CallLog;
   readonly messages: MessageStore;
+  /** Rejected mail from strangers, counted (the call log holds calls only). */
+  readonly strangers: StrangerLog;
   private keyCache = new Map<string, openpgp.PublicKey>();
   private passwords = new Map<string, string>();
   private tokenProvider?: TokenProvider;
@@ -57,6 +63,7 @@ export class Account {
     this.outbox = new Outbox(stateDir);
     this.calls = new CallLog(stateDir);
     this.messages = new MessageStore(stateDir);
+    this.strangers = new StrangerLog(stateDir);
   }
 
   get email(): string {
@@ -207,7 +214,7 @@ export class Account {
         seen: (nonce, messageId) => this.ledger.seen(nonce, messageId),
       });
     } catch (err) {
-      parsed = { ok: false, reason: 'malformed', detail: `parser failed: ${(err as Error).message}` };
+      parsed = { ok: false, reason: 'malformed', detail: sanitizeText(`parser failed: ${(err as Error).message}`) };
     }
     if (parsed.ok) {
       const m = parsed.message;
@@ -228,6 +235,8 @@ export class Account {
       // verified, but too late: a missed call, never a connection
       await this.calls.append({ at: this.clock().toISOString(), direction: 'in', peer: v.message.from, callId: v.message.callId, outcome: 'missed', detail: 'the offer had expired when it arrived' });
     }
+    const stranger = parsed.reason !== 'not-ours' && !contacts.some((c) => c.email === parsed.from && !c.blocked);
+    if (stranger) await this.strangers.note(this.clock(), parsed.from, parsed.reason);
     return {
       ok: false,
       messageId: parsed.messageId ?? '',
@@ -235,6 +244,7 @@ export class Account {
       detail: parsed.detail,
       ...(v.message ? { nonce: v.message.nonce, expires: v.message.expires } : {}),
       parsed,
+      ...(stranger ? { stranger: true as const } : {}),
     };
   }
 }

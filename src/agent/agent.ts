@@ -10,7 +10,7 @@ import { OutboxLoop, watchInbox, type MailboxEvent } from './mailbox.js';
 import { Phone, type ActiveCall, type PhoneEvent, type CallOptions, type RingingCall } from './phone.js';
 import type { Timers } from './timers.js';
 import type { Channel, IceConfig } from '../session/types.js';
-import { shutdownSessions } from '../session/index.js';
+import { SessionHosts, shutdownSessions } from '../session/index.js';
 import { receiveFiles, runChat, runPipe, serveForward, allowTargets, FORWARD_PROTOCOL } from '../carriers/index.js';
 import { createReceivedFile } from '../carriers/download-dir.js';
 import { expandHome } from '../store/paths.js';
@@ -42,7 +42,9 @@ export type AgentEvent =
   | PhoneEvent
   | MailboxEvent
   | { type: 'carried'; callId: string; what: string; detail: string }
-  | { type: 'address-changed'; addresses: string[]; announcedTo: string[] };
+  | { type: 'address-changed'; addresses: string[]; announcedTo: string[] }
+  /** A session process died while it carried calls; they ended, the agent goes on. */
+  | { type: 'session-process-crashed'; pid: number; signal: string | null; code: number | null; sessions: number; reason: string };
 
 export interface AgentOptions {
   account: Account;
@@ -78,6 +80,13 @@ export interface AgentOptions {
    * stops; with `pollMinutes` it polls (link up, check once, down) instead of watching.
    */
   link?: { hooks: Link; pollMinutes?: number };
+  /**
+   * Where the calls' sessions run: 'isolated' (a supervised child process per
+   * call, src/session/remote.ts: a native crash ends that call, not the agent)
+   * or 'in-process'. Default: isolated for the agent of the account
+   * (`control: 'serve'`), in-process otherwise.
+   */
+  sessions?: 'isolated' | 'in-process';
 }
 
 /** Waits for the peer to open a channel with this label. */
@@ -103,9 +112,14 @@ export class Agent {
 
   /** The camera's encoder, shared by the viewers (camera nodes only). */
   readonly camera?: SharedSource<MediaSource>;
+  /** The session processes, when sessions are isolated. */
+  readonly sessionHosts?: SessionHosts;
 
   constructor(private readonly o: AgentOptions) {
     const emit = (e: AgentEvent) => o.onEvent?.(e);
+    if ((o.sessions ?? (o.control === 'serve' ? 'isolated' : 'in-process')) === 'isolated') {
+      this.sessionHosts = new SessionHosts({ onCrash: (c) => emit({ type: 'session-process-crashed', ...c }) });
+    }
     if (o.camera) {
       const source = o.camera;
       this.camera = new SharedSource(() => startSource(source));
@@ -122,6 +136,7 @@ export class Agent {
     this.phone = new Phone({
       account: o.account,
       ice: iceFromConfig(o.account),
+      ...(this.sessionHosts ? { sessions: this.sessionHosts } : {}),
       send: () => (remote ? remote.poke() : this.outbox.poke()),
       ...(o.account.config.ice.portMapping ? { portMapping: o.account.config.ice.portMapping } : {}),
       ...(remote ? { onCallPlaced: (callId: string) => remote.subscribe(callId) } : {}),
@@ -346,6 +361,7 @@ export class Agent {
     if (this.remote) {
       this.remote.poke();
       this.remote.close();
+      await this.sessionHosts?.shutdown();
       shutdownSessions();
       return;
     }
@@ -354,6 +370,7 @@ export class Agent {
     await this.outbox.stop();
     await this.watching;
     await this.o.link?.hooks.down().catch(() => undefined);
+    await this.sessionHosts?.shutdown();
     shutdownSessions();
   }
 }

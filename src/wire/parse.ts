@@ -12,6 +12,7 @@ import { HEADER_AUTOCRYPT, HEADER_VERSION, LIMITS, PAYLOAD_MEDIA_TYPE, PROTOCOL_
 import { fingerprintOf, keyHasKeyID, type Identity } from './identity.js';
 import type { PeerdialMessage, RejectReason } from './message.js';
 import { validateMessage } from './validate.js';
+import { sanitizeText } from './sanitize.js';
 
 /** Sender clocks may run ahead of ours by this much before their signatures count as "from the future". */
 export const MAX_CLOCK_SKEW_MS = 10 * 60 * 1000;
@@ -350,12 +351,13 @@ export async function parseMail(raw: Buffer, ctx: ParseContext): Promise<ParseRe
     const buf = Buffer.isBuffer(raw) ? raw : Buffer.from(raw);
     return await parseChecked(buf, ctx, out);
   } catch (err) {
+    // Details quote header values and library errors: made safe to print here, at the source.
     const rejected: ParseRejected =
       err instanceof Rejection
-        ? { ok: false, reason: err.reason, detail: err.detail, ...(err.verified ? { message: err.verified } : {}) }
-        : { ok: false, reason: 'malformed', detail: `mail could not be processed (${errorText(err)})` };
+        ? { ok: false, reason: err.reason, detail: sanitizeText(err.detail), ...(err.verified ? { message: err.verified } : {}) }
+        : { ok: false, reason: 'malformed', detail: sanitizeText(`mail could not be processed (${errorText(err)})`) };
     if (out.messageId) rejected.messageId = out.messageId;
-    if (out.from) rejected.from = out.from;
+    if (out.from) rejected.from = sanitizeText(out.from, { max: 320 });
     return rejected;
   }
 }
