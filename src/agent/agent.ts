@@ -23,6 +23,7 @@ import { addressEntries, announce } from '../api/mail.js';
 import { HealthRecord, type AgentHealth } from './health.js';
 import type { Link } from '../link/hooks.js';
 import { pollMailbox } from '../link/poll.js';
+import { Desk } from './desk.js';
 
 export function iceFromConfig(account: Account): IceConfig {
   const ice = account.config.ice;
@@ -43,6 +44,8 @@ export type AgentEvent =
   | MailboxEvent
   | { type: 'carried'; callId: string; what: string; detail: string }
   | { type: 'address-changed'; addresses: string[]; announcedTo: string[] }
+  /** A command beside the agent asked it something over the control socket. */
+  | { type: 'control-request'; name: string }
   /** A session process died while it carried calls; they ended, the agent goes on. */
   | { type: 'session-process-crashed'; pid: number; signal: string | null; code: number | null; sessions: number; reason: string };
 
@@ -102,6 +105,8 @@ export function channelNamed(call: ActiveCall, label: string): Promise<Channel> 
 export class Agent {
   readonly phone: Phone;
   readonly outbox: OutboxLoop;
+  /** What commands beside the agent ask of it (inbox, announce, outbox flush, doctor). */
+  private readonly desk: Desk;
   private readonly ac = new AbortController();
   private watching?: Promise<void>;
   private carrying = new Set<Promise<void>>();
@@ -133,6 +138,7 @@ export class Agent {
       }
       emit(e);
     });
+    this.desk = new Desk(o.account, this.outbox);
     this.phone = new Phone({
       account: o.account,
       ice: iceFromConfig(o.account),
@@ -191,13 +197,20 @@ export class Agent {
     }
     const onEvent = (e: MailboxEvent) => {
       this.health.mailboxEvent(e);
+      if (e.type === 'checked') this.desk.checked(e.result);
       this.o.onEvent?.(e);
     };
-    const onMail = (mail: Parameters<Phone['handleMail']>[0]) => this.phone.handleMail(mail);
+    const onMail = (mail: Parameters<Phone['handleMail']>[0]) => (this.desk.handled(mail) ? undefined : this.phone.handleMail(mail));
     const poll = this.o.link?.pollMinutes;
     this.watching = poll
       ? pollMailbox({ account: this.o.account, link: this.o.link!.hooks, everyMs: poll * 60_000, signal: this.ac.signal, onMail, busy: () => this.phone.activeCount() > 0, onEvent })
-      : watchInbox(this.o.account, { signal: this.ac.signal, onMail, onEvent });
+      : watchInbox(this.o.account, {
+          signal: this.ac.signal,
+          onMail,
+          onEvent,
+          onWatcher: (w) => this.desk.watcherChanged(w),
+          classifyFirst: (raw) => this.desk.classifyFirst(raw),
+        });
   }
 
   call(who: string, opts: CallOptions = {}): Promise<ActiveCall> {
@@ -293,7 +306,9 @@ export class Agent {
       stateDir: this.o.account.stateDir,
       email: this.o.account.email,
       poke: () => this.outbox.poke(),
+      onRequest: (name) => this.o.onEvent?.({ type: 'control-request', name }),
       requests: {
+        ...this.desk.requests(),
         status: () => this.status(),
         'address-changed': () => {
           this.addresses?.poke();
