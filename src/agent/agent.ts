@@ -4,8 +4,6 @@
  * nobody sits at the terminal (files into the download folder, a pipe into
  * a file there, port forwards to allowed targets, chat lines to the log).
  */
-import { createWriteStream, promises as fs } from 'node:fs';
-import path from 'node:path';
 import { Readable } from 'node:stream';
 import type { Account } from './account.js';
 import { OutboxLoop, watchInbox, type MailboxEvent } from './mailbox.js';
@@ -14,6 +12,7 @@ import type { Timers } from './timers.js';
 import type { Channel, IceConfig } from '../session/types.js';
 import { SessionHosts, shutdownSessions } from '../session/index.js';
 import { receiveFiles, runChat, runPipe, serveForward, allowTargets, FORWARD_PROTOCOL } from '../carriers/index.js';
+import { createReceivedFile } from '../carriers/download-dir.js';
 import { expandHome } from '../store/paths.js';
 import { PeerdialError } from '../errors.js';
 import { SharedSource, recordTo, startSource, type MediaSource, type SourceOptions } from '../media/index.js';
@@ -245,9 +244,10 @@ export class Agent {
       await waitEnded(call, SENDER_HANGUP_GRACE_MS);
     } else if (call.purpose === 'pipe') {
       const ch = await channelNamed(call, 'pipe');
-      await fs.mkdir(dir, { recursive: true });
-      const file = path.join(dir, `pipe-${call.peer}-${new Date().toISOString().replace(/[:.]/g, '-')}.bin`);
-      const r = await runPipe(ch, Readable.from([]), createWriteStream(file, { flags: 'wx', mode: 0o600 }));
+      // named from the call id, never from the peer's address (carriers/download-dir.ts)
+      const { path: file, fh } = await createReceivedFile(dir, 'pipe', call.callId, '.bin');
+      const out = fh.createWriteStream();
+      const r = await runPipe(ch, Readable.from([]), out).finally(() => out.destroy());
       say('pipe', `${r.received} bytes into ${file}`);
     } else if (call.purpose === 'view' && this.camera) {
       // only now, after the verified request and the policy, does the encoder run for this viewer
@@ -260,9 +260,14 @@ export class Agent {
     } else if (call.purpose === 'media') {
       // Nobody at this terminal: our camera (if any) goes out, what arrives is recorded.
       const leave = this.camera ? await this.camera.join(call.session) : undefined;
-      await fs.mkdir(dir, { recursive: true });
-      const file = path.join(dir, `call-${call.peer}-${new Date().toISOString().replace(/[:.]/g, '-')}.mkv`);
-      const sink = await recordTo(file, call.session.tracks());
+      // ffmpeg writes into the file we created (O_EXCL|O_NOFOLLOW, 0600), never to a name of its choosing
+      const { path: file, fh } = await createReceivedFile(dir, 'call', call.callId, '.mkv');
+      let sink;
+      try {
+        sink = await recordTo(file, call.session.tracks(), { outputFd: fh.fd });
+      } finally {
+        await fh.close(); // the child has its own copy of the descriptor
+      }
       say('media', `recording ${call.peer}'s picture and sound into ${file}`);
       await call.ended;
       const r = await sink.stop();

@@ -6,6 +6,7 @@
  * carries out what the machines say and feeds them what happens.
  */
 import { PeerdialError, type ErrorCode } from '../errors.js';
+import { requireMailAddress } from '../wire/address.js';
 import { Session, type CallSession, type Connected, type SessionFactory } from '../session/index.js';
 import type { Channel, CandidatePair, IceConfig, AnswerMedia, MediaSpec } from '../session/types.js';
 import type { PeerdialMessage, MessageKind } from '../wire/message.js';
@@ -184,7 +185,7 @@ export class Phone {
   async call(who: string, opts: CallOptions = {}): Promise<ActiveCall> {
     const acc = this.o.account;
     const contact = await acc.contacts.resolve(who);
-    const peer = contact?.email ?? (who.includes('@') ? who.toLowerCase() : (await acc.contacts.require(who)).email);
+    const peer = contact?.email ?? (who.includes('@') ? requireMailAddress(who) : (await acc.contacts.require(who)).email);
     if (contact?.blocked) throw new PeerdialError('CONTACT_BLOCKED', `${peer} is blocked.`, { hint: `Unblock with: peerdial contacts unblock ${contact.name}` });
     // the offer carries our addresses and ICE credentials: encrypted, or in clear only when asked
     await acc.requireKeyFor(peer, 'offer', opts.plain);

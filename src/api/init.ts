@@ -11,7 +11,7 @@ import { discover, type DiscoverOptions, type Discovered } from '../config/autoc
 import { resolveSecret, type SecretSource } from '../config/secret.js';
 import { accountStateDir, defaultConfigPath, defaultStateDir } from '../store/paths.js';
 import { TokenProvider, tokenKey } from '../mail/oauth2.js';
-import { isValidEmail } from '../store/contacts.js';
+import { requireMailAddress } from '../wire/address.js';
 import type { AnswerMode } from '../store/contacts.js';
 import { Account } from '../agent/account.js';
 import { probeImap } from '../mail/imap.js';
@@ -127,8 +127,7 @@ const SOURCE_NAMES: Record<Discovered['source'], string> = {
 };
 
 export async function init(opts: InitOptions): Promise<InitResult> {
-  const email = opts.email.trim().toLowerCase();
-  if (!isValidEmail(email)) throw new PeerdialError('USAGE', `"${opts.email}" is not an e-mail address.`);
+  const email = requireMailAddress(opts.email);
   const src = opts.secret;
   if (opts.auth === 'oauth2') {
     const o = opts.oauth2 ?? {};

@@ -3,6 +3,7 @@
  * send what is queued, and check the inbox once.
  */
 import { PeerdialError } from '../errors.js';
+import { requireMailAddress } from '../wire/address.js';
 import type { Account, Received } from '../agent/account.js';
 import { OutboxLoop, checkOnce } from '../agent/mailbox.js';
 import type { DrainResult } from '../mail/outbox-sender.js';
@@ -44,7 +45,7 @@ export async function announce(account: Account, opts: AnnounceOptions = {}): Pr
     for (const who of opts.to) {
       const c = await account.contacts.resolve(who);
       if (c) targets.push(c.email);
-      else if (who.includes('@')) targets.push(who.toLowerCase());
+      else if (who.includes('@')) targets.push(requireMailAddress(who));
       else await account.contacts.require(who);
     }
     // all or nothing: a named contact without a key stops the announce before anything is queued
