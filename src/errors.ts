@@ -21,6 +21,7 @@ export type ErrorCode =
   | 'KEY_MISSING'
   | 'KEY_MISMATCH'
   | 'INVITE_INVALID'
+  | 'CONTACT_KEY_MISSING'
   | 'WIRE_BUILD'
   | 'STORE_CORRUPT'
   | 'STORE_LOCKED'

@@ -84,6 +84,7 @@ export function register(program: Command, globals: () => GlobalOptions): void {
     .option('--source <source>', 'what you send with --video/--audio: test | v4l2:/dev/video0 | file:PATH (default v4l2:/dev/video0)')
     .option('--source-audio <source>', 'your sound: test | alsa[:DEVICE] | pulse[:DEVICE] | none')
     .option('--seconds <n>', 'with --view, --video or --audio: hang up after N seconds')
+    .option('--plain', "to a contact without a key: send the offer (your addresses, ICE credentials) in clear text anyway")
     .addHelpText('after', `
 Examples:
   peerdial call hitoshi                      chat; type lines, Ctrl-D or Ctrl-C hangs up
@@ -108,6 +109,7 @@ The offer travels by mail, so the first ring can take as long as your mail does.
         try {
           call = await placeCall(g, agent, who, purpose, {
             ...(o.ringSeconds ? { ringSeconds: Number(o.ringSeconds) } : {}),
+            ...(o.plain ? { plain: true } : {}),
             ...(o.view ? { media: defaultMediaSpec({ video: true, audio: true }, 'recvonly') } : {}),
             ...(media ? { media: defaultMediaSpec({ video: Boolean(o.video), audio: Boolean(o.audio) }, 'sendrecv') } : {}),
           });

@@ -124,7 +124,7 @@ export function register(program: Command, globals: () => GlobalOptions): void {
       const rechecked = await recheckFor(acc, c.email);
       if (g.json) return printJson(c);
       console.log(`Added ${c.name} <${c.email}>${c.aliases.length ? ` (aliases: ${c.aliases.join(', ')})` : ''}: key ${keyState(c)}.`);
-      if (!c.fingerprint) console.log(`Their key will only be learned from their first mail (it may ring, nothing more). Better: peerdial invite, or --key FINGERPRINT.`);
+      if (!c.fingerprint) console.log(`Their key will only be learned from their first mail (it may ring, nothing more), and your addresses go to them only encrypted. Better: peerdial invite, or --key FINGERPRINT; or send in clear text with: peerdial announce ${c.name} --plain`);
       if (rechecked) console.log(rechecked);
     });
 

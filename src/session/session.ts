@@ -61,6 +61,8 @@ import {
   noCommonFamily,
 } from './sdp.js';
 import type { AnswerMedia, CandidatePair, Channel, IceConfig, MediaKind, MediaSpec, MediaTrack } from './types.js';
+import { isLoopbackOnly } from '../wire/peer-ip.js';
+import { candidateProblem } from './candidates.js';
 
 export type SessionRole = 'offerer' | 'answerer';
 
@@ -419,7 +421,7 @@ export class Session {
    */
   static async acceptOffer(offerSdp: string, opts: AnswerOptions): Promise<{ session: Session; sdp: string }> {
     if (opts.signal?.aborted) throw abortedError(opts.signal);
-    const check = checkRemoteDescription(offerSdp, 'offer');
+    const check = checkRemoteDescription(offerSdp, 'offer', { loopback: isLoopbackOnly(opts.ice.bindAddress) });
     if (!check.ok) throw new PeerdialError('SESSION_FAILED', `unusable offer: ${check.reason}`, { hint: FRESH_OFFER_HINT });
     const keepMs = opts.keepAnswerMs ?? 0;
     const keep = keepMs > 0;
@@ -428,7 +430,7 @@ export class Session {
     if (keep && !(refreshMs >= 1000 && refreshMs <= 35_000)) {
       throw new PeerdialError('USAGE', `keepAnswerRefreshMs must be 1000..35000 ms (libjuice gives up after ~39.5 s), not ${refreshMs}`);
     }
-    const offer = forceOffererDtlsClient(offerSdp);
+    const offer = forceOffererDtlsClient(check.sdp);
     if (keep && mediaSections(offer).length > 0) {
       // Measured: re-adding the tracks to each replacing connection crashed
       // the process (SIGSEGV/SIGABRT in node-datachannel) in about half of
@@ -478,7 +480,7 @@ export class Session {
     if (this.#remoteSetAt !== undefined) {
       throw new PeerdialError('SESSION_FAILED', 'this offer has already been answered', { hint: FRESH_OFFER_HINT });
     }
-    const check = checkRemoteDescription(answerSdp, 'answer');
+    const check = checkRemoteDescription(answerSdp, 'answer', { loopback: isLoopbackOnly(this.#rtc.bindAddress) });
     if (!check.ok) throw new PeerdialError('SESSION_FAILED', `unusable answer: ${check.reason}`, { hint: FRESH_OFFER_HINT });
     if (dtlsSetups(answerSdp).includes('active')) {
       // Our offer went out as active; an active answer would make both sides DTLS clients.
@@ -486,7 +488,7 @@ export class Session {
         hint: FRESH_OFFER_HINT,
       });
     }
-    this.#applyRemote(answerSdp, 'answer');
+    this.#applyRemote(check.sdp, 'answer');
     for (const track of this.#tracks) track.setNegotiatedDirection(negotiatedDirection(track.direction, answerSdp, track.mid));
   }
 
@@ -496,6 +498,8 @@ export class Session {
    */
   addRemoteCandidate(candidate: string, mid: string): void {
     if (this.#closed) return;
+    // the same candidate policy as for a whole description (session/candidates.ts)
+    if (candidateProblem(candidate, { loopback: isLoopbackOnly(this.#rtc.bindAddress) })) return;
     if (this.#remoteSetAt === undefined) this.#pendingCandidates.push({ candidate, mid });
     else this.#addCandidate(candidate, mid);
   }
