@@ -71,6 +71,8 @@ describe('a camera node with a viewer added by invite', () => {
     // dave: the camera has him by address only; his request brings a key the camera can only learn
     await (await camera.open()).contacts.add({ name: 'dave', email: dave.email });
     await (await dave.open()).contacts.add({ name: 'camera', email: camera.email });
+    const camId = (await camera.open()).identity;
+    await (await dave.open()).contacts.introduceKey(camera.email, { fingerprint: camId.fingerprint, armored: camId.armoredPublicKey });
     const d = await agentOf(dave);
     try {
       const err = await d.agent.call('camera', { purpose: 'view', media: viewMedia() }).catch((e) => e);

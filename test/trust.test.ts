@@ -134,6 +134,10 @@ describe('a forged first mail', () => {
       const added = await cli(bob, 'contacts', 'add', 'hitoshi', hitoshi.email, '--key', hitoshiFpr);
       expect(added.code, added.stderr).toBe(0);
       expect(added.stdout).toContain('key introduced (key awaited)');
+      // an offer carries addresses: it goes only encrypted, so bob takes hitoshi's key itself from a file, which must match
+      const keyFile = path.join(dir, 'hitoshi.asc');
+      await fs.writeFile(keyFile, (await hitoshi.open()).identity.armoredPublicKey);
+      expect((await cli(bob, 'contacts', 'key', 'hitoshi', keyFile)).code).toBe(0);
       const b = await agentOf(bob);
       try {
         const call = await b.agent.call('hitoshi');
@@ -283,7 +287,8 @@ describe('mail from somebody not yet a contact', () => {
     const h = await agentOf(hitoshi);
     await h.agent.serveControl();
     try {
-      const r = await announce(la, { to: ['hitoshi'], addresses: [{ ip: '203.0.113.8', source: 'stun', scope: 'public' }] });
+      // lee has no key of hitoshi's: she sends her address in clear text, on purpose
+      const r = await announce(la, { to: ['hitoshi'], addresses: [{ ip: '203.0.113.8', source: 'stun', scope: 'public' }], plain: true });
       expect(r.drain?.sent).toBe(1);
       const rejected = await waitFor('rejected: not a contact', () => h.events.find((e) => e.type === 'mail-rejected' && e.from === lee.email));
       expect(rejected).toMatchObject({ reason: 'unknown-sender' });
