@@ -7,7 +7,7 @@
  */
 import { PeerdialError, type ErrorCode } from '../errors.js';
 import { requireMailAddress } from '../wire/address.js';
-import { Session, type CallSession, type Connected, type SessionFactory } from '../session/index.js';
+import { OFFERS_PER_CALL, Session, type CallSession, type Connected, type SessionFactory } from '../session/index.js';
 import type { Channel, CandidatePair, IceConfig, AnswerMedia, MediaSpec } from '../session/types.js';
 import type { PeerdialMessage, MessageKind } from '../wire/message.js';
 import type { Account, Received } from './account.js';
@@ -518,7 +518,7 @@ export class Phone {
   private failure(rec: OutgoingRecord | IncomingRecord, err: unknown): { type: 'session-failed' | 'session-retry'; reason: string } {
     const reason = (err as Error).message;
     const timedOut = /within|timed? ?out|timeout/i.test(reason);
-    if (rec.direction === 'out' && rec.m.state === 'connecting' && !timedOut && (rec as OutgoingRecord).attempts < 2) return { type: 'session-retry', reason };
+    if (rec.direction === 'out' && rec.m.state === 'connecting' && !timedOut && (rec as OutgoingRecord).attempts < OFFERS_PER_CALL) return { type: 'session-retry', reason };
     return { type: 'session-failed', reason };
   }
 

@@ -4,6 +4,8 @@ export {
   shutdownSessions,
   liveSessionCount,
   CONTROL_LABEL,
+  OFFERS_PER_CALL,
+  isAnswerRace,
   type SessionRole,
   type SessionProgress,
   type SessionOptions,

@@ -9,6 +9,7 @@ import {
   type Channel,
   type IceConfig,
   type SessionProgress,
+  OFFERS_PER_CALL,
   Session,
   dtlsSetups,
   liveSessionCount,
@@ -34,7 +35,7 @@ async function call(): Promise<{ alice: Session; bob: Session; aliceCtl: Channel
     } catch (err) {
       alice.close();
       bob.close();
-      if (offers >= 2 || !isPeerdialError(err, 'SESSION_FAILED') || !/libdatachannel race/.test(err.message)) throw err;
+      if (offers >= OFFERS_PER_CALL || !isPeerdialError(err, 'SESSION_FAILED') || !/libdatachannel race/.test(err.message)) throw err;
     }
   }
 }
