@@ -20,7 +20,8 @@ import { CallLog } from '../store/calllog.js';
 import { MessageStore } from '../store/messages.js';
 import { buildMail } from '../wire/build.js';
 import { generateIdentity, loadIdentity, readPublicKey, fingerprintOf, type Identity } from '../wire/identity.js';
-import { parseMail, type ParseResult, type ContactView } from '../wire/parse.js';
+import { screenHeaders, type MailOutline, type ParseResult } from '../wire/parse.js';
+import { Examiner } from '../mail/examiner.js';
 import type { AddressEntry, MessageKind, PeerdialMessage } from '../wire/message.js';
 import type { SmtpTarget } from '../mail/smtp.js';
 import type { ImapTarget } from '../mail/imap.js';
@@ -44,6 +45,7 @@ export class Account {
   private keyCache = new Map<string, openpgp.PublicKey>();
   private passwords = new Map<string, string>();
   private tokenProvider?: TokenProvider;
+  private examinerOf?: Examiner;
 
   private constructor(
     readonly config: Config,
@@ -184,26 +186,51 @@ export class Account {
     return { entry, message, messageId: built.messageId };
   }
 
+  /** The capped worker that decrypts and parses this account's mail (started on first use, kept warm). */
+  get examiner(): Examiner {
+    if (!this.examinerOf) {
+      this.examinerOf = new Examiner(this.identity.armoredPrivateKey);
+      this.examinerOf.warm();
+    }
+    return this.examinerOf;
+  }
+
   /**
-   * Sorts one received mail: parse and verify it against the address book
-   * and the ledger, and pin the sender's key when a known contact's key is
-   * seen for the first time. Never throws for bad input.
+   * The first look at a received mail, from its size and outer headers
+   * only: a rejection here means its body is never fetched (a stranger's
+   * mail costs a header fetch). Undefined: fetch and classify it.
+   */
+  async screen(outline: MailOutline): Promise<Received | undefined> {
+    const contacts = await this.contacts.list();
+    const byEmail = new Map(contacts.map((c) => [c.email, c]));
+    const r = screenHeaders(outline, {
+      contact: (email) => {
+        const c = byEmail.get(email.toLowerCase());
+        return c ? { blocked: c.blocked, ...(c.fingerprint ? { fingerprint: c.fingerprint } : {}) } : undefined;
+      },
+      policy: this.config.whoMayCall,
+    });
+    if (!r) return undefined;
+    const parsed: ParseResult = { ok: false, reason: r.reason, detail: r.detail, ...(r.from ? { from: r.from } : {}) };
+    return { ok: false, messageId: '', reason: r.reason, detail: r.detail, parsed };
+  }
+
+  /**
+   * Sorts one received mail: parse and verify it (in the capped examiner)
+   * against the address book and the ledger, and pin the sender's key when
+   * a known contact's key is seen for the first time. Never throws for bad
+   * input.
    */
   async classify(raw: Buffer): Promise<Received> {
     await this.ledger.ready();
     const contacts = await this.contacts.list();
-    const views = new Map<string, ContactView>();
-    for (const c of contacts) {
-      const publicKey = await this.keyOf(c);
-      views.set(c.email, { ...(publicKey ? { publicKey } : {}), blocked: c.blocked });
-    }
     let parsed: ParseResult;
     try {
-      parsed = await parseMail(raw, {
-        self: { email: this.email, identity: this.identity },
+      parsed = await this.examiner.examine(raw, {
+        selfEmail: this.email,
         now: this.clock(),
-        contact: (email) => views.get(email.toLowerCase()),
         policy: this.config.whoMayCall,
+        contacts: contacts.map((c) => ({ email: c.email, blocked: c.blocked, ...(c.publicKey && c.fingerprint ? { publicKey: c.publicKey } : {}) })),
         seen: (nonce, messageId) => this.ledger.seen(nonce, messageId),
       });
     } catch (err) {

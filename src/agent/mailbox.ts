@@ -39,6 +39,7 @@ async function openWatcher(account: Account, onMail: MailboxOptions['onMail'], o
     client,
     ledger: account.ledger,
     folder: account.account.folder,
+    screen: (outline) => account.screen(outline),
     classify: (raw) => account.classify(raw),
     onMail,
     pollMs: account.config.pollSeconds * 1000,
