@@ -102,7 +102,6 @@ export class Examiner {
       stderr: false,
     });
     this.started++;
-    w.unref();
     this.worker = w;
     this.ready = new Promise<void>((resolve) => {
       const onReady = (m: unknown) => {
@@ -125,6 +124,8 @@ export class Examiner {
     w.on('exit', () => {
       if (this.worker === w) this.lose(w, { reason: 'malformed', detail: 'the examiner stopped' });
     });
+    // Idle, it keeps no process alive (after the listeners: adding one refs it again); busy, it does.
+    w.unref();
   }
 
   /** The worker is gone (or is being put down): the mail it held is rejected, the next one gets a fresh worker. */
@@ -139,6 +140,7 @@ export class Examiner {
     if (!cur) return;
     clearTimeout(cur.timer);
     this.current = undefined;
+    this.worker?.unref();
     cur.pending.resolve(result);
     this.pump();
   }
@@ -149,6 +151,7 @@ export class Examiner {
     if (!next) return;
     this.spawn();
     const w = this.worker!;
+    w.ref();
     const timeout = this.o.timeoutMs ?? LIMITS.parseMs;
     const timer = setTimeout(() => this.lose(w, { reason: 'too-large', detail: `parsing it took longer than ${Math.round(timeout / 1000)} s` }), clampDelay(timeout));
     timer.unref();
