@@ -195,6 +195,11 @@ export class Account {
     return this.examinerOf;
   }
 
+  /** Starts the examiner now (the watcher does, so that the first mail does not wait for a worker). */
+  warmExaminer(): void {
+    void this.examiner;
+  }
+
   /**
    * The first look at a received mail, from its size and outer headers
    * only: a rejection here means its body is never fetched (a stranger's

@@ -35,6 +35,7 @@ export interface MailboxOptions {
 /** Opens one watcher on a fresh connection. */
 async function openWatcher(account: Account, onMail: MailboxOptions['onMail'], onEvent?: (e: MailboxEvent) => void): Promise<{ client: ImapFlow; watcher: InboxWatcher<Received> }> {
   const client = await connectImap(await account.imapTarget(), { maxIdleMs: account.config.idleSeconds * 1000 });
+  account.warmExaminer();
   const watcher = new InboxWatcher<Received>({
     client,
     ledger: account.ledger,

@@ -14,7 +14,7 @@ import type { Identity } from '../../src/wire/identity.js';
 import { LIMITS, lifetimeLimitMs } from '../../src/wire/limits.js';
 import type { PeerdialMessage } from '../../src/wire/message.js';
 import { parseMail, screenHeaders, type ParseResult } from '../../src/wire/parse.js';
-import { bombMail } from '../harness/bombs.js';
+import { bombMail } from '../harness/hostile.js';
 import { ALICE, HITOSHI, MALLORY, T0, contextFor, loadCast, message, pinnedAll, type Cast } from './scenario.js';
 
 let cast: Cast;

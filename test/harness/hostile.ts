@@ -1,11 +1,13 @@
 /**
- * Hostile mail for tests: OpenPGP compression bombs with a valid structure
+ * Hostile mail for tests: forged offers, OpenPGP compression bombs with a valid structure
  * (a Compressed Data packet, raw deflate, holding one Literal Data packet
  * whose zeros inflate about 1000-fold), and plain oversized mail. Built
  * without ever holding the inflated bytes: independent deflate blocks of
  * 1 MiB of zeros are repeated.
  */
+import { randomBytes } from 'node:crypto';
 import { deflateRawSync, constants } from 'node:zlib';
+import * as openpgp from 'openpgp';
 import MailComposer from 'nodemailer/lib/mail-composer/index.js';
 import { HEADER_SIGNER, HEADER_VERSION, PAYLOAD_FILENAME, PAYLOAD_MEDIA_TYPE } from '../../src/wire/headers.js';
 
@@ -95,4 +97,32 @@ export async function hugeMail(mailBytes: number, o: HostileMailOptions): Promis
   const line = 'A'.repeat(76) + '\r\n';
   const body = line.repeat(Math.ceil(mailBytes / line.length));
   return compose(o, body, 'application/octet-stream');
+}
+
+/**
+ * An offer "from" `from` that somebody else signed: a well-formed payload
+ * naming `from`, signed by `signer`'s key, with an outer Peerdial-Signer
+ * header that lies (names `claimedFingerprint`) when given. Or, without a
+ * signer, the payload in the clear: an unsigned "offer".
+ */
+export async function forgedOffer(o: { from: string; to: string; signer?: openpgp.PrivateKey; claimedFingerprint?: string }): Promise<Buffer> {
+  const now = new Date();
+  const payload = JSON.stringify({
+    v: 1,
+    kind: 'offer',
+    from: o.from,
+    to: o.to,
+    callId: randomBytes(12).toString('base64url'),
+    created: now.toISOString(),
+    expires: new Date(now.getTime() + 60_000).toISOString(),
+    nonce: randomBytes(16).toString('base64url'),
+    addresses: [],
+    sdp: 'v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n',
+    purpose: 'chat',
+  });
+  const message = await openpgp.createMessage({ text: payload, format: 'utf8' });
+  const armored = o.signer
+    ? await openpgp.sign({ message, signingKeys: o.signer, format: 'armored' })
+    : (message.armor() as string);
+  return compose({ from: o.from, to: o.to, ...(o.claimedFingerprint ? { signer: o.claimedFingerprint } : {}) }, armored, PAYLOAD_MEDIA_TYPE);
 }
