@@ -64,6 +64,15 @@ function agentProcess(peer: Peer, env: NodeJS.ProcessEnv = {}): AgentProcess {
   };
 }
 
+/** waitFor, with what the agent said when it does not come. */
+async function waitOn(agent: AgentProcess, what: string, fn: () => Promise<boolean> | boolean, timeoutMs: number): Promise<void> {
+  try {
+    await waitFor(what, fn, timeoutMs);
+  } catch (err) {
+    throw new Error(`${(err as Error).message}\nthe agent said:\n${agent.out()}`);
+  }
+}
+
 const count = (text: string, needle: string): number => text.split(needle).length - 1;
 const messageIdOf = (raw: Buffer): string => /^Message-ID: (<[^>]+>)/im.exec(raw.toString('latin1'))![1]!;
 
@@ -103,12 +112,12 @@ describe('hitoshi\'s agent under hostile mail', () => {
 
     const agent = agentProcess(hitoshi);
     try {
-      await waitFor('agent up', () => agent.out().includes('mailbox connected'), 60_000);
+      await waitOn(agent, 'agent up', () => agent.out().includes('mailbox connected'), 60_000);
       const pid = agent.child.pid!;
       for (const h of hostile) await stack.deliverRaw('hitoshi', h.raw);
       const call = runCli(['--config', alice.configFile, 'call', 'hitoshi'], { timeoutMs: 120_000 });
 
-      await waitFor('every hostile mail reported', () => hostile.every((h) => h.reason.test(agent.out())), 120_000);
+      await waitOn(agent, 'every hostile mail reported', () => hostile.every((h) => h.reason.test(agent.out())), 120_000);
       const r = await call;
       expect(r.code, r.stderr).toBe(0);
       expect(r.stderr).toContain('connected to hitoshi@example.test');
@@ -150,15 +159,15 @@ describe('hitoshi\'s agent under hostile mail', () => {
 
     // the examiner never finishes (test hook): the agent is killed while the mail is marked 'examining'
     const first = agentProcess(hitoshi, { PEERDIAL_TEST_EXAMINE_HANG: '1' });
-    await waitFor('agent up', () => first.out().includes('mailbox connected'), 60_000);
+    await waitOn(first, 'agent up', () => first.out().includes('mailbox connected'), 60_000);
     await stack.deliverRaw('hitoshi', raw);
-    await waitFor('examining', async () => (await ledger().resultOf(id)) === 'examining', 60_000);
+    await waitOn(first, 'examining', async () => (await ledger().resultOf(id)) === 'examining', 60_000);
     first.child.kill('SIGKILL');
     expect(await first.exited).toBe(null);
 
     const second = agentProcess(hitoshi);
     try {
-      await waitFor('quarantined', () => second.out().includes(`rejected: quarantined: examining ${id} stopped the process once`), 60_000);
+      await waitOn(second, 'quarantined', () => second.out().includes(`rejected: quarantined: examining ${id} stopped the process once`), 60_000);
       expect(await ledger().resultOf(id)).toBe('quarantined');
     } finally {
       second.child.kill('SIGTERM');
@@ -170,10 +179,10 @@ describe('hitoshi\'s agent under hostile mail', () => {
     // a third start: nothing more to say about it
     const third = agentProcess(hitoshi);
     try {
-      await waitFor('agent up', () => third.out().includes('mailbox connected'), 60_000);
+      await waitOn(third, 'agent up', () => third.out().includes('mailbox connected'), 60_000);
       // a mail delivered after it proves the agent has looked at the INBOX since
       await stack.deliverRaw('hitoshi', await forgedOffer({ from: mallory.email, to: hitoshi.email }));
-      await waitFor('later mail seen', () => third.out().includes('mail from mallory@example.test rejected: unknown-sender'), 60_000);
+      await waitOn(third, 'later mail seen', () => third.out().includes('mail from mallory@example.test rejected: unknown-sender'), 60_000);
     } finally {
       third.child.kill('SIGTERM');
       expect(await third.exited).toBe(0);

@@ -76,7 +76,7 @@ export class Examiner {
   private worker?: Worker;
   private ready?: Promise<void>;
   private queue: Pending[] = [];
-  private current?: { pending: Pending; timer: NodeJS.Timeout };
+  private current?: { pending: Pending; timer: NodeJS.Timeout | undefined };
   private nextId = 1;
   private closed = false;
   /** Workers started so far (1 while none had to be replaced). */
@@ -138,7 +138,7 @@ export class Examiner {
   private finish(result: ExamineReply['result']): void {
     const cur = this.current;
     if (!cur) return;
-    clearTimeout(cur.timer);
+    if (cur.timer) clearTimeout(cur.timer);
     this.current = undefined;
     this.worker?.unref();
     cur.pending.resolve(result);
@@ -153,11 +153,13 @@ export class Examiner {
     const w = this.worker!;
     w.ref();
     const timeout = this.o.timeoutMs ?? LIMITS.parseMs;
-    const timer = setTimeout(() => this.lose(w, { reason: 'too-large', detail: `parsing it took longer than ${Math.round(timeout / 1000)} s` }), clampDelay(timeout));
-    timer.unref();
-    this.current = { pending: next, timer };
+    // The clock runs from when the worker has the mail, not while a fresh worker starts.
+    this.current = { pending: next, timer: undefined };
     void this.ready!.then(() => {
-      if (this.worker === w && this.current?.pending === next) w.postMessage(next.job, [next.job.raw.buffer as ArrayBuffer]);
+      if (this.worker !== w || this.current?.pending !== next) return;
+      this.current.timer = setTimeout(() => this.lose(w, { reason: 'too-large', detail: `parsing it took longer than ${Math.round(timeout / 1000)} s` }), clampDelay(timeout));
+      this.current.timer.unref();
+      w.postMessage(next.job, [next.job.raw.buffer as ArrayBuffer]);
     });
   }
 

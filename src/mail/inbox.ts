@@ -172,11 +172,9 @@ export class InboxWatcher<V extends Verdict> {
       from: (meta.envelope?.from ?? []).map((a) => a.address ?? ''),
       headers: meta.headers ?? '',
     };
-    let verdict: V | undefined;
-    if (outline.size > LIMITS.mailBytes) {
+    let verdict: V | undefined = await this.o.screen?.(outline, uid);
+    if (!verdict && outline.size > LIMITS.mailBytes) {
       verdict = reject('too-large', `mail is ${outline.size} bytes, more than ${LIMITS.mailBytes} (LIMITS.mailBytes)`);
-    } else {
-      verdict = await this.o.screen?.(outline, uid);
     }
     if (!verdict) {
       await this.o.ledger.beginExamining(id, now);

@@ -151,25 +151,26 @@ export interface ScreenContext {
  * Never throws.
  */
 export function screenHeaders(outline: MailOutline, ctx: ScreenContext): { reason: RejectReason; detail: string; from?: string } | undefined {
+  const froms = outline.from.map((f) => f.trim().toLowerCase()).filter((f) => f !== '');
+  const from = froms.length === 1 ? froms[0]! : undefined;
+  const no = (reason: RejectReason, detail: string) => ({ reason, detail, ...(from ? { from } : {}) });
   if (!Number.isFinite(outline.size) || outline.size > LIMITS.mailBytes) {
-    return { reason: 'too-large', detail: `mail is ${outline.size} bytes, more than ${LIMITS.mailBytes} (LIMITS.mailBytes)` };
+    return no('too-large', `mail is ${outline.size} bytes, more than ${LIMITS.mailBytes} (LIMITS.mailBytes)`);
   }
   const versions = headerValues(outline.headers, HEADER_VERSION);
-  if (versions.length === 0) return { reason: 'not-ours', detail: `no ${HEADER_VERSION} header` };
-  if (versions.length > 1) return { reason: 'malformed', detail: `${versions.length} ${HEADER_VERSION} headers` };
-  if (versions[0] !== String(PROTOCOL_VERSION)) return { reason: 'unsupported-version', detail: `${HEADER_VERSION} is "${versions[0]!.slice(0, 40)}", this peerdial reads ${PROTOCOL_VERSION}` };
-  const froms = outline.from.map((f) => f.trim().toLowerCase()).filter((f) => f !== '');
-  if (froms.length !== 1) return { reason: 'malformed', detail: 'From does not name exactly one address' };
-  const from = froms[0]!;
+  if (versions.length === 0) return no('not-ours', `no ${HEADER_VERSION} header`);
+  if (versions.length > 1) return no('malformed', `${versions.length} ${HEADER_VERSION} headers`);
+  if (versions[0] !== String(PROTOCOL_VERSION)) return no('unsupported-version', `${HEADER_VERSION} is "${versions[0]!.slice(0, 40)}", this peerdial reads ${PROTOCOL_VERSION}`);
+  if (!from) return no('malformed', 'From does not name exactly one address');
   const contact = ctx.contact(from);
-  if (contact?.blocked) return { reason: 'blocked-sender', detail: `${from} is blocked`, from };
-  if (ctx.policy === 'nobody') return { reason: 'unknown-sender', detail: 'policy accepts signals from nobody', from };
-  if (!contact && ctx.policy === 'contacts') return { reason: 'unknown-sender', detail: `${from} is not a contact`, from };
+  if (contact?.blocked) return no('blocked-sender', `${from} is blocked`);
+  if (ctx.policy === 'nobody') return no('unknown-sender', 'policy accepts signals from nobody');
+  if (!contact && ctx.policy === 'contacts') return no('unknown-sender', `${from} is not a contact`);
   const signers = headerValues(outline.headers, HEADER_SIGNER);
-  if (signers.length > 1) return { reason: 'malformed', detail: `${signers.length} ${HEADER_SIGNER} headers`, from };
+  if (signers.length > 1) return no('malformed', `${signers.length} ${HEADER_SIGNER} headers`);
   const pinned = contact?.fingerprint?.toUpperCase();
   if (pinned && signers.length === 1 && signers[0]!.toUpperCase() !== pinned) {
-    return { reason: 'key-mismatch', detail: `${HEADER_SIGNER} names ${signers[0]!.slice(0, 60)}, not the pinned key ${pinned} of ${from}`, from };
+    return no('key-mismatch', `${HEADER_SIGNER} names ${signers[0]!.slice(0, 60)}, not the pinned key ${pinned} of ${from}`);
   }
   return undefined;
 }
