@@ -155,7 +155,9 @@ describe('hitoshi\'s agent under hostile mail', () => {
     const mallorysKey = (await mallory.open()).identity.privateKey;
     const raw = await forgedOffer({ from: alice.email, to: hitoshi.email, signer: mallorysKey });
     const id = messageIdOf(raw);
-    const ledger = () => new Ledger(hitoshi.stateDir);
+    const accountDir = (await hitoshi.open()).stateDir;
+    // a fresh view of the ledger file each time (a Ledger reads its file once)
+    const ledger = () => new Ledger(accountDir);
 
     // the examiner never finishes (test hook): the agent is killed while the mail is marked 'examining'
     const first = agentProcess(hitoshi, { PEERDIAL_TEST_EXAMINE_HANG: '1' });
