@@ -97,7 +97,7 @@ export class Examiner {
     const heap = this.o.heapMb ?? LIMITS.parseHeapMb;
     const w = new Worker(workerFile(), {
       workerData: { privateKey: this.privateKey },
-      resourceLimits: { maxOldGenerationSizeMb: heap, maxYoungGenerationSizeMb: Math.max(4, Math.floor(heap / 6)), stackSizeMb: 4 },
+      resourceLimits: { maxOldGenerationSizeMb: heap, maxYoungGenerationSizeMb: Math.max(4, Math.floor(heap / 8)), stackSizeMb: 4 },
       stdout: false,
       stderr: false,
     });

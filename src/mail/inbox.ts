@@ -137,6 +137,8 @@ export class InboxWatcher<V extends Verdict> {
       const filed = await this.handleOne(uid);
       if (filed) result.filed++;
       else result.left++;
+      // Mail by mail: after a crash, what was handled is not reported again.
+      if (uid < maxUid) await this.o.ledger.setMark(this.mailbox, { uidValidity, lastUid: uid });
     }
     await this.o.ledger.setMark(this.mailbox, { uidValidity, lastUid: maxUid });
     result.ms = Date.now() - started;

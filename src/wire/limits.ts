@@ -47,7 +47,7 @@ export const LIMITS = {
   /** Longest lifetime of a text or voice message kept for delivery. */
   messageLifetimeMs: 31 * 86_400 * 1000,
   /** Heap of the worker that decrypts and parses one mail. */
-  parseHeapMb: 96,
+  parseHeapMb: 64,
   /** Wall time for decrypting and parsing one mail before its worker is replaced. */
   parseMs: 60_000,
 } as const;

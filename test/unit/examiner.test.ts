@@ -63,6 +63,17 @@ describe('the examiner', () => {
     expect(ex.started).toBe(1);
   });
 
+  it('a voicemail at LIMITS.voicemailBytes is read within the default heap: the receiver takes what the sender sends', async () => {
+    const ex = examinerOfHitoshi();
+    const audio = Buffer.alloc(LIMITS.voicemailBytes, 3);
+    const big = message('message', ALICE, HITOSHI, { text: 'x'.repeat(LIMITS.textChars), attachment: { filename: 'voicemail.opus', contentType: 'audio/ogg', data: audio.toString('base64') } });
+    const raw = (await buildMail(big, { sender: cast.alice, recipientKey: cast.hitoshi.publicKey, date: T0 })).raw;
+    const r = await ex.examine(raw, ctx());
+    expect(r.ok ? 'accepted' : `${r.reason}: ${r.detail}`).toBe('accepted');
+    expect(r.ok && Buffer.from(r.message.attachment!.data, 'base64').equals(audio)).toBe(true);
+    expect(ex.started).toBe(1);
+  });
+
   it('a worker that runs out of heap is replaced; the mail is too-large, the next one is read', async () => {
     const ex = examinerOfHitoshi({ heapMb: 8 });
     const big = message('message', ALICE, HITOSHI, { attachment: { filename: 'voicemail.opus', contentType: 'audio/ogg', data: Buffer.alloc(LIMITS.voicemailBytes, 1).toString('base64') } });
