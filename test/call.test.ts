@@ -286,20 +286,20 @@ describe('offers that must not lead to a connection', () => {
     expect((await flushOutbox(acc)).sent).toBe(1);
   }
 
-  it('a blocked caller: no packet goes to its addresses, and the log says why', async () => {
+  it('a blocked caller: no packet goes to its addresses; the mail is counted with strangers\' mail, the call log holds calls only', async () => {
     const h = await agentOf(hitoshi);
     await h.agent.account.contacts.update(alice.email, (c) => (c.blocked = true));
     const d = await decoy();
+    const callsBefore = (await h.agent.account.calls.list()).length;
     try {
       await offerFrom(alice, hitoshi.email, d.port);
       const rejected = await waitFor('rejection', () => h.events.find((e) => e.type === 'mail-rejected'));
-      expect(rejected).toMatchObject({ from: alice.email, reason: 'blocked-sender' });
+      expect(rejected).toMatchObject({ from: alice.email, reason: 'blocked-sender', stranger: true });
       await new Promise((r) => setTimeout(r, 1500));
       expect(d.packets()).toBe(0);
       expect(h.events.some((e) => e.type === 'state' && e.direction === 'in')).toBe(false);
-      const log = await h.agent.account.calls.list();
-      expect(log.at(-1)).toMatchObject({ peer: alice.email, outcome: 'rejected' });
-      expect(log.at(-1)!.detail).toContain('blocked');
+      expect((await h.agent.account.calls.list()).length).toBe(callsBefore);
+      expect((await h.agent.account.strangers.read())?.last).toMatchObject({ from: alice.email, reason: 'blocked-sender' });
     } finally {
       d.close();
       await h.agent.account.contacts.update(alice.email, (c) => (c.blocked = false));
@@ -307,17 +307,18 @@ describe('offers that must not lead to a connection', () => {
     }
   });
 
-  it('an unknown caller while only contacts may call: no packet, logged with the reason', async () => {
+  it('an unknown caller while only contacts may call: no packet; counted as a stranger with the reason, not put in the call log', async () => {
     const h = await agentOf(hitoshi);
     const d = await decoy();
+    const callsBefore = (await h.agent.account.calls.list()).length;
     try {
       await offerFrom(carol, hitoshi.email, d.port);
       const rejected = await waitFor('rejection', () => h.events.find((e) => e.type === 'mail-rejected'));
-      expect(rejected).toMatchObject({ from: carol.email, reason: 'unknown-sender' });
+      expect(rejected).toMatchObject({ from: carol.email, reason: 'unknown-sender', stranger: true });
       await new Promise((r) => setTimeout(r, 1500));
       expect(d.packets()).toBe(0);
-      const log = await h.agent.account.calls.list();
-      expect(log.at(-1)).toMatchObject({ peer: carol.email, outcome: 'rejected' });
+      expect((await h.agent.account.calls.list()).length).toBe(callsBefore);
+      expect((await h.agent.account.strangers.read())?.last).toMatchObject({ from: carol.email, reason: 'unknown-sender' });
     } finally {
       d.close();
       await h.agent.stop();

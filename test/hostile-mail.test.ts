@@ -4,7 +4,8 @@
  * from /proc while mallory's compression bombs (116 KB, 927 KB and 3.7 MB
  * mails inflating ~1000-fold), a 30 MB mail, and the same bombs forged
  * "from alice" (so they pass the header screen and reach the capped
- * examiner) land in its INBOX. Alice calls meanwhile and is connected. The
+ * examiner) land in its INBOX. Mallory's are a stranger's: the first gets a
+ * line of the log, the others are counted in the strangers' tally. Alice calls meanwhile and is connected. The
  * agent's peak RSS stays under 200 MB, it never restarts, every hostile
  * mail is reported once and left in INBOX untouched.
  *
@@ -104,7 +105,7 @@ describe('hitoshi\'s agent under hostile mail', () => {
     const hostile: { what: string; raw: Buffer; reason: RegExp }[] = [];
     for (const size of [116_000, 927_000, 3_700_000]) {
       // a stranger's bomb costs a header fetch
-      hostile.push({ what: `mallory's ${size} B bomb`, raw: (await bombMail(size, { from: mallory.email, to: hitoshi.email })).raw, reason: /mail from mallory@example\.test rejected: unknown-sender: mallory@example\.test is not a contact/ });
+      hostile.push({ what: `mallory's ${size} B bomb`, raw: (await bombMail(size, { from: mallory.email, to: hitoshi.email })).raw, reason: /mail from a stranger ignored: mallory@example\.test \(unknown-sender\)/ });
       // the same bomb "from alice", claiming her key: past the screen, into the capped examiner
       hostile.push({ what: `a ${size} B bomb forged from alice`, raw: (await bombMail(size, { from: alice.email, to: hitoshi.email, signer: aliceFingerprint })).raw, reason: /mail from alice@example\.test rejected: too-large: payload inflates to more than \d+ bytes/ });
     }
@@ -117,7 +118,9 @@ describe('hitoshi\'s agent under hostile mail', () => {
       for (const h of hostile) await stack.deliverRaw('hitoshi', h.raw);
       const call = runCli(['--config', alice.configFile, 'call', 'hitoshi'], { timeoutMs: 120_000 });
 
-      await waitOn(agent, 'every hostile mail reported', () => hostile.every((h) => h.reason.test(agent.out())), 120_000);
+      const tally = async () => (await (await hitoshi.open()).strangers.read())?.count ?? 0;
+      // a stranger's mail: the first one gets a line, the others are counted (summarised after 15 min)
+      await waitOn(agent, 'every hostile mail reported', async () => hostile.every((h) => h.reason.test(agent.out())) && (await tally()) === 3, 120_000);
       const r = await call;
       expect(r.code, r.stderr).toBe(0);
       expect(r.stderr).toContain('connected to hitoshi@example.test');
@@ -130,8 +133,9 @@ describe('hitoshi\'s agent under hostile mail', () => {
       console.log(`hitoshi's agent: peak RSS ${Math.round(peak / 1024)} MB (VmHWM) after ${hostile.length} hostile mails`);
       expect(peak).toBeLessThan(RSS_BOUND_KB);
 
-      // each reported once: mallory's three, alice's forged three plus the 30 MB mail
-      expect(count(agent.out(), 'rejected: unknown-sender')).toBe(3);
+      // each reported once: mallory's three (one line, three counted), alice's forged three plus the 30 MB mail
+      expect(count(agent.out(), 'mail from a stranger ignored')).toBe(1);
+      expect((await (await hitoshi.open()).strangers.read())?.byReason).toEqual({ 'unknown-sender': 3 });
       expect(count(agent.out(), 'rejected: too-large')).toBe(4);
 
       // all of them still in INBOX, no flag set; none in the peerdial folder
@@ -184,7 +188,7 @@ describe('hitoshi\'s agent under hostile mail', () => {
       await waitOn(third, 'agent up', () => third.out().includes('mailbox connected'), 60_000);
       // a mail delivered after it proves the agent has looked at the INBOX since
       await stack.deliverRaw('hitoshi', await forgedOffer({ from: mallory.email, to: hitoshi.email }));
-      await waitOn(third, 'later mail seen', () => third.out().includes('mail from mallory@example.test rejected: unknown-sender'), 60_000);
+      await waitOn(third, 'later mail seen', () => third.out().includes('mail from a stranger ignored: mallory@example.test (unknown-sender)'), 60_000);
     } finally {
       third.child.kill('SIGTERM');
       expect(await third.exited).toBe(0);

@@ -18,9 +18,11 @@ import { Ledger } from '../store/ledger.js';
 import { Outbox, type OutboxEntry } from '../store/outbox.js';
 import { CallLog } from '../store/calllog.js';
 import { MessageStore } from '../store/messages.js';
+import { StrangerLog } from '../store/strangers.js';
 import { buildMail } from '../wire/build.js';
 import { generateIdentity, loadIdentity, readPublicKey, fingerprintOf, type Identity } from '../wire/identity.js';
 import { screenHeaders, type MailOutline, type ParseResult } from '../wire/parse.js';
+import { sanitizeText } from '../wire/sanitize.js';
 import { Examiner } from '../mail/examiner.js';
 import type { AddressEntry, MessageKind, PeerdialMessage } from '../wire/message.js';
 import type { SmtpTarget } from '../mail/smtp.js';
@@ -34,6 +36,8 @@ export type Clock = () => Date;
 export type Received = Verdict & {
   /** The parser's full result; absent when the watcher decided alone (a replayed Message-ID). */
   parsed?: ParseResult;
+  /** Rejected, and the sender is not a contact (or a blocked one): counted in `strangers`, never logged one by one. */
+  stranger?: true;
 };
 
 export class Account {
@@ -42,6 +46,8 @@ export class Account {
   readonly outbox: Outbox;
   readonly calls: CallLog;
   readonly messages: MessageStore;
+  /** Rejected mail from strangers, counted (the call log holds calls only). */
+  readonly strangers: StrangerLog;
   private keyCache = new Map<string, openpgp.PublicKey>();
   private passwords = new Map<string, string>();
   private tokenProvider?: TokenProvider;
@@ -59,6 +65,7 @@ export class Account {
     this.outbox = new Outbox(stateDir);
     this.calls = new CallLog(stateDir);
     this.messages = new MessageStore(stateDir);
+    this.strangers = new StrangerLog(stateDir);
   }
 
   get email(): string {
@@ -217,7 +224,10 @@ export class Account {
     });
     if (!r) return undefined;
     const parsed: ParseResult = { ok: false, reason: r.reason, detail: r.detail, ...(r.from ? { from: r.from } : {}) };
-    return { ok: false, messageId: '', reason: r.reason, detail: r.detail, parsed };
+    // counted like classify's rejections: a stranger's (or a blocked contact's) mail is tallied, not listed
+    const stranger = r.reason !== 'not-ours' && !contacts.some((c) => c.email === r.from && !c.blocked);
+    if (stranger) await this.strangers.note(this.clock(), r.from, r.reason);
+    return { ok: false, messageId: '', reason: r.reason, detail: r.detail, parsed, ...(stranger ? { stranger: true as const } : {}) };
   }
 
   /**
@@ -239,7 +249,7 @@ export class Account {
         seen: (nonce, messageId) => this.ledger.seen(nonce, messageId),
       });
     } catch (err) {
-      parsed = { ok: false, reason: 'malformed', detail: `parser failed: ${(err as Error).message}` };
+      parsed = { ok: false, reason: 'malformed', detail: sanitizeText(`parser failed: ${(err as Error).message}`) };
     }
     if (parsed.ok) {
       const m = parsed.message;
@@ -260,6 +270,8 @@ export class Account {
       // verified, but too late: a missed call, never a connection
       await this.calls.append({ at: this.clock().toISOString(), direction: 'in', peer: v.message.from, callId: v.message.callId, outcome: 'missed', detail: 'the offer had expired when it arrived' });
     }
+    const stranger = parsed.reason !== 'not-ours' && !contacts.some((c) => c.email === parsed.from && !c.blocked);
+    if (stranger) await this.strangers.note(this.clock(), parsed.from, parsed.reason);
     return {
       ok: false,
       messageId: parsed.messageId ?? '',
@@ -267,6 +279,7 @@ export class Account {
       detail: parsed.detail,
       ...(v.message ? { nonce: v.message.nonce, expires: v.message.expires } : {}),
       parsed,
+      ...(stranger ? { stranger: true as const } : {}),
     };
   }
 }

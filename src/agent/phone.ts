@@ -17,6 +17,7 @@ import { newCallee, type CalleeEvent, type CalleeOutput, type CalleeState } from
 import { decide, type PolicyDecision } from './policy.js';
 import { addressesFromSdp } from './sdp-addresses.js';
 import { realTimers, type Timers } from './timers.js';
+import { sanitizeText } from '../wire/sanitize.js';
 import { addMappedCandidate, freeUdpPort, pinnedIce } from './mapped-ice.js';
 import type { PortMapping } from '../address/portmap.js';
 
@@ -50,7 +51,8 @@ export type PhoneEvent =
   | { type: 'ringing'; call: RingingCall }
   | { type: 'connected'; call: ActiveCall }
   | { type: 'ended'; callId: string; direction: Direction; peer: string; state: string; detail?: string; states: string[] }
-  | { type: 'mail-rejected'; from?: string; reason: string; detail: string }
+  /** `stranger`: the sender is not a contact (or is blocked); such mail is counted (Account.strangers), not logged one by one. */
+  | { type: 'mail-rejected'; from?: string; reason: string; detail: string; stranger?: boolean }
   | { type: 'message'; message: PeerdialMessage }
   | { type: 'error'; error: Error };
 
@@ -245,10 +247,9 @@ export class Phone {
       }
       if (v.ok) return;
       const from = parsed?.from;
-      this.emit({ type: 'mail-rejected', ...(from ? { from } : {}), reason: v.reason, detail: v.detail });
-      if (from && v.reason !== 'replayed' && v.reason !== 'not-ours') {
-        await this.o.account.calls.append({ at: this.timers.now().toISOString(), direction: 'in', peer: from, callId: '-', outcome: 'rejected', detail: `${v.reason}: ${v.detail}` });
-      }
+      // The call log holds calls: a rejected mail is an event (strangers' ones are counted by Account.classify).
+      // no parse result: the watcher refused it alone (a Message-ID seen before), nobody we know vouches for it
+      this.emit({ type: 'mail-rejected', ...(from ? { from } : {}), reason: v.reason, detail: v.detail, ...((v.stranger || !v.parsed) && v.reason !== 'quarantined' ? { stranger: true } : {}) });
       return;
     }
     await this.handleVerified(v.parsed.message, v.parsed.messageId);
@@ -549,7 +550,7 @@ export class Phone {
     const state = rec.m.state;
     if (rec.direction === 'out' && !rec.active) {
       const [code, what, hint] = ENDING_ERRORS[state] ?? ['SESSION_FAILED', state, ''];
-      const text = code === 'CALL_CANCELLED' ? 'Call cancelled.' : `${rec.peer} ${what}${rec.detail ? ` (${rec.detail})` : ''}.`;
+      const text = code === 'CALL_CANCELLED' ? 'Call cancelled.' : `${rec.peer} ${what}${rec.detail ? ` (${sanitizeText(rec.detail)})` : ''}.`;
       (rec as OutgoingRecord).reject(new PeerdialError(code, text, hint ? { hint } : {}));
     }
     this.emit({ type: 'ended', callId: rec.callId, direction: rec.direction, peer: rec.peer, state, ...(rec.detail ? { detail: rec.detail } : {}), states: [...rec.m.history] });

@@ -79,6 +79,8 @@ export interface InboxItem {
   learnedKey?: boolean;
   encrypted?: boolean;
   message?: PeerdialMessage;
+  /** Rejected, from somebody who is not a contact (or a blocked one): summarised, not listed. */
+  stranger?: boolean;
 }
 
 export function inboxItem(mail: InboxMail<Received>): InboxItem {
@@ -107,6 +109,7 @@ export function inboxItem(mail: InboxMail<Received>): InboxItem {
     ...(from ? { from } : {}),
     reason: v.ok ? 'malformed' : v.reason,
     detail: v.ok ? 'no parse result' : v.detail,
+    ...(v.stranger ? { stranger: true } : {}),
   };
 }
 

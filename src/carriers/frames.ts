@@ -14,6 +14,8 @@
  * typed frame/message or `{ type: 'invalid', reason }`.
  */
 
+import { sanitizeText as sanitizeForTerminal } from '../wire/sanitize.js';
+
 export const FRAME_TYPE = {
   DATA: 0x01,
   EOS: 0x02,
@@ -213,10 +215,9 @@ export function decodeChat(message: Buffer | string): ChatMessage | InvalidInput
 
 // ---------------------------------------------------------------------------
 
-/** Text from the peer, safe to print on a terminal: control characters (escape sequences) become U+FFFD; tabs stay. */
+/** Text from the peer, safe to print on a terminal: the one sanitiser (wire/sanitize.ts), long enough for a chat line; tabs stay. */
 export function sanitizeText(text: string): string {
-  // eslint-disable-next-line no-control-regex
-  return text.replace(/[\u0000-\u0008\u000a-\u001f\u007f-\u009f]/g, '\ufffd');
+  return sanitizeForTerminal(text, { max: 16 * 1024, tabs: true });
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

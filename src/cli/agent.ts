@@ -4,40 +4,42 @@ import { openAccount } from '../api/open.js';
 import { Agent, type AgentEvent } from '../agent/agent.js';
 import { checkInbox } from '../api/mail.js';
 import { parseCameraSource } from '../media/index.js';
-import { printJson, usedMedia, type GlobalOptions } from './output.js';
+import { printJson, safe, say, usedMedia, type GlobalOptions } from './output.js';
+import { safeJson, sanitizeBlock } from '../wire/sanitize.js';
+import { StrangerLines, countStranger, describeStrangers, type StrangerTally } from '../store/strangers.js';
 import { Link, type LinkEvent } from '../link/hooks.js';
 import { PeerdialError } from '../errors.js';
 
-/** One line per event, for the journal or a terminal; JSON with --json. */
+/** One line per event, for the journal or a terminal; JSON with --json. Every field from mail or a peer is sanitised. */
 export function describeEvent(e: AgentEvent): string | undefined {
   switch (e.type) {
     case 'connected':
-      if ('call' in e) return `call ${e.call.callId} ${e.call.direction === 'in' ? 'from' : 'to'} ${e.call.peer}: connected via ${e.call.pair.local} <-> ${e.call.pair.remote} in ${e.call.setupMs} ms`;
+      if ('call' in e) return `call ${safe(e.call.callId)} ${e.call.direction === 'in' ? 'from' : 'to'} ${safe(e.call.peer)}: connected via ${safe(e.call.pair.local)} <-> ${safe(e.call.pair.remote)} in ${e.call.setupMs} ms`;
       return `mailbox connected (${e.idle ? 'IDLE' : 'polling'})`;
     case 'state':
-      return `call ${e.callId} ${e.direction === 'in' ? 'from' : 'to'} ${e.peer}: ${e.state}`;
+      return `call ${safe(e.callId)} ${e.direction === 'in' ? 'from' : 'to'} ${safe(e.peer)}: ${safe(e.state)}`;
     case 'ended':
-      return `call ${e.callId} ${e.direction === 'in' ? 'from' : 'to'} ${e.peer}: ended ${e.state}${e.detail ? ` (${e.detail})` : ''}`;
+      return `call ${safe(e.callId)} ${e.direction === 'in' ? 'from' : 'to'} ${safe(e.peer)}: ended ${safe(e.state)}${e.detail ? ` (${safe(e.detail)})` : ''}`;
     case 'ringing':
-      return `call ${e.call.callId} from ${e.call.peer} is ringing (peerdial answer ${e.call.callId} / peerdial decline ${e.call.callId})`;
+      return `call ${safe(e.call.callId)} from ${safe(e.call.peer)} is ringing (peerdial answer ${safe(e.call.callId)} / peerdial decline ${safe(e.call.callId)})`;
     case 'mail-rejected':
-      return `mail from ${e.from ?? 'unknown'} rejected: ${e.reason}: ${e.detail}`;
+      return `mail from ${e.from ? safe(e.from) : 'unknown'} rejected: ${safe(e.reason)}: ${safe(e.detail)}`;
     case 'message':
-      return `${e.message.kind} from ${e.message.from}${e.message.text ? `: ${e.message.text}` : ''}`;
+      return `${safe(e.message.kind)} from ${safe(e.message.from)}${e.message.text ? `: ${safe(e.message.text, 2000)}` : ''}`;
     case 'address-changed':
-      return `addresses changed: ${e.addresses.join(', ') || 'none'}${e.announcedTo.length ? `; announced to ${e.announcedTo.join(', ')}` : ''}`;
+      return `addresses changed: ${safe(e.addresses.join(', ')) || 'none'}${e.announcedTo.length ? `; announced to ${safe(e.announcedTo.join(', '))}` : ''}`;
     case 'carried':
-      return `call ${e.callId}: ${e.what}: ${e.detail}`;
+      return `call ${safe(e.callId)}: ${safe(e.what)}: ${safe(e.detail)}`;
     case 'disconnected':
-      return `mailbox connection lost (${e.error.message}); retrying in ${Math.round(e.retryInMs / 1000)} s`;
+      return `mailbox connection lost (${safe(e.error.message)}); retrying in ${Math.round(e.retryInMs / 1000)} s`;
     case 'sent':
-      return `sent ${e.kind} to ${e.to.join(', ')}`;
+      return `sent ${safe(e.kind)} to ${safe(e.to.join(', '))}`;
     case 'send-retry':
-      return `could not send to ${e.to.join(', ')} (${e.error.message}); retrying in ${Math.round(e.retryInMs / 1000)} s`;
+      return `could not send to ${safe(e.to.join(', '))} (${safe(e.error.message)}); retrying in ${Math.round(e.retryInMs / 1000)} s`;
     case 'send-failed':
-      return `mail to ${e.to.join(', ')} refused: ${e.error.message}`;
+      return `mail to ${safe(e.to.join(', '))} refused: ${safe(e.error.message)}`;
     case 'error':
-      return `error: ${e.error.message}`;
+      return `error: ${safe(e.error.message)}`;
     default:
       return undefined;
   }
@@ -53,7 +55,7 @@ function jsonEvent(e: AgentEvent): unknown {
 /** A call rings: terminal bell, and a desktop notification when notify-send (Linux) or osascript (macOS) is there. */
 function ring(peer: string, callId: string): void {
   if (process.stdout.isTTY) process.stdout.write('\x07');
-  const text = `${peer} is calling. Answer: peerdial answer ${callId}   Decline: peerdial decline ${callId}`;
+  const text = `${safe(peer, 120)} is calling. Answer: peerdial answer ${safe(callId, 130)}   Decline: peerdial decline ${safe(callId, 130)}`;
   const cmd = process.platform === 'darwin' ? ['osascript', ['-e', `display notification ${JSON.stringify(text)} with title "peerdial"`]] : ['notify-send', ['--app-name=peerdial', 'Incoming call', text]];
   try {
     const child = spawn(cmd[0] as string, cmd[1] as string[], { stdio: 'ignore', detached: true });
@@ -82,8 +84,8 @@ queued mail is sent first.`)
       const account = await openAccount(g);
       const linkLog = (e: LinkEvent) => {
         const line = e.type === 'link-failed' ? `link ${e.direction} failed: ${e.error.message}` : `${e.type === 'link-up' ? 'link up' : 'link down'}${e.command ? ` (${e.command}, ${e.ms} ms)` : ''}`;
-        if (g.json) process.stdout.write(JSON.stringify({ at: new Date().toISOString(), type: e.type, ...(e.type === 'link-failed' ? { direction: e.direction, error: e.error.message } : { command: e.command, ms: e.ms }) }) + '\n');
-        else process.stdout.write(`${new Date().toISOString()} ${line}\n`);
+        if (g.json) process.stdout.write(safeJson({ at: new Date().toISOString(), type: e.type, ...(e.type === 'link-failed' ? { direction: e.direction, error: e.error.message } : { command: e.command, ms: e.ms }) }) + '\n');
+        else process.stdout.write(`${new Date().toISOString()} ${sanitizeBlock(line)}\n`);
       };
       const link = new Link(account.config, linkLog);
       const pollMinutes = o.poll !== undefined ? Number(o.poll) : account.config.link?.pollMinutes ?? 0;
@@ -92,19 +94,39 @@ queued mail is sent first.`)
         if (link.configured) await link.up();
         const r = await checkInbox(account).finally(() => link.configured && link.down());
         if (g.json) return printJson(r);
-        console.log(`checked ${account.email}: ${r.items.length} peerdial mail(s)`);
-        for (const i of r.items) console.log(i.ok ? `${i.from} ${i.kind}` : `${i.from ?? 'unknown'} rejected: ${i.reason}`);
+        say(`checked ${account.email}: ${r.items.length} peerdial mail(s)`);
+        for (const i of r.items) if (i.ok || !i.stranger) say(i.ok ? `${safe(i.from)} ${safe(i.kind)}` : `${i.from ? safe(i.from) : 'unknown'} rejected: ${safe(i.reason)}`);
+        let tally: StrangerTally | undefined;
+        for (const i of r.items) if (!i.ok && i.stranger) tally = countStranger(tally, new Date(), i.from, i.reason ?? 'malformed');
+        if (tally) say(describeStrangers(tally, new Date(), { since: false }));
         return;
       }
+      const strangers = new StrangerLines();
+      const writeSummary = (): void => {
+        const s = strangers.flush(new Date());
+        if (!s) return;
+        if (g.json) process.stdout.write(safeJson({ at: new Date().toISOString(), type: 'strangers-ignored', ...s.tally }) + '\n');
+        else process.stdout.write(`${new Date().toISOString()} ${sanitizeBlock(s.line)}\n`);
+      };
+      const summaries = setInterval(writeSummary, strangers.windowMs);
+      summaries.unref();
       const log = (e: AgentEvent) => {
         if (e.type === 'ringing') ring(e.call.peer, e.call.callId);
         if (e.type === 'idle' || e.type === 'checked' || e.type === 'connecting') return;
+        if (e.type === 'mail-rejected' && e.stranger) {
+          const first = strangers.note(e, new Date());
+          if (!first) return;
+          if (!g.json) {
+            process.stdout.write(`${new Date().toISOString()} ${sanitizeBlock(first)}\n`);
+            return;
+          }
+        }
         if (g.json) {
-          process.stdout.write(JSON.stringify({ at: new Date().toISOString(), ...(jsonEvent(e) as object) }) + '\n');
+          process.stdout.write(safeJson({ at: new Date().toISOString(), ...(jsonEvent(e) as object) }) + '\n');
           return;
         }
         const line = describeEvent(e);
-        if (line) process.stdout.write(`${new Date().toISOString()} ${line}\n`);
+        if (line) process.stdout.write(`${new Date().toISOString()} ${sanitizeBlock(line)}\n`);
       };
       const withLink = link.configured || pollMinutes ? { link: { hooks: link, ...(pollMinutes ? { pollMinutes } : {}) } } : {};
       const camera = o.camera ? parseCameraSource(o.camera, o.cameraAudio) : undefined;
@@ -125,6 +147,8 @@ queued mail is sent first.`)
         process.once('SIGINT', resolve);
       });
       process.stdout.write(`${new Date().toISOString()} stopping: cancelling ringing calls, hanging up, flushing the outbox...\n`);
+      clearInterval(summaries);
+      writeSummary();
       await agent.stop();
       process.stdout.write(`${new Date().toISOString()} stopped\n`);
     });

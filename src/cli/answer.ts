@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { PeerdialError } from '../errors.js';
 import { openAccount } from '../api/open.js';
 import { connectControl, type ControlClient } from '../agent/control.js';
-import { printJson, type GlobalOptions } from './output.js';
+import { printJson, safe, say, type GlobalOptions } from './output.js';
 
 async function agentOf(g: GlobalOptions): Promise<ControlClient> {
   const acc = await openAccount(g);
@@ -25,8 +25,8 @@ export function register(program: Command, globals: () => GlobalOptions): void {
       try {
         const list = (await c.request('ringing')) as { callId: string; peer: string; purpose: string }[];
         if (g.json) return printJson(list);
-        if (!list.length) return console.log('Nothing is ringing.');
-        for (const r of list) console.log(`${r.callId}  ${r.peer}  (${r.purpose})`);
+        if (!list.length) return say('Nothing is ringing.');
+        for (const r of list) say(`${safe(r.callId)}  ${safe(r.peer)}  (${safe(r.purpose)})`);
       } finally {
         c.close();
       }

@@ -12,7 +12,7 @@ import { defaultMediaSpec } from '../session/index.js';
 import { SharedSource, parseCameraSource, play, recordTo, startSource, type SourceOptions } from '../media/index.js';
 import { receiveFiles, runChat, runPipe, sendFiles, forwardLocal, parseForwardSpec, FORWARD_PROTOCOL } from '../carriers/index.js';
 import { holdCall, placeCall, startCommandAgent } from './session-ui.js';
-import { printJson, status, usedMedia, type GlobalOptions } from './output.js';
+import { printJson, safe, say, status, usedMedia, type GlobalOptions } from './output.js';
 
 /** Plays or records a camera's picture and sound until the call ends, Ctrl-C, or `seconds`. */
 async function view(g: GlobalOptions, call: ActiveCall, record: string | undefined, seconds: number | undefined, local?: SourceOptions): Promise<void> {
@@ -40,10 +40,6 @@ function askLine(question: string): Promise<string> {
       resolve(a.trim());
     }),
   );
-}
-
-function sanitizeLine(s: string): string {
-  return s.replace(/[\u0000-\u0008\u000b-\u001f\u007f]/g, '\ufffd');
 }
 
 export function register(program: Command, globals: () => GlobalOptions): void {
@@ -126,7 +122,7 @@ The offer travels by mail, so the first ring can take as long as your mail does.
             status(g, 'type a line and press Enter; Ctrl-D or Ctrl-C hangs up');
             const r = await runChat(ch, rl, {
               onLine: (from, text) => {
-                if (from === 'remote') process.stdout.write(`${call.peer}: ${sanitizeLine(text)}\n`);
+                if (from === 'remote') say(`${safe(call.peer)}: ${safe(text, 16 * 1024)}`);
               },
             });
             rl.close();
@@ -164,7 +160,7 @@ The offer travels by mail, so the first ring can take as long as your mail does.
           });
           bar?.stop();
           if (g.json) printJson(sent);
-          else for (const s of sent) console.log(s.status === 'sent' ? `sent ${s.name} (${s.size} bytes, sha256 ${s.sha256.slice(0, 16)}...)${s.resumedFrom ? `, resumed at byte ${s.resumedFrom}` : ''}${s.savedAs && s.savedAs !== s.name ? `; saved as "${s.savedAs}"` : ''}` : `REFUSED ${s.name}: ${s.reason}`);
+          else for (const s of sent) say(s.status === 'sent' ? `sent ${safe(s.name)} (${s.size} bytes, sha256 ${s.sha256.slice(0, 16)}...)${s.resumedFrom ? `, resumed at byte ${s.resumedFrom}` : ''}${s.savedAs && s.savedAs !== s.name ? `; saved as "${safe(s.savedAs)}"` : ''}` : `REFUSED ${safe(s.name)}: ${safe(s.reason)}`);
           if (sent.some((s) => s.status !== 'sent')) process.exitCode = 1;
         }).finally(() => bar?.stop());
       } finally {
@@ -195,8 +191,8 @@ The offer travels by mail, so the first ring can take as long as your mail does.
         },
         onEvent: (e) => {
           if (e.type === 'ringing') e.call.accept();
-          if (e.type === 'mail-rejected') status(g, `ignored a mail from ${e.from ?? 'somebody'}: ${e.reason}`);
-          if (e.type === 'state' && e.direction === 'in' && e.state === 'offer-received') status(g, `call from ${e.peer}...`);
+          if (e.type === 'mail-rejected') status(g, `ignored a mail from ${e.from ? safe(e.from) : 'somebody'}: ${safe(e.reason)}`);
+          if (e.type === 'state' && e.direction === 'in' && e.state === 'offer-received') status(g, `call from ${safe(e.peer)}...`);
         },
       });
       agent.start();
@@ -214,10 +210,10 @@ The offer travels by mail, so the first ring can take as long as your mail does.
             status(g, `pipe closed: ${r.sent} bytes sent, ${r.received} received`);
           } else if (call.purpose === 'file') {
             const got = await receiveFiles(ch, { dir: path.resolve(o.dir) });
-            for (const f of got) console.log(f.status === 'saved' ? `saved ${f.path}` : `refused ${f.name}: ${f.reason}`);
+            for (const f of got) say(f.status === 'saved' ? `saved ${safe(f.path, 4096)}` : `refused ${safe(f.name)}: ${safe(f.reason)}`);
           } else {
             const rl = createInterface({ input: process.stdin, terminal: false });
-            await runChat(ch, rl, { onLine: (from, text) => from === 'remote' && process.stdout.write(`${call.peer}: ${sanitizeLine(text)}\n`) });
+            await runChat(ch, rl, { onLine: (from, text) => from === 'remote' && say(`${safe(call.peer)}: ${safe(text, 16 * 1024)}`) });
             rl.close();
           }
         });

@@ -1,14 +1,27 @@
 import type { Command } from 'commander';
 import { openAccount } from '../api/open.js';
 import { announce, checkInbox, flushOutbox, type InboxItem } from '../api/mail.js';
-import { age, printJson, status, table, type GlobalOptions } from './output.js';
+import { countStranger, describeStrangers, type StrangerTally } from '../store/strangers.js';
+import { age, printJson, safe, say, status, table, type GlobalOptions } from './output.js';
 
 function describeItem(i: InboxItem): string {
   if (i.ok) {
     const ips = (i.addresses ?? []).map((a) => `${a.ip}${a.port ? `:${a.port}` : ''} (${a.scope})`).join(', ') || 'no address';
-    return `${i.from}  ${i.kind}  ${ips}  sent ${age(i.created)}${i.learnedKey ? '  [key learned]' : ''}${i.encrypted ? '' : '  [not encrypted]'}`;
+    return `${safe(i.from)}  ${safe(i.kind)}  ${safe(ips)}  sent ${age(i.created)}${i.learnedKey ? '  [key learned]' : ''}${i.encrypted ? '' : '  [not encrypted]'}`;
   }
-  return `${i.from ?? '(unknown sender)'}  REJECTED: ${i.reason}: ${i.detail}  (left in ${i.folder}, untouched)`;
+  return `${i.from ? safe(i.from) : '(unknown sender)'}  REJECTED: ${safe(i.reason)}: ${safe(i.detail)}  (left in ${safe(i.folder)}, untouched)`;
+}
+
+/** What `inbox` prints: contacts' mail one line each, strangers' rejected mail as one summary line. */
+export function describeInbox(items: InboxItem[], now: Date = new Date()): string[] {
+  const lines: string[] = [];
+  let strangers: StrangerTally | undefined;
+  for (const i of items) {
+    if (!i.ok && i.stranger) strangers = countStranger(strangers, now, i.from, i.reason ?? 'malformed');
+    else lines.push(describeItem(i));
+  }
+  if (strangers) lines.push(`${describeStrangers(strangers, now, { since: false })}; left in INBOX, untouched`);
+  return lines;
 }
 
 export function register(program: Command, globals: () => GlobalOptions): void {
@@ -24,8 +37,8 @@ export function register(program: Command, globals: () => GlobalOptions): void {
       const r = await announce(acc, { to: who, validSeconds: Number(o.valid), queueOnly: Boolean(o.queueOnly) });
       if (g.json) return printJson(r);
       const ips = r.addresses.map((a) => a.ip).join(', ') || '(none)';
-      for (const q of r.queued) console.log(`announced ${ips} to ${q.to}`);
-      if (r.drain && r.drain.deferred) console.log(`${r.drain.deferred} mail(s) could not be sent yet and stay in the outbox; see: peerdial outbox`);
+      for (const q of r.queued) say(`announced ${ips} to ${q.to}`);
+      if (r.drain && r.drain.deferred) say(`${r.drain.deferred} mail(s) could not be sent yet and stay in the outbox; see: peerdial outbox`);
     });
 
   program
@@ -37,8 +50,8 @@ export function register(program: Command, globals: () => GlobalOptions): void {
       status(g, `checking ${acc.email}...`);
       const { items, result } = await checkInbox(acc);
       if (g.json) return printJson({ items, result });
-      if (!items.length) console.log(`Nothing new (${result.scanned} new mail(s) looked at by header, none of them peerdial's).`);
-      for (const i of items) console.log(describeItem(i));
+      if (!items.length) say(`Nothing new (${result.scanned} new mail(s) looked at by header, none of them peerdial's).`);
+      for (const line of describeInbox(items)) say(line);
     });
 
   const outbox = program
@@ -49,8 +62,8 @@ export function register(program: Command, globals: () => GlobalOptions): void {
       const acc = await openAccount(g);
       const list = await acc.outbox.list();
       if (g.json) return printJson(list);
-      if (!list.length) return console.log('The outbox is empty.');
-      console.log(table([['ID', 'TO', 'KIND', 'STATE', 'TRIES', 'LAST ERROR'], ...list.map((e) => [e.id, e.to.join(','), e.kind, e.state, String(e.attempts), e.lastError ?? '-'])]));
+      if (!list.length) return say('The outbox is empty.');
+      say(table([['ID', 'TO', 'KIND', 'STATE', 'TRIES', 'LAST ERROR'], ...list.map((e) => [e.id, e.to.join(','), e.kind, e.state, String(e.attempts), e.lastError ?? '-'])]));
     });
   outbox
     .command('flush')
@@ -60,7 +73,7 @@ export function register(program: Command, globals: () => GlobalOptions): void {
       const acc = await openAccount(g);
       const r = await flushOutbox(acc, { force: true });
       if (g.json) return printJson(r);
-      console.log(`sent ${r.sent}, still queued ${r.deferred}, refused ${r.failed}`);
+      say(`sent ${r.sent}, still queued ${r.deferred}, refused ${r.failed}`);
       if (r.deferred || r.failed) process.exitCode = 1;
     });
 
@@ -71,9 +84,12 @@ export function register(program: Command, globals: () => GlobalOptions): void {
     .action(async (o) => {
       const g = globals();
       const acc = await openAccount(g);
-      const list = (await acc.calls.list()).filter((e) => !o.missed || e.outcome === 'missed');
+      // calls only: rejected mail from strangers is one summary line at the end
+      const list = (await acc.calls.list()).filter((e) => e.outcome !== 'rejected' && (!o.missed || e.outcome === 'missed'));
       if (g.json) return printJson(list);
-      if (!list.length) return console.log('No calls yet.');
-      console.log(table([['WHEN', 'DIR', 'PEER', 'OUTCOME', 'DETAIL'], ...list.map((e) => [e.at, e.direction, e.peer, e.outcome, e.detail ?? ''])]));
+      const strangers = await acc.strangers.read();
+      if (!list.length) say('No calls yet.');
+      else say(table([['WHEN', 'DIR', 'PEER', 'OUTCOME', 'DETAIL'], ...list.map((e) => [e.at, e.direction, e.peer, e.outcome, e.detail ?? ''])]));
+      if (strangers && !o.missed) say(describeStrangers(strangers));
     });
 }

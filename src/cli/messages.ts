@@ -5,7 +5,7 @@ import { openAccount } from '../api/open.js';
 import { leaveMessage } from '../api/messages.js';
 import { checkInbox } from '../api/mail.js';
 import { connectControl } from '../agent/control.js';
-import { age, printJson, status, type GlobalOptions } from './output.js';
+import { age, printJson, safe, say, status, type GlobalOptions } from './output.js';
 
 export function register(program: Command, globals: () => GlobalOptions): void {
   program
@@ -18,7 +18,7 @@ export function register(program: Command, globals: () => GlobalOptions): void {
       const text = words.join(' ').trim();
       const r = await leaveMessage(acc, who, { ...(text ? { text } : {}), ...(o.audio ? { audioFile: o.audio } : {}) });
       if (g.json) return printJson(r);
-      console.log(r.sent ? `message sent to ${r.to}` : `message queued for ${r.to} (${(await connectControl(acc.stateDir)) ? 'the running agent sends it' : 'see: peerdial outbox'})`);
+      say(r.sent ? `message sent to ${r.to}` : `message queued for ${r.to} (${(await connectControl(acc.stateDir)) ? 'the running agent sends it' : 'see: peerdial outbox'})`);
     });
 
   program
@@ -48,10 +48,10 @@ export function register(program: Command, globals: () => GlobalOptions): void {
         await acc.messages.markRead(m.id);
       }
       if (g.json) return printJson(list.map((m) => ({ ...m, ...(acc.messages.attachmentPath(m) ? { path: acc.messages.attachmentPath(m) } : {}), ...(saved[m.id] ? { savedTo: saved[m.id] } : {}) })));
-      if (!list.length) return console.log('No messages.');
+      if (!list.length) return say('No messages.');
       for (const m of list) {
         const voice = m.attachment ? `  [voice message, ${m.attachment.bytes} bytes: ${saved[m.id] ?? acc.messages.attachmentPath(m)}]` : '';
-        console.log(`${m.read ? ' ' : '*'} ${age(m.sent)}  ${m.from}: ${m.text ?? ''}${voice}`);
+        say(`${m.read ? ' ' : '*'} ${age(m.sent)}  ${safe(m.from)}: ${safe(m.text ?? '', 4000)}${voice}`);
       }
     });
 }

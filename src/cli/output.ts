@@ -1,5 +1,14 @@
-/** How the CLI talks to people: status lines on stderr, results on stdout, errors with what to do next. */
+/**
+ * How the CLI talks to people: status lines on stderr, results on stdout,
+ * errors with what to do next. Everything written here goes through the
+ * sanitiser (wire/sanitize.ts): text from mail or a peer never reaches the
+ * terminal raw, whoever forgot to clean a field first.
+ */
 import { PeerdialError } from '../errors.js';
+import { safeJson, sanitizeBlock, sanitizeText } from '../wire/sanitize.js';
+
+/** One field from mail or a peer, for a line: no controls, no newlines, no bidi tricks, capped. */
+export const safe = (text: unknown, max?: number): string => sanitizeText(text, max === undefined ? {} : { max });
 
 export interface GlobalOptions {
   config?: string;
@@ -9,25 +18,32 @@ export interface GlobalOptions {
 }
 
 export function status(opts: GlobalOptions, line: string): void {
-  if (!opts.quiet) process.stderr.write(`${line}\n`);
+  if (!opts.quiet) process.stderr.write(`${sanitizeBlock(line)}\n`);
+}
+
+/** A result line (or lines) on stdout. */
+export function say(text: string): void {
+  process.stdout.write(`${sanitizeBlock(text)}\n`);
 }
 
 export function printJson(value: unknown): void {
-  process.stdout.write(JSON.stringify(value, null, 2) + '\n');
+  process.stdout.write(safeJson(value, 2) + '\n');
 }
 
 export function printError(err: unknown): void {
   if (err instanceof PeerdialError) {
-    process.stderr.write(`peerdial: ${err.message} [${err.code}]\n`);
-    if (err.hint) process.stderr.write(`  what to do: ${err.hint}\n`);
+    process.stderr.write(`peerdial: ${sanitizeBlock(err.message)} [${err.code}]\n`);
+    if (err.hint) process.stderr.write(`  what to do: ${sanitizeBlock(err.hint)}\n`);
   } else {
     const e = err as Error;
-    process.stderr.write(`peerdial: unexpected error: ${e?.stack ?? String(err)}\n`);
+    process.stderr.write(`peerdial: unexpected error: ${sanitizeBlock(e?.stack ?? String(err))}\n`);
     process.stderr.write('  what to do: this is a bug; please report it with the lines above.\n');
   }
 }
 
-export function table(rows: string[][]): string {
+/** Rows as aligned columns; every cell is sanitised (one line, capped). */
+export function table(input: string[][]): string {
+  const rows = input.map((r) => r.map((c) => sanitizeText(c, { max: 300 })));
   const widths: number[] = [];
   for (const r of rows) r.forEach((c, i) => (widths[i] = Math.max(widths[i] ?? 0, c.length)));
   return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n');

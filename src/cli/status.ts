@@ -5,7 +5,7 @@ import { accountStateDir } from '../store/paths.js';
 import { connectControl } from '../agent/control.js';
 import type { AgentHealth } from '../agent/health.js';
 import { PeerdialError } from '../errors.js';
-import { age, printJson, table, type GlobalOptions } from './output.js';
+import { age, printJson, say, table, type GlobalOptions } from './output.js';
 
 export const AGENT_NOT_RUNNING = 'agent not running (start it: peerdial agent, or peerdial service install)';
 
@@ -55,6 +55,6 @@ Exit codes: 0 the agent answered, 3 no agent runs for this account.
         throw new PeerdialError('AGENT_NOT_RUNNING', AGENT_NOT_RUNNING);
       }
       if (g.json) return printJson(h);
-      console.log(describeHealth(h));
+      say(describeHealth(h));
     });
 }

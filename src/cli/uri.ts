@@ -9,7 +9,7 @@ import { DESKTOP_FILE, SCHEME_MIME, desktopEntry } from '../uri/desktop.js';
 import { runCommand } from '../service/install.js';
 import { peerdialBin } from './service.js';
 import { defaultConfigPath } from '../store/paths.js';
-import { printJson, status, type GlobalOptions } from './output.js';
+import { printJson, say, status, type GlobalOptions } from './output.js';
 
 function applicationsDir(): string {
   return path.join(process.env.XDG_DATA_HOME || path.join(os.homedir(), '.local', 'share'), 'applications');
@@ -60,11 +60,11 @@ a web page never calls by itself: open asks first unless --yes is given.`)
       const equivalent = `peerdial ${args.map((a) => (/^[A-Za-z0-9@._+-]+$/.test(a) ? a : `'${a}'`)).join(' ')}`;
       if (o.dryRun) {
         if (g.json) return printJson({ ...link, argv: args });
-        console.log(`call ${link.kind === 'address' ? 'the address' : 'the contact'} ${link.target}`);
-        if (link.params.ringSeconds !== undefined) console.log(`ring for ${link.params.ringSeconds} s`);
-        if (link.params.video) console.log('video asked for: not carried yet, the call is a chat');
-        if (link.unknown.length) console.log(`ignored parameters: ${link.unknown.join(', ')}`);
-        console.log(`same as: ${equivalent}`);
+        say(`call ${link.kind === 'address' ? 'the address' : 'the contact'} ${link.target}`);
+        if (link.params.ringSeconds !== undefined) say(`ring for ${link.params.ringSeconds} s`);
+        if (link.params.video) say('video asked for: not carried yet, the call is a chat');
+        if (link.unknown.length) say(`ignored parameters: ${link.unknown.join(', ')}`);
+        say(`same as: ${equivalent}`);
         return;
       }
       if (link.unknown.length) status(g, `ignoring unknown link parameter(s): ${link.unknown.join(', ')}`);

@@ -22,6 +22,7 @@ import type { Ledger } from '../store/ledger.js';
 import { EXAMINING } from '../store/ledger.js';
 import { HEADER_SIGNER, HEADER_VERSION } from '../wire/headers.js';
 import { LIMITS } from '../wire/limits.js';
+import { sanitizeText } from '../wire/sanitize.js';
 import type { MailOutline } from '../wire/parse.js';
 
 /** What the classifier says about one mail. */
@@ -155,7 +156,7 @@ export class InboxWatcher<V extends Verdict> {
     if (!meta) return false;
     const messageId = meta.envelope?.messageId ?? '';
     const id = messageId || `uid:${uid}`;
-    const reject = (reason: string, detail: string): V => ({ ok: false, messageId, reason, detail }) as V;
+    const reject = (reason: string, detail: string): V => ({ ok: false, messageId, reason, detail: sanitizeText(detail) }) as V;
     const before = await this.o.ledger.resultOf(id);
     if (before === EXAMINING) {
       // The process died while examining it: report it once, never look inside again.

@@ -13,6 +13,7 @@ import { LIMITS, lifetimeLimitMs } from './limits.js';
 import { fingerprintOf, keyHasKeyID, type Identity } from './identity.js';
 import type { PeerdialMessage, RejectReason } from './message.js';
 import { validateMessage } from './validate.js';
+import { sanitizeText } from './sanitize.js';
 
 /** Sender clocks may run ahead of ours by this much before their signatures count as "from the future". */
 export const MAX_CLOCK_SKEW_MS = LIMITS.clockSkewMs;
@@ -153,7 +154,8 @@ export interface ScreenContext {
 export function screenHeaders(outline: MailOutline, ctx: ScreenContext): { reason: RejectReason; detail: string; from?: string } | undefined {
   const froms = outline.from.map((f) => f.trim().toLowerCase()).filter((f) => f !== '');
   const from = froms.length === 1 ? froms[0]! : undefined;
-  const no = (reason: RejectReason, detail: string) => ({ reason, detail, ...(from ? { from } : {}) });
+  // Details and the sender come from hostile headers: sanitised here, as parseMail's are.
+  const no = (reason: RejectReason, detail: string) => ({ reason, detail: sanitizeText(detail), ...(from ? { from: sanitizeText(from, { max: 320 }) } : {}) });
   if (!Number.isFinite(outline.size) || outline.size > LIMITS.mailBytes) {
     return no('too-large', `mail is ${outline.size} bytes, more than ${LIMITS.mailBytes} (LIMITS.mailBytes)`);
   }
@@ -424,12 +426,13 @@ export async function parseMail(raw: Buffer, ctx: ParseContext): Promise<ParseRe
     const buf = Buffer.isBuffer(raw) ? raw : Buffer.from(raw);
     return await parseChecked(buf, ctx, out);
   } catch (err) {
+    // Details quote header values and library errors: made safe to print here, at the source.
     const rejected: ParseRejected =
       err instanceof Rejection
-        ? { ok: false, reason: err.reason, detail: err.detail, ...(err.verified ? { message: err.verified } : {}) }
-        : { ok: false, reason: 'malformed', detail: `mail could not be processed (${errorText(err)})` };
+        ? { ok: false, reason: err.reason, detail: sanitizeText(err.detail), ...(err.verified ? { message: err.verified } : {}) }
+        : { ok: false, reason: 'malformed', detail: sanitizeText(`mail could not be processed (${errorText(err)})`) };
     if (out.messageId) rejected.messageId = out.messageId;
-    if (out.from) rejected.from = out.from;
+    if (out.from) rejected.from = sanitizeText(out.from, { max: 320 });
     return rejected;
   }
 }

@@ -79,7 +79,7 @@ describe('chat', () => {
     await a.send('not json at all');
     await a.send(JSON.stringify({ t: 'bye' }));
     await bobChat;
-    expect(bob.events).toEqual(['remote: clear\ufffd[2J\ufffdscreen', 'closed: remote-bye']);
+    expect(bob.events).toEqual(['remote: clear\\x1b[2J\\x07screen', 'closed: remote-bye']);
   });
 
   it('the connection drops without a bye: the chat ends as closed', async () => {
