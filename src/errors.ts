@@ -21,6 +21,7 @@ export type ErrorCode =
   | 'KEY_MISSING'
   | 'WIRE_BUILD'
   | 'STORE_CORRUPT'
+  | 'STORE_LOCKED'
   | 'SESSION_FAILED'
   | 'SESSION_CLOSED'
   | 'CALL_TIMEOUT'

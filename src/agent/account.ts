@@ -251,6 +251,11 @@ export class Account {
     } catch (err) {
       parsed = { ok: false, reason: 'malformed', detail: sanitizeText(`parser failed: ${(err as Error).message}`) };
     }
+    if (parsed.ok && !(await this.ledger.claim(parsed.message.nonce, { expires: parsed.message.expires, now: this.clock() }))) {
+      // another process of this account took this mail between our replay check and now
+      const m = parsed.message;
+      parsed = { ok: false, reason: 'replayed', detail: `nonce ${m.nonce} was claimed by another process`, messageId: parsed.messageId, from: m.from, message: m };
+    }
     if (parsed.ok) {
       const m = parsed.message;
       const contact = contacts.find((c) => c.email === m.from);

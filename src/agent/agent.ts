@@ -12,7 +12,7 @@ import { OutboxLoop, watchInbox, type MailboxEvent } from './mailbox.js';
 import { Phone, type ActiveCall, type PhoneEvent, type CallOptions, type RingingCall } from './phone.js';
 import type { Timers } from './timers.js';
 import type { Channel, IceConfig } from '../session/types.js';
-import { shutdownSessions } from '../session/index.js';
+import { SessionHosts, shutdownSessions } from '../session/index.js';
 import { receiveFiles, runChat, runPipe, serveForward, allowTargets, FORWARD_PROTOCOL } from '../carriers/index.js';
 import { expandHome } from '../store/paths.js';
 import { PeerdialError } from '../errors.js';
@@ -24,6 +24,7 @@ import { addressEntries, announce } from '../api/mail.js';
 import { HealthRecord, type AgentHealth } from './health.js';
 import type { Link } from '../link/hooks.js';
 import { pollMailbox } from '../link/poll.js';
+import { Desk } from './desk.js';
 
 export function iceFromConfig(account: Account): IceConfig {
   const ice = account.config.ice;
@@ -43,7 +44,11 @@ export type AgentEvent =
   | PhoneEvent
   | MailboxEvent
   | { type: 'carried'; callId: string; what: string; detail: string }
-  | { type: 'address-changed'; addresses: string[]; announcedTo: string[] };
+  | { type: 'address-changed'; addresses: string[]; announcedTo: string[] }
+  /** A command beside the agent asked it something over the control socket. */
+  | { type: 'control-request'; name: string }
+  /** A session process died while it carried calls; they ended, the agent goes on. */
+  | { type: 'session-process-crashed'; pid: number; signal: string | null; code: number | null; sessions: number; reason: string };
 
 export interface AgentOptions {
   account: Account;
@@ -79,6 +84,13 @@ export interface AgentOptions {
    * stops; with `pollMinutes` it polls (link up, check once, down) instead of watching.
    */
   link?: { hooks: Link; pollMinutes?: number };
+  /**
+   * Where the calls' sessions run: 'isolated' (a supervised child process per
+   * call, src/session/remote.ts: a native crash ends that call, not the agent)
+   * or 'in-process'. Default: isolated for the agent of the account
+   * (`control: 'serve'`), in-process otherwise.
+   */
+  sessions?: 'isolated' | 'in-process';
 }
 
 /** Waits for the peer to open a channel with this label. */
@@ -94,6 +106,8 @@ export function channelNamed(call: ActiveCall, label: string): Promise<Channel> 
 export class Agent {
   readonly phone: Phone;
   readonly outbox: OutboxLoop;
+  /** What commands beside the agent ask of it (inbox, announce, outbox flush, doctor). */
+  private readonly desk: Desk;
   private readonly ac = new AbortController();
   private watching?: Promise<void>;
   private carrying = new Set<Promise<void>>();
@@ -104,9 +118,14 @@ export class Agent {
 
   /** The camera's encoder, shared by the viewers (camera nodes only). */
   readonly camera?: SharedSource<MediaSource>;
+  /** The session processes, when sessions are isolated. */
+  readonly sessionHosts?: SessionHosts;
 
   constructor(private readonly o: AgentOptions) {
     const emit = (e: AgentEvent) => o.onEvent?.(e);
+    if ((o.sessions ?? (o.control === 'serve' ? 'isolated' : 'in-process')) === 'isolated') {
+      this.sessionHosts = new SessionHosts({ onCrash: (c) => emit({ type: 'session-process-crashed', ...c }) });
+    }
     if (o.camera) {
       const source = o.camera;
       this.camera = new SharedSource(() => startSource(source));
@@ -120,9 +139,11 @@ export class Agent {
       }
       emit(e);
     });
+    this.desk = new Desk(o.account, this.outbox);
     this.phone = new Phone({
       account: o.account,
       ice: iceFromConfig(o.account),
+      ...(this.sessionHosts ? { sessions: this.sessionHosts } : {}),
       send: () => (remote ? remote.poke() : this.outbox.poke()),
       ...(o.account.config.ice.portMapping ? { portMapping: o.account.config.ice.portMapping } : {}),
       ...(remote ? { onCallPlaced: (callId: string) => remote.subscribe(callId) } : {}),
@@ -177,13 +198,20 @@ export class Agent {
     }
     const onEvent = (e: MailboxEvent) => {
       this.health.mailboxEvent(e);
+      if (e.type === 'checked') this.desk.checked(e.result);
       this.o.onEvent?.(e);
     };
-    const onMail = (mail: Parameters<Phone['handleMail']>[0]) => this.phone.handleMail(mail);
+    const onMail = (mail: Parameters<Phone['handleMail']>[0]) => (this.desk.handled(mail) ? undefined : this.phone.handleMail(mail));
     const poll = this.o.link?.pollMinutes;
     this.watching = poll
       ? pollMailbox({ account: this.o.account, link: this.o.link!.hooks, everyMs: poll * 60_000, signal: this.ac.signal, onMail, busy: () => this.phone.activeCount() > 0, onEvent })
-      : watchInbox(this.o.account, { signal: this.ac.signal, onMail, onEvent });
+      : watchInbox(this.o.account, {
+          signal: this.ac.signal,
+          onMail,
+          onEvent,
+          onWatcher: (w) => this.desk.watcherChanged(w),
+          classifyFirst: (raw) => this.desk.classifyFirst(raw),
+        });
   }
 
   call(who: string, opts: CallOptions = {}): Promise<ActiveCall> {
@@ -273,7 +301,9 @@ export class Agent {
       stateDir: this.o.account.stateDir,
       email: this.o.account.email,
       poke: () => this.outbox.poke(),
+      onRequest: (name) => this.o.onEvent?.({ type: 'control-request', name }),
       requests: {
+        ...this.desk.requests(),
         status: () => this.status(),
         'address-changed': () => {
           this.addresses?.poke();
@@ -341,6 +371,7 @@ export class Agent {
     if (this.remote) {
       this.remote.poke();
       this.remote.close();
+      await this.sessionHosts?.shutdown();
       shutdownSessions();
       return;
     }
@@ -349,6 +380,7 @@ export class Agent {
     await this.outbox.stop();
     await this.watching;
     await this.o.link?.hooks.down().catch(() => undefined);
+    await this.sessionHosts?.shutdown();
     shutdownSessions();
   }
 }

@@ -6,12 +6,15 @@
  *   - queues its mail in the shared outbox and says `poke` (send now),
  *   - says `subscribe CALLID`, and the agent forwards every verified mail
  *     of that call and the "sent" notice of its mail.
+ * Commands that would otherwise open the mailbox or drain the outbox
+ * themselves (`inbox`, `messages`, `announce`, `outbox flush`, `doctor`)
+ * make named requests instead (agent/desk.ts); agentOrAlone() picks.
  * One JSON object per line each way.
  */
 import net from 'node:net';
 import path from 'node:path';
 import { promises as fs } from 'node:fs';
-import { PeerdialError } from '../errors.js';
+import { PeerdialError, type ErrorCode } from '../errors.js';
 import type { PeerdialMessage } from '../wire/message.js';
 
 export function controlSocketPath(stateDir: string): string {
@@ -27,7 +30,7 @@ type ClientMsg =
   | { op: 'request'; id: number; name: string; args?: Record<string, unknown> };
 type ServerMsg =
   | { ev: 'hello'; email: string; pid: number }
-  | { ev: 'reply'; id: number; ok: boolean; result?: unknown; error?: string }
+  | { ev: 'reply'; id: number; ok: boolean; result?: unknown; error?: string; code?: string; hint?: string }
   | { ev: 'mail'; message: PeerdialMessage; messageId: string }
   | { ev: 'sent'; messageId: string };
 
@@ -65,7 +68,14 @@ export interface ControlServer {
 /** Named requests a client may make of the agent (answer, decline, status, ...). */
 export type ControlRequests = Record<string, (args: Record<string, unknown>) => Promise<unknown> | unknown>;
 
-export async function serveControl(opts: { stateDir: string; email: string; poke: () => void; requests?: ControlRequests }): Promise<ControlServer> {
+export async function serveControl(opts: {
+  stateDir: string;
+  email: string;
+  poke: () => void;
+  requests?: ControlRequests;
+  /** Every named request a client makes (for the agent's log). */
+  onRequest?: (name: string) => void;
+}): Promise<ControlServer> {
   const file = controlSocketPath(opts.stateDir);
   const existing = await connectRaw(file).catch(() => undefined);
   if (existing) {
@@ -96,6 +106,7 @@ export async function serveControl(opts: { stateDir: string; email: string; poke
       else if (m.op === 'take-incoming') takers.push(sock);
       else if (m.op === 'request' && typeof m.id === 'number') {
         const handler = opts.requests?.[m.name];
+        opts.onRequest?.(String(m.name));
         const reply = (r: Omit<Extract<ServerMsg, { ev: 'reply' }>, 'ev' | 'id'>) => {
           if (sock.writable) sock.write(JSON.stringify({ ev: 'reply', id: m.id, ...r } satisfies ServerMsg) + '\n');
         };
@@ -105,7 +116,7 @@ export async function serveControl(opts: { stateDir: string; email: string; poke
             .then(() => handler(m.args ?? {}))
             .then(
               (result) => reply({ ok: true, result }),
-              (err) => reply({ ok: false, error: (err as Error).message }),
+              (err) => reply({ ok: false, error: (err as Error).message, ...(err instanceof PeerdialError ? { code: err.code, ...(err.hint ? { hint: err.hint } : {}) } : {}) }),
             );
         }
       }
@@ -172,6 +183,10 @@ export async function connectControl(stateDir: string, timeoutMs = 2000): Promis
     return undefined;
   }
   sock.on('error', () => undefined);
+  sock.on('close', () => {
+    for (const p of pending.values()) p.reject(new PeerdialError('AGENT_NOT_RUNNING', 'The agent closed the connection before it answered.', { hint: 'See its log (peerdial service logs) and run the command again.' }));
+    pending.clear();
+  });
   const mailCbs: ((m: PeerdialMessage, id: string) => void)[] = [];
   const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   let nextId = 1;
@@ -188,7 +203,8 @@ export async function connectControl(stateDir: string, timeoutMs = 2000): Promis
       else if (m.ev === 'reply') {
         const p = pending.get(m.id);
         pending.delete(m.id);
-        if (p) m.ok ? p.resolve(m.result) : p.reject(new PeerdialError('USAGE', m.error ?? 'the agent refused'));
+        // the agent's error as it was: same code and hint as when the command ran alone
+        if (p) m.ok ? p.resolve(m.result) : p.reject(new PeerdialError((m.code as ErrorCode | undefined) ?? 'USAGE', m.error ?? 'the agent refused', m.hint ? { hint: m.hint } : {}));
       }
     });
     sock.write(JSON.stringify({ op: 'hello' } satisfies ClientMsg) + '\n');
@@ -216,4 +232,18 @@ export async function connectControl(stateDir: string, timeoutMs = 2000): Promis
       }),
     close: () => sock.end(),
   };
+}
+
+/**
+ * A command's work: through the running agent of the account when there is
+ * one (it alone consumes the mailbox and the outbox), else alone.
+ */
+export async function agentOrAlone<T>(stateDir: string, withAgent: (agent: ControlClient) => Promise<T>, alone: () => Promise<T>): Promise<T> {
+  const agent = await connectControl(stateDir);
+  if (!agent) return alone();
+  try {
+    return await withAgent(agent);
+  } finally {
+    agent.close();
+  }
 }

@@ -6,7 +6,7 @@
  * carries out what the machines say and feeds them what happens.
  */
 import { PeerdialError, type ErrorCode } from '../errors.js';
-import { Session, type Connected } from '../session/index.js';
+import { Session, type CallSession, type Connected, type SessionFactory } from '../session/index.js';
 import type { Channel, CandidatePair, IceConfig, AnswerMedia, MediaSpec } from '../session/types.js';
 import type { PeerdialMessage, MessageKind } from '../wire/message.js';
 import type { Account, Received } from './account.js';
@@ -32,7 +32,7 @@ export interface ActiveCall {
   direction: Direction;
   peer: string;
   purpose: string;
-  session: Session;
+  session: CallSession;
   /** The control channel (the first one): hang-up is said here. */
   control: Channel;
   pair: CandidatePair;
@@ -54,6 +54,8 @@ export type PhoneEvent =
   /** `stranger`: the sender is not a contact (or is blocked); such mail is counted (Account.strangers), not logged one by one. */
   | { type: 'mail-rejected'; from?: string; reason: string; detail: string; stranger?: boolean }
   | { type: 'message'; message: PeerdialMessage }
+  /** The session process of a call crashed (isolated sessions): the call ended, the agent goes on. */
+  | { type: 'session-crashed'; callId: string; direction: Direction; peer: string; detail: string }
   | { type: 'error'; error: Error };
 
 /** An incoming call that rings: answer or decline it. */
@@ -91,6 +93,8 @@ export interface PhoneOptions {
   /** Longest wait from answer to channel open, on either side (default 30 s after the answer arrives / 3 min for the callee). */
   connectTimeoutMs?: number;
   calleeConnectTimeoutMs?: number;
+  /** Where sessions run: `Session` (this process, the default) or `SessionHosts` (a supervised child process). */
+  sessions?: SessionFactory;
 }
 
 export interface CallOptions {
@@ -112,7 +116,7 @@ interface CallRecord {
   purpose: string;
   started: number;
   offerMessageId?: string;
-  session?: Session;
+  session?: CallSession;
   connected?: Connected;
   cancelTimers: (() => void)[];
   /** Outputs are carried out one after another, in order. */
@@ -157,8 +161,11 @@ export class Phone {
   private readonly calls = new Map<string, OutgoingRecord | IncomingRecord>();
   private readonly byMessageId = new Map<string, string>();
 
+  private readonly sessions: SessionFactory;
+
   constructor(private readonly o: PhoneOptions) {
     this.timers = o.timers ?? realTimers;
+    this.sessions = o.sessions ?? Session;
   }
 
   /** Calls not yet ended. */
@@ -217,7 +224,7 @@ export class Phone {
   private makeOffer(rec: OutgoingRecord): void {
     rec.attempts++;
     this.iceFor(rec)
-      .then((ice) => Session.createOffer({ ice, ...(rec.media ? { media: rec.media } : {}) }))
+      .then((ice) => this.sessions.createOffer({ ice, ...(rec.media ? { media: rec.media } : {}) }))
       .then(
       ({ session, sdp }) => {
         rec.session = session;
@@ -458,7 +465,7 @@ export class Phone {
         // Keep the answer usable while it travels back by mail (behind a filtering NAT the
         // callee's ICE would give up after ~40 s); not with media, which cannot be kept yet.
         const keepAnswerMs = media ? 0 : (this.o.calleeConnectTimeoutMs ?? 180_000);
-        const answered = await Session.acceptOffer(inc.offer.sdp, { ice, ...(media ? { media } : {}), ...(keepAnswerMs ? { keepAnswerMs } : {}) });
+        const answered = await this.sessions.acceptOffer(inc.offer.sdp, { ice, ...(media ? { media } : {}), ...(keepAnswerMs ? { keepAnswerMs } : {}) });
         const session = answered.session;
         const sdp = rec.mapping ? addMappedCandidate(answered.sdp, rec.mapping) : answered.sdp;
         rec.session = session;
@@ -475,7 +482,7 @@ export class Phone {
     }
   }
 
-  private awaitConnected(rec: OutgoingRecord | IncomingRecord, session: Session, timeoutMs: number): void {
+  private awaitConnected(rec: OutgoingRecord | IncomingRecord, session: CallSession, timeoutMs: number): void {
     session.connected({ timeoutMs }).then(
       (c) => {
         rec.connected = c;
@@ -500,8 +507,19 @@ export class Phone {
     return { type: 'session-failed', reason };
   }
 
-  private watchSession(rec: OutgoingRecord | IncomingRecord, session: Session): void {
-    session.onClose((reason) => this.feed(rec, { type: 'session-closed', reason }));
+  private watchSession(rec: OutgoingRecord | IncomingRecord, session: CallSession): void {
+    session.onClose((reason) => {
+      if ('crash' in session && session.crash) void this.crashed(rec, reason);
+      this.feed(rec, { type: 'session-closed', reason });
+    });
+  }
+
+  /** The session process of this call crashed: the call log and the agent's log say so. */
+  private async crashed(rec: OutgoingRecord | IncomingRecord, reason: string): Promise<void> {
+    this.emit({ type: 'session-crashed', callId: rec.callId, direction: rec.direction, peer: rec.peer, detail: reason });
+    await this.o.account.calls
+      .append({ at: this.timers.now().toISOString(), direction: rec.direction, peer: rec.peer, callId: rec.callId, outcome: 'session-crashed', detail: reason })
+      .catch((err) => this.emit({ type: 'error', error: err as Error }));
   }
 
   private becameConnected(rec: OutgoingRecord | IncomingRecord): void {

@@ -3,6 +3,8 @@ import { Option, type Command } from 'commander';
 import { openAccount } from '../api/open.js';
 import { Agent, type AgentEvent } from '../agent/agent.js';
 import { checkInbox } from '../api/mail.js';
+import { agentOrAlone } from '../agent/control.js';
+import { DESK, type DeskInbox } from '../agent/desk.js';
 import { parseCameraSource } from '../media/index.js';
 import { printJson, safe, say, usedMedia, type GlobalOptions } from './output.js';
 import { safeJson, sanitizeBlock } from '../wire/sanitize.js';
@@ -38,8 +40,14 @@ export function describeEvent(e: AgentEvent): string | undefined {
       return `could not send to ${safe(e.to.join(', '))} (${safe(e.error.message)}); retrying in ${Math.round(e.retryInMs / 1000)} s`;
     case 'send-failed':
       return `mail to ${safe(e.to.join(', '))} refused: ${safe(e.error.message)}`;
+    case 'session-crashed':
+      return `call ${safe(e.callId)} ${e.direction === 'in' ? 'from' : 'to'} ${safe(e.peer)}: ended by a crash of its session process: ${safe(e.detail)}`;
+    case 'session-process-crashed':
+      return `${e.reason}, carrying ${e.sessions} session(s); the agent goes on, the next call starts a fresh session process`;
     case 'error':
       return `error: ${safe(e.error.message)}`;
+    case 'control-request':
+      return `${safe(e.name)}: asked by a command beside the agent`;
     default:
       return undefined;
   }
@@ -92,7 +100,8 @@ queued mail is sent first.`)
       if (!Number.isFinite(pollMinutes) || pollMinutes < 0) throw new PeerdialError('USAGE', `--poll wants minutes (a number), not "${o.poll}".`);
       if (o.once) {
         if (link.configured) await link.up();
-        const r = await checkInbox(account).finally(() => link.configured && link.down());
+        // beside a running agent of this account, that agent checks: one process consumes the mailbox
+        const r = await agentOrAlone(account.stateDir, async (a) => (await a.request(DESK.inbox)) as DeskInbox, () => checkInbox(account)).finally(() => link.configured && link.down());
         if (g.json) return printJson(r);
         say(`checked ${account.email}: ${r.items.length} peerdial mail(s)`);
         for (const i of r.items) if (i.ok || !i.stranger) say(i.ok ? `${safe(i.from)} ${safe(i.kind)}` : `${i.from ? safe(i.from) : 'unknown'} rejected: ${safe(i.reason)}`);

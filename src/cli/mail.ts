@@ -1,6 +1,9 @@
 import type { Command } from 'commander';
 import { openAccount } from '../api/open.js';
-import { announce, checkInbox, flushOutbox, type InboxItem } from '../api/mail.js';
+import { announce, checkInbox, flushOutbox, type AnnounceResult, type InboxItem } from '../api/mail.js';
+import { agentOrAlone } from '../agent/control.js';
+import { DESK, type DeskInbox } from '../agent/desk.js';
+import type { DrainResult } from '../mail/outbox-sender.js';
 import { countStranger, describeStrangers, type StrangerTally } from '../store/strangers.js';
 import { age, printJson, safe, say, status, table, type GlobalOptions } from './output.js';
 
@@ -34,7 +37,9 @@ export function register(program: Command, globals: () => GlobalOptions): void {
       const g = globals();
       const acc = await openAccount(g);
       status(g, 'announcing...');
-      const r = await announce(acc, { to: who, validSeconds: Number(o.valid), queueOnly: Boolean(o.queueOnly) });
+      const opts = { to: who, validSeconds: Number(o.valid), queueOnly: Boolean(o.queueOnly) };
+      // beside a running agent, the agent queues and sends it: one process drains the outbox
+      const r = await agentOrAlone(acc.stateDir, async (agent) => (await agent.request(DESK.announce, opts)) as AnnounceResult, () => announce(acc, opts));
       if (g.json) return printJson(r);
       const ips = r.addresses.map((a) => a.ip).join(', ') || '(none)';
       for (const q of r.queued) say(`announced ${ips} to ${q.to}`);
@@ -48,7 +53,8 @@ export function register(program: Command, globals: () => GlobalOptions): void {
       const g = globals();
       const acc = await openAccount(g);
       status(g, `checking ${acc.email}...`);
-      const { items, result } = await checkInbox(acc);
+      // beside a running agent, the agent checks: one process consumes the mailbox
+      const { items, result } = await agentOrAlone(acc.stateDir, async (agent) => (await agent.request(DESK.inbox)) as DeskInbox, () => checkInbox(acc));
       if (g.json) return printJson({ items, result });
       if (!items.length) say(`Nothing new (${result.scanned} new mail(s) looked at by header, none of them peerdial's).`);
       for (const line of describeInbox(items)) say(line);
@@ -71,9 +77,9 @@ export function register(program: Command, globals: () => GlobalOptions): void {
     .action(async () => {
       const g = globals();
       const acc = await openAccount(g);
-      const r = await flushOutbox(acc, { force: true });
+      const r = await agentOrAlone(acc.stateDir, async (agent) => (await agent.request(DESK.flush, { force: true })) as DrainResult, () => flushOutbox(acc, { force: true }));
       if (g.json) return printJson(r);
-      say(`sent ${r.sent}, still queued ${r.deferred}, refused ${r.failed}`);
+      say(`sent ${r.sent}, still queued ${r.deferred}, refused ${r.failed}${r.elsewhere ? `, ${r.elsewhere} being sent by another peerdial process` : ''}`);
       if (r.deferred || r.failed) process.exitCode = 1;
     });
 

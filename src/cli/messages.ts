@@ -4,7 +4,8 @@ import type { Command } from 'commander';
 import { openAccount } from '../api/open.js';
 import { leaveMessage } from '../api/messages.js';
 import { checkInbox } from '../api/mail.js';
-import { connectControl } from '../agent/control.js';
+import { agentOrAlone, connectControl } from '../agent/control.js';
+import { DESK } from '../agent/desk.js';
 import { age, printJson, safe, say, status, type GlobalOptions } from './output.js';
 
 export function register(program: Command, globals: () => GlobalOptions): void {
@@ -29,11 +30,10 @@ export function register(program: Command, globals: () => GlobalOptions): void {
     .action(async (o) => {
       const g = globals();
       const acc = await openAccount(g);
-      const agent = await connectControl(acc.stateDir);
-      if (agent) agent.close();
-      else if (o.check) {
+      if (o.check) {
         status(g, `checking ${acc.email}...`);
-        await checkInbox(acc);
+        // beside a running agent, the agent checks: one process consumes the mailbox
+        await agentOrAlone(acc.stateDir, (agent) => agent.request(DESK.check), () => checkInbox(acc));
       }
       const list = await acc.messages.list();
       if (o.save) await fs.mkdir(o.save, { recursive: true });

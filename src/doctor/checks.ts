@@ -7,6 +7,9 @@
  * recognises it by Message-ID and files it into peerdial's folder like any
  * verified peerdial mail. Other mail is left alone (a throw-away ledger
  * starting at the current end of the INBOX: the agent's mark is not moved).
+ * Beside a running agent the doctor opens no mailbox of its own: it asks the
+ * agent (control socket) whether it is logged in, and the agent times the
+ * test mail with its own watcher.
  */
 import os from 'node:os';
 import path from 'node:path';
@@ -20,8 +23,8 @@ import { connectImap } from '../mail/imap.js';
 import { probeSmtp, sendRaw, smtpTransport } from '../mail/smtp.js';
 import { InboxWatcher, type Verdict } from '../mail/inbox.js';
 import { Ledger } from '../store/ledger.js';
-import { buildMail } from '../wire/build.js';
-import { headerValues } from '../wire/headers.js';
+import { connectControl } from '../agent/control.js';
+import { DESK, messageIdOf, selfTestMail, type DeskMailbox } from '../agent/desk.js';
 import { natMapping, stunBinding, type StunServer } from '../address/stun.js';
 import { interfaceAddresses } from '../address/interfaces.js';
 import { describeMapping, mapUdpPort, MAPPING_MEANING, PORTMAP_HINT } from '../address/portmap.js';
@@ -107,16 +110,29 @@ export async function runDoctor(o: DoctorOptions = {}): Promise<CheckResult[]> {
   }
 
   // ---- mail
+  const agent = account ? await connectControl(account.stateDir) : undefined;
   if (account) {
     let idle = false;
     let imapOk = false;
     const t0 = Date.now();
-    try {
+    const s = account.account.imap;
+    if (agent) {
+      // one consumer of the mailbox: the running agent answers for it
+      try {
+        const mb = (await withTimeout(agent.request(DESK.mailbox), timeoutMs, 'the running agent')) as DeskMailbox;
+        idle = mb.idle;
+        imapOk = mb.connected;
+        if (mb.connected) report('imap-login', 'ok', `the running agent (pid ${mb.pid}) is logged in as ${s.user} at ${s.host}:${s.port} (${s.tls})`, { ms: Date.now() - t0 });
+        else report('imap-login', 'fail', `the running agent (pid ${mb.pid}) is not connected to ${s.host}:${s.port}`, { hint: 'See why: peerdial status', ms: Date.now() - t0 });
+      } catch (err) {
+        const d = describe(err);
+        report('imap-login', 'fail', `the running agent did not answer: ${d.detail}`, { ...(d.hint ? { hint: d.hint } : {}), ms: Date.now() - t0 });
+      }
+    } else try {
       const client = await withTimeout(connectImap(await account.imapTarget()), timeoutMs, 'IMAP');
       idle = client.capabilities.has('IDLE');
       await client.logout().catch(() => client.close());
       imapOk = true;
-      const s = account.account.imap;
       report('imap-login', 'ok', `logged in as ${s.user} at ${s.host}:${s.port} (${s.tls})`, { ms: Date.now() - t0 });
     } catch (err) {
       const d = describe(err);
@@ -141,7 +157,7 @@ export async function runDoctor(o: DoctorOptions = {}): Promise<CheckResult[]> {
     } else if (!smtpOk) report('imap-idle', 'not-checked', 'IDLE is offered; the timing needs SMTP, which failed');
     else {
       try {
-        const r = await timeIdle(account, timeoutMs);
+        const r = agent ? ((await withTimeout(agent.request(DESK.idleTiming, { timeoutMs }), timeoutMs + 5000, 'the running agent')) as { ms: number }) : await timeIdle(account, timeoutMs);
         report(
           'imap-idle',
           r.ms > 30_000 ? 'warn' : 'ok',
@@ -154,6 +170,8 @@ export async function runDoctor(o: DoctorOptions = {}): Promise<CheckResult[]> {
       }
     }
   }
+
+  agent?.close();
 
   // ---- network
   if (cfg) {
@@ -250,6 +268,7 @@ async function timeIdle(account: Account, timeoutMs: number): Promise<{ ms: numb
   const dir = await mkdtemp(path.join(os.tmpdir(), 'peerdial-doctor-'));
   const client = await connectImap(await account.imapTarget());
   const ac = new AbortController();
+  let watching: Promise<void> | undefined;
   try {
     const ledger = new Ledger(dir);
     let ourId = '';
@@ -260,7 +279,7 @@ async function timeIdle(account: Account, timeoutMs: number): Promise<{ ms: numb
       ledger,
       folder: account.account.folder,
       classify: async (raw) => {
-        const id = headerValues(raw.subarray(0, 65536), 'message-id')[0] ?? '';
+        const id = messageIdOf(raw);
         // Only our test mail is "verified" (and so filed); everything else stays where it is, untouched.
         return id && id === ourId
           ? { ok: true, messageId: id, nonce: randomBytes(8).toString('hex'), expires: new Date(Date.now() + 60_000).toISOString() }
@@ -274,25 +293,9 @@ async function timeIdle(account: Account, timeoutMs: number): Promise<{ ms: numb
     // Start at the current end of the INBOX: older mail is not the doctor's business.
     const mb = client.mailbox;
     if (mb) await ledger.setMark('INBOX', { uidValidity: String(mb.uidValidity), lastUid: Number(mb.uidNext) - 1 });
-    const now = new Date();
-    const built = await buildMail(
-      {
-        v: 1,
-        kind: 'announce',
-        from: account.email,
-        to: account.email,
-        callId: randomBytes(12).toString('base64url'),
-        created: now.toISOString(),
-        expires: new Date(now.getTime() + 120_000).toISOString(),
-        nonce: randomBytes(16).toString('base64url'),
-        // an announce needs an address; loopback says nothing about this machine
-        addresses: [{ ip: '127.0.0.1', source: 'interface', scope: 'loopback' }],
-        text: 'peerdial doctor: test of the mail path',
-      },
-      { sender: account.identity, date: now },
-    );
+    const built = await selfTestMail(account);
     ourId = built.messageId;
-    const watching = watcher.watch({ signal: ac.signal });
+    watching = watcher.watch({ signal: ac.signal });
     const target = await account.smtpTarget();
     const transport = await smtpTransport(target);
     const t0 = Date.now();
@@ -301,11 +304,13 @@ async function timeIdle(account: Account, timeoutMs: number): Promise<{ ms: numb
     } finally {
       transport.close();
     }
-    await withTimeout(Promise.race([seen, watching.then(() => Promise.reject(new PeerdialError('IMAP_FAILED', 'the IMAP connection ended')))]), timeoutMs, 'the test mail to yourself');
+    await withTimeout(Promise.race([seen, watching!.then(() => Promise.reject(new PeerdialError('IMAP_FAILED', 'the IMAP connection ended')))]), timeoutMs, 'the test mail to yourself');
     return { ms: Date.now() - t0 };
   } finally {
     ac.abort();
+    // the watcher's pass ends (its last ledger write) before its ledger is removed
+    await watching?.catch(() => undefined);
     await client.logout().catch(() => client.close());
-    await rm(dir, { recursive: true, force: true });
+    await rm(dir, { recursive: true, force: true, maxRetries: 3 });
   }
 }

@@ -174,6 +174,7 @@ export class InboxWatcher<V extends Verdict> {
       size: meta.size ?? 0,
       from: (meta.envelope?.from ?? []).map((a) => a.address ?? ''),
       headers: meta.headers ?? '',
+      ...(messageId ? { messageId } : {}),
     };
     let verdict: V | undefined = await this.o.screen?.(outline, uid);
     if (!verdict && outline.size > LIMITS.mailBytes) {

@@ -13,6 +13,8 @@ export {
   type ChannelOptions,
 } from './session.js';
 export { DEFAULT_LOW_WATER_MARK } from './channel.js';
+export type { CallSession, SessionFactory } from './surface.js';
+export { SessionHosts, RemoteSession, type SessionCrash, type SessionHostsOptions } from './remote.js';
 export {
   forceOffererDtlsClient,
   dtlsSetups,

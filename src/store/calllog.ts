@@ -1,4 +1,9 @@
-/** The call log: one JSON line per event (missed, answered, declined, ...). */
+/**
+ * The call log: one JSON line per event (missed, answered, declined, ...).
+ * Append-only, never rewritten: each line goes out in one write to a file
+ * opened O_APPEND, so two processes appending at once interleave whole
+ * lines and lose none; it needs no lock.
+ */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { ensurePrivateDir } from './files.js';
@@ -23,7 +28,14 @@ export class CallLog {
 
   async append(entry: CallLogEntry): Promise<void> {
     await ensurePrivateDir(path.dirname(this.file));
-    await fs.appendFile(this.file, JSON.stringify(entry) + '\n', { mode: 0o600 });
+    const line = Buffer.from(JSON.stringify(entry) + '\n');
+    const handle = await fs.open(this.file, 'a', 0o600);
+    try {
+      const { bytesWritten } = await handle.write(line);
+      if (bytesWritten !== line.length) throw new Error(`${this.file}: short write (${bytesWritten} of ${line.length} bytes)`);
+    } finally {
+      await handle.close();
+    }
   }
 
   async list(): Promise<CallLogEntry[]> {

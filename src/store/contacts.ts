@@ -6,7 +6,7 @@
 import path from 'node:path';
 import { PeerdialError } from '../errors.js';
 import type { AddressEntry } from '../wire/message.js';
-import { Mutex, readJson, writeJsonAtomic } from './files.js';
+import { StoreLock, readJson, writeJsonAtomic } from './files.js';
 
 export type AnswerMode = 'auto-answer' | 'ring' | 'deny';
 
@@ -53,10 +53,12 @@ export function isValidEmail(email: string): boolean {
 
 export class ContactStore {
   private readonly file: string;
-  private readonly mutex = new Mutex();
+  /** Across processes: the agent and a command may change this file at once. */
+  private readonly mutex: StoreLock;
 
   constructor(stateDir: string) {
     this.file = path.join(stateDir, 'contacts.json');
+    this.mutex = new StoreLock(this.file);
   }
 
   private async load(): Promise<ContactsFile> {

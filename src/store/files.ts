@@ -2,8 +2,16 @@
  * Small file helpers for the store: every write is atomic (write a
  * temporary file, fsync, rename) and private (0600), so a crash never
  * leaves a half-written contact list, ledger or outbox entry behind.
+ *
+ * Two processes of one account (the agent and a command beside it, or two
+ * commands) may touch the same store: every read-modify-write runs under a
+ * StoreLock, a lock directory beside the file (proper-lockfile: mkdir is
+ * atomic, the holder refreshes its mtime, and a lock whose mtime is older
+ * than LOCK_STALE_MS, left by a process that was killed, is taken over),
+ * and re-reads the file under it before changing it.
  */
 import { promises as fs } from 'node:fs';
+import lockfile from 'proper-lockfile';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { PeerdialError } from '../errors.js';
@@ -68,6 +76,76 @@ export async function readJsonDir<T>(dir: string): Promise<T[]> {
     if (v) out.push(v);
   }
   return out;
+}
+
+/** A lock not refreshed for this long belongs to a dead process and is taken over. */
+export const LOCK_STALE_MS = 10_000;
+/** How long a writer waits for a live holder before it gives up (STORE_LOCKED). */
+export const LOCK_WAIT_MS = 60_000;
+
+/** Stable identity of a file's current content: every atomic write is a new inode. */
+export async function fileStamp(file: string): Promise<string | undefined> {
+  try {
+    const s = await fs.stat(file, { bigint: true });
+    return `${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}`;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
+/**
+ * Takes the cross-process lock of `file` (the directory `FILE.lock`; the file
+ * itself need not exist) and resolves to its release. While a live process
+ * holds it, waits: up to `giveUpAfterMs` and then resolves to undefined
+ * (0: do not wait), or, without it, up to LOCK_WAIT_MS and then throws
+ * STORE_LOCKED. A lock of a dead process is taken over once stale.
+ */
+export async function lockFile(file: string, opts: { giveUpAfterMs?: number } = {}): Promise<(() => Promise<void>) | undefined> {
+  await ensurePrivateDir(path.dirname(file));
+  const limit = opts.giveUpAfterMs ?? LOCK_WAIT_MS;
+  const started = Date.now();
+  for (;;) {
+    try {
+      return await lockfile.lock(file, {
+        realpath: false,
+        stale: LOCK_STALE_MS,
+        // a holder whose refresh came too late (a blocked event loop) keeps going:
+        // its writes are still atomic renames, and the lock is already someone else's
+        onCompromised: () => undefined,
+        retries: limit > 0 ? { retries: 40, factor: 1.3, minTimeout: 2, maxTimeout: 250, randomize: true } : 0,
+      });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ELOCKED') throw err;
+      if (Date.now() - started < limit) continue;
+      if (opts.giveUpAfterMs !== undefined) return undefined;
+      throw new PeerdialError('STORE_LOCKED', `${file} stayed locked by another peerdial process for ${Math.round(LOCK_WAIT_MS / 1000)} s.`, {
+        hint: `Another peerdial process of this account is stuck; stop it (peerdial status shows the agent's pid). A lock left by a killed process is taken over after ${LOCK_STALE_MS / 1000} s.`,
+        cause: err,
+      });
+    }
+  }
+}
+
+/**
+ * Serialises read-modify-write cycles on one store file: within this process
+ * (a queue) and between processes (lockFile). `fn` must re-read the file.
+ */
+export class StoreLock {
+  private readonly local = new Mutex();
+
+  constructor(readonly file: string) {}
+
+  run<T>(fn: () => Promise<T>): Promise<T> {
+    return this.local.run(async () => {
+      const release = (await lockFile(this.file))!;
+      try {
+        return await fn();
+      } finally {
+        await release().catch(() => undefined);
+      }
+    });
+  }
 }
 
 /** Serialises async read-modify-write cycles on one store within a process. */

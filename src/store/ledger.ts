@@ -4,9 +4,17 @@
  * already handled (replay protection). Nonces are kept until the mail that
  * carried them expires (plus a margin): after that the mail is rejected as
  * expired anyway, so the ledger does not grow without bound.
+ *
+ * Two processes of one account may share it (the agent and a command, or
+ * two commands). Every change runs under the file's cross-process lock and
+ * starts from the file as it is on disk then, never from this process's
+ * copy; a mark only moves forward; and `claim()` checks and records a nonce
+ * in one locked step, so one mail is acted on by one process only. Reads
+ * re-read the file when its stamp (inode, size, mtime) changed: a stat, not
+ * a parse, when nothing changed.
  */
 import path from 'node:path';
-import { Mutex, readJson, writeJsonAtomic } from './files.js';
+import { fileStamp, readJson, StoreLock, writeJsonAtomic } from './files.js';
 
 export interface MailboxMark {
   uidValidity: string;
@@ -32,41 +40,84 @@ const MARGIN_MS = 24 * 3600 * 1000;
 /** The result of a mail whose parse has begun and not ended. */
 export const EXAMINING = 'examining';
 
+function keepUntilOf(expires: string | undefined, now: Date): string {
+  const t = expires ? Date.parse(expires) : NaN;
+  return new Date(Math.max(Number.isFinite(t) ? t : 0, now.getTime()) + MARGIN_MS).toISOString();
+}
+
 export class Ledger {
   private readonly file: string;
-  private readonly mutex = new Mutex();
+  private readonly lock: StoreLock;
   private cache?: LedgerFile;
+  /** The stamp of the file `cache` was read from (or written as). */
+  private stamp?: string;
 
   constructor(stateDir: string) {
     this.file = path.join(stateDir, 'ledger.json');
+    this.lock = new StoreLock(this.file);
   }
 
+  /** The ledger as it is on disk now: re-read only when the file changed since we last saw it. */
   private async load(): Promise<LedgerFile> {
-    if (!this.cache) {
-      this.cache = await readJson<LedgerFile>(this.file, { version: 1, mailboxes: {}, messages: {}, nonces: {} });
+    const stamp = await fileStamp(this.file);
+    if (!this.cache || stamp !== this.stamp) {
+      const data = await readJson<LedgerFile>(this.file, { version: 1, mailboxes: {}, messages: {}, nonces: {} });
+      data.mailboxes ??= {};
+      data.messages ??= {};
+      data.nonces ??= {};
+      this.cache = data;
+      this.stamp = stamp;
     }
     return this.cache;
+  }
+
+  /** One locked read-modify-write: `change` sees the file as it is now; false from it means "nothing to write". */
+  private async change<T>(change: (data: LedgerFile) => { write: boolean; result: T }): Promise<T> {
+    return this.lock.run(async () => {
+      const data = await this.load();
+      try {
+        const { write, result } = change(data);
+        if (write) {
+          await writeJsonAtomic(this.file, data);
+          this.stamp = await fileStamp(this.file);
+        }
+        return result;
+      } catch (err) {
+        // the copy may hold a change that never reached the file: read it again next time
+        this.cache = undefined;
+        throw err;
+      }
+    });
   }
 
   async mark(mailbox: string): Promise<MailboxMark | undefined> {
     return (await this.load()).mailboxes[mailbox];
   }
 
+  /**
+   * Moves the mark of `mailbox` forward. A mark that another process moved
+   * further (same UIDVALIDITY) is kept: a mark never goes back.
+   */
   async setMark(mailbox: string, mark: MailboxMark): Promise<void> {
-    await this.mutex.run(async () => {
-      const data = await this.load();
-      data.mailboxes[mailbox] = mark;
-      await writeJsonAtomic(this.file, data);
+    await this.change((data) => {
+      const old = data.mailboxes[mailbox];
+      if (old && old.uidValidity === mark.uidValidity && old.lastUid >= mark.lastUid) return { write: false, result: undefined };
+      data.mailboxes[mailbox] = { uidValidity: mark.uidValidity, lastUid: mark.lastUid };
+      return { write: true, result: undefined };
     });
   }
 
-  /** Synchronous replay check against what is loaded (call `ready()` first). */
+  /**
+   * Synchronous replay check against the ledger as of the last `ready()`
+   * (call it right before deciding a mail). The final word is `claim()`.
+   */
   seen(nonce: string, messageId: string): boolean {
     const data = this.cache;
     if (!data) throw new Error('Ledger.seen() before ready()');
     return (nonce !== '' && nonce in data.nonces) || (messageId !== '' && messageId in data.messages && data.messages[messageId]!.result !== EXAMINING);
   }
 
+  /** Brings the copy `seen()` reads up to date with the file (a stat when nothing changed). */
   async ready(): Promise<void> {
     await this.load();
   }
@@ -89,17 +140,30 @@ export class Ledger {
     await this.record({ messageId, result: EXAMINING, now });
   }
 
+  /**
+   * Checks and records a nonce in one locked step: true when this process
+   * is the first to claim it, false when it was recorded before (by any
+   * process). A mail is acted on only after its nonce was claimed.
+   */
+  async claim(nonce: string, opts: { expires?: string; now: Date }): Promise<boolean> {
+    if (!nonce) return false;
+    return this.change((data) => {
+      if (nonce in data.nonces) return { write: false, result: false };
+      data.nonces[nonce] = keepUntilOf(opts.expires, opts.now);
+      return { write: true, result: true };
+    });
+  }
+
   async record(entry: { messageId: string; nonce?: string; result: string; expires?: string; now: Date }): Promise<void> {
-    await this.mutex.run(async () => {
-      const data = await this.load();
-      const expires = entry.expires ? Date.parse(entry.expires) : NaN;
-      const keepUntil = new Date(
-        Math.max(Number.isFinite(expires) ? expires : 0, entry.now.getTime()) + MARGIN_MS,
-      ).toISOString();
+    await this.change((data) => {
+      const keepUntil = keepUntilOf(entry.expires, entry.now);
       if (entry.messageId) data.messages[entry.messageId] = { at: entry.now.toISOString(), result: entry.result, keepUntil };
-      if (entry.nonce) data.nonces[entry.nonce] = keepUntil;
+      if (entry.nonce) {
+        const had = data.nonces[entry.nonce];
+        data.nonces[entry.nonce] = had && had > keepUntil ? had : keepUntil;
+      }
       this.prune(data, entry.now);
-      await writeJsonAtomic(this.file, data);
+      return { write: true, result: undefined };
     });
   }
 

@@ -1,9 +1,11 @@
 /**
  * Messages and voicemail that came by mail (kind `message`): one JSON file
- * each, the attachment (a recorded voice message) saved beside it.
+ * each, the attachment (a recorded voice message) saved beside it. Saving
+ * and marking read run under the folder's cross-process lock (the agent and
+ * `peerdial messages` may touch it at once).
  */
 import path from 'node:path';
-import { ensurePrivateDir, readJson, readJsonDir, writeFileAtomic, writeJsonAtomic } from './files.js';
+import { ensurePrivateDir, readJson, readJsonDir, StoreLock, writeFileAtomic, writeJsonAtomic } from './files.js';
 import type { PeerdialMessage } from '../wire/message.js';
 
 export interface StoredMessage {
@@ -21,14 +23,20 @@ export interface StoredMessage {
 
 export class MessageStore {
   readonly dir: string;
+  private readonly lock: StoreLock;
 
   constructor(stateDir: string) {
     this.dir = path.join(stateDir, 'messages');
+    this.lock = new StoreLock(this.dir);
   }
 
   /** Saves a verified `message`; the same nonce is never saved twice. */
   async save(msg: PeerdialMessage, received: Date): Promise<StoredMessage> {
     await ensurePrivateDir(this.dir);
+    return this.lock.run(() => this.saveLocked(msg, received));
+  }
+
+  private async saveLocked(msg: PeerdialMessage, received: Date): Promise<StoredMessage> {
     const id = `${Date.parse(msg.created).toString(36)}-${msg.nonce.slice(0, 12)}`;
     const file = path.join(this.dir, `${id}.json`);
     const existing = await readJson<StoredMessage | null>(file, null);
@@ -53,8 +61,10 @@ export class MessageStore {
 
   async markRead(id: string): Promise<void> {
     const file = path.join(this.dir, `${id}.json`);
-    const m = await readJson<StoredMessage | null>(file, null);
-    if (m && !m.read) await writeJsonAtomic(file, { ...m, read: true });
+    await this.lock.run(async () => {
+      const m = await readJson<StoredMessage | null>(file, null);
+      if (m && !m.read) await writeJsonAtomic(file, { ...m, read: true });
+    });
   }
 
   attachmentPath(m: StoredMessage): string | undefined {

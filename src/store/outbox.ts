@@ -6,11 +6,17 @@
  * the server accepted it and before the entry is removed sends it once
  * more after restart; the receiver's ledger drops that copy as a replay of
  * the same Message-ID, so the user sees it once.
+ *
+ * Two processes may drain one outbox (the agent and `peerdial outbox flush`,
+ * or two commands): a sender first claims an entry (the entry's own lock,
+ * held while it sends) and re-reads it under the claim; an entry claimed by
+ * a live process is skipped, so no mail is sent twice. The claim of a
+ * process that was killed goes stale and is taken over (LOCK_STALE_MS).
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { ensurePrivateDir, readJsonDir, writeFileAtomic, writeJsonAtomic } from './files.js';
+import { ensurePrivateDir, lockFile, LOCK_STALE_MS, readJson, readJsonDir, writeFileAtomic, writeJsonAtomic } from './files.js';
 
 export interface OutboxEntry {
   id: string;
@@ -59,6 +65,29 @@ export class Outbox {
 
   async list(): Promise<OutboxEntry[]> {
     return readJsonDir<OutboxEntry>(this.dir);
+  }
+
+  /**
+   * Claims entry `id` for sending: the entry as it is on disk now, and the
+   * release. While another process holds it (sends it), waits until it is
+   * done or, when that process was killed, until its claim is stale; still
+   * held after that: undefined, as when the entry is gone (it was sent).
+   * Save or remove it before releasing.
+   */
+  async claim(id: string): Promise<{ entry: OutboxEntry; release: () => Promise<void> } | undefined> {
+    const file = path.join(this.dir, `${id}.json`);
+    const release = await lockFile(file, { giveUpAfterMs: LOCK_STALE_MS + 5_000 });
+    if (!release) return undefined;
+    const done = () => release().catch(() => undefined);
+    try {
+      const entry = await readJson<OutboxEntry | null>(file, null);
+      if (entry) return { entry, release: done };
+    } catch (err) {
+      await done();
+      throw err;
+    }
+    await done();
+    return undefined;
   }
 
   async raw(id: string): Promise<Buffer> {

@@ -5,7 +5,7 @@
  */
 import path from 'node:path';
 import { promises as fs } from 'node:fs';
-import { Mutex, readJson, writeJsonAtomic } from './files.js';
+import { StoreLock, readJson, writeJsonAtomic } from './files.js';
 
 export interface StoredToken {
   refreshToken: string;
@@ -23,10 +23,12 @@ interface TokenFile {
 
 export class TokenStore {
   readonly file: string;
-  private mutex = new Mutex();
+  /** Across processes: the agent and a command may change this file at once. */
+  private readonly mutex: StoreLock;
 
   constructor(stateDir: string) {
     this.file = path.join(stateDir, 'oauth2-tokens.json');
+    this.mutex = new StoreLock(this.file);
   }
 
   private async read(): Promise<TokenFile> {

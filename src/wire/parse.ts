@@ -136,6 +136,8 @@ export interface MailOutline {
   from: string[];
   /** The fetched outer header fields (at least Peerdial-Version and Peerdial-Signer). */
   headers: HeaderSource;
+  /** Message-ID from the server's envelope, when it has one. */
+  messageId?: string;
 }
 
 export interface ScreenContext {
