@@ -13,7 +13,8 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { discover, discoverSrv, parseAutoconfig, parseXml, type SrvResolver } from '../src/config/autoconfig.js';
-import { init } from '../src/api/init.js';
+import { init, serversToConfirm } from '../src/api/init.js';
+import { isPeerdialError } from '../src/errors.js';
 import { loadConfig } from '../src/config/config.js';
 import { ensureMailServers } from './harness/system.js';
 import { startMailStack, type MailStack } from './harness/mail-stack.js';
@@ -283,6 +284,7 @@ describe('peerdial init finds a real mail stack through SRV records', () => {
     const caFile = path.join(dir, 'ca.pem');
     await fs.writeFile(caFile, stack.ca);
     const steps: string[] = [];
+    const shown: string[] = [];
     const config = path.join(dir, 'config.toml');
     const r = await init({
       config,
@@ -294,7 +296,16 @@ describe('peerdial init finds a real mail stack through SRV records', () => {
       iceServers: [],
       discovery: { resolver: dns.resolver(), httpBase: web.base },
       onProgress: (e) => steps.push(`${e.step}${e.detail ? `: ${e.detail}` : ''}`),
+      // alice looks at what DNS said and agrees
+      confirm: async (servers) => {
+        shown.push(servers.text);
+        return true;
+      },
     });
+    expect(shown).toHaveLength(1);
+    expect(shown[0]).toContain('DNS SRV records (_imap._tcp.example.test, _submission._tcp.example.test)');
+    expect(shown[0]).toContain(`IMAP localhost port ${stack.imapPort} (starttls), login alice`);
+    expect(shown[0]).toContain(`SMTP localhost port ${stack.smtpPort} (starttls), login alice`);
     expect(r.settingsFrom).toEqual({ source: 'srv', detail: '_imap._tcp.example.test, _submission._tcp.example.test' });
     expect(steps.join('\n')).toContain('server settings from DNS SRV records (_imap._tcp.example.test, _submission._tcp.example.test)');
     expect(r.checks.map((c) => [c.what, c.ok])).toEqual([['IMAP', true], ['SMTP', true]]);
@@ -302,4 +313,89 @@ describe('peerdial init finds a real mail stack through SRV records', () => {
     expect(cfg.accounts[0]!.imap).toMatchObject({ host: 'localhost', port: stack.imapPort, tls: 'starttls' });
     expect(cfg.accounts[0]!.smtp).toMatchObject({ host: 'localhost', port: stack.smtpPort, tls: 'starttls' });
   }, 60_000);
+
+  /** A password command that leaves a mark when anybody asks it for the password. */
+  async function markingPassword(name: string): Promise<{ command: string; asked: () => Promise<boolean> }> {
+    const mark = path.join(dir, `${name}.asked`);
+    const pw = path.join(dir, `${name}.pw`);
+    await fs.writeFile(pw, stack.users.alice!.password, { mode: 0o600 });
+    return { command: `touch '${mark}'; cat '${pw}'`, asked: () => fs.access(mark).then(() => true, () => false) };
+  }
+
+  it('servers from DNS without a terminal and without --yes: init stops, shows them, and no password is asked for or sent', async () => {
+    dns.zone.set('_imap._tcp.example.test', [{ priority: 0, weight: 0, port: stack.imapPort, target: 'localhost' }]);
+    dns.zone.set('_submission._tcp.example.test', [{ priority: 0, weight: 0, port: stack.smtpPort, target: 'localhost' }]);
+    const caFile = path.join(dir, 'ca.pem');
+    await fs.writeFile(caFile, stack.ca);
+    const pw = await markingPassword('no-terminal');
+    const config = path.join(dir, 'no-terminal.toml');
+    const err = await init({
+      config,
+      email: 'alice@example.test',
+      user: 'alice',
+      secret: { command: pw.command },
+      caFile,
+      stateDir: path.join(dir, 'state-no-terminal'),
+      iceServers: [],
+      discovery: { resolver: dns.resolver(), httpBase: web.base },
+    }).catch((e) => e);
+    expect(isPeerdialError(err, 'USAGE')).toBe(true);
+    expect(err.message).toContain(`IMAP localhost port ${stack.imapPort} (starttls), login alice`);
+    expect(err.message).toContain('Nothing was sent or saved');
+    expect(err.hint).toContain('--yes');
+    expect(await pw.asked()).toBe(false);
+    expect(await fs.access(config).then(() => true, () => false)).toBe(false);
+  }, 60_000);
+
+  it('alice says no: nothing is sent or saved; with --yes the same servers are taken without asking', async () => {
+    const caFile = path.join(dir, 'ca.pem');
+    const pw = await markingPassword('said-no');
+    const config = path.join(dir, 'said-no.toml');
+    const base = {
+      config,
+      email: 'alice@example.test',
+      user: 'alice',
+      secret: { command: pw.command },
+      caFile,
+      stateDir: path.join(dir, 'state-said-no'),
+      iceServers: [],
+      discovery: { resolver: dns.resolver(), httpBase: web.base },
+    };
+    const err = await init({ ...base, confirm: async () => false }).catch((e) => e);
+    expect(isPeerdialError(err, 'ABORTED')).toBe(true);
+    expect(await pw.asked()).toBe(false);
+    expect(await fs.access(config).then(() => true, () => false)).toBe(false);
+    let asked = 0;
+    const r = await init({
+      ...base,
+      yes: true,
+      confirm: async () => {
+        asked++;
+        return false;
+      },
+    });
+    expect(asked).toBe(0);
+    expect(await pw.asked()).toBe(true);
+    expect(r.checks.map((c) => [c.what, c.ok])).toEqual([['IMAP', true], ['SMTP', true]]);
+  }, 60_000);
+});
+
+describe('which servers need the user\'s word', () => {
+  const account = (email: string) => ({
+    email,
+    folder: 'Peerdial',
+    imap: { host: 'imap.x', port: 993, tls: 'tls' as const, user: `me\u001b]0;owned\u0007` },
+    smtp: { host: 'smtp.x', port: 465, tls: 'tls' as const, user: 'me' },
+  });
+  it('the built-in table and hosts the user gave: none; SRV or the autoconfig document: shown, with nothing raw for the terminal', () => {
+    const table = { source: 'table' as const, detail: 'Posteo' };
+    expect(serversToConfirm(table, {}, account('a@posteo.de'))).toBeUndefined();
+    const doc = { source: 'autoconfig' as const, detail: 'https://autoconfig.x/mail/config-v1.1.xml' };
+    expect(serversToConfirm(doc, { imap: { host: 'i' }, smtp: { host: 's' } }, account('a@x'))).toBeUndefined();
+    const half = serversToConfirm(doc, { imap: { host: 'i' } }, account('a@x'));
+    expect(half?.text).toContain('the autoconfig document (https://autoconfig.x/mail/config-v1.1.xml)');
+    expect(half?.text).toContain('SMTP smtp.x port 465 (tls), login me');
+    expect(half?.text).not.toMatch(/[\u0007\u001b]/);
+    expect(half?.text).toContain('login me?]0;owned?');
+  });
 });

@@ -4,9 +4,12 @@
  * (loopback), carries one message over a channel of its own, and is hung up.
  * Neither agent may crash (node-datachannel's cleanup() once segfaulted
  * after 40+ cycles, notes/webrtc.md), leak sessions, or grow its memory
- * without bound. A call that hits the rare libdatachannel race (PR 1612:
- * SESSION_FAILED) is placed once more with a fresh offer; retries are
- * counted and printed.
+ * without bound. Every call is placed once by the test (the phone itself
+ * makes one fresh offer after libdatachannel's PR 1612 race, and says so in
+ * the states): a call that fails is counted, the run goes on, and the test
+ * fails at the end with every failure listed.
+ * PEERDIAL_SOAK_CALLS=<n> places n calls instead of 50 (`npm run soak` uses
+ * it under load).
  */
 import { getEventListeners } from 'node:events';
 import v8 from 'node:v8';
@@ -19,9 +22,8 @@ import { agentOf, endedStates } from './harness/agents.js';
 import { Agent, type AgentEvent } from '../src/agent/agent.js';
 import type { ActiveCall } from '../src/agent/phone.js';
 import { liveSessionCount } from '../src/session/index.js';
-import { isPeerdialError } from '../src/errors.js';
 
-const CALLS = 50;
+const CALLS = Math.max(10, Number(process.env.PEERDIAL_SOAK_CALLS ?? 50));
 const MiB = 1024 * 1024;
 /** RSS may grow this much from call 10 to call 50; anything more is a leak worth a look. */
 const RSS_GROWTH_BOUND = 150 * MiB;
@@ -83,30 +85,25 @@ describe('a long-running agent', () => {
       },
     });
     const a = await agentOf(alice);
-    const retries: string[] = [];
+    const failures: string[] = [];
+    /** Fresh offers the phone made by itself (libdatachannel's PR 1612 race); the callee ends the first attempt. */
+    const reoffers = () => endedStates(a.events, 'out').filter((s) => s.filter((x) => x === 'gathering').length === 2).length;
     const setupMs: number[] = [];
-    let attempts = 0;
     let connected = 0;
     let rssAfter10 = 0;
     let rssAfter50 = 0;
     const t0 = performance.now();
     try {
-      const place = async (i: number): Promise<ActiveCall> => {
-        attempts++;
-        try {
-          return await a.agent.call('hitoshi');
-        } catch (err) {
-          if (!isPeerdialError(err, 'SESSION_FAILED')) throw err;
-          retries.push(`call ${i}: ${(err as Error).message}`);
-          // hitoshi's side of the failed attempt ends first (its session failed too, or alice's hang-up mail arrives)
-          await waitFor(`hitoshi's side of failed call ${i} ended`, () => endedStates(h.events, 'in').length >= attempts, 200_000, 100);
-          attempts++;
-          return await a.agent.call('hitoshi');
-        }
-      };
-
       for (let i = 1; i <= CALLS; i++) {
-        const call = await place(i);
+        let call: ActiveCall;
+        try {
+          call = await a.agent.call('hitoshi');
+        } catch (err) {
+          failures.push(`call ${i}: ${(err as { code?: string }).code ?? ''} ${(err as Error).message}`);
+          // hitoshi's side of the failed call ends too (its session failed, or alice's hang-up mail arrives)
+          await waitFor(`hitoshi's side of failed call ${i} ended`, () => endedStates(h.events, 'in').length >= i + reoffers(), 200_000, 100);
+          continue;
+        }
         connected++;
         setupMs.push(call.setupMs);
         expect(call.pair.local).toContain('127.0.0.1');
@@ -115,7 +112,7 @@ describe('a long-running agent', () => {
         await waitFor(`hitoshi got the message of call ${i}`, () => received.includes(`call ${i}`));
         call.hangup();
         expect(await call.ended).toBe('closed');
-        await waitFor(`hitoshi's side of call ${i} ended`, () => endedStates(h.events, 'in').length >= attempts);
+        await waitFor(`hitoshi's side of call ${i} ended`, () => endedStates(h.events, 'in').length >= i + reoffers());
         if (i === 10) rssAfter10 = rss();
       }
       rssAfter50 = rss();
@@ -125,10 +122,11 @@ describe('a long-running agent', () => {
         `${CALLS} calls in ${seconds.toFixed(1)} s (${(seconds / CALLS).toFixed(2)} s a call); ` +
           `setup p50 ${sorted[Math.floor(sorted.length / 2)]} ms, max ${sorted.at(-1)} ms; ` +
           `RSS after call 10 ${mib(rssAfter10)}, after call ${CALLS} ${mib(rssAfter50)} (growth ${mib(rssAfter50 - rssAfter10)}, gc ${collector() ? 'yes' : 'no'}); ` +
-          `retries ${retries.length}${retries.length ? `: ${retries.join('; ')}` : ''}; ` +
+          `failed calls ${failures.length}${failures.length ? `: ${failures.join('; ')}` : ''}; ` +
           `abort listeners on the agents' signals: alice ${abortListeners(a.agent)}, hitoshi ${abortListeners(h.agent)}`,
       );
 
+      expect(failures).toEqual([]);
       expect(connected).toBe(CALLS);
       expect(received).toEqual(Array.from({ length: CALLS }, (_, k) => `call ${k + 1}`));
       expect(rssAfter50 - rssAfter10).toBeLessThan(RSS_GROWTH_BOUND);
@@ -138,17 +136,15 @@ describe('a long-running agent', () => {
 
       const outs = endedStates(a.events, 'out');
       const ins = endedStates(h.events, 'in');
-      expect(outs).toHaveLength(attempts);
-      const full = (s: string[]) => s.at(-2) === 'connected' && s.at(-1) === 'closed';
-      expect(outs.filter(full)).toHaveLength(CALLS);
-      // A call hit by libdatachannel's fingerprint race makes one fresh offer by itself (same call);
-      // the callee then ends the first attempt as failed and answers the second.
+      // One call each; a call hit by the race made one fresh offer by itself
+      // (same call), and the callee ended the first attempt as failed.
       const plain = ['gathering', 'offer-queued', 'offer-sent', 'connecting', 'connected', 'closed'];
-      const retried = ['gathering', 'offer-queued', 'offer-sent', 'connecting', 'gathering', 'offer-queued', 'offer-sent', 'connecting', 'connected', 'closed'];
-      for (const s of outs.filter(full)) expect([plain, retried]).toContainEqual(s);
-      const reoffers = outs.filter((s) => s.filter((x) => x === 'gathering').length === 2).length;
-      console.log(`fresh offers made by the phone itself: ${reoffers}`);
-      expect(ins).toHaveLength(attempts + reoffers);
+      const reoffered = ['gathering', 'offer-queued', 'offer-sent', 'connecting', 'gathering', 'offer-queued', 'offer-sent', 'connecting', 'connected', 'closed'];
+      expect(outs).toHaveLength(CALLS);
+      for (const s of outs) expect([plain, reoffered]).toContainEqual(s);
+      console.log(`fresh offers made by the phone itself (libdatachannel race): ${reoffers()}`);
+      const full = (s: string[]) => s.at(-2) === 'connected' && s.at(-1) === 'closed';
+      expect(ins).toHaveLength(CALLS + reoffers());
       for (const s of ins.filter(full)) expect(s).toEqual(['offer-received', 'answering', 'answer-queued', 'connecting', 'connected', 'closed']);
       expect(ins.filter(full)).toHaveLength(CALLS);
 
@@ -165,5 +161,5 @@ describe('a long-running agent', () => {
       await h.agent.stop();
     }
     expect(liveSessionCount()).toBe(0);
-  }, 900_000);
+  }, Math.max(900_000, CALLS * 20_000));
 });

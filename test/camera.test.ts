@@ -36,8 +36,10 @@ beforeAll(async () => {
   camera = await makePeer(stack, 'camera', dir, { answer: 'auto-answer' });
   await introduce(alice, camera);
   await introduce(carol, camera);
-  // dave knows the camera's address, but the camera does not know dave
+  // dave knows the camera's address and key, but the camera does not know dave
+  const camId = (await camera.open()).identity;
   await (await dave.open()).contacts.add({ name: 'camera', email: camera.email });
+  await (await dave.open()).contacts.pinKey(camera.email, camId.armoredPublicKey, camId.fingerprint, 'manual');
 }, 120_000);
 
 afterAll(async () => {

@@ -7,7 +7,7 @@
  * brings it down again. The installed ppp / NetworkManager / dhcpcd
  * scripts are valid shell and call `peerdial address-changed`.
  */
-import { promises as fs, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, promises as fs, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -97,7 +97,7 @@ describe('link hooks, without a network', () => {
     const cfg = parseConfig('[link]\nup = "pon provider"\ndown = "poff"\n', '/etc/p.toml', {});
     expect(cfg.link).toEqual({ up: 'pon provider', down: 'poff', timeoutSeconds: 60, idleDownSeconds: 300, pollMinutes: 0 });
     expect(parseConfig(configToToml(cfg), '/etc/p.toml', {}).link).toEqual(cfg.link);
-    expect(() => parseConfig('[link]\nup = "pon"\ntimeout = 5\n', '/etc/p.toml', {})).toThrow(/link\.timeout is not a known key/);
+    expect(() => parseConfig('[link]\nup = "pon"\ntimeout = 5\n', '/etc/p.toml', {})).toThrow(/line 3: unknown key timeout in \[link\]; did you mean timeout_seconds\?/);
     expect(() => parseConfig('[link]\ntimeout_seconds = 0\n', '/etc/p.toml', {})).toThrow(/link\.timeout_seconds must be a whole number from 1 to 3600/);
     expect(() => parseConfig('[link]\nup = ""\n', '/etc/p.toml', {})).toThrow(/link\.up must be a non-empty string/);
     expect(() => parseConfig('link = 3\n', '/etc/p.toml', {})).toThrow(/link must be a table/);
@@ -111,7 +111,12 @@ describe('peerdial hooks install', () => {
     const config = path.join(home, 'config.toml');
     await fs.writeFile(config, `[defaults]\nstate_dir = "${path.join(home, 'state')}"\n\n[[accounts]]\nemail = "cam@example.test"\n[accounts.imap]\nhost = "127.0.0.1"\nport = 143\n[accounts.smtp]\nhost = "127.0.0.1"\nport = 587\n`);
     const d = (n: string) => path.join(home, n);
-    const r = await runCli(['--config', config, 'hooks', 'install', '--ppp', d('ip-up.d'), '--networkmanager', d('dispatcher.d'), '--dhcpcd', d('dhcpcd-hooks')]);
+    // the config belongs to root here (tests run as root): the hooks would run peerdial as root, so they are refused
+    const asRoot = await runCli(['--config', config, 'hooks', 'install', '--ppp', d('ip-up.d')], { env: { SUDO_UID: '', SUDO_GID: '' } });
+    expect(asRoot.code).toBe(64);
+    expect(asRoot.stderr).toContain('never as root');
+    expect(existsSync(d('ip-up.d/peerdial'))).toBe(false);
+    const r = await runCli(['--config', config, 'hooks', 'install', '--user', 'nobody', '--ppp', d('ip-up.d'), '--networkmanager', d('dispatcher.d'), '--dhcpcd', d('dhcpcd-hooks')]);
     expect(r.code, r.stderr).toBe(0);
     const files = [d('ip-up.d/peerdial'), d('dispatcher.d/90-peerdial'), d('dhcpcd-hooks/90-peerdial')];
     for (const f of files) {
@@ -122,6 +127,7 @@ describe('peerdial hooks install', () => {
       expect(text.startsWith('#!/bin/sh\n')).toBe(true);
       expect(text).toContain(`'--config' '${config}'`);
       expect(text).toContain("'address-changed'");
+      expect(text).toContain("'/usr/bin/setpriv' '--reuid=65534' '--regid=65534'");
       execFileSync('sh', ['-n', f]); // valid shell
     }
     // no agent runs: the scripts still succeed and return at once (the command runs in the background)

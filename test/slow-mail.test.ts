@@ -146,7 +146,6 @@ describe('mail is slow', () => {
       const call = await within(60_000, 'alice connected after the release', calling);
       const releaseToConnectedMs = Math.round(connectedAt - releasedAt);
       console.log(`answer held ${(heldMs / 1000).toFixed(1)} s: release -> connected ${releaseToConnectedMs} ms (caller setup ${call.setupMs} ms)`);
-      expect(releaseToConnectedMs).toBeLessThan(60_000);
 
       await aliceTalks(call, lines);
       call.hangup();
@@ -195,7 +194,6 @@ describe('mail is slow', () => {
       const call = await within(60_000, 'alice connected after the release', calling);
       const releaseToConnectedMs = Math.round(connectedAt - releasedAt);
       console.log(`offer held ${(heldMs / 1000).toFixed(1)} s: release -> connected ${releaseToConnectedMs} ms (caller setup ${call.setupMs} ms)`);
-      expect(releaseToConnectedMs).toBeLessThan(60_000);
 
       await aliceTalks(call, lines);
       call.hangup();

@@ -24,7 +24,7 @@ beforeAll(async () => {
   alice = await makePeer(stack, 'alice', dir);
   hitoshi = await makePeer(stack, 'hitoshi', dir);
   await introduce(alice, hitoshi);
-  // first mails carry the keys: from here on everything between them is encrypted
+  // they have each other's keys: everything between them is encrypted, this announce too
   await announce(await hitoshi.open(), { to: ['alice'] });
   expect((await runCli(['--config', alice.configFile, 'inbox'])).code).toBe(0);
 }, 120_000);

@@ -49,6 +49,8 @@ export class Account {
   /** Rejected mail from strangers, counted (the call log holds calls only). */
   readonly strangers: StrangerLog;
   private keyCache = new Map<string, openpgp.PublicKey>();
+  /** Keys that signed verified mail from senders who are not (yet) pinned contacts: their answers go encrypted. */
+  private senderKeys = new Map<string, openpgp.PublicKey>();
   private passwords = new Map<string, string>();
   private tokenProvider?: TokenProvider;
   private examinerOf?: Examiner;
@@ -152,6 +154,8 @@ export class Account {
     attachment?: PeerdialMessage['attachment'];
     ttlSeconds?: number;
     inReplyTo?: string;
+    /** The user asked for it: addresses may go in clear text to a contact without a key. */
+    plain?: boolean;
   }): Promise<{ entry: OutboxEntry; message: PeerdialMessage; messageId: string }> {
     const now = this.clock();
     const contact = await this.contacts.byEmail(input.to);
@@ -173,7 +177,8 @@ export class Account {
       ...(input.purpose !== undefined ? { purpose: input.purpose } : {}),
       ...(input.attachment !== undefined ? { attachment: input.attachment } : {}),
     };
-    const recipientKey = contact ? await this.keyOf(contact) : undefined;
+    const recipientKey = (contact ? await this.keyOf(contact) : undefined) ?? this.senderKeys.get(message.to);
+    if (!recipientKey && !input.plain && revealsAddresses(message)) throw noKeyError(message.to, message.kind, contact);
     const built = await buildMail(message, {
       sender: this.identity,
       date: now,
@@ -231,6 +236,18 @@ export class Account {
   }
 
   /**
+   * Whether mail with addresses may go to `to` now: encrypted to a pinned
+   * key, or in clear text because the user asked (`plain`). Throws
+   * CONTACT_KEY_MISSING otherwise (before a call is placed, say).
+   */
+  async requireKeyFor(to: string, kind: MessageKind, plain = false): Promise<void> {
+    if (plain) return;
+    const contact = await this.contacts.byEmail(to);
+    if ((contact && (await this.keyOf(contact))) || this.senderKeys.has(to.toLowerCase())) return;
+    throw noKeyError(to.toLowerCase(), kind, contact);
+  }
+
+  /**
    * Sorts one received mail: parse and verify it (in the capped examiner)
    * against the address book and the ledger, and pin the sender's key when
    * a known contact's key is seen for the first time. Never throws for bad
@@ -259,6 +276,7 @@ export class Account {
     if (parsed.ok) {
       const m = parsed.message;
       const contact = contacts.find((c) => c.email === m.from);
+      if (!contact?.fingerprint) this.senderKeys.set(m.from, parsed.senderKey);
       if (contact && !contact.fingerprint && parsed.learnedKey) {
         await this.contacts.pinKey(contact.email, parsed.senderKey.armor(), fingerprintOf(parsed.senderKey), 'autocrypt');
       }
@@ -287,4 +305,20 @@ export class Account {
       ...(stranger ? { stranger: true as const } : {}),
     };
   }
+}
+
+/** A mail that carries this machine's addresses, host candidates or ICE credentials. */
+export function revealsAddresses(m: Pick<PeerdialMessage, 'addresses' | 'sdp'>): boolean {
+  return m.addresses.length > 0 || m.sdp !== undefined;
+}
+
+function noKeyError(to: string, kind: MessageKind, contact?: Contact): PeerdialError {
+  const name = contact?.name ?? to;
+  return new PeerdialError(
+    'CONTACT_KEY_MISSING',
+    `No key of ${to} here: the ${kind} would carry this machine's addresses${kind === 'announce' ? '' : ' and ICE credentials'} in clear text, readable by both mail providers. Nothing was sent.`,
+    {
+      hint: `Exchange keys first: peerdial invite (they run peerdial join), or peerdial contacts add ${name} ${to} --key THEIR-KEY.asc; or send it in clear text anyway with --plain.`,
+    },
+  );
 }

@@ -4,8 +4,6 @@
  * nobody sits at the terminal (files into the download folder, a pipe into
  * a file there, port forwards to allowed targets, chat lines to the log).
  */
-import { createWriteStream, promises as fs } from 'node:fs';
-import path from 'node:path';
 import { Readable } from 'node:stream';
 import type { Account } from './account.js';
 import { OutboxLoop, watchInbox, type MailboxEvent } from './mailbox.js';
@@ -14,6 +12,7 @@ import type { Timers } from './timers.js';
 import type { Channel, IceConfig } from '../session/types.js';
 import { SessionHosts, shutdownSessions } from '../session/index.js';
 import { receiveFiles, runChat, runPipe, serveForward, allowTargets, FORWARD_PROTOCOL } from '../carriers/index.js';
+import { createReceivedFile } from '../carriers/download-dir.js';
 import { expandHome } from '../store/paths.js';
 import { PeerdialError } from '../errors.js';
 import { SharedSource, recordTo, startSource, type MediaSource, type SourceOptions } from '../media/index.js';
@@ -44,7 +43,7 @@ export type AgentEvent =
   | PhoneEvent
   | MailboxEvent
   | { type: 'carried'; callId: string; what: string; detail: string }
-  | { type: 'address-changed'; addresses: string[]; announcedTo: string[] }
+  | { type: 'address-changed'; addresses: string[]; announcedTo: string[]; notAnnounced?: string[] }
   /** A command beside the agent asked it something over the control socket. */
   | { type: 'control-request'; name: string }
   /** A session process died while it carried calls; they ended, the agent goes on. */
@@ -240,11 +239,15 @@ export class Agent {
       const ch = await channelNamed(call, 'file');
       const got = await receiveFiles(ch, { dir });
       for (const f of got) say('file', f.status === 'saved' ? `saved ${f.path}${f.renamed ? ' (renamed: a file of that name existed)' : ''}${f.resumedFrom ? `, resumed from byte ${f.resumedFrom}` : ''}` : `rejected ${f.name}: ${f.reason}`);
+      // The sender ends a transfer: it hangs up once it has every verdict, so
+      // both call logs say who did. Only a sender that never does is hung up on.
+      await waitEnded(call, SENDER_HANGUP_GRACE_MS);
     } else if (call.purpose === 'pipe') {
       const ch = await channelNamed(call, 'pipe');
-      await fs.mkdir(dir, { recursive: true });
-      const file = path.join(dir, `pipe-${call.peer}-${new Date().toISOString().replace(/[:.]/g, '-')}.bin`);
-      const r = await runPipe(ch, Readable.from([]), createWriteStream(file, { flags: 'wx', mode: 0o600 }));
+      // named from the call id, never from the peer's address (carriers/download-dir.ts)
+      const { path: file, fh } = await createReceivedFile(dir, 'pipe', call.callId, '.bin');
+      const out = fh.createWriteStream();
+      const r = await runPipe(ch, Readable.from([]), out).finally(() => out.destroy());
       say('pipe', `${r.received} bytes into ${file}`);
     } else if (call.purpose === 'view' && this.camera) {
       // only now, after the verified request and the policy, does the encoder run for this viewer
@@ -257,9 +260,14 @@ export class Agent {
     } else if (call.purpose === 'media') {
       // Nobody at this terminal: our camera (if any) goes out, what arrives is recorded.
       const leave = this.camera ? await this.camera.join(call.session) : undefined;
-      await fs.mkdir(dir, { recursive: true });
-      const file = path.join(dir, `call-${call.peer}-${new Date().toISOString().replace(/[:.]/g, '-')}.mkv`);
-      const sink = await recordTo(file, call.session.tracks());
+      // ffmpeg writes into the file we created (O_EXCL|O_NOFOLLOW, 0600), never to a name of its choosing
+      const { path: file, fh } = await createReceivedFile(dir, 'call', call.callId, '.mkv');
+      let sink;
+      try {
+        sink = await recordTo(file, call.session.tracks(), { outputFd: fh.fd });
+      } finally {
+        await fh.close(); // the child has its own copy of the descriptor
+      }
       say('media', `recording ${call.peer}'s picture and sound into ${file}`);
       await call.ended;
       const r = await sink.stop();
@@ -281,7 +289,8 @@ export class Agent {
     } else {
       const ch = await channelNamed(call, 'chat');
       async function* greeting() {
-        yield `${acc.email} answered automatically; your lines are kept in its log.`;
+        // The caller's terminal prefixes every line with our address: name nobody here.
+        yield 'answered automatically; your lines are kept in its log.';
         await call.ended;
       }
       await runChat(ch, greeting(), {
@@ -334,12 +343,18 @@ export class Agent {
   }
 
   private addresses?: AddressWatcher;
+  /** Contacts already told about in a log line: not announced to, for want of a key. */
+  private readonly notAnnounced = new Set<string>();
 
   /** Our addresses changed: tell the contacts that asked for announcements. */
   private async announceChange(now: DetectedAddress[]): Promise<void> {
     const acc = this.o.account;
     const entries = addressEntries(now);
-    const wanting = (await acc.contacts.list()).filter((c) => c.announce && !c.blocked);
+    const all = (await acc.contacts.list()).filter((c) => c.announce && !c.blocked);
+    // addresses go only encrypted: contacts without a key are skipped, and said so once each
+    const wanting = all.filter((c) => c.fingerprint);
+    const notAnnounced = all.filter((c) => !c.fingerprint && !this.notAnnounced.has(c.email)).map((c) => c.email);
+    notAnnounced.forEach((e) => this.notAnnounced.add(e));
     const announcedTo: string[] = [];
     if (entries.length && wanting.length) {
       const r = await announce(acc, { to: wanting.map((c) => c.email), addresses: entries, queueOnly: true }).catch((err) => {
@@ -349,7 +364,7 @@ export class Agent {
       for (const q of r?.queued ?? []) announcedTo.push(q.to);
       this.outbox.poke();
     }
-    this.o.onEvent?.({ type: 'address-changed', addresses: entries.map((e) => e.ip), announcedTo });
+    this.o.onEvent?.({ type: 'address-changed', addresses: entries.map((e) => e.ip), announcedTo, ...(notAnnounced.length ? { notAnnounced } : {}) });
   }
 
   private stopping?: Promise<void>;
@@ -383,4 +398,14 @@ export class Agent {
     await this.sessionHosts?.shutdown();
     shutdownSessions();
   }
+}
+
+/** How long a file receiver waits for the sender's hang-up after the last file. */
+const SENDER_HANGUP_GRACE_MS = 10_000;
+
+/** Resolves when the call has ended or after `ms`, whichever comes first. */
+export async function waitEnded(call: ActiveCall, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([call.ended, new Promise<void>((r) => (timer = setTimeout(r, ms)))]);
+  clearTimeout(timer);
 }

@@ -144,6 +144,7 @@ export class Desk {
           ...(to.length ? { to } : {}),
           ...(typeof a.validSeconds === 'number' && Number.isFinite(a.validSeconds) ? { validSeconds: a.validSeconds } : {}),
           queueOnly: true,
+          plain: a.plain === true,
         });
         if (a.queueOnly !== true) r.drain = await this.outbox.flush();
         else this.outbox.poke();

@@ -6,6 +6,7 @@
  * carries out what the machines say and feeds them what happens.
  */
 import { PeerdialError, type ErrorCode } from '../errors.js';
+import { requireMailAddress } from '../wire/address.js';
 import { Session, type CallSession, type Connected, type SessionFactory } from '../session/index.js';
 import type { Channel, CandidatePair, IceConfig, AnswerMedia, MediaSpec } from '../session/types.js';
 import type { PeerdialMessage, MessageKind } from '../wire/message.js';
@@ -105,6 +106,8 @@ export interface CallOptions {
   ringSeconds?: number;
   /** Audio/video sections to offer (`--view` offers to receive a camera's picture and sound). */
   media?: MediaSpec;
+  /** The user asked for it (`--plain`): the offer may go in clear text to a contact without a key. */
+  plain?: boolean;
 }
 
 interface CallRecord {
@@ -137,6 +140,7 @@ interface OutgoingRecord extends CallRecord {
   resolve: (c: ActiveCall) => void;
   reject: (e: Error) => void;
   onProgress?: CallOptions['onProgress'];
+  plain?: boolean;
 }
 
 interface IncomingRecord extends CallRecord {
@@ -181,8 +185,10 @@ export class Phone {
   async call(who: string, opts: CallOptions = {}): Promise<ActiveCall> {
     const acc = this.o.account;
     const contact = await acc.contacts.resolve(who);
-    const peer = contact?.email ?? (who.includes('@') ? who.toLowerCase() : (await acc.contacts.require(who)).email);
+    const peer = contact?.email ?? (who.includes('@') ? requireMailAddress(who) : (await acc.contacts.require(who)).email);
     if (contact?.blocked) throw new PeerdialError('CONTACT_BLOCKED', `${peer} is blocked.`, { hint: `Unblock with: peerdial contacts unblock ${contact.name}` });
+    // the offer carries our addresses and ICE credentials: encrypted, or in clear only when asked
+    await acc.requireKeyFor(peer, 'offer', opts.plain);
     const { randomBytes } = await import('node:crypto');
     const callId = randomBytes(12).toString('base64url');
     let resolve!: (c: ActiveCall) => void;
@@ -205,6 +211,7 @@ export class Phone {
       m: newCaller(),
       ringSeconds: opts.ringSeconds ?? acc.config.ringSeconds,
       attempts: 0,
+      ...(opts.plain ? { plain: true } : {}),
       ...(opts.media ? { media: opts.media } : {}),
       resolve,
       reject,
@@ -407,6 +414,7 @@ export class Phone {
         // an answer is good for as long as this side waits for the connection
         ...(kind === 'answer' ? { ttlSeconds: Math.ceil((this.o.calleeConnectTimeoutMs ?? 180_000) / 1000) } : {}),
         ...(rec.offerMessageId && kind !== 'offer' ? { inReplyTo: rec.offerMessageId } : {}),
+        ...(rec.direction === 'out' && (rec as OutgoingRecord).plain ? { plain: true } : {}),
       });
       if (kind === 'offer') rec.offerMessageId = q.messageId;
       if (kind === 'offer' || kind === 'answer') this.byMessageId.set(q.messageId, rec.callId);

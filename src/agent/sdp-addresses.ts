@@ -1,6 +1,7 @@
 /** The human-readable address list of a mail, taken from the SDP's candidates. Pure. */
 import { classifyAddress } from '../address/classify.js';
 import type { AddressEntry } from '../wire/message.js';
+import { peerIpProblem } from '../wire/peer-ip.js';
 
 const SOURCES: Record<string, AddressEntry['source']> = { host: 'interface', srflx: 'stun', prflx: 'stun', relay: 'relay' };
 
@@ -13,7 +14,8 @@ export function addressesFromSdp(sdp: string): AddressEntry[] {
     const ip = m[2]!;
     const port = Number(m[3]);
     const key = `${ip}|${port}`;
-    if (seen.has(key) || ip.endsWith('.local')) continue;
+    // what the receiver would refuse is not sent (wire/validate.ts: the same rule)
+    if (seen.has(key) || peerIpProblem(ip, { loopback: true })) continue;
     seen.add(key);
     out.push({ ip, port, source: SOURCES[m[4]!] ?? 'interface', scope: classifyAddress(ip) });
     if (out.length >= 32) break;

@@ -11,7 +11,7 @@ import { discover, type DiscoverOptions, type Discovered } from '../config/autoc
 import { resolveSecret, type SecretSource } from '../config/secret.js';
 import { accountStateDir, defaultConfigPath, defaultStateDir } from '../store/paths.js';
 import { TokenProvider, tokenKey } from '../mail/oauth2.js';
-import { isValidEmail } from '../store/contacts.js';
+import { requireMailAddress } from '../wire/address.js';
 import type { AnswerMode } from '../store/contacts.js';
 import { Account } from '../agent/account.js';
 import { probeImap } from '../mail/imap.js';
@@ -44,6 +44,14 @@ export interface InitOptions {
   skipCheck?: boolean;
   /** Replace an existing account of the same address. */
   force?: boolean;
+  /** Servers found in DNS (SRV records, autoconfig document) are taken without asking. */
+  yes?: boolean;
+  /**
+   * Asked before a password or token goes to servers that DNS named (DNS is
+   * not authenticated: whoever answers it chooses where the password goes).
+   * Without it and without `yes`, init stops before sending anything.
+   */
+  confirm?: (servers: ServersToConfirm) => Promise<boolean>;
   onProgress?: (e: { step: string; ok?: boolean; detail?: string }) => void;
 }
 
@@ -80,6 +88,38 @@ function serverFrom(what: 'imap' | 'smtp', given: Partial<ServerSettings> | unde
   };
 }
 
+/** Servers named by DNS, shown to the user before the password goes there. */
+export interface ServersToConfirm {
+  source: 'srv' | 'autoconfig';
+  /** The SRV names or the document's URL. */
+  detail: string;
+  imap: { host: string; port: number; tls: string; user: string };
+  smtp: { host: string; port: number; tls: string; user: string };
+  /** One paragraph for a terminal. */
+  text: string;
+}
+
+/**
+ * Whether the servers need the user's word: yes when DNS (SRV records or the
+ * autoconfig document) chose a host the user did not give; never for the
+ * built-in provider table.
+ */
+export function serversToConfirm(found: Discovered | undefined, given: { imap?: Partial<ServerSettings>; smtp?: Partial<ServerSettings> }, account: AccountConfig): ServersToConfirm | undefined {
+  if (!found || found.source === 'table') return undefined;
+  if (given.imap?.host && given.smtp?.host) return undefined;
+  const side = (s: ServerConfig) => ({ host: s.host, port: s.port, tls: s.tls, user: s.user });
+  // the login name may come from the document: no control or bidi characters reach the terminal
+  const clean = (t: string) => t.replace(/[\p{Cc}\p{Cf}]/gu, '?');
+  const line = (what: string, s: ServerConfig) => clean(`  ${what} ${s.host} port ${s.port} (${s.tls === 'none' ? 'no TLS' : s.tls}), login ${s.user}`);
+  return {
+    source: found.source,
+    detail: found.detail,
+    imap: side(account.imap),
+    smtp: side(account.smtp),
+    text: `The mail servers of ${account.email.split('@')[1]} come from ${SOURCE_NAMES[found.source]} (${found.detail}), which anybody who answers DNS for you can forge:\n${line('IMAP', account.imap)}\n${line('SMTP', account.smtp)}`,
+  };
+}
+
 const SOURCE_NAMES: Record<Discovered['source'], string> = {
   table: 'the provider table',
   srv: 'DNS SRV records',
@@ -87,8 +127,7 @@ const SOURCE_NAMES: Record<Discovered['source'], string> = {
 };
 
 export async function init(opts: InitOptions): Promise<InitResult> {
-  const email = opts.email.trim().toLowerCase();
-  if (!isValidEmail(email)) throw new PeerdialError('USAGE', `"${opts.email}" is not an e-mail address.`);
+  const email = requireMailAddress(opts.email);
   const src = opts.secret;
   if (opts.auth === 'oauth2') {
     const o = opts.oauth2 ?? {};
@@ -161,6 +200,20 @@ export async function init(opts: InitOptions): Promise<InitResult> {
     result.settingsFrom = { source: found.source, detail: found.detail, ...(found.note ? { note: found.note } : {}) };
     if (found.oauth2 && opts.auth !== 'oauth2') result.settingsFrom.note = `${found.note ? `${found.note}; ` : ''}the provider offers OAuth2 logins (auth = "oauth2")`;
     opts.onProgress?.({ step: `server settings from ${SOURCE_NAMES[found.source]} (${found.detail})`, ok: true, detail: result.settingsFrom.note ?? `${account.imap.host}:${account.imap.port}, ${account.smtp.host}:${account.smtp.port}` });
+  }
+  // DNS chose the servers: the user sees them and says yes before any password or token goes there.
+  const toConfirm = serversToConfirm(bothGiven ? undefined : found, { ...(opts.imap ? { imap: opts.imap } : {}), ...(opts.smtp ? { smtp: opts.smtp } : {}) }, account);
+  if (toConfirm && !opts.yes) {
+    if (!opts.confirm) {
+      throw new PeerdialError('USAGE', `${toConfirm.text}\nNothing was sent or saved.`, {
+        hint: 'Check that these are your provider\'s servers, then run init again with --yes (or give them yourself with --imap-host and --smtp-host).',
+      });
+    }
+    if (!(await opts.confirm(toConfirm))) {
+      throw new PeerdialError('ABORTED', 'Nothing was sent or saved: the servers were not confirmed.', {
+        hint: 'Give the servers yourself: --imap-host HOST --imap-port PORT --smtp-host HOST --smtp-port PORT.',
+      });
+    }
   }
   const tokens = new TokenProvider(accountStateDir(cfg.stateDir, email));
   for (const what of ['IMAP', 'SMTP'] as const) {

@@ -6,6 +6,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { PeerdialError } from '../errors.js';
+import { requireMailAddress } from '../wire/address.js';
 import type { Account } from '../agent/account.js';
 import { connectControl } from '../agent/control.js';
 import { flushOutbox } from './mail.js';
@@ -34,7 +35,7 @@ export interface LeaveMessageOptions {
 export async function leaveMessage(account: Account, who: string, opts: LeaveMessageOptions): Promise<{ to: string; messageId: string; sent: boolean }> {
   if (!opts.text && !opts.audioFile) throw new PeerdialError('USAGE', 'A message needs a text or an audio file.', { hint: 'peerdial message hitoshi "call me back"  or  --audio note.opus' });
   const contact = await account.contacts.resolve(who);
-  const to = contact?.email ?? (who.includes('@') ? who.toLowerCase() : (await account.contacts.require(who)).email);
+  const to = contact?.email ?? (who.includes('@') ? requireMailAddress(who) : (await account.contacts.require(who)).email);
   let attachment;
   if (opts.audioFile) {
     const data = await fs.readFile(opts.audioFile);

@@ -23,7 +23,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { constants as fsConstants } from 'node:fs';
-import { copyFile, link, mkdir, open, readFile, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
+import { copyFile, link, rm, stat, type FileHandle } from 'node:fs/promises';
 import { basename, extname, join } from 'node:path';
 import { PeerdialError, isPeerdialError } from '../errors.js';
 import type { Channel } from '../session/types.js';
@@ -39,6 +39,7 @@ import {
   type FileControl,
   type FileOffer,
 } from './frames.js';
+import { createPrivateFile, openExistingPrivate, pathInside, resolveDownloadDir } from './download-dir.js';
 import { abortError, inboxOf, type Inbox } from './inbox.js';
 import { ProgressMeter } from './progress.js';
 import { readChunk } from './streams.js';
@@ -205,16 +206,26 @@ async function sendOne(
 export async function receiveFiles(channel: Channel, opts: ReceiveFilesOptions): Promise<ReceivedFile[]> {
   const inbox = inboxOf(channel);
   const signal = opts.signal ?? new AbortController().signal;
-  const partialDir = opts.partialDir ?? opts.dir;
-  await mkdir(opts.dir, { recursive: true });
-  await mkdir(partialDir, { recursive: true });
+  // Both directories are made 0700 and resolved once; every file is created
+  // directly inside them (download-dir.ts), never through a symlink.
+  const dir = await resolveDownloadDir(opts.dir);
+  const partialDir = opts.partialDir === undefined ? dir : await resolveDownloadDir(opts.partialDir);
   const results: ReceivedFile[] = [];
   try {
     for (;;) {
-      const message = await nextFileControl(inbox, signal, ['offer', 'end']);
+      let message: FileControl;
+      try {
+        message = await nextFileControl(inbox, signal, ['offer', 'end']);
+      } catch (err) {
+        // Closed between two files: every file so far arrived whole (each was
+        // checked). The sender's 'end' and its hang-up travel on different
+        // channels and may cross, so this is the end, not a failed transfer.
+        if (results.length > 0 && isPeerdialError(err, 'SESSION_CLOSED')) return results;
+        throw err;
+      }
       if (message.t === 'end') return results;
       if (message.t !== 'offer') throw protocolError(message.t);
-      results.push(await receiveOne(channel, inbox, message, partialDir, signal, opts));
+      results.push(await receiveOne(channel, inbox, message, dir, partialDir, signal, opts));
     }
   } catch (err) {
     throw tellPeer(channel, err, signal);
@@ -225,6 +236,7 @@ async function receiveOne(
   channel: Channel,
   inbox: Inbox,
   offer: FileOffer,
+  dir: string,
   partialDir: string,
   signal: AbortSignal,
   opts: ReceiveFilesOptions,
@@ -240,15 +252,38 @@ async function receiveOne(
     return refuse('declined by the receiver');
   }
 
-  const partial = join(partialDir, offer.name + PARTIAL_SUFFIX);
-  const sidecar = `${partial}.json`;
-  const offset = await resumableOffset(partial, sidecar, offer);
+  const partialName = offer.name + PARTIAL_SUFFIX;
+  const sidecarName = `${partialName}.json`;
+  const partial = pathInside(partialDir, partialName);
+  const sidecar = pathInside(partialDir, sidecarName);
   const hash = createHash('sha256');
-  if (offset > 0) await hashPrefix(partial, offset, hash, signal);
-  await writeFile(sidecar, JSON.stringify({ name: offer.name, size: offer.size, sha256: offer.sha256 }) + '\n');
-  const fd = await open(partial, offset > 0 ? 'r+' : 'w');
+  const kept = await resumable(partialDir, partialName, sidecarName, offer);
+  let fd: FileHandle;
+  let offset = 0;
+  if (kept) {
+    fd = kept.fh;
+    offset = kept.offset;
+    try {
+      await hashPrefix(fd, offset, hash, signal);
+    } catch (err) {
+      await fd.close();
+      throw err;
+    }
+  } else {
+    // Whatever stands under these names (an old partial, a planted symlink) goes; ours are made new.
+    await rm(partial, { force: true });
+    await rm(sidecar, { force: true });
+    fd = await createPrivateFile(partialDir, partialName);
+  }
   let received = 0;
   try {
+    await rm(sidecar, { force: true });
+    const meta = await createPrivateFile(partialDir, sidecarName);
+    try {
+      await meta.writeFile(JSON.stringify({ name: offer.name, size: offer.size, sha256: offer.sha256 }) + '\n');
+    } finally {
+      await meta.close();
+    }
     if (offset > 0) await fd.truncate(offset);
     await channel.send(encodeControl({ t: 'accept', offset }));
 
@@ -299,13 +334,13 @@ async function receiveOne(
     throw fromPeer(new PeerdialError('INTEGRITY_FAILED', `${offer.name} arrived damaged: ${reason}`, { hint: 'Ask the sender to send it again.' }));
   }
 
-  const savedAs = await placeWithoutOverwrite(partial, opts.dir, offer.name);
+  const savedAs = await placeWithoutOverwrite(partial, dir, offer.name);
   await rm(sidecar, { force: true });
   await channel.send(encodeControl({ t: 'ok', savedAs }));
   return {
     ...base,
     status: 'saved',
-    path: join(opts.dir, savedAs),
+    path: join(dir, savedAs),
     savedAs,
     renamed: savedAs !== offer.name,
     resumedFrom: offset,
@@ -313,20 +348,32 @@ async function receiveOne(
   };
 }
 
-/** Bytes of a kept partial file that may be resumed from: only when its sidecar names the same file. */
-async function resumableOffset(partial: string, sidecar: string, offer: FileOffer): Promise<number> {
+/**
+ * A kept partial file that may be resumed from, opened for writing: only when
+ * its sidecar names the same file, and neither is a symlink.
+ */
+async function resumable(dir: string, partialName: string, sidecarName: string, offer: FileOffer): Promise<{ fh: FileHandle; offset: number } | undefined> {
+  const side = await openExistingPrivate(dir, sidecarName, fsConstants.O_RDONLY);
+  if (!side) return undefined;
   let meta: unknown;
   try {
-    meta = JSON.parse(await readFile(sidecar, 'utf8'));
+    if (side.stat.size > 4096) return undefined;
+    meta = JSON.parse(await side.fh.readFile('utf8'));
   } catch {
-    return 0;
+    return undefined;
+  } finally {
+    await side.fh.close();
   }
-  if (typeof meta !== 'object' || meta === null) return 0;
+  if (typeof meta !== 'object' || meta === null) return undefined;
   const m = meta as Record<string, unknown>;
-  if (m.sha256 !== offer.sha256 || m.size !== offer.size) return 0;
-  const st = await stat(partial).catch(() => undefined);
-  if (st === undefined || !st.isFile() || st.size > offer.size) return 0;
-  return st.size;
+  if (m.sha256 !== offer.sha256 || m.size !== offer.size) return undefined;
+  const part = await openExistingPrivate(dir, partialName, fsConstants.O_RDWR);
+  if (!part) return undefined;
+  if (part.stat.size === 0 || part.stat.size > offer.size) {
+    await part.fh.close();
+    return undefined;
+  }
+  return { fh: part.fh, offset: part.stat.size };
 }
 
 /** Moves the finished partial to `dir`, under `name` or the first free `name (n)`; never replaces a file. */
@@ -374,17 +421,15 @@ async function hashFile(path: string, signal: AbortSignal): Promise<string> {
   }
 }
 
-async function hashPrefix(path: string, length: number, hash: Hash, signal: AbortSignal): Promise<void> {
-  const input = createReadStream(path, { start: 0, end: length - 1, highWaterMark: 1024 * 1024 });
-  input.on('error', () => undefined);
-  try {
-    for (;;) {
-      const chunk = await readChunk(input, signal);
-      if (chunk === null) return;
-      hash.update(chunk);
-    }
-  } finally {
-    input.destroy();
+/** Hashes the first `length` bytes of an open file (the kept part of a partial). */
+async function hashPrefix(fd: FileHandle, length: number, hash: Hash, signal: AbortSignal): Promise<void> {
+  const buf = Buffer.alloc(Math.min(length, 1024 * 1024));
+  for (let pos = 0; pos < length; ) {
+    if (signal.aborted) throw abortError(signal);
+    const { bytesRead } = await fd.read(buf, 0, Math.min(buf.length, length - pos), pos);
+    if (bytesRead === 0) throw new PeerdialError('TRANSFER_FAILED', 'the kept partial file shrank while it was read');
+    hash.update(buf.subarray(0, bytesRead));
+    pos += bytesRead;
   }
 }
 

@@ -157,6 +157,7 @@ export function checkFileName(name: string): string | undefined {
   if (name === '.' || name === '..' || name.includes('..')) return "name contains '..'";
   // eslint-disable-next-line no-control-regex
   if (/[\u0000-\u001f\u007f-\u009f]/.test(name)) return 'name contains control characters';
+  if (/[\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb]/.test(name)) return 'name contains invisible or bidi characters';
   if (/^[a-zA-Z]:/.test(name)) return 'name looks like an absolute path';
   if (name.trim() !== name || name.endsWith('.')) return 'name starts or ends with a space or ends with a dot';
   if (name.endsWith(PARTIAL_SUFFIX) || name.endsWith(`${PARTIAL_SUFFIX}.json`)) return 'name of a peerdial partial file';

@@ -29,7 +29,7 @@ export function describeEvent(e: AgentEvent): string | undefined {
     case 'message':
       return `${safe(e.message.kind)} from ${safe(e.message.from)}${e.message.text ? `: ${safe(e.message.text, 2000)}` : ''}`;
     case 'address-changed':
-      return `addresses changed: ${safe(e.addresses.join(', ')) || 'none'}${e.announcedTo.length ? `; announced to ${safe(e.announcedTo.join(', '))}` : ''}`;
+      return `addresses changed: ${safe(e.addresses.join(', ')) || 'none'}${e.announcedTo.length ? `; announced to ${safe(e.announcedTo.join(', '))}` : ''}${e.notAnnounced?.length ? `; not announced to ${safe(e.notAnnounced.join(', '))}: no key of theirs here, and addresses go only encrypted (exchange keys: peerdial invite, or peerdial contacts add NAME EMAIL --key FILE)` : ''}`;
     case 'carried':
       return `call ${safe(e.callId)}: ${safe(e.what)}: ${safe(e.detail)}`;
     case 'disconnected':

@@ -1,7 +1,8 @@
 import { createInterface } from 'node:readline';
+import { constants as fsConstants, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import type { ActiveCall } from '../agent/phone.js';
-import { Agent, channelNamed } from '../agent/agent.js';
+import { Agent, channelNamed, waitEnded } from '../agent/agent.js';
 import { openAccount } from '../api/open.js';
 import { connectControl } from '../agent/control.js';
 import { Option, type Command } from 'commander';
@@ -42,6 +43,32 @@ function askLine(question: string): Promise<string> {
   );
 }
 
+/**
+ * Every file must exist, be a regular file and be readable before a call is
+ * placed for it: a typo must not ring the peer for nothing.
+ */
+export async function checkFilesToSend(files: readonly string[]): Promise<void> {
+  const problems: string[] = [];
+  for (const f of files) {
+    const st = await fsp.stat(f).catch((err: NodeJS.ErrnoException) => err);
+    if (st instanceof Error) {
+      problems.push(`${f}: ${st.code === 'ENOENT' ? 'no such file' : st.code === 'EACCES' ? 'permission denied' : (st.code ?? st.message)}`);
+      continue;
+    }
+    if (!st.isFile()) {
+      problems.push(`${f}: not a regular file${st.isDirectory() ? ' (a directory: send the files in it, or an archive of it)' : ''}`);
+      continue;
+    }
+    const readable = await fsp.access(f, fsConstants.R_OK).then(() => true, () => false);
+    if (!readable) problems.push(`${f}: not readable (permission denied)`);
+  }
+  if (problems.length > 0) {
+    throw new PeerdialError('USAGE', `nothing was sent, nobody was called: ${problems.join('; ')}`, {
+      hint: 'name existing, readable regular files (for a directory: tar c DIR | peerdial call WHO --pipe)',
+    });
+  }
+}
+
 export function register(program: Command, globals: () => GlobalOptions): void {
   program
     .command('call <who>')
@@ -57,6 +84,7 @@ export function register(program: Command, globals: () => GlobalOptions): void {
     .option('--source <source>', 'what you send with --video/--audio: test | v4l2:/dev/video0 | file:PATH (default v4l2:/dev/video0)')
     .option('--source-audio <source>', 'your sound: test | alsa[:DEVICE] | pulse[:DEVICE] | none')
     .option('--seconds <n>', 'with --view, --video or --audio: hang up after N seconds')
+    .option('--plain', "to a contact without a key: send the offer (your addresses, ICE credentials) in clear text anyway")
     .addHelpText('after', `
 Examples:
   peerdial call hitoshi                      chat; type lines, Ctrl-D or Ctrl-C hangs up
@@ -81,6 +109,7 @@ The offer travels by mail, so the first ring can take as long as your mail does.
         try {
           call = await placeCall(g, agent, who, purpose, {
             ...(o.ringSeconds ? { ringSeconds: Number(o.ringSeconds) } : {}),
+            ...(o.plain ? { plain: true } : {}),
             ...(o.view ? { media: defaultMediaSpec({ video: true, audio: true }, 'recvonly') } : {}),
             ...(media ? { media: defaultMediaSpec({ video: Boolean(o.video), audio: Boolean(o.audio) }, 'sendrecv') } : {}),
           });
@@ -139,6 +168,7 @@ The offer travels by mail, so the first ring can take as long as your mail does.
     .description('send files to a contact; their agent saves them (an interrupted transfer resumes)')
     .action(async (who: string, files: string[]) => {
       const g = globals();
+      await checkFilesToSend(files);
       const agent = await startCommandAgent(g);
       try {
         const call = await placeCall(g, agent, who, 'file');
@@ -211,6 +241,8 @@ The offer travels by mail, so the first ring can take as long as your mail does.
           } else if (call.purpose === 'file') {
             const got = await receiveFiles(ch, { dir: path.resolve(o.dir) });
             for (const f of got) say(f.status === 'saved' ? `saved ${safe(f.path, 4096)}` : `refused ${safe(f.name)}: ${safe(f.reason)}`);
+            // The sender ends the call once it has every verdict (both logs then agree who hung up).
+            await waitEnded(call, 10_000);
           } else {
             const rl = createInterface({ input: process.stdin, terminal: false });
             await runChat(ch, rl, { onLine: (from, text) => from === 'remote' && say(`${safe(call.peer)}: ${safe(text, 16 * 1024)}`) });

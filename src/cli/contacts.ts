@@ -43,7 +43,7 @@ export function register(program: Command, globals: () => GlobalOptions): void {
       if (o.answer) c = await acc.contacts.update(c.email, (x) => (x.answer = o.answer));
       if (g.json) return printJson(c);
       console.log(`Added ${c.name} <${c.email}>${c.aliases.length ? ` (aliases: ${c.aliases.join(', ')})` : ''}.`);
-      if (!c.fingerprint) console.log(`Next: peerdial announce ${c.name}  (your first mail carries your key; theirs arrives with their reply)`);
+      if (!c.fingerprint) console.log(`No key of ${c.name} yet: your addresses go to them only encrypted. Exchange keys (peerdial invite, or contacts add --key FILE), or send in clear text with: peerdial announce ${c.name} --plain`);
     });
 
   contacts.command('list').description('list contacts with key state and last known address').action(async () => listContacts(globals()));

@@ -39,8 +39,10 @@ neutral subject; its payload (attachment peerdial.asc) is JSON signed by the
 sender's OpenPGP key and encrypted to the recipient's once that key is known.
 Kinds: announce, offer, answer, decline, cancel, hangup, message. An offer
 carries an expiry (ring_seconds); an answer refers to its offer (In-Reply-To).
-The first mail between two people carries the sender's key (Autocrypt
-header); it is pinned, and later mail signed by another key is rejected.
+Every mail carries the sender's key (Autocrypt-format header); the first
+one seen is pinned, and later mail signed by another key is rejected.
+Addresses and ICE credentials go only encrypted: to a contact without a
+key, announce and call need --plain (clear text, readable by providers).
 
 peerdial reads only mail with that header, moves verified peerdial mail into
 its own folder, and leaves all other mail exactly as it was.`,

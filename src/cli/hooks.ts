@@ -1,5 +1,6 @@
 /** `peerdial hooks install` (ppp, NetworkManager, dhcpcd) and `peerdial address-changed`, which those hooks run. */
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { openConfig } from '../api/open.js';
@@ -7,7 +8,7 @@ import { pickAccount } from '../config/config.js';
 import { accountStateDir } from '../store/paths.js';
 import { connectControl } from '../agent/control.js';
 import { PeerdialError } from '../errors.js';
-import { addressChangedCommand, DEFAULT_HOOK_DIRS, installHookScripts, type HookKind } from '../link/install.js';
+import { addressChangedCommand, DEFAULT_HOOK_DIRS, findSetpriv, installHookScripts, type HookKind, type HookUser } from '../link/install.js';
 import { printJson, status, type GlobalOptions } from './output.js';
 
 export function register(program: Command, globals: () => GlobalOptions): void {
@@ -18,11 +19,13 @@ export function register(program: Command, globals: () => GlobalOptions): void {
     .option('--ppp <dir>', `ppp's ip-up.d directory (default ${DEFAULT_HOOK_DIRS.ppp})`)
     .option('--networkmanager <dir>', `NetworkManager's dispatcher directory (default ${DEFAULT_HOOK_DIRS.networkmanager})`)
     .option('--dhcpcd <dir>', `dhcpcd's hook directory (default ${DEFAULT_HOOK_DIRS.dhcpcd})`)
+    .option('--user <name|uid>', 'the user the hooks run peerdial as (default: the one who ran sudo, else the owner of the config file)')
     .addHelpText('after', `
 Without options, installs into each default directory that exists on this machine.
-The scripts call this peerdial with this config file; they run as root, in the
-background, and never make bringing up the network fail.`)
-    .action(async (o: { ppp?: string; networkmanager?: string; dhcpcd?: string }) => {
+The scripts run as root, in the background, and never make bringing up the network
+fail. Root runs only setpriv, which becomes the user first: this peerdial, with this
+config file, then runs as that user (never as root) and tells the agent.`)
+    .action(async (o: { ppp?: string; networkmanager?: string; dhcpcd?: string; user?: string }) => {
       const g = globals();
       const cfg = await openConfig(g);
       const acc = pickAccount(cfg, g.account);
@@ -36,7 +39,8 @@ background, and never make bringing up the network fail.`)
       if (Object.keys(chosen).length === 0) {
         throw new PeerdialError('USAGE', 'No hook directory to install into.', { hint: 'Name one: --ppp DIR, --networkmanager DIR or --dhcpcd DIR.' });
       }
-      const command = addressChangedCommand({ node: process.execPath, bin: path.resolve(process.argv[1] ?? 'peerdial'), config: cfg.file, ...(g.account ? { account: acc.email } : {}) });
+      const user = hookUser(o.user, cfg.file);
+      const command = addressChangedCommand({ node: process.execPath, bin: path.resolve(process.argv[1] ?? 'peerdial'), config: cfg.file, ...(g.account ? { account: acc.email } : {}), user, setpriv: findSetpriv() });
       const done = await installHookScripts(command, chosen);
       if (g.json) return printJson(done);
       for (const d of done) console.log(`installed ${d.kind} hook: ${d.file}`);
@@ -74,4 +78,23 @@ background, and never make bringing up the network fail.`)
         client.close();
       }
     });
+}
+
+/** Who the hooks run as: --user, else whoever ran sudo, else the owner of the config file. */
+function hookUser(named: string | undefined, configFile: string): HookUser {
+  if (named !== undefined) {
+    const id = (flag: string) => {
+      try {
+        return Number(execFileSync('id', [flag, named], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim());
+      } catch {
+        throw new PeerdialError('USAGE', `No user ${named} on this machine.`, { hint: 'Name the user who runs the agent: --user NAME (or a uid).' });
+      }
+    };
+    return { uid: id('-u'), gid: id('-g') };
+  }
+  const sudoUid = Number(process.env.SUDO_UID);
+  const sudoGid = Number(process.env.SUDO_GID);
+  if (process.env.SUDO_UID && Number.isInteger(sudoUid) && Number.isInteger(sudoGid)) return { uid: sudoUid, gid: sudoGid };
+  const st = statSync(configFile);
+  return { uid: st.uid, gid: st.gid };
 }

@@ -1,5 +1,6 @@
 import { Option, type Command } from 'commander';
-import { init } from '../api/init.js';
+import { createInterface } from 'node:readline/promises';
+import { init, type ServersToConfirm } from '../api/init.js';
 import { printJson, status, type GlobalOptions } from './output.js';
 import type { ServerSettings } from '../config/providers.js';
 
@@ -49,9 +50,11 @@ export function register(program: Command, globals: () => GlobalOptions): void {
     .option('--download-dir <dir>', 'where received files are saved')
     .option('--skip-check', 'save even when a login test fails')
     .option('--force', 'replace an existing account with the same address')
+    .option('-y, --yes', 'take servers found in DNS (SRV records, autoconfig document) without asking; check them first')
     .addHelpText('after', `
 Known providers (gmail.com, posteo.de, fastmail.com, ...) need only --email and a password source;
-for other domains the servers are looked up in DNS SRV records, then in the autoconfig document.
+for other domains the servers are looked up in DNS SRV records, then in the autoconfig document,
+and shown for you to confirm before the password is sent (without a terminal: check them, then --yes).
 Examples:
   peerdial init --email alice@posteo.de --password-command "pass show posteo"
   peerdial init --email me@outlook.com --auth oauth2 --oauth2-provider microsoft --oauth2-client-id ID   (then: peerdial login)
@@ -98,6 +101,8 @@ Examples:
         ...(o.downloadDir ? { downloadDir: o.downloadDir } : {}),
         skipCheck: Boolean(o.skipCheck),
         force: Boolean(o.force),
+        yes: Boolean(o.yes),
+        ...(process.stdin.isTTY && process.stderr.isTTY ? { confirm: (servers: ServersToConfirm) => askYes(`${servers.text}\nSend your password to these servers? [y/N] `) } : {}),
         onProgress: (e) => {
           if (e.ok === undefined) status(g, `${e.step}...`);
           else status(g, `  ${e.step}: ${e.ok ? 'ok' : 'FAILED'}: ${e.detail}`);
@@ -107,6 +112,16 @@ Examples:
       console.log(`Saved ${r.configFile}`);
       if (r.checks.some((c) => c.skipped)) console.log(`Next: peerdial login ${r.email}   (OAuth2: the logins are checked after it)`);
       console.log(`Your identity key for ${r.email}: ${r.fingerprint}`);
-      console.log('Next: peerdial contacts add NAME EMAIL, then peerdial announce NAME');
+      console.log('Next: peerdial contacts add NAME EMAIL --key THEIR-KEY.asc (or peerdial invite), then peerdial announce NAME');
     });
+}
+
+/** One question on the terminal; only "y" or "yes" is a yes. */
+async function askYes(question: string): Promise<boolean> {
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    return /^\s*y(es)?\s*$/i.test(await rl.question(question));
+  } finally {
+    rl.close();
+  }
 }

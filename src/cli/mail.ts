@@ -33,16 +33,18 @@ export function register(program: Command, globals: () => GlobalOptions): void {
     .description("mail this machine's current addresses to contacts (default: all who get announcements)")
     .option('--valid <seconds>', 'how long the address is valid', '86400')
     .option('--queue-only', 'only queue; a running agent or `peerdial outbox flush` sends it')
+    .option('--plain', 'to contacts without a key: send the addresses in clear text anyway (readable by both mail providers)')
     .action(async (who: string[], o) => {
       const g = globals();
       const acc = await openAccount(g);
       status(g, 'announcing...');
-      const opts = { to: who, validSeconds: Number(o.valid), queueOnly: Boolean(o.queueOnly) };
+      const opts = { to: who, validSeconds: Number(o.valid), queueOnly: Boolean(o.queueOnly), plain: Boolean(o.plain) };
       // beside a running agent, the agent queues and sends it: one process drains the outbox
       const r = await agentOrAlone(acc.stateDir, async (agent) => (await agent.request(DESK.announce, opts)) as AnnounceResult, () => announce(acc, opts));
       if (g.json) return printJson(r);
       const ips = r.addresses.map((a) => a.ip).join(', ') || '(none)';
       for (const q of r.queued) say(`announced ${ips} to ${q.to}`);
+      if (r.skipped.length) status(g, `not announced to ${r.skipped.join(', ')}: no key of theirs here (exchange keys: peerdial invite, or peerdial contacts add NAME EMAIL --key FILE; or --plain)`);
       if (r.drain && r.drain.deferred) say(`${r.drain.deferred} mail(s) could not be sent yet and stay in the outbox; see: peerdial outbox`);
     });
 

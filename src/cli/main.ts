@@ -44,8 +44,8 @@ export function buildProgram(): Command {
 Start here:
   peerdial demo                      a whole call on this machine, no account needed
   peerdial init --email you@example.org --password-command "pass show mail"
-  peerdial contacts add hitoshi hitoshi@example.jp
-  peerdial announce hitoshi          your first mail carries your key
+  peerdial contacts add hitoshi hitoshi@example.jp --key hitoshi.asc
+  peerdial announce hitoshi          your addresses, encrypted to his key
   peerdial inbox                     see what arrived
 
 Exit codes: 0 ok, 1 failed, 2 call not completed (declined, busy, timed out),

@@ -38,7 +38,7 @@ export async function startCommandAgent(g: GlobalOptions, opts: { forceAnswer?: 
   return agent;
 }
 
-/** Places a call with progress lines; Ctrl-C while it rings cancels it (a cancel mail goes out). */
+/** Places a call with progress lines; Ctrl-C or SIGTERM while it rings cancels it (a cancel mail goes out). */
 export async function placeCall(g: GlobalOptions, agent: Agent, who: string, purpose: Purpose, extra: Partial<CallOptions> = {}): Promise<ActiveCall> {
   const ac = new AbortController();
   const onSigint = () => {
@@ -46,6 +46,7 @@ export async function placeCall(g: GlobalOptions, agent: Agent, who: string, pur
     ac.abort();
   };
   process.once('SIGINT', onSigint);
+  process.once('SIGTERM', onSigint);
   const started = Date.now();
   const ticker = setInterval(() => {
     if (!g.quiet && process.stderr.isTTY) process.stderr.write(`\r  waiting ${Math.round((Date.now() - started) / 1000)} s (Ctrl-C cancels)`);
@@ -71,17 +72,22 @@ export async function placeCall(g: GlobalOptions, agent: Agent, who: string, pur
   } finally {
     clearInterval(ticker);
     process.off('SIGINT', onSigint);
+    process.off('SIGTERM', onSigint);
   }
 }
 
-/** Ctrl-C during a connected call hangs up. */
+/** Ctrl-C (or SIGTERM) during a connected call hangs up: the bye goes over the channel. */
 export function hangupOnSigint(g: GlobalOptions, call: ActiveCall): () => void {
   const onSigint = () => {
     status(g, '\nhanging up...');
     call.hangup();
   };
   process.once('SIGINT', onSigint);
-  return () => process.off('SIGINT', onSigint);
+  process.once('SIGTERM', onSigint);
+  return () => {
+    process.off('SIGINT', onSigint);
+    process.off('SIGTERM', onSigint);
+  };
 }
 
 /** Runs what a connected call carries; Ctrl-C hangs up; the call is hung up and ended afterwards, whatever happened. */

@@ -79,9 +79,13 @@ export async function runDemo(opts: { onStep?: (s: DemoStep) => void; fileBytes?
     }
     const alice = accounts.alice!;
     const hitoshi = accounts.hitoshi!;
+    // Keys first, as an invite does (peerdial invite / join, or contacts add --key):
+    // addresses never travel in clear text.
     await alice.contacts.add({ name: 'hitoshi', email: hitoshi.email });
+    await alice.contacts.pinKey(hitoshi.email, hitoshi.identity.armoredPublicKey, hitoshi.identity.fingerprint, 'manual');
     await hitoshi.contacts.add({ name: 'alice', email: alice.email });
-    step('each added the other as a contact (no keys yet)');
+    await hitoshi.contacts.pinKey(alice.email, alice.identity.armoredPublicKey, alice.identity.fingerprint, 'manual');
+    step(`each added the other as a contact, with the other's key (${formatFingerprint(hitoshi.identity.fingerprint).slice(0, 19)}..., ${formatFingerprint(alice.identity.fingerprint).slice(0, 19)}...)`);
 
     const hEvents: AgentEvent[] = [];
     const aEvents: AgentEvent[] = [];
@@ -122,12 +126,11 @@ export async function runDemo(opts: { onStep?: (s: DemoStep) => void; fileBytes?
     await announce(alice, { to: ['hitoshi'], queueOnly: true });
     aAgent.outbox.poke();
     await waitFor("alice's announce at hitoshi's", () => hEvents.some((e) => e.type === 'message' && e.message.kind === 'announce'));
-    const pinned = await hitoshi.contacts.require('alice');
-    step(`alice mailed her address; hitoshi's agent verified the signature and pinned her key ${formatFingerprint(pinned.fingerprint ?? '').slice(0, 19)}...`);
+    step("alice mailed her address, encrypted to hitoshi's key; his agent verified her signature");
     await announce(hitoshi, { to: ['alice'], queueOnly: true });
     hAgent.outbox.poke();
     await waitFor("hitoshi's announce at alice's", () => aEvents.some((e) => e.type === 'message' && e.message.kind === 'announce'));
-    step('hitoshi answered likewise: from now on their mail is signed and encrypted');
+    step('hitoshi answered likewise: all their mail is signed and encrypted, and the providers see no address');
 
     step('alice calls hitoshi: gathering addresses, mailing the offer...');
     const call = await aAgent.call('hitoshi', {

@@ -4,8 +4,6 @@
  */
 import { PeerdialError } from '../errors.js';
 
-const TLS_CODES = /CERT|SELF_SIGNED|TLS|SSL|UNABLE_TO_VERIFY|ALTNAME|EPROTO/i;
-
 /**
  * What providers answer when they no longer take the account password
  * itself (captured responses: Gmail, Yahoo/AOL, iCloud, Microsoft 365).
@@ -37,6 +35,61 @@ function serverText(e: { message?: string; response?: unknown; responseText?: un
   return [e.message, e.response, e.responseText, e.serverResponseCode].filter((x): x is string => typeof x === 'string').join(' | ');
 }
 
+const CA_HINT =
+  'If the server uses its own certificate authority (a self-hosted server), give its CA certificate: ' +
+  'peerdial init --ca-file FILE (or ca_file in the config; see README, "Configuration").';
+const PORT_HINT =
+  'Check the port and the tls setting: --imap-tls/--smtp-tls "tls" for 993/465, "starttls" for 143/587 ' +
+  '(tls in the config; see README, "Configuration").';
+
+/** Every code and message along an error's cause chain (the TLS error is often the cause of a socket error). */
+function chain(err: unknown): Array<{ code: string; message: string }> {
+  const out: Array<{ code: string; message: string }> = [];
+  let e: unknown = err;
+  for (let i = 0; i < 5 && e && typeof e === 'object'; i++) {
+    const x = e as { code?: unknown; message?: unknown; cause?: unknown };
+    out.push({ code: String(x.code ?? ''), message: String(x.message ?? '') });
+    e = x.cause;
+  }
+  return out;
+}
+
+/**
+ * A TLS failure in plain words (no OpenSSL strings): what went wrong and
+ * which flag helps. Undefined when the error is not about TLS.
+ */
+export function tlsProblem(err: unknown): { what: string; hint: string } | undefined {
+  const links = chain(err);
+  const text = links.map((l) => `${l.code} ${l.message}`).join(' | ');
+  const has = (re: RegExp) => re.test(text);
+  if (has(/SELF_SIGNED|self[- ]signed|UNABLE_TO_GET_ISSUER|unable to get (local )?issuer|UNABLE_TO_VERIFY|unable to verify|unknown ca|certificate verify failed/i)) {
+    return { what: "the server's certificate is not signed by an authority this machine trusts", hint: CA_HINT };
+  }
+  if (has(/ALTNAME|does not match certificate|Hostname\/IP does not match|hostname mismatch/i)) {
+    return { what: "the server's certificate is for another name", hint: 'Use the host name the certificate names (the provider\'s documented server name), not an alias or an IP address.' };
+  }
+  if (has(/CERT_HAS_EXPIRED|certificate has expired|CERT_NOT_YET_VALID|not yet valid/i)) {
+    return { what: "the server's certificate has expired or is not valid yet", hint: "Check this machine's clock; if it is right, the server's certificate must be renewed by its operator." };
+  }
+  if (has(/wrong version number|packet length too long|unknown protocol|http request|record layer failure|ERR_SSL_/i)) {
+    return { what: 'the server does not speak TLS on this port, or speaks it differently', hint: PORT_HINT };
+  }
+  if (has(/ClosedAfterConnectTLS|ETLS|STARTTLS|handshake|TLS|SSL|EPROTO|certificate/i)) {
+    return { what: 'the secure connection could not be set up', hint: `${PORT_HINT} ${CA_HINT}` };
+  }
+  return undefined;
+}
+
+/** A connection failure in plain words (no library codes such as ESOCKET). */
+function tcpWords(err: unknown): string {
+  const text = chain(err).map((l) => `${l.code} ${l.message}`).join(' | ');
+  if (/ECONNREFUSED|refused/i.test(text)) return 'the connection was refused (nothing listens on that port)';
+  if (/ETIMEDOUT|timed? ?out|timeout/i.test(text)) return 'no answer (timed out)';
+  if (/EHOSTUNREACH|ENETUNREACH|unreachable/i.test(text)) return 'the host cannot be reached from this network';
+  if (/ECONNRESET|EPIPE|reset|closed/i.test(text)) return 'the server closed the connection';
+  return 'the connection failed';
+}
+
 export function classifyNetError(err: unknown, what: string, host: string, port: number): PeerdialError {
   if (err instanceof PeerdialError) return err;
   const e = err as { code?: string; message?: string; responseCode?: number; authenticationFailed?: boolean; serverResponseCode?: string; response?: string; responseText?: string };
@@ -58,18 +111,19 @@ export function classifyNetError(err: unknown, what: string, host: string, port:
   }
   if (e?.authenticationFailed || code === 'EAUTH' || e?.serverResponseCode === 'AUTHENTICATIONFAILED' || e?.responseCode === 535) {
     return new PeerdialError('AUTH_FAILED', `${what}: ${host} refused the login.`, {
-      hint: 'Check user name and password (many providers want an app password; see README, "Accounts").',
+      hint: 'Check user name and password (many providers want an app password; see README, "Quick start with your own account").',
       cause: err,
     });
   }
-  if (TLS_CODES.test(code) || code === 'ETLS' || /certificate|tls|ssl/i.test(msg)) {
-    return new PeerdialError('TLS_FAILED', `${what}: TLS with ${host}:${port} failed: ${msg}`, {
-      hint: 'Check the port and tls setting ("tls" for 993/465, "starttls" for 143/587); for a self-hosted server set ca_file.',
+  const tls = tlsProblem(err);
+  if (tls) {
+    return new PeerdialError('TLS_FAILED', `${what}: the TCP connection to ${host}:${port} worked, but TLS failed: ${tls.what}.`, {
+      hint: tls.hint,
       cause: err,
     });
   }
-  if (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNECTION', 'ESOCKET', 'EPIPE', 'NoConnection', 'ClosedAfterConnectTLS', 'ClosedAfterConnectText', 'EConnectionClosed'].includes(code) || /connect|socket|closed/i.test(msg)) {
-    return new PeerdialError('TCP_FAILED', `${what}: could not talk to ${host}:${port} (${code || msg}).`, {
+  if (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNECTION', 'ESOCKET', 'EPIPE', 'NoConnection', 'ClosedAfterConnectText', 'EConnectionClosed'].includes(code) || /connect|socket|closed/i.test(msg)) {
+    return new PeerdialError('TCP_FAILED', `${what}: could not talk to ${host}:${port}: ${tcpWords(err)}.`, {
       hint: 'Check host and port, and that no firewall blocks the connection.',
       cause: err,
     });

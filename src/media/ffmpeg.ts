@@ -83,8 +83,9 @@ export class FfmpegProcess {
   #stderr = '';
   #running = true;
 
-  constructor(path: string, args: string[]) {
-    this.child = spawn(path, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  /** `outputFd`: an open file the child gets as its fd 3 (written as file:/dev/fd/3). */
+  constructor(path: string, args: string[], outputFd?: number) {
+    this.child = spawn(path, args, { stdio: outputFd === undefined ? ['ignore', 'ignore', 'pipe'] : ['ignore', 'ignore', 'pipe', outputFd] });
     this.child.stderr?.setEncoding('utf8');
     this.child.stderr?.on('data', (d: string) => {
       this.#stderr = (this.#stderr + d).slice(-4000);
@@ -410,6 +411,12 @@ export interface SinkOptions {
 export interface RecordOptions extends SinkOptions {
   /** Container; default from the file name (.mp4 -> mp4, otherwise Matroska). */
   format?: 'matroska' | 'mp4';
+  /**
+   * Write into this open file instead of opening `file` by name: ffmpeg's -y
+   * then cannot replace whatever a name points to (received recordings are
+   * created by us, O_EXCL|O_NOFOLLOW, inside download_dir).
+   */
+  outputFd?: number;
 }
 
 /** A running sink: received RTP going into ffmpeg (a file) or ffplay. */
@@ -450,6 +457,7 @@ async function pushInto(
   argsFor: (url: string) => string[],
   tracks: MediaTrack[],
   opts: SinkOptions,
+  outputFd?: number,
 ): Promise<MediaSink> {
   await checkBinary(binary, name);
   const picked = receiving(tracks);
@@ -488,7 +496,7 @@ async function pushInto(
     );
   });
   const port = await freeTcpPort();
-  const proc = new FfmpegProcess(binary, argsFor(`rtsp://127.0.0.1:${port}/peerdial`));
+  const proc = new FfmpegProcess(binary, argsFor(`rtsp://127.0.0.1:${port}/peerdial`), outputFd);
   const streams: RtspStream[] = picked.map((t) => ({ kind: t.kind, codec: t.codec, payloadType: t.payloadType }));
   try {
     push = await RtspPush.open(port, streams, {
@@ -540,10 +548,11 @@ export function recordTo(file: string, tracks: MediaTrack[], opts: RecordOptions
     (url) => [
       '-hide_banner', '-loglevel', 'error', '-nostdin', '-y',
       '-rtsp_flags', 'listen', '-timeout', '30', '-i', url,
-      '-map', '0', '-c', 'copy', '-f', format, file,
+      '-map', '0', '-c', 'copy', '-f', format, opts.outputFd === undefined ? file : 'file:/dev/fd/3',
     ],
     tracks,
     opts,
+    opts.outputFd,
   );
 }
 

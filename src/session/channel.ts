@@ -9,7 +9,10 @@
  *   Session, for the session's whole life (GC would close the channel);
  * - `sendMessageBinary() === false` means "queued", not "failed":
  *   backpressure uses bufferedAmount / onBufferedAmountLow instead;
- * - messages arriving before anyone listens are kept, not dropped.
+ * - messages arriving before anyone listens are kept, not dropped;
+ * - a channel made while the session has not yet checked the peer's DTLS
+ *   certificate is held (`held`): it reports not open, sends nothing, and
+ *   keeps what arrives until release(); closing it first drops what it kept.
  */
 import type { DataChannel } from 'node-datachannel';
 import { PeerdialError } from '../errors.js';
@@ -60,7 +63,11 @@ export class SessionChannel implements Channel {
   readonly protocol: string;
   readonly #dc: DataChannel;
   readonly #lowWaterMark: number;
+  /** The native channel is open. */
   #open: boolean;
+  /** Held until the session has checked the peer (release()). */
+  #held: boolean;
+  #heldMessages: Array<Buffer | string> = [];
   #closed = false;
   #closeReason = 'the channel is closed';
   #messageCbs: Array<(data: Buffer | string) => void> = [];
@@ -70,25 +77,27 @@ export class SessionChannel implements Channel {
   #waiters: Waiter[] = [];
   #poll: NodeJS.Timeout | undefined;
 
-  constructor(dc: DataChannel, opts: { lowWaterMark?: number; open?: boolean } = {}) {
+  constructor(dc: DataChannel, opts: { lowWaterMark?: number; open?: boolean; held?: boolean } = {}) {
     this.#dc = dc;
     this.label = dc.getLabel();
     this.protocol = dc.getProtocol();
     this.#lowWaterMark = opts.lowWaterMark ?? DEFAULT_LOW_WATER_MARK;
     this.#open = opts.open ?? dc.isOpen();
+    this.#held = opts.held ?? false;
     const internal = (err: unknown) => this.markClosed(`internal error in channel "${this.label}": ${String(err)}`);
     dc.setBufferedAmountLowThreshold(this.#lowWaterMark);
     dc.onOpen(
       guarded(() => {
         this.#open = true;
-        for (const cb of this.#openCbs.splice(0)) deliver(cb);
+        if (!this.#held) for (const cb of this.#openCbs.splice(0)) deliver(cb);
       }, internal),
     );
     dc.onMessage(
       guarded((msg: string | Buffer | ArrayBuffer) => {
+        if (this.#closed) return;
         const data = typeof msg === 'string' ? msg : Buffer.isBuffer(msg) ? msg : Buffer.from(msg);
-        if (this.#messageCbs.length === 0) this.#early.push(data);
-        else for (const cb of this.#messageCbs) deliver(cb, data);
+        if (this.#held) this.#heldMessages.push(data);
+        else this.#receive(data);
       }, internal),
     );
     dc.onBufferedAmountLow(guarded(() => this.#checkWaiters(), internal));
@@ -98,7 +107,28 @@ export class SessionChannel implements Channel {
   }
 
   get isOpen(): boolean {
-    return this.#open && !this.#closed;
+    return this.#open && !this.#held && !this.#closed;
+  }
+
+  /** Is the channel still held (the session has not checked the peer yet)? */
+  get isHeld(): boolean {
+    return this.#held;
+  }
+
+  /**
+   * The session checked the peer: deliver what arrived meanwhile, in order,
+   * and let the channel open and send.
+   */
+  release(): void {
+    if (!this.#held || this.#closed) return;
+    this.#held = false;
+    for (const data of this.#heldMessages.splice(0)) this.#receive(data);
+    if (this.#open) for (const cb of this.#openCbs.splice(0)) deliver(cb);
+  }
+
+  #receive(data: Buffer | string): void {
+    if (this.#messageCbs.length === 0) this.#early.push(data);
+    else for (const cb of this.#messageCbs) deliver(cb, data);
   }
 
   get maxMessageSize(): number {
@@ -122,7 +152,7 @@ export class SessionChannel implements Channel {
   /** Resolves once the channel is open (rejects if it closes first). */
   whenOpen(): Promise<void> {
     if (this.#closed) return Promise.reject(this.#closedError());
-    if (this.#open) return Promise.resolve();
+    if (this.isOpen) return Promise.resolve();
     return new Promise((resolve, reject) => {
       this.#openCbs.push(resolve);
       this.#closeCbs.push(() => reject(this.#closedError()));
@@ -131,7 +161,7 @@ export class SessionChannel implements Channel {
 
   send(data: Uint8Array | string): Promise<void> {
     if (this.#closed) return Promise.reject(this.#closedError());
-    if (!this.#open) return this.whenOpen().then(() => this.send(data));
+    if (!this.isOpen) return this.whenOpen().then(() => this.send(data));
     const size = typeof data === 'string' ? Buffer.byteLength(data) : data.byteLength;
     const max = this.maxMessageSize;
     if (max > 0 && size > max) {
@@ -195,6 +225,7 @@ export class SessionChannel implements Channel {
     this.#closed = true;
     this.#open = false;
     this.#closeReason = reason;
+    this.#heldMessages = [];
     if (this.#poll) clearInterval(this.#poll);
     this.#poll = undefined;
     const err = this.#closedError();

@@ -10,7 +10,10 @@
  *   errors are rethrown on a later tick (deliver());
  * - the Track and its media handlers are referenced by the wrapper, the
  *   wrapper by its Session, until the session closes (GC would close them);
- * - tracks are never closed one by one: closing the PeerConnection ends them.
+ * - tracks are never closed one by one: closing the PeerConnection ends them;
+ * - a track is held until the session has checked the peer's DTLS
+ *   certificate (release()): until then it is not open, sends no RTP and
+ *   drops what arrives.
  *
  * Picture loss: a receiving track gets an RtcpReceivingSession, which sends
  * receiver reports and makes requestKeyframe() send an RTCP PLI; a sending
@@ -176,7 +179,7 @@ function fromNativeDirection(d: Direction): MediaDirection {
  * Build the native description of a plan and add it to the PeerConnection:
  * before the offer is made, or before the offer is applied on the answerer.
  */
-export function addNativeTrack(pc: { addTrack(media: Video | Audio): Track }, plan: TrackPlan): SessionTrack {
+export function addNativeTrack(pc: { addTrack(media: Video | Audio): Track }, plan: TrackPlan, held = true): SessionTrack {
   const dir = NATIVE_DIRECTION[plan.direction];
   let desc: Video | Audio;
   if (plan.kind === 'video') {
@@ -190,11 +193,11 @@ export function addNativeTrack(pc: { addTrack(media: Video | Audio): Track }, pl
   }
   if (plan.ssrc !== undefined) desc.addSSRC(plan.ssrc, 'peerdial', 'peerdial', `peerdial-${plan.kind}`);
   const track = pc.addTrack(desc);
-  return new SessionTrack(track, plan);
+  return new SessionTrack(track, plan, held);
 }
 
 /** Wrap a track that the peer's description created (a section no plan covered). */
-export function adoptNativeTrack(track: Track): SessionTrack {
+export function adoptNativeTrack(track: Track, held = true): SessionTrack {
   const kind: MediaKind = track.type() === 'audio' ? 'audio' : 'video';
   const codec = kind === 'video' ? 'H264' : 'opus';
   return new SessionTrack(track, {
@@ -205,7 +208,7 @@ export function adoptNativeTrack(track: Track): SessionTrack {
     payloadType: kind === 'video' ? DEFAULT_VIDEO_PAYLOAD_TYPE : DEFAULT_AUDIO_PAYLOAD_TYPE,
     clockRate: CLOCK_RATE[codec],
     ssrc: undefined,
-  });
+  }, held);
 }
 
 function emptyStats(): TrackStats {
@@ -236,6 +239,8 @@ export class SessionTrack implements MediaTrack {
   readonly #handlers: MediaHandler[] = [];
   #direction: MediaDirection;
   #open: boolean;
+  /** Held until the session has checked the peer (release()). */
+  #held: boolean;
   #closed = false;
   #closeReason = '';
   #rtpCbs = new Set<(p: Buffer) => void>();
@@ -247,8 +252,9 @@ export class SessionTrack implements MediaTrack {
   #lastSeq: number | undefined;
   #lastKeyTimestamp: number | undefined;
 
-  constructor(track: Track, plan: TrackPlan) {
+  constructor(track: Track, plan: TrackPlan, held = true) {
     this.#track = track;
+    this.#held = held;
     this.kind = plan.kind;
     this.mid = plan.mid;
     this.codec = plan.codec;
@@ -278,7 +284,14 @@ export class SessionTrack implements MediaTrack {
   }
 
   get isOpen(): boolean {
-    return this.#open && !this.#closed;
+    return this.#open && !this.#held && !this.#closed;
+  }
+
+  /** The session checked the peer: the track may open, send and deliver RTP. */
+  release(): void {
+    if (!this.#held || this.#closed) return;
+    this.#held = false;
+    if (this.#open) for (const cb of this.#openCbs.splice(0)) deliver(cb);
   }
 
   get isClosed(): boolean {
@@ -369,11 +382,11 @@ export class SessionTrack implements MediaTrack {
   #onOpen(): void {
     if (this.#closed || this.#open) return;
     this.#open = true;
-    for (const cb of this.#openCbs.splice(0)) deliver(cb);
+    if (!this.#held) for (const cb of this.#openCbs.splice(0)) deliver(cb);
   }
 
   #incoming(msg: Buffer): void {
-    if (this.#closed) return;
+    if (this.#closed || this.#held) return;
     if (isRtcp(msg)) {
       if (isKeyframeRequest(msg)) {
         this.#stats.keyframeRequestsReceived++;

@@ -6,6 +6,8 @@
  * "rejected with a reason" before it reaches libdatachannel.
  */
 
+import { describeDropped, filterCandidates, type CandidatePolicy, type DroppedCandidate } from './candidates.js';
+
 export type DtlsSetup = 'actpass' | 'active' | 'passive' | 'holdconn';
 
 const SETUP_LINE = /^a=setup:(actpass|active|passive|holdconn)\r?$/gm;
@@ -35,13 +37,17 @@ export function countCandidates(sdp: string): number {
   return sdp.match(/^a=candidate:/gm)?.length ?? 0;
 }
 
-export type DescriptionCheck = { ok: true } | { ok: false; reason: string };
+export type DescriptionCheck =
+  | { ok: true; /** The description with only the usable candidates: give this one to libdatachannel. */ sdp: string; dropped: DroppedCandidate[] }
+  | { ok: false; reason: string };
 
 /**
  * Sort a mailed description before giving it to libdatachannel: it must look
- * like a complete, non-trickle description of the expected type.
+ * like a complete, non-trickle description of the expected type, with at
+ * least one candidate this side may use (session/candidates.ts: the others
+ * are taken out). Without a policy the strict one applies (no loopback).
  */
-export function checkRemoteDescription(sdp: string, type: 'offer' | 'answer'): DescriptionCheck {
+export function checkRemoteDescription(sdp: string, type: 'offer' | 'answer', policy: CandidatePolicy = { loopback: false }): DescriptionCheck {
   if (typeof sdp !== 'string' || !sdp.startsWith('v=0')) {
     return { ok: false, reason: `the ${type} is not an SDP description (it does not start with v=0)` };
   }
@@ -58,7 +64,16 @@ export function checkRemoteDescription(sdp: string, type: 'offer' | 'answer'): D
   if (type === 'answer' && setups.some((s) => s === 'actpass')) {
     return { ok: false, reason: 'the answer offers both DTLS roles (a=setup:actpass), which an answer must not' };
   }
-  return { ok: true };
+  const filtered = filterCandidates(sdp, policy);
+  if (filtered.kept === 0) {
+    return {
+      ok: false,
+      reason: filtered.dropped.length
+        ? `the ${type} names no usable candidate: dropped ${describeDropped(filtered.dropped)}`
+        : `the ${type} names no candidate at all`,
+    };
+  }
+  return { ok: true, sdp: filtered.sdp, dropped: filtered.dropped };
 }
 
 /** Address families of a description's candidates (4, 6), ignoring mDNS names. */

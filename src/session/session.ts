@@ -12,10 +12,23 @@
  *   roles the answerer's hello races a libdatachannel 0.24.5 bug and its
  *   DTLS gives up after ~31 s. acceptOffer() applies the same rewrite to an
  *   actpass offer before setRemoteDescription, for offers from older peers.
- * - PR 1612 race: ICE may connect inside setRemoteDescription before the
- *   remote fingerprint is stored; the connection then fails. Every
- *   setRemoteDescription is wrapped, and any failure is reported as
- *   PeerdialError('SESSION_FAILED') with a hint that a fresh offer is needed.
+ * - The peer's certificate is checked by the session itself (fingerprint.ts):
+ *   every PeerConnection is made with `disableFingerprintVerification`, and
+ *   at `connected` the certificate the peer used (`remoteFingerprint()`) is
+ *   compared with the `a=fingerprint` of the signed remote description.
+ *   Until that check has passed, every channel and track is held: nothing is
+ *   sent, and what arrives is kept (channels) or dropped (RTP); on a
+ *   mismatch the connection is closed, connected() fails with
+ *   FINGERPRINT_MISMATCH, and the held messages are dropped unread.
+ * - PR 1612 race: ICE may connect inside setRemoteDescription (libjuice gets
+ *   the remote ICE credentials before the description is stored) and DTLS
+ *   then reaches libdatachannel's checkFingerprint(), which refuses any
+ *   certificate while no remote description is stored, even with
+ *   `disableFingerprintVerification` (measured: the rate did not change, see
+ *   bench/connect-race.mjs). Only a patched libdatachannel removes it.
+ *   setRemoteDescription stays wrapped: the failure is
+ *   PeerdialError('SESSION_FAILED') with a hint that a fresh offer is needed,
+ *   and the phone makes that fresh offer by itself (agent/caller.ts).
  * - An exception inside a native callback aborts the process: every callback
  *   given to node-datachannel is wrapped (guarded()), and listener errors are
  *   rethrown on a later tick (deliver()).
@@ -34,6 +47,7 @@ import type { DataChannel, RtcConfig, Track } from 'node-datachannel';
 import { PeerdialError, isPeerdialError } from '../errors.js';
 import { SessionChannel, deliver, errorText, guarded } from './channel.js';
 import { type CallCertificate, createCallCertificate } from './certificate.js';
+import { type Fingerprint, checkPeerFingerprint, descriptionFingerprints, normalizeFingerprint } from './fingerprint.js';
 import { type SessionTrack, addNativeTrack, adoptNativeTrack, negotiatedDirection, planAnswer, planOffer } from './media.js';
 import type { TrackPlan } from './media.js';
 import {
@@ -47,6 +61,8 @@ import {
   noCommonFamily,
 } from './sdp.js';
 import type { AnswerMedia, CandidatePair, Channel, IceConfig, MediaKind, MediaSpec, MediaTrack } from './types.js';
+import { isLoopbackOnly } from '../wire/peer-ip.js';
+import { candidateProblem } from './candidates.js';
 
 export type SessionRole = 'offerer' | 'answerer';
 
@@ -224,7 +240,8 @@ function abortedError(signal: AbortSignal): PeerdialError {
 }
 
 function rtcConfig(ice: IceConfig): RtcConfig {
-  const config: RtcConfig = { iceServers: [...ice.iceServers] };
+  // The session checks the peer's certificate itself, at `connected` (see the top of this file).
+  const config: RtcConfig = { iceServers: [...ice.iceServers], disableFingerprintVerification: true };
   if (ice.bindAddress !== undefined) config.bindAddress = ice.bindAddress;
   if (ice.portRangeBegin !== undefined) config.portRangeBegin = ice.portRangeBegin;
   if (ice.portRangeEnd !== undefined) config.portRangeEnd = ice.portRangeEnd;
@@ -277,6 +294,10 @@ export class Session {
   #closed = false;
   #closeReason = '';
   #pcConnected = false;
+  /** The peer's DTLS certificate matched the remote description: channels and tracks are released. */
+  #verified = false;
+  /** The `a=fingerprint` lines of the remote description, normalised. */
+  #remoteFingerprints: Fingerprint[] = [];
   #firstChannel: SessionChannel | undefined;
   #firstOpen = false;
   #remoteSetAt: number | undefined;
@@ -400,7 +421,7 @@ export class Session {
    */
   static async acceptOffer(offerSdp: string, opts: AnswerOptions): Promise<{ session: Session; sdp: string }> {
     if (opts.signal?.aborted) throw abortedError(opts.signal);
-    const check = checkRemoteDescription(offerSdp, 'offer');
+    const check = checkRemoteDescription(offerSdp, 'offer', { loopback: isLoopbackOnly(opts.ice.bindAddress) });
     if (!check.ok) throw new PeerdialError('SESSION_FAILED', `unusable offer: ${check.reason}`, { hint: FRESH_OFFER_HINT });
     const keepMs = opts.keepAnswerMs ?? 0;
     const keep = keepMs > 0;
@@ -409,7 +430,7 @@ export class Session {
     if (keep && !(refreshMs >= 1000 && refreshMs <= 35_000)) {
       throw new PeerdialError('USAGE', `keepAnswerRefreshMs must be 1000..35000 ms (libjuice gives up after ~39.5 s), not ${refreshMs}`);
     }
-    const offer = forceOffererDtlsClient(offerSdp);
+    const offer = forceOffererDtlsClient(check.sdp);
     if (keep && mediaSections(offer).length > 0) {
       // Measured: re-adding the tracks to each replacing connection crashed
       // the process (SIGSEGV/SIGABRT in node-datachannel) in about half of
@@ -459,7 +480,7 @@ export class Session {
     if (this.#remoteSetAt !== undefined) {
       throw new PeerdialError('SESSION_FAILED', 'this offer has already been answered', { hint: FRESH_OFFER_HINT });
     }
-    const check = checkRemoteDescription(answerSdp, 'answer');
+    const check = checkRemoteDescription(answerSdp, 'answer', { loopback: isLoopbackOnly(this.#rtc.bindAddress) });
     if (!check.ok) throw new PeerdialError('SESSION_FAILED', `unusable answer: ${check.reason}`, { hint: FRESH_OFFER_HINT });
     if (dtlsSetups(answerSdp).includes('active')) {
       // Our offer went out as active; an active answer would make both sides DTLS clients.
@@ -467,7 +488,7 @@ export class Session {
         hint: FRESH_OFFER_HINT,
       });
     }
-    this.#applyRemote(answerSdp, 'answer');
+    this.#applyRemote(check.sdp, 'answer');
     for (const track of this.#tracks) track.setNegotiatedDirection(negotiatedDirection(track.direction, answerSdp, track.mid));
   }
 
@@ -477,6 +498,8 @@ export class Session {
    */
   addRemoteCandidate(candidate: string, mid: string): void {
     if (this.#closed) return;
+    // the same candidate policy as for a whole description (session/candidates.ts)
+    if (candidateProblem(candidate, { loopback: isLoopbackOnly(this.#rtc.bindAddress) })) return;
     if (this.#remoteSetAt === undefined) this.#pendingCandidates.push({ candidate, mid });
     else this.#addCandidate(candidate, mid);
   }
@@ -557,7 +580,7 @@ export class Session {
    */
   onChannel(cb: (channel: Channel) => void): void {
     this.#channelCbs.push(cb);
-    for (const ch of this.#remote) deliver(cb, ch);
+    if (this.#verified) for (const ch of this.#remote) deliver(cb, ch);
   }
 
   /** The session's media tracks (negotiated audio/video sections), in m-line order. */
@@ -632,16 +655,19 @@ export class Session {
   // -------------------------------------------------------------------------
 
   #applyRemote(sdp: string, type: 'offer' | 'answer'): void {
+    this.#remoteFingerprints = descriptionFingerprints(sdp);
     try {
       this.#pc.setRemoteDescription(sdp, type);
     } catch (err) {
       // PR 1612 race: ICE can connect (on the peer's checks) inside
-      // setRemoteDescription, before the remote fingerprint is stored; DTLS
-      // then rejects the peer's certificate ("unknown CA"), the transports
-      // close, and adding the description's candidates throws "without ICE
-      // transport". Both sides fail; only a fresh offer helps. Measured on
-      // loopback: ~0.5-3% of calls whose answer is applied at once, with
-      // several calls alive in the process; none of 1100 sequential calls.
+      // setRemoteDescription, before the remote description is stored; DTLS
+      // then rejects the peer's certificate ("unknown CA": libdatachannel
+      // refuses every certificate while it has no remote description, with or
+      // without disableFingerprintVerification), the transports close, and
+      // adding the description's candidates throws "without ICE transport".
+      // Both sides fail; only a fresh offer helps. Measured with
+      // bench/connect-race.mjs (two processes, mail-like delays, a busy
+      // machine): 5-20% of calls.
       const raced = /without ICE transport/i.test(errorText(err)) || this.#nativeState() === 'failed';
       const message = raced
         ? `the connection failed while the ${type} was applied (libdatachannel race: DTLS checked the peer's certificate before the ${type}'s fingerprint was stored)`
@@ -705,19 +731,20 @@ export class Session {
   }
 
   #adopt(dc: DataChannel, open: boolean, lowWaterMark?: number): SessionChannel {
-    const channel = new SessionChannel(dc, lowWaterMark === undefined ? { open } : { open, lowWaterMark });
+    const held = !this.#verified;
+    const channel = new SessionChannel(dc, lowWaterMark === undefined ? { open, held } : { open, held, lowWaterMark });
     this.#channels.add(channel);
     return channel;
   }
 
   #addTrack(plan: TrackPlan): void {
-    this.#tracks.push(addNativeTrack(this.#pc, plan));
+    this.#tracks.push(addNativeTrack(this.#pc, plan, !this.#verified));
   }
 
   /** A media section of the peer's description that no plan covered. */
   #onRemoteTrack(native: Track): void {
     if (this.#closed) return;
-    const track = adoptNativeTrack(native);
+    const track = adoptNativeTrack(native, !this.#verified);
     this.#tracks.push(track);
     for (const cb of this.#trackCbs) deliver(cb, track);
   }
@@ -730,7 +757,8 @@ export class Session {
       this.#firstOpen = true;
     }
     this.#remote.push(channel);
-    for (const cb of this.#channelCbs) deliver(cb, channel);
+    // Listeners see the peer's channels only once the peer is checked (#verifyPeer).
+    if (this.#verified) for (const cb of this.#channelCbs) deliver(cb, channel);
     this.#maybeReady();
   }
 
@@ -738,6 +766,7 @@ export class Session {
     if (this.#closed) return;
     this.#progress({ type: 'state', state });
     if (state === 'connected') {
+      if (!this.#verified && !this.#verifyPeer()) return;
       this.#pcConnected = true;
       this.#maybeReady();
     } else if (state === 'failed' && !this.#pcConnected && this.#keeping()) {
@@ -749,6 +778,40 @@ export class Session {
     } else if (state === 'closed') {
       this.close('the connection closed');
     }
+  }
+
+  /**
+   * At `connected`, before any channel, track or byte is used: is the
+   * certificate the peer used the one its signed description names? On a
+   * match every held channel and track is released (and the peer's channels
+   * handed to the listeners); otherwise the session fails with
+   * FINGERPRINT_MISMATCH and closes, dropping whatever the channels held.
+   */
+  #verifyPeer(): boolean {
+    let actual: Fingerprint | undefined;
+    let why = '';
+    try {
+      const fp = this.#pc.remoteFingerprint();
+      if (fp && typeof fp.value === 'string' && typeof fp.algorithm === 'string') actual = normalizeFingerprint(fp.algorithm, fp.value);
+    } catch (err) {
+      why = errorText(err);
+    }
+    const check = checkPeerFingerprint(this.#remoteFingerprints, actual);
+    if (!check.ok) {
+      const reason = why ? `${check.reason} (${why})` : check.reason;
+      const err = new PeerdialError('FINGERPRINT_MISMATCH', `the direct connection was closed before any data was exchanged: ${reason}`, {
+        hint:
+          'the connection did not come from the peer that signed the call (someone on the path may be interfering, ' +
+          'or the peer runs a broken client); nothing was sent or received. See "The peer certificate" in the README',
+      });
+      this.#fail(err.message, err);
+      return false;
+    }
+    this.#verified = true;
+    for (const ch of this.#channels) ch.release();
+    for (const t of this.#tracks) t.release();
+    for (const ch of this.#remote) for (const cb of this.#channelCbs) deliver(cb, ch);
+    return true;
   }
 
   #noCommonFamily(): string | undefined {

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { PeerdialError } from '../errors.js';
 import type { AddressEntry } from '../wire/message.js';
 import { StoreLock, readJson, writeJsonAtomic } from './files.js';
+import { checkMailAddress, normalMailAddress } from '../wire/address.js';
 
 export type AnswerMode = 'auto-answer' | 'ring' | 'deny';
 
@@ -41,14 +42,14 @@ interface ContactsFile {
   contacts: Contact[];
 }
 
+/** The normal form (wire/address.ts); input that is no address is only trimmed and lower-cased. */
 export function normaliseEmail(email: string): string {
-  return email.trim().toLowerCase();
+  return normalMailAddress(email.trim()) ?? email.trim().toLowerCase();
 }
 
-const EMAIL_RE = /^[^\s@<>()",;:]+@[^\s@<>()",;:]+\.[^\s@<>()",;:]+$|^[^\s@<>()",;:]+@localhost$/i;
-
+/** The one address grammar (wire/address.ts), surrounding spaces allowed. */
 export function isValidEmail(email: string): boolean {
-  return email.length <= 254 && EMAIL_RE.test(email.trim());
+  return checkMailAddress(email.trim()).ok;
 }
 
 export class ContactStore {
@@ -74,7 +75,7 @@ export class ContactStore {
     const key = who.trim().toLowerCase();
     const contacts = await this.list();
     return (
-      contacts.find((c) => c.email === key) ??
+      contacts.find((c) => c.email === (normalMailAddress(who.trim()) ?? key)) ??
       contacts.find((c) => c.name.toLowerCase() === key) ??
       contacts.find((c) => c.aliases.some((a) => a.toLowerCase() === key))
     );
@@ -97,10 +98,13 @@ export class ContactStore {
   }
 
   async add(input: { name: string; email: string; aliases?: string[] }): Promise<Contact> {
-    const email = normaliseEmail(input.email);
-    if (!isValidEmail(email)) {
-      throw new PeerdialError('USAGE', `"${input.email}" is not an e-mail address.`);
+    const checked = checkMailAddress(input.email.trim());
+    if (!checked.ok) {
+      throw new PeerdialError('USAGE', `"${input.email}" is not an e-mail address peerdial accepts: ${checked.reason}.`, {
+        hint: 'Give the contact\'s internet mail address, like name@example.org.',
+      });
     }
+    const email = checked.address;
     const name = input.name.trim();
     if (!name || /[\s@]/.test(name)) {
       throw new PeerdialError('USAGE', `"${input.name}" cannot be a contact name (no spaces, no @).`);

@@ -6,6 +6,7 @@
  * it. Whatever arrives here comes from a web page, so nothing is trusted:
  * the result is only ever passed as one argv word, never to a shell.
  */
+import { checkMailAddress } from '../wire/address.js';
 
 export const URI_SCHEME = 'peerdial';
 /** Longer links are refused before they are looked at. */
@@ -35,13 +36,8 @@ export type UriResult = { ok: true; link: CallLink } | { ok: false; reason: UriR
 
 const reject = (reason: UriRejection, detail: string): UriResult => ({ ok: false, reason, detail });
 
-// RFC 5321/5322 "dot-atom" local part (no quoted strings) and a DNS name.
-const LOCAL = /^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$/;
-const LABEL = /^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$/;
 // Contact names, aliases and short numbers as the address book allows them, and no more.
 const CONTACT = /^[\p{L}\p{N}][\p{L}\p{N}._-]{0,63}$/u;
-// Characters a shell would treat specially: refused in a local part even though RFC 5322 allows some.
-const SHELL_META = /[`$&|;<>(){}\\'"*?!#~=%^]/;
 
 function decode(s: string): string | undefined {
   try {
@@ -51,14 +47,9 @@ function decode(s: string): string | undefined {
   }
 }
 
+/** A mail address by the one grammar (wire/address.ts). */
 export function isAddress(s: string): boolean {
-  const at = s.indexOf('@');
-  if (at <= 0 || at !== s.lastIndexOf('@') || s.length > 254) return false;
-  const local = s.slice(0, at);
-  const domain = s.slice(at + 1);
-  if (local.length > 64 || local.startsWith('-') || !LOCAL.test(local) || SHELL_META.test(local)) return false;
-  const labels = domain.split('.');
-  return labels.length >= 2 && labels.every((l) => LABEL.test(l)) && !/^\d+$/.test(labels.at(-1)!);
+  return checkMailAddress(s).ok;
 }
 
 function parseBool(v: string): boolean | undefined {
@@ -91,16 +82,19 @@ export function parseCallUri(input: string): UriResult {
   if (/[\u0000-\u0020\u007f-\u009f]/.test(target)) return reject('control-character', 'the address in the link decodes to a space or a control character');
   if (target === '') return reject('bad-target', 'the link names nobody to call');
   let kind: CallLink['kind'];
+  let address = '';
   if (target.includes('@')) {
     if (target.indexOf('@') !== target.lastIndexOf('@')) return reject('bad-target', 'the address in the link has more than one "@"');
-    if (!isAddress(target)) return reject('bad-target', 'the address in the link is not a plain e-mail address');
+    const checked = checkMailAddress(target);
+    if (!checked.ok) return reject('bad-target', `the address in the link is not a plain e-mail address: ${checked.reason}`);
+    address = checked.address;
     kind = 'address';
   } else {
     if (!CONTACT.test(target)) return reject('bad-target', 'a contact name in a link is letters, digits, ".", "_" and "-" only, starting with a letter or digit');
     kind = 'contact';
   }
 
-  const link: CallLink = { target: kind === 'address' ? target.toLowerCase() : target, kind, params: {}, unknown: [] };
+  const link: CallLink = { target: kind === 'address' ? address : target, kind, params: {}, unknown: [] };
   if (rawQuery !== '') {
     const seen = new Set<string>();
     for (const pair of rawQuery.split('&')) {

@@ -4,7 +4,9 @@
  * version). Pure: no I/O.
  */
 import { isIP } from 'node:net';
+import { isMailAddress } from './address.js';
 import { LIMITS } from './headers.js';
+import { peerIpProblem } from './peer-ip.js';
 import { MESSAGE_KINDS, type MessageKind, type PeerdialMessage } from './message.js';
 
 export type Validation = { ok: true; message: PeerdialMessage } | { ok: false; detail: string };
@@ -20,12 +22,8 @@ const ATTACHMENT_FIELDS = new Set(['filename', 'contentType', 'data']);
 const ID_RE = /^[A-Za-z0-9_-]{16,128}$/;
 /** ISO 8601 UTC as `Date.prototype.toISOString` writes it (milliseconds optional). */
 const ISO_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,3})?Z$/;
-/** A plain lower-case mail address: local@domain, no display name, no comments. */
-const EMAIL_RE = /^[a-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+$/;
-
-export function isMailAddress(value: unknown): value is string {
-  return typeof value === 'string' && value.length <= 254 && EMAIL_RE.test(value);
-}
+/** A mail address in its normal form (wire/address.ts: the one grammar). */
+export { isMailAddress };
 
 export function isIsoUtc(value: unknown): value is string {
   return typeof value === 'string' && ISO_RE.test(value) && !Number.isNaN(Date.parse(value));
@@ -45,11 +43,19 @@ function isCleanText(v: unknown, max: number): v is string {
   return typeof v === 'string' && v.length <= max && !/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/.test(v);
 }
 
-function checkAddress(a: unknown, i: number): string | undefined {
+/**
+ * One address entry. The same rule as for ICE candidates (wire/peer-ip.ts);
+ * loopback is allowed in the list of an offer or answer (it mirrors the
+ * description, which the session filters for its own side), never in an
+ * announce: nobody announces loopback (api/mail.ts addressEntries).
+ */
+function checkAddress(a: unknown, i: number, kind: string): string | undefined {
   if (!isPlainObject(a)) return `addresses[${i}] is not an object`;
   const extra = unknownKey(a, ADDRESS_FIELDS);
   if (extra) return `addresses[${i}] has unknown field "${extra}"`;
   if (typeof a.ip !== 'string' || isIP(a.ip) === 0) return `addresses[${i}].ip is not an IP address`;
+  const problem = peerIpProblem(a.ip, { loopback: kind !== 'announce' });
+  if (problem) return `addresses[${i}].ip is ${problem}`;
   if (a.port !== undefined && (!Number.isInteger(a.port) || (a.port as number) < 1 || (a.port as number) > 65535)) {
     return `addresses[${i}].port is not a port number`;
   }
@@ -78,7 +84,7 @@ export function validateMessage(value: unknown): Validation {
   if (!Array.isArray(m.addresses)) return bad('field "addresses" is not a list');
   if (m.addresses.length > LIMITS.addresses) return bad('too many addresses');
   for (let i = 0; i < m.addresses.length; i++) {
-    const problem = checkAddress(m.addresses[i], i);
+    const problem = checkAddress(m.addresses[i], i, kind);
     if (problem) return bad(problem);
   }
   if (m.sdp !== undefined) {

@@ -38,6 +38,12 @@ export class PeerProcess {
     child.stderr!.on('data', (d: Buffer) => {
       if (this.stderr.length < 200) this.stderr.push(d.toString('utf8'));
     });
+    // A peer that has exited (or crashed) closes its stdin: a write then fails
+    // with EPIPE on the stream, asynchronously. That is the peer's exit, which
+    // the test sees through its events; it must not surface as an unhandled error.
+    child.stdin!.on('error', (err: Error) => {
+      if (this.stderr.length < 200) this.stderr.push(`(stdin: ${err.message})`);
+    });
     child.once('exit', () => {
       this.#exited = true;
       for (const w of this.#waiters.splice(0)) w();
@@ -45,7 +51,8 @@ export class PeerProcess {
   }
 
   send(obj: unknown): void {
-    if (!this.#exited) this.#child.stdin!.write(`${JSON.stringify(obj)}\n`);
+    const stdin = this.#child.stdin!;
+    if (!this.#exited && stdin.writable) stdin.write(`${JSON.stringify(obj)}\n`);
   }
 
   /** The first event of one of these types, or undefined after timeoutMs / exit. */

@@ -74,8 +74,24 @@ export async function makePeer(
   };
 }
 
-/** Makes each peer a contact of every other one. */
+/**
+ * Makes each peer a contact of every other one, with the other's key, as
+ * `peerdial contacts add NAME EMAIL --key FILE` does: their mail to each
+ * other is encrypted from the first one (addresses never go in clear text).
+ */
 export async function introduce(...peers: Peer[]): Promise<void> {
+  const accounts = await Promise.all(peers.map((p) => p.open()));
+  for (const [i, acc] of accounts.entries()) {
+    for (const [j, other] of accounts.entries()) {
+      if (i === j) continue;
+      await acc.contacts.add({ name: peers[j]!.name, email: peers[j]!.email });
+      await acc.contacts.pinKey(peers[j]!.email, other.identity.armoredPublicKey, other.identity.fingerprint, 'manual');
+    }
+  }
+}
+
+/** Makes each peer a contact of every other one, without keys: their keys come with first mails (which carry no addresses unless sent --plain). */
+export async function introduceWithoutKeys(...peers: Peer[]): Promise<void> {
   for (const a of peers) {
     const acc = await a.open();
     for (const b of peers) if (b !== a) await acc.contacts.add({ name: b.name, email: b.email });

@@ -18,13 +18,13 @@ import {
 const ice: IceConfig = { iceServers: [], bindAddress: '127.0.0.1' };
 
 /**
- * alice calls bob: offer -> answer -> both connected. A call that fails with
- * SESSION_FAILED is placed again with a fresh offer, as the agent does: an
- * answer applied at once on loopback hits libdatachannel's PR 1612 race in
- * ~1% of calls (see session.ts).
+ * alice calls bob: offer -> answer -> both connected (the answer applied at once).
+ * On libdatachannel's PR 1612 race (SESSION_FAILED, "libdatachannel race")
+ * one fresh offer is made, as the phone itself does (agent/caller.ts); no
+ * other failure is tried again.
  */
 async function call(): Promise<{ alice: Session; bob: Session; aliceCtl: Channel; bobCtl: Channel; ms: number }> {
-  for (let attempt = 1; ; attempt++) {
+  for (let offers = 1; ; offers++) {
     const { session: alice, sdp: offer } = await Session.createOffer({ ice });
     const { session: bob, sdp: answer } = await Session.acceptOffer(offer, { ice });
     try {
@@ -34,7 +34,7 @@ async function call(): Promise<{ alice: Session; bob: Session; aliceCtl: Channel
     } catch (err) {
       alice.close();
       bob.close();
-      if (!isPeerdialError(err, 'SESSION_FAILED') || attempt >= 3) throw err;
+      if (offers >= 2 || !isPeerdialError(err, 'SESSION_FAILED') || !/libdatachannel race/.test(err.message)) throw err;
     }
   }
 }

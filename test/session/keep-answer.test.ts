@@ -104,8 +104,9 @@ describe('a kept answer', () => {
       const s = (performance.now() - t0) / 1000;
       console.log(`plain answer behind a filtering "NAT": the callee failed after ${s.toFixed(1)} s`);
       expect(isPeerdialError(err, 'SESSION_FAILED')).toBe(true);
-      expect(s).toBeGreaterThan(30);
-      expect(s).toBeLessThan(50);
+      // The ICE agent gave up by itself (the figure is printed above and in
+      // the bench, not asserted): not our 60 s connect timeout.
+      expect(String((err as Error).message)).toBe('the direct connection failed');
       alice.close();
     },
     90_000,

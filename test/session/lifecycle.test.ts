@@ -21,22 +21,23 @@ function median(xs: number[]): number {
 }
 
 /**
- * alice calls bob. A call that fails with SESSION_FAILED (libdatachannel's
- * PR 1612 race, ~1% on loopback when the answer is applied at once) is placed
- * again with a fresh offer, as the agent does.
+ * alice calls bob (the answer applied at once).
+ * On libdatachannel's PR 1612 race (SESSION_FAILED, "libdatachannel race")
+ * one fresh offer is made, as the phone itself does (agent/caller.ts); no
+ * other failure is tried again.
  */
-async function placeCall(): Promise<{ alice: Session; bob: Session; a: Connected; b: Connected; attempts: number }> {
-  for (let attempts = 1; ; attempts++) {
+async function placeCall(): Promise<{ alice: Session; bob: Session; a: Connected; b: Connected }> {
+  for (let offers = 1; ; offers++) {
     const { session: alice, sdp: offer } = await Session.createOffer({ ice });
     const { session: bob, sdp: answer } = await Session.acceptOffer(offer, { ice });
     try {
       alice.acceptAnswer(answer);
       const [a, b] = await Promise.all([alice.connected({ timeoutMs: 20_000 }), bob.connected({ timeoutMs: 20_000 })]);
-      return { alice, bob, a, b, attempts };
+      return { alice, bob, a, b };
     } catch (err) {
       alice.close();
       bob.close();
-      if (!isPeerdialError(err, 'SESSION_FAILED') || attempts >= 3) throw err;
+      if (offers >= 2 || !isPeerdialError(err, 'SESSION_FAILED') || !/libdatachannel race/.test(err.message)) throw err;
     }
   }
 }
@@ -46,10 +47,8 @@ describe('many calls in one process', () => {
 
   it('20 calls in a row, each connected, used and closed, then shutdown: no crash', async () => {
     const ms: number[] = [];
-    let placedAgain = 0;
     for (let i = 0; i < 20; i++) {
-      const { alice, bob, a, b, attempts } = await placeCall();
-      placedAgain += attempts - 1;
+      const { alice, bob, a, b } = await placeCall();
       ms.push(a.ms);
       const got = new Promise((r) => b.channel.onMessage(r));
       await a.channel.send(`call ${i}`);
@@ -66,7 +65,7 @@ describe('many calls in one process', () => {
       // Let the deferred cleanup() run between some calls, not others.
       if (i % 3 === 0) await new Promise((r) => setTimeout(r, 20));
     }
-    console.log(`20 calls: connect after answer p50 ${median(ms)} ms, max ${Math.max(...ms)} ms, ${placedAgain} placed again`);
+    console.log(`20 calls: connect after answer p50 ${median(ms)} ms, max ${Math.max(...ms)} ms`);
     shutdownSessions();
     expect(liveSessionCount()).toBe(0);
   }, 120_000);
@@ -104,8 +103,9 @@ describe('a process that made a call', () => {
 import { Session, shutdownSessions } from './dist/session/index.js';
 const ice = { iceServers: [], bindAddress: '127.0.0.1' };
 const mode = process.argv[2];
+// One fresh offer on libdatachannel's PR 1612 race only, as the phone does.
 async function call() {
-  for (let attempt = 1; ; attempt++) {
+  for (let offers = 1; ; offers++) {
     const { session: alice, sdp: offer } = await Session.createOffer({ ice });
     const { session: bob, sdp: answer } = await Session.acceptOffer(offer, { ice });
     try {
@@ -114,7 +114,7 @@ async function call() {
       return { alice, bob, a, b };
     } catch (err) {
       alice.close(); bob.close();
-      if (err.code !== 'SESSION_FAILED' || attempt >= 3) throw err;
+      if (offers >= 2 || err.code !== 'SESSION_FAILED' || !/libdatachannel race/.test(err.message)) throw err;
     }
   }
 }
