@@ -33,6 +33,8 @@ beforeAll(async () => {
   const h = await hitoshi.open();
   await h.contacts.add({ name: 'alice', email: alice.email });
   await h.contacts.pinKey(alice.email, a.identity.armoredPublicKey, a.identity.fingerprint, 'manual');
+  await a.contacts.add({ name: 'hitoshi', email: hitoshi.email });
+  await a.contacts.pinKey(hitoshi.email, h.identity.armoredPublicKey, h.identity.fingerprint, 'manual');
 }, 120_000);
 
 afterAll(async () => {
