@@ -42,6 +42,8 @@ export type ErrorCode =
   | 'AGENT_NOT_RUNNING'
   | 'LINK_FAILED'
   | 'PORTMAP_FAILED'
+  /** A message over one of the limits of the address mail (src/wire/limits.ts). */
+  | 'LIMIT_EXCEEDED'
   | 'USAGE';
 
 export class PeerdialError extends Error {
@@ -66,6 +68,7 @@ export function exitCodeFor(err: unknown): number {
   if (!(err instanceof PeerdialError)) return 70;
   switch (err.code) {
     case 'USAGE':
+    case 'LIMIT_EXCEEDED':
       return 64;
     case 'CONFIG_MISSING':
     case 'CONFIG_INVALID':

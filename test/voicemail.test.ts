@@ -10,6 +10,7 @@ import { ensureMailServers } from './harness/system.js';
 import { startMailStack, type MailStack } from './harness/mail-stack.js';
 import { introduce, makePeer, mailboxSnapshot, runCli, tempDir, type Peer } from './harness/peers.js';
 import { announce } from '../src/api/mail.js';
+import { LIMITS } from '../src/wire/limits.js';
 
 let stack: MailStack;
 let dir: string;
@@ -67,6 +68,29 @@ describe('voicemail', () => {
     const plain = await runCli(['--config', hitoshi.configFile, 'messages', '--no-check']);
     expect(plain.stdout).toContain('voice message, 40000 bytes');
   });
+
+  it('a voice message of exactly LIMITS.voicemailBytes arrives; one byte more fails before sending, naming the limit', async () => {
+    const audio = path.join(dir, 'long.opus');
+    const bytes = randomBytes(LIMITS.voicemailBytes);
+    await fs.writeFile(audio, bytes);
+    const sent = await runCli(['--config', alice.configFile, 'message', 'hitoshi', 'the long one', '--audio', audio], { timeoutMs: 120_000 });
+    expect(sent.code, sent.stderr).toBe(0);
+    const out = path.join(dir, 'saved-long');
+    const r = await runCli(['--config', hitoshi.configFile, '--json', 'messages', '--save', out], { timeoutMs: 120_000 });
+    const list = JSON.parse(r.stdout) as { text?: string; savedTo?: string }[];
+    const voice = list.find((m) => m.text === 'the long one');
+    expect(voice, r.stderr).toBeDefined();
+    expect((await fs.readFile(voice!.savedTo!)).equals(bytes)).toBe(true);
+
+    const before = (await mailboxSnapshot(stack, 'hitoshi')).length;
+    await fs.writeFile(audio, randomBytes(LIMITS.voicemailBytes + 1));
+    const over = await runCli(['--config', alice.configFile, 'message', 'hitoshi', 'too long', '--audio', audio]);
+    expect(over.code).toBe(64);
+    expect(over.stderr).toContain(`is ${LIMITS.voicemailBytes + 1} bytes; a voice message may be at most ${LIMITS.voicemailBytes} bytes (LIMITS.voicemailBytes). Nothing was sent.`);
+    expect(over.stderr).toContain('libopus');
+    expect((await (await alice.open()).outbox.list()).length).toBe(0);
+    expect((await mailboxSnapshot(stack, 'hitoshi')).length).toBe(before);
+  }, 240_000);
 
   it('a message without text or audio is refused with a hint', async () => {
     const r = await runCli(['--config', alice.configFile, 'message', 'hitoshi']);

@@ -2,8 +2,9 @@
  * Wake-on-LAN: the magic packet, and the relay that wakes hitoshi's
  * sleeping machine when alice's offer arrives in hitoshi's INBOX (a UDP
  * socket of the test stands in for the sleeping network card). A stranger's
- * mail does not wake it, and hitoshi's INBOX is exactly as it was: no flag
- * set, nothing moved.
+ * mail does not wake it, nor does a mail whose From names alice but whose
+ * signature is not her pinned key's (or that is not signed at all); and
+ * hitoshi's INBOX is exactly as it was: no flag set, nothing moved.
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
@@ -16,6 +17,7 @@ import { OutboxLoop } from '../src/agent/mailbox.js';
 import { ensureMailServers } from './harness/system.js';
 import { startMailStack, type MailStack } from './harness/mail-stack.js';
 import { BIN, introduce, makePeer, mailboxSnapshot, tempDir, waitFor, type Peer } from './harness/peers.js';
+import { forgedOffer } from './harness/hostile.js';
 
 const MAC = '00:11:22:aa:bb:cc';
 const MAC_BYTES = Buffer.from([0x00, 0x11, 0x22, 0xaa, 0xbb, 0xcc]);
@@ -119,6 +121,16 @@ describe('the wake relay on the real mail stack', () => {
       await waitFor('stranger ignored', () => out.includes('from carol@example.test for hitoshi@example.test ignored: not a contact'), 30_000);
       expect(packets).toHaveLength(0);
 
+      // carol forges alice: From alice, signed by carol's key, the outer header claiming alice's key
+      const carolKey = (await carol.open()).identity.privateKey;
+      const aliceFp = (await alice.open()).identity.fingerprint;
+      await stack.deliverRaw('hitoshi', await forgedOffer({ from: alice.email, to: hitoshi.email, signer: carolKey, claimedFingerprint: aliceFp }));
+      await waitFor('forgery ignored', () => /from alice@example\.test for hitoshi@example\.test ignored: key-mismatch: signed by key \S+, not by the pinned key/.test(out), 30_000);
+      // ... and an unsigned "offer" from alice
+      await stack.deliverRaw('hitoshi', await forgedOffer({ from: alice.email, to: hitoshi.email }));
+      await waitFor('unsigned ignored', () => /from alice@example\.test for hitoshi@example\.test ignored: bad-signature: payload is not signed/.test(out), 30_000);
+      expect(packets).toHaveLength(0);
+
       await sendOffer(alice);
       await waitFor('magic packet', () => packets.length > 0, 30_000);
       expect(packets).toHaveLength(1);
@@ -131,9 +143,9 @@ describe('the wake relay on the real mail stack', () => {
       await waitFor('rate limit', () => out.includes('not waking again'), 30_000);
       expect(packets).toHaveLength(1);
 
-      // hitoshi's INBOX: all three mails there, no flag on any (read-only: EXAMINE, envelopes only)
+      // hitoshi's INBOX: all five mails there, no flag on any (read-only: EXAMINE, BODY.PEEK)
       const inbox = await mailboxSnapshot(stack, 'hitoshi');
-      expect(inbox).toHaveLength(3);
+      expect(inbox).toHaveLength(5);
       for (const m of inbox) expect(m.flags).toEqual([]);
       // nothing of hitoshi's peerdial state was written (ledger, contacts)
       expect(await snapshotDir(hitoshi.stateDir)).toEqual(hitoshiState);

@@ -21,8 +21,9 @@ import { MessageStore } from '../store/messages.js';
 import { StrangerLog } from '../store/strangers.js';
 import { buildMail } from '../wire/build.js';
 import { generateIdentity, loadIdentity, readPublicKey, fingerprintOf, type Identity } from '../wire/identity.js';
-import { parseMail, type ParseResult, type ContactView } from '../wire/parse.js';
+import { screenHeaders, type MailOutline, type ParseResult } from '../wire/parse.js';
 import { sanitizeText } from '../wire/sanitize.js';
+import { Examiner } from '../mail/examiner.js';
 import type { AddressEntry, MessageKind, PeerdialMessage } from '../wire/message.js';
 import type { SmtpTarget } from '../mail/smtp.js';
 import type { ImapTarget } from '../mail/imap.js';
@@ -57,6 +58,7 @@ export class Account {
   private senderKeys = new Map<string, openpgp.PublicKey>();
   private passwords = new Map<string, string>();
   private tokenProvider?: TokenProvider;
+  private examinerOf?: Examiner;
 
   private constructor(
     readonly config: Config,
@@ -205,6 +207,56 @@ export class Account {
     return { entry, message, messageId: built.messageId };
   }
 
+  /** The capped worker that decrypts and parses this account's mail (started on first use, kept warm). */
+  get examiner(): Examiner {
+    if (!this.examinerOf) {
+      this.examinerOf = new Examiner(this.identity.armoredPrivateKey);
+      this.examinerOf.warm();
+    }
+    return this.examinerOf;
+  }
+
+  /** Starts the examiner now (the watcher does, so that the first mail does not wait for a worker). */
+  warmExaminer(): void {
+    void this.examiner;
+  }
+
+  /** Is an invite of ours out (so that strangers' introductions must be read)? */
+  private async inviting(): Promise<boolean> {
+    return (await this.invites.pending(this.clock()).catch(() => [])).length > 0;
+  }
+
+  /**
+   * The first look at a received mail, from its size and outer headers
+   * only: a rejection here means its body is never fetched (a stranger's
+   * mail costs a header fetch). Undefined: fetch and classify it.
+   */
+  async screen(outline: MailOutline): Promise<Received | undefined> {
+    const contacts = await this.contacts.list();
+    const byEmail = new Map(contacts.map((c) => [c.email, c]));
+    // while an invite is out, strangers' mail is read far enough to find an introduction (as classify does)
+    const inviting = await this.inviting();
+    const r = screenHeaders(outline, {
+      contact: (email) => {
+        const c = byEmail.get(email.toLowerCase());
+        if (!c) return inviting ? {} : undefined;
+        const hide = inviting && c.trust === 'learned';
+        return { blocked: c.blocked, ...(c.fingerprint && !hide ? { fingerprint: c.fingerprint } : {}) };
+      },
+      policy: this.config.whoMayCall,
+    });
+    if (!r) return undefined;
+    if (r.reason === 'unknown-sender' && r.from && outline.messageId && this.config.whoMayCall !== 'nobody') {
+      // kept for a second look when this sender becomes a contact (the mail stays in INBOX)
+      await this.kept.keep({ messageId: outline.messageId, from: r.from, at: this.clock().toISOString() }, this.clock()).catch(() => undefined);
+    }
+    const parsed: ParseResult = { ok: false, reason: r.reason, detail: r.detail, ...(r.from ? { from: r.from } : {}) };
+    // counted like classify's rejections: a stranger's (or a blocked contact's) mail is tallied, not listed
+    const stranger = r.reason !== 'not-ours' && !contacts.some((c) => c.email === r.from && !c.blocked);
+    if (stranger) await this.strangers.note(this.clock(), r.from, r.reason);
+    return { ok: false, messageId: '', reason: r.reason, detail: r.detail, parsed, ...(stranger ? { stranger: true as const } : {}) };
+  }
+
   /**
    * Whether mail with addresses may go to `to` now: encrypted to a pinned
    * key, or in clear text because the user asked (`plain`). Throws
@@ -218,8 +270,8 @@ export class Account {
   }
 
   /**
-   * Sorts one received mail: parse and verify it against the address book
-   * and the ledger, and pin the sender's key when a known contact's key is
+   * Sorts one received mail: parse and verify it (in the capped examiner)
+   * against the address book and the ledger, and pin the sender's key when a known contact's key is
    * seen for the first time (as learned, or as introduced when it matches
    * a fingerprint given out of band). While an invite is out, strangers'
    * mail is read far enough to find an introduction. A stranger's mail is
@@ -230,22 +282,21 @@ export class Account {
   async classify(raw: Buffer, opts: { recheck?: string } = {}): Promise<Received> {
     await this.ledger.ready();
     const contacts = await this.contacts.list();
-    const inviting = (await this.invites.pending(this.clock()).catch(() => [])).length > 0;
-    const views = new Map<string, ContactView>();
-    for (const c of contacts) {
-      const publicKey = await this.keyOf(c);
-      // while an invite is out, a key that was only learned does not stand in the way of the introduction that replaces it
-      const hide = inviting && c.trust === 'learned';
-      views.set(c.email, { ...(publicKey && !hide ? { publicKey } : {}), blocked: c.blocked });
-    }
+    const inviting = await this.inviting();
     const recheck = opts.recheck;
     let parsed: ParseResult;
     try {
-      parsed = await parseMail(raw, {
-        self: { email: this.email, identity: this.identity },
+      parsed = await this.examiner.examine(raw, {
+        selfEmail: this.email,
         now: this.clock(),
-        contact: (email) => views.get(email.toLowerCase()) ?? (inviting ? {} : undefined),
         policy: this.config.whoMayCall,
+        // while an invite is out, a key that was only learned does not stand in the way of the introduction that replaces it
+        contacts: contacts.map((c) => ({
+          email: c.email,
+          blocked: c.blocked,
+          ...(c.publicKey && c.fingerprint && !(inviting && c.trust === 'learned') ? { publicKey: c.publicKey } : {}),
+        })),
+        ...(inviting ? { inviting } : {}),
         seen: (nonce, messageId) => this.ledger.seen(nonce, messageId === recheck ? '' : messageId),
       });
     } catch (err) {

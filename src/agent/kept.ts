@@ -7,7 +7,8 @@
  * running agent, and by `peerdial inbox`.
  */
 import { connectImap } from '../mail/imap.js';
-import { MAX_MAIL_BYTES, type InboxMail } from '../mail/inbox.js';
+import type { InboxMail } from '../mail/inbox.js';
+import { LIMITS } from '../wire/limits.js';
 import type { Account, Received } from './account.js';
 
 export interface RecheckResult {
@@ -29,9 +30,9 @@ export async function recheckKept(acc: Account, onMail: (mail: InboxMail<Receive
     for (const k of due) {
       const uids = ((await client.search({ header: { 'message-id': k.messageId } }, { uid: true })) || []).sort((a, b) => a - b);
       const uid = uids[0];
-      const meta = uid === undefined ? undefined : await client.fetchOne(String(uid), { uid: true, size: true, source: { maxLength: MAX_MAIL_BYTES } }, { uid: true });
+      const meta = uid === undefined ? undefined : await client.fetchOne(String(uid), { uid: true, size: true, source: { maxLength: LIMITS.mailBytes } }, { uid: true });
       await acc.kept.drop(k.messageId);
-      if (!meta || !meta.source || (meta.size ?? 0) > MAX_MAIL_BYTES) continue;
+      if (!meta || !meta.source || (meta.size ?? 0) > LIMITS.mailBytes) continue;
       result.looked++;
       const verdict = await acc.classify(meta.source, { recheck: k.messageId });
       await acc.ledger.record({

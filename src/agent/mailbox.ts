@@ -40,10 +40,14 @@ export interface MailboxOptions {
 /** Opens one watcher on a fresh connection. */
 async function openWatcher(account: Account, onMail: MailboxOptions['onMail'], onEvent?: (e: MailboxEvent) => void, classifyFirst?: MailboxOptions['classifyFirst']): Promise<{ client: ImapFlow; watcher: InboxWatcher<Received> }> {
   const client = await connectImap(await account.imapTarget(), { maxIdleMs: account.config.idleSeconds * 1000 });
+  account.warmExaminer();
   const watcher = new InboxWatcher<Received>({
     client,
     ledger: account.ledger,
     folder: account.account.folder,
+    // the doctor's own test mail (decided by classifyFirst) is not screened
+    screen: async (outline) =>
+      outline.messageId && classifyFirst?.(Buffer.from(`Message-ID: ${outline.messageId}\r\n\r\n`)) ? undefined : account.screen(outline),
     classify: async (raw) => classifyFirst?.(raw) ?? account.classify(raw),
     onMail,
     pollMs: account.config.pollSeconds * 1000,

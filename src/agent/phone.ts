@@ -267,7 +267,7 @@ export class Phone {
       const from = parsed?.from;
       // The call log holds calls: a rejected mail is an event (strangers' ones are counted by Account.classify).
       // no parse result: the watcher refused it alone (a Message-ID seen before), nobody we know vouches for it
-      this.emit({ type: 'mail-rejected', ...(from ? { from } : {}), reason: v.reason, detail: v.detail, ...(v.stranger || !v.parsed ? { stranger: true } : {}) });
+      this.emit({ type: 'mail-rejected', ...(from ? { from } : {}), reason: v.reason, detail: v.detail, ...((v.stranger || !v.parsed) && v.reason !== 'quarantined' ? { stranger: true } : {}) });
       return;
     }
     await this.handleVerified(v.parsed.message, v.parsed.messageId);

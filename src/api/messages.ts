@@ -42,9 +42,9 @@ export async function leaveMessage(account: Account, who: string, opts: LeaveMes
     const ext = path.extname(opts.audioFile).toLowerCase();
     const contentType = AUDIO_TYPES[ext];
     if (!contentType) throw new PeerdialError('USAGE', `${opts.audioFile}: not an audio file peerdial sends (${Object.keys(AUDIO_TYPES).join(' ')}).`);
-    if (Math.ceil(data.length / 3) * 4 > LIMITS.attachmentBase64Chars) {
-      throw new PeerdialError('USAGE', `${opts.audioFile} is ${data.length} bytes; a voice message may be at most ${Math.floor((LIMITS.attachmentBase64Chars / 4) * 3)} bytes.`, {
-        hint: 'Record it as Opus: ffmpeg -i in.wav -c:a libopus -b:a 24k note.opus',
+    if (data.length > LIMITS.voicemailBytes) {
+      throw new PeerdialError('LIMIT_EXCEEDED', `${opts.audioFile} is ${data.length} bytes; a voice message may be at most ${LIMITS.voicemailBytes} bytes (LIMITS.voicemailBytes). Nothing was sent.`, {
+        hint: 'Record it shorter or as Opus: ffmpeg -i in.wav -c:a libopus -b:a 24k note.opus',
       });
     }
     attachment = { filename: `voicemail${ext}`, contentType, data: data.toString('base64') };

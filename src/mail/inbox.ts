@@ -1,10 +1,17 @@
 /**
  * The inbox watcher: one IMAP connection that finds peerdial mail by its
- * outer header alone, fetches only that, hands the raw bytes to a
- * classifier, files verified mail into peerdial's folder and leaves every
+ * outer header alone, looks at its size and outer headers first (a
+ * stranger's mail costs a header fetch and nothing more), fetches the body
+ * only of mail that passes, hands the raw bytes to a classifier, files
+ * verified mail into peerdial's folder and leaves every
  * other mail exactly as it was (no flags, no moves: fetches use
  * BODY.PEEK). Where it stopped is kept in the ledger, so a restart
  * neither reprocesses nor misses mail.
+ *
+ * Before a body is classified the ledger marks the mail as being
+ * examined; a mail still marked so on the next pass killed the process
+ * once: it is quarantined (reported once, never classified again, left in
+ * INBOX untouched).
  *
  * It does not reconnect: when the connection drops, watch() rejects and
  * the owner (src/agent/mailbox.ts) builds a fresh watcher after a backoff.
@@ -12,9 +19,11 @@
 import type { ImapFlow } from 'imapflow';
 import { PeerdialError } from '../errors.js';
 import type { Ledger } from '../store/ledger.js';
-import { HEADER_VERSION } from '../wire/headers.js';
-
-export const MAX_MAIL_BYTES = 4 * 1024 * 1024;
+import { EXAMINING } from '../store/ledger.js';
+import { HEADER_SIGNER, HEADER_VERSION } from '../wire/headers.js';
+import { LIMITS } from '../wire/limits.js';
+import { sanitizeText } from '../wire/sanitize.js';
+import type { MailOutline } from '../wire/parse.js';
 
 /** What the classifier says about one mail. */
 export type Verdict =
@@ -41,6 +50,11 @@ export interface InboxOptions<V extends Verdict> {
   ledger: Ledger;
   folder: string;
   mailbox?: string;
+  /**
+   * First look, from size and outer headers only: a verdict here (a
+   * rejection) means the body is never fetched. Undefined: fetch it.
+   */
+  screen?: (outline: MailOutline, uid: number) => Promise<V | undefined>;
   classify: (raw: Buffer, uid: number) => Promise<V>;
   onMail: (mail: InboxMail<V>) => Promise<void> | void;
   pollMs?: number;
@@ -124,6 +138,8 @@ export class InboxWatcher<V extends Verdict> {
       const filed = await this.handleOne(uid);
       if (filed) result.filed++;
       else result.left++;
+      // Mail by mail: after a crash, what was handled is not reported again.
+      if (uid < maxUid) await this.o.ledger.setMark(this.mailbox, { uidValidity, lastUid: uid });
     }
     await this.o.ledger.setMark(this.mailbox, { uidValidity, lastUid: maxUid });
     result.ms = Date.now() - started;
@@ -134,24 +150,42 @@ export class InboxWatcher<V extends Verdict> {
     const c = this.o.client;
     const now = this.o.now?.() ?? new Date();
     this.commands++;
-    // One round trip: envelope, size and the bytes (BODY.PEEK[]: no \Seen on anything),
-    // never more than peerdial reads.
-    const meta = await c.fetchOne(String(uid), { uid: true, size: true, envelope: true, source: { maxLength: MAX_MAIL_BYTES } }, { uid: true });
+    // First round trip: envelope, size and two outer headers, never the body
+    // (BODY.PEEK[HEADER.FIELDS]: no \Seen on anything).
+    const meta = await c.fetchOne(String(uid), { uid: true, size: true, envelope: true, headers: [HEADER_VERSION, HEADER_SIGNER] }, { uid: true });
     if (!meta) return false;
     const messageId = meta.envelope?.messageId ?? '';
-    let verdict: V;
-    if (messageId && (await this.o.ledger.hasMessage(messageId))) {
-      // Already handled once (a copy, a replay, or a restart after a crash): report, leave alone.
-      verdict = { ok: false, messageId, reason: 'replayed', detail: `Message-ID ${messageId} was processed before` } as V;
-      await this.o.onMail({ uid, verdict, folder: this.mailbox });
+    const id = messageId || `uid:${uid}`;
+    const reject = (reason: string, detail: string): V => ({ ok: false, messageId, reason, detail: sanitizeText(detail) }) as V;
+    const before = await this.o.ledger.resultOf(id);
+    if (before === EXAMINING) {
+      // The process died while examining it: report it once, never look inside again.
+      await this.o.ledger.record({ messageId: id, result: 'quarantined', now });
+      await this.o.onMail({ uid, verdict: reject('quarantined', `examining ${id} stopped the process once; it stays in ${this.mailbox}, never parsed again`), folder: this.mailbox });
       return false;
     }
-    if ((meta.size ?? 0) > MAX_MAIL_BYTES) {
-      verdict = { ok: false, messageId, reason: 'malformed', detail: `mail is ${meta.size} bytes, more than peerdial reads` } as V;
-    } else {
-      verdict = meta.source ? await this.o.classify(meta.source, uid) : ({ ok: false, messageId, reason: 'malformed', detail: 'no source' } as V);
+    if (before === 'quarantined') return false;
+    if (before !== undefined) {
+      // Already handled once (a copy, a replay, or a restart after a crash): report, leave alone.
+      await this.o.onMail({ uid, verdict: reject('replayed', `Message-ID ${id} was processed before`), folder: this.mailbox });
+      return false;
     }
-    const id = verdict.messageId || messageId || `uid:${uid}`;
+    const outline: MailOutline = {
+      size: meta.size ?? 0,
+      from: (meta.envelope?.from ?? []).map((a) => a.address ?? ''),
+      headers: meta.headers ?? '',
+      ...(messageId ? { messageId } : {}),
+    };
+    let verdict: V | undefined = await this.o.screen?.(outline, uid);
+    if (!verdict && outline.size > LIMITS.mailBytes) {
+      verdict = reject('too-large', `mail is ${outline.size} bytes, more than ${LIMITS.mailBytes} (LIMITS.mailBytes)`);
+    }
+    if (!verdict) {
+      await this.o.ledger.beginExamining(id, now);
+      this.commands++;
+      const body = await c.fetchOne(String(uid), { uid: true, source: { maxLength: LIMITS.mailBytes } }, { uid: true });
+      verdict = body && body.source ? await this.o.classify(body.source, uid) : reject('malformed', 'no source');
+    }
     await this.o.ledger.record({
       messageId: id,
       result: verdict.ok ? 'accepted' : verdict.reason,
@@ -159,6 +193,10 @@ export class InboxWatcher<V extends Verdict> {
       ...(verdict.nonce ? { nonce: verdict.nonce } : {}),
       ...(verdict.expires ? { expires: verdict.expires } : {}),
     });
+    if (verdict.ok && verdict.messageId && verdict.messageId !== id) {
+      // The parser's Message-ID names the same mail: remember it too.
+      await this.o.ledger.record({ messageId: verdict.messageId, result: 'accepted', now, ...(verdict.expires ? { expires: verdict.expires } : {}) });
+    }
     let folder = this.mailbox;
     if (verdict.ok) {
       this.commands++;

@@ -37,6 +37,8 @@ interface LedgerFile {
 }
 
 const MARGIN_MS = 24 * 3600 * 1000;
+/** The result of a mail whose parse has begun and not ended. */
+export const EXAMINING = 'examining';
 
 function keepUntilOf(expires: string | undefined, now: Date): string {
   const t = expires ? Date.parse(expires) : NaN;
@@ -112,7 +114,7 @@ export class Ledger {
   seen(nonce: string, messageId: string): boolean {
     const data = this.cache;
     if (!data) throw new Error('Ledger.seen() before ready()');
-    return (nonce !== '' && nonce in data.nonces) || (messageId !== '' && messageId in data.messages);
+    return (nonce !== '' && nonce in data.nonces) || (messageId !== '' && messageId in data.messages && data.messages[messageId]!.result !== EXAMINING);
   }
 
   /** Brings the copy `seen()` reads up to date with the file (a stat when nothing changed). */
@@ -122,6 +124,20 @@ export class Ledger {
 
   async hasMessage(messageId: string): Promise<boolean> {
     return messageId in (await this.load()).messages;
+  }
+
+  /** What became of a mail: 'accepted', a rejection reason, 'examining' (its parse never ended); undefined when never seen. */
+  async resultOf(messageId: string): Promise<string | undefined> {
+    return (await this.load()).messages[messageId]?.result;
+  }
+
+  /**
+   * Written (durably) before a mail is parsed: when the process dies during
+   * the parse, the mail is still 'examining' after the restart and is
+   * quarantined instead of parsed again. `record()` replaces the mark.
+   */
+  async beginExamining(messageId: string, now: Date): Promise<void> {
+    await this.record({ messageId, result: EXAMINING, now });
   }
 
   /**

@@ -1,10 +1,13 @@
 /**
  * The wake relay: a machine that stays awake acts for one that sleeps. It
  * reads the sleeping machine's INBOX READ-ONLY (EXAMINE, header search,
- * BODY.PEEK only: no flags, no moves, not its ledger), and when peerdial
- * mail from one of the sleeping machine's contacts arrives (an offer, as
- * far as outer headers can tell: the kind is encrypted), it sends a
- * Wake-on-LAN packet to the configured MAC. The woken agent finds the offer
+ * BODY.PEEK only: no flags, no moves, not its ledger), and when an offer
+ * arrives whose signature verifies against the pinned key of one of the
+ * sleeping machine's contacts, it sends a Wake-on-LAN packet to the
+ * configured MAC. A From that names a contact is not enough: the relay
+ * first screens size and outer headers (a stranger's mail costs a header
+ * fetch), then decrypts and verifies the mail with the sleeping machine's
+ * key in the capped examiner (src/mail/examiner.ts). The woken agent finds the offer
  * in its INBOX and answers it (the server that dials the callee, in modern
  * form).
  *
@@ -21,7 +24,12 @@ import { mayWake } from '../agent/policy.js';
 import { readJson, writeJsonAtomic } from '../store/files.js';
 import { connectImap, type ImapTarget } from '../mail/imap.js';
 import { reconnectDelayMs } from '../agent/mailbox.js';
-import { HEADER_VERSION } from '../wire/headers.js';
+import { HEADER_SIGNER, HEADER_VERSION } from '../wire/headers.js';
+import { LIMITS } from '../wire/limits.js';
+import { loadIdentity, type Identity } from '../wire/identity.js';
+import { screenHeaders } from '../wire/parse.js';
+import { Examiner } from '../mail/examiner.js';
+import { promises as fs } from 'node:fs';
 import { PeerdialError } from '../errors.js';
 import { sendWakeOnLan, type WakeOnLanOptions } from '../address/wol.js';
 import { sleep } from '../agent/timers.js';
@@ -34,11 +42,12 @@ export type WakeEvent =
   | { type: 'disconnected'; email: string; error: Error; retryInMs: number }
   | { type: 'error'; email: string; error: Error };
 
-/** What the relay needs of the sleeping machine: its IMAP login and its contacts, both read-only. */
+/** What the relay needs of the sleeping machine: its IMAP login, its key (to read mail encrypted to it) and its contacts, all read-only. */
 export interface SleepingMachine {
   target: WakeTarget;
   imap: ImapTarget;
-  contacts: Pick<ContactStore, 'byEmail'>;
+  identity: Identity;
+  contacts: Pick<ContactStore, 'list'>;
 }
 
 export interface WakeRelayOptions {
@@ -66,7 +75,17 @@ export async function openSleepingMachine(target: WakeTarget, relayFile: string)
   const cfg = await loadConfig(target.config);
   const acc = pickAccount(cfg, target.email);
   const password = await resolveSecret(acc.imap, `IMAP ${acc.imap.user}@${acc.imap.host}`);
-  return { target, imap: { server: acc.imap, password }, contacts: new ContactStore(accountStateDir(cfg.stateDir, acc.email)) };
+  const stateDir = accountStateDir(cfg.stateDir, acc.email);
+  const keyFile = path.join(stateDir, 'identity.asc');
+  let armored: string;
+  try {
+    armored = await fs.readFile(keyFile, 'utf8');
+  } catch (err) {
+    throw new PeerdialError('KEY_MISSING', `${relayFile}: cannot read the key of ${target.email} (${keyFile}): ${(err as Error).message}`, {
+      hint: 'The relay checks each mail\'s signature and must read mail encrypted to the sleeping machine: give it read access to that file.',
+    });
+  }
+  return { target, imap: { server: acc.imap, password }, identity: await loadIdentity(armored), contacts: new ContactStore(stateDir) };
 }
 
 interface Mark {
@@ -83,6 +102,47 @@ async function watchOne(m: SleepingMachine, o: WakeRelayOptions): Promise<void> 
   let lastWake = 0;
   let attempt = 0;
 
+  const examiner = new Examiner(m.identity.armoredPrivateKey);
+
+  /** Is this an offer signed by the pinned key of a contact? Headers first, then the capped examiner. */
+  const verify = async (client: ImapFlow, uid: number): Promise<{ ok: true; from: string } | { ok: false; from: string; why: string }> => {
+    // Envelope, size and two headers: imapflow fetches them without touching \Seen, and EXAMINE forbids flag changes anyway.
+    const meta = await client.fetchOne(String(uid), { uid: true, size: true, envelope: true, headers: [HEADER_VERSION, HEADER_SIGNER] }, { uid: true });
+    if (!meta) return { ok: false, from: '', why: 'gone' };
+    const froms = (meta.envelope?.from ?? []).map((a) => (a.address ?? '').toLowerCase());
+    const from = froms[0] ?? '';
+    const all = new Map((await m.contacts.list()).map((c) => [c.email, c]));
+    // Only pinned keys count: a contact known by address alone cannot wake anybody.
+    const pinned = new Map([...all.values()].filter((c) => !c.blocked && c.publicKey && c.fingerprint).map((c) => [c.email, c]));
+    const screened = screenHeaders(
+      { size: meta.size ?? 0, from: froms, headers: meta.headers ?? '' },
+      {
+        policy: 'contacts',
+        contact: (e) => {
+          const c = all.get(e);
+          return c ? { blocked: c.blocked, ...(c.fingerprint ? { fingerprint: c.fingerprint } : {}) } : undefined;
+        },
+      },
+    );
+    if (screened) return { ok: false, from, why: screened.reason === 'unknown-sender' ? 'not a contact' : screened.reason === 'blocked-sender' ? 'blocked' : `${screened.reason}: ${screened.detail}` };
+    if (!pinned.has(from)) return { ok: false, from, why: 'no pinned key for this contact: only a verified signature wakes' };
+    const contact = pinned.get(from)!;
+    if (!mayWake(contact)) return { ok: false, from, why: `a wake needs an introduced or verified key (${contact.trust ?? 'no key yet'})` };
+    const body = await client.fetchOne(String(uid), { uid: true, source: { maxLength: LIMITS.mailBytes } }, { uid: true });
+    if (!body || !body.source) return { ok: false, from, why: 'no source' };
+    const parsed = await examiner.examine(body.source, {
+      selfEmail: m.identity.email,
+      now: new Date(),
+      policy: 'contacts',
+      contacts: [...pinned.values()].map((c) => ({ email: c.email, publicKey: c.publicKey!, blocked: false })),
+      seen: () => false,
+    });
+    if (!parsed.ok) return { ok: false, from, why: `${parsed.reason}: ${parsed.detail}` };
+    if (parsed.learnedKey) return { ok: false, from, why: 'the signing key is not pinned' };
+    if (parsed.message.kind !== 'offer') return { ok: false, from, why: `a verified ${parsed.message.kind}, not an offer` };
+    return { ok: true, from: parsed.message.from };
+  };
+
   const check = async (client: ImapFlow): Promise<void> => {
     const mb = client.mailbox;
     if (!mb) throw new PeerdialError('IMAP_FAILED', 'The mailbox is not open.');
@@ -98,28 +158,24 @@ async function watchOne(m: SleepingMachine, o: WakeRelayOptions): Promise<void> 
     if (all.length === 0) return;
     const maxUid = Math.max(...all);
     const ours = ((await client.search({ uid: `${mark.lastUid + 1}:${maxUid}`, header: { [HEADER_VERSION]: true } }, { uid: true })) || []).filter((u) => u > mark.lastUid && u <= maxUid);
-    if (ours.length > 0) {
-      // Envelope only: imapflow fetches it without touching \Seen, and EXAMINE forbids flag changes anyway.
-      for await (const msg of client.fetch(ours.join(','), { uid: true, envelope: true }, { uid: true })) {
-        const from = msg.envelope?.from?.[0]?.address?.toLowerCase() ?? '';
-        const contact = from ? await m.contacts.byEmail(from) : undefined;
-        if (!contact || contact.blocked || !mayWake(contact)) {
-          const why = !contact ? 'not a contact' : contact.blocked ? 'blocked' : `a wake needs an introduced or verified key (${contact.trust ?? 'no key yet'})`;
-          o.onEvent?.({ type: 'ignored', email, from: from || 'unknown', why });
-          continue;
-        }
-        const now = Date.now();
-        if (now - lastWake < minInterval) {
-          o.onEvent?.({ type: 'wake-skipped', email, from, why: `woken ${Math.round((now - lastWake) / 1000)} s ago` });
-          continue;
-        }
-        lastWake = now;
-        try {
-          await (o.send ?? sendWakeOnLan)(m.target.mac, { address: m.target.address, port: m.target.port });
-          o.onEvent?.({ type: 'woke', email, from, mac: m.target.mac, address: m.target.address, port: m.target.port });
-        } catch (err) {
-          o.onEvent?.({ type: 'error', email, error: err as Error });
-        }
+    for (const uid of ours.sort((a, b) => a - b)) {
+      const verdict = await verify(client, uid);
+      if (!verdict.ok) {
+        o.onEvent?.({ type: 'ignored', email, from: verdict.from || 'unknown', why: verdict.why });
+        continue;
+      }
+      const from = verdict.from;
+      const now = Date.now();
+      if (now - lastWake < minInterval) {
+        o.onEvent?.({ type: 'wake-skipped', email, from, why: `woken ${Math.round((now - lastWake) / 1000)} s ago` });
+        continue;
+      }
+      lastWake = now;
+      try {
+        await (o.send ?? sendWakeOnLan)(m.target.mac, { address: m.target.address, port: m.target.port });
+        o.onEvent?.({ type: 'woke', email, from, mac: m.target.mac, address: m.target.address, port: m.target.port });
+      } catch (err) {
+        o.onEvent?.({ type: 'error', email, error: err as Error });
       }
     }
     await writeJsonAtomic(markFile, { uidValidity, lastUid: maxUid } satisfies Mark);
@@ -178,6 +234,7 @@ async function watchOne(m: SleepingMachine, o: WakeRelayOptions): Promise<void> 
       if (client) await client.logout().catch(() => client!.close());
     }
   }
+  await examiner.close();
 }
 
 /** Watches every sleeping machine until `signal` aborts. */

@@ -12,13 +12,15 @@ import {
   AUTO_SUBMITTED_VALUE,
   HEADER_AUTO_SUBMITTED,
   HEADER_AUTOCRYPT,
+  HEADER_SIGNER,
   HEADER_VERSION,
   NEUTRAL_SUBJECT,
   PAYLOAD_FILENAME,
   PAYLOAD_MEDIA_TYPE,
   PROTOCOL_VERSION,
 } from './headers.js';
-import type { Identity } from './identity.js';
+import { fingerprintOf, type Identity } from './identity.js';
+import { LIMITS, lifetimeLimitMs } from './limits.js';
 import type { PeerdialMessage } from './message.js';
 import { validateMessage } from './validate.js';
 
@@ -68,6 +70,38 @@ function fail(message: string, cause?: unknown): never {
   });
 }
 
+function tooLarge(message: string, hint: string): never {
+  throw new PeerdialError('LIMIT_EXCEEDED', message, { hint });
+}
+
+function duration(ms: number): string {
+  if (ms % 86_400_000 === 0) return `${ms / 86_400_000} days`;
+  if (ms % 3_600_000 === 0) return `${ms / 3_600_000} h`;
+  return `${Math.round(ms / 1000)} s`;
+}
+
+/**
+ * The sender's side of LIMITS: refuse what the receiver would refuse, with
+ * the limit named. Throws PeerdialError LIMIT_EXCEEDED.
+ */
+export function checkSendLimits(msg: PeerdialMessage): void {
+  if (typeof msg.text === 'string' && msg.text.length > LIMITS.textChars) {
+    tooLarge(`The text is ${msg.text.length} characters; a ${msg.kind} may carry at most ${LIMITS.textChars} (LIMITS.textChars).`, 'Shorten the text, or send it as a file during a call.');
+  }
+  if (typeof msg.sdp === 'string' && msg.sdp.length > LIMITS.sdpChars) {
+    tooLarge(`The session description is ${msg.sdp.length} characters, more than ${LIMITS.sdpChars} (LIMITS.sdpChars).`, 'Fewer addresses or media tracks make it shorter.');
+  }
+  if (typeof msg.attachment?.data === 'string' && msg.attachment.data.length > LIMITS.attachmentBase64Chars) {
+    const bytes = Math.floor((msg.attachment.data.length * 3) / 4);
+    tooLarge(`The voice message is about ${bytes} bytes; at most ${LIMITS.voicemailBytes} bytes go by mail (LIMITS.voicemailBytes).`, 'Record it shorter or as Opus: ffmpeg -i in.wav -c:a libopus -b:a 24k note.opus');
+  }
+  const lifetime = Date.parse(msg.expires) - Date.parse(msg.created);
+  const max = lifetimeLimitMs(msg.kind);
+  if (Number.isFinite(lifetime) && lifetime > max) {
+    tooLarge(`A ${msg.kind} may be valid for at most ${duration(max)} (expires - created), this one for ${duration(lifetime)}.`, 'Use a shorter validity.');
+  }
+}
+
 /** Sign (and encrypt, when the recipient's key is known) the payload as an armored OpenPGP message. */
 async function sealPayload(msg: PeerdialMessage, opts: BuildOptions): Promise<string> {
   const message = await openpgp.createMessage({ text: JSON.stringify(msg), format: 'utf8', date: opts.date });
@@ -89,12 +123,21 @@ async function sealPayload(msg: PeerdialMessage, opts: BuildOptions): Promise<st
 
 /** Build the raw RFC 5322 mail for `msg`. Throws PeerdialError WIRE_BUILD on an invalid message. */
 export async function buildMail(msg: PeerdialMessage, opts: BuildOptions): Promise<BuiltMail> {
+  checkSendLimits(msg);
   const checked = validateMessage(msg);
   if (!checked.ok) fail(`Refusing to build an invalid ${String(msg?.kind)} mail: ${checked.detail}.`);
   if (msg.from !== opts.sender.email) fail(`The message is from ${msg.from} but the identity is ${opts.sender.email}.`);
   if (Number.isNaN(opts.date.getTime())) fail('The mail date is not a valid date.');
 
+  const json = JSON.stringify(msg);
+  if (Buffer.byteLength(json) > LIMITS.payloadBytes) {
+    tooLarge(`The ${msg.kind} payload is ${Buffer.byteLength(json)} bytes, more than ${LIMITS.payloadBytes} (LIMITS.payloadBytes).`, 'Send less: a shorter text or a smaller voice message.');
+  }
+
   const armored = await sealPayload(msg, opts);
+  if (armored.length > LIMITS.armoredBytes) {
+    tooLarge(`The signed ${msg.kind} payload is ${armored.length} bytes, more than ${LIMITS.armoredBytes} (LIMITS.armoredBytes).`, 'Send less: a shorter text or a smaller voice message.');
+  }
   const messageId = opts.messageId ? angle(opts.messageId) : newMessageId(msg.from);
 
   const mail: ConstructorParameters<typeof MailComposer>[0] = {
@@ -107,6 +150,7 @@ export async function buildMail(msg: PeerdialMessage, opts: BuildOptions): Promi
       [HEADER_VERSION]: String(PROTOCOL_VERSION),
       [HEADER_AUTO_SUBMITTED]: AUTO_SUBMITTED_VALUE,
       [HEADER_AUTOCRYPT]: buildAutocryptHeader(msg.from, opts.sender.publicKey),
+      [HEADER_SIGNER]: fingerprintOf(opts.sender.publicKey),
     },
     text: humanText(msg.from),
     attachments: [
@@ -121,10 +165,14 @@ export async function buildMail(msg: PeerdialMessage, opts: BuildOptions): Promi
   if (opts.inReplyTo) mail.inReplyTo = angle(opts.inReplyTo);
   if (opts.references && opts.references.length > 0) mail.references = opts.references.map(angle);
 
+  let raw: Buffer;
   try {
-    const raw = await new MailComposer(mail).compile().build();
-    return { raw, messageId };
+    raw = await new MailComposer(mail).compile().build();
   } catch (cause) {
     return fail(`Could not compose the ${msg.kind} mail.`, cause);
   }
+  if (raw.length > LIMITS.mailBytes) {
+    tooLarge(`The ${msg.kind} mail is ${raw.length} bytes, more than ${LIMITS.mailBytes} (LIMITS.mailBytes).`, 'Send less: a shorter text or a smaller voice message.');
+  }
+  return { raw, messageId };
 }

@@ -3,6 +3,7 @@
  * address mail, defined once. Builder, parser and the IMAP watcher all
  * read them from here. Pure: no I/O.
  */
+import { LIMITS } from './limits.js';
 
 /** The protocol version this code writes and the only one it reads. */
 export const PROTOCOL_VERSION = 1 as const;
@@ -14,6 +15,13 @@ export const HEADER_AUTO_SUBMITTED = 'Auto-Submitted';
 export const AUTO_SUBMITTED_VALUE = 'auto-generated';
 /** Autocrypt Level 1 header carrying the sender's public key. */
 export const HEADER_AUTOCRYPT = 'Autocrypt';
+/**
+ * Fingerprint of the key that signed the payload (upper-case hex). A cheap
+ * pre-filter only: mail whose signer is not a contact's pinned key is
+ * refused from the headers, before the body is fetched. The signature
+ * inside still decides.
+ */
+export const HEADER_SIGNER = 'Peerdial-Signer';
 
 /** Media type and file name of the OpenPGP payload attachment. */
 export const PAYLOAD_MEDIA_TYPE = 'application/vnd.peerdial.v1+pgp';
@@ -32,19 +40,8 @@ export const IMAP_SEARCH_HEADER = { name: HEADER_VERSION, value: String(PROTOCOL
 /** The same criterion in the shape imapflow's `search()` takes. */
 export const IMAP_SEARCH_QUERY = { header: { [HEADER_VERSION]: String(PROTOCOL_VERSION) } } as const;
 
-/** Upper bounds applied before anything else is parsed. */
-export const LIMITS = {
-  /** Whole raw mail (a voicemail attachment fits). */
-  mailBytes: 8 * 1024 * 1024,
-  /** The outer header section. */
-  headerBytes: 64 * 1024,
-  /** The decrypted JSON payload. */
-  payloadBytes: 6 * 1024 * 1024,
-  sdpChars: 64 * 1024,
-  textChars: 16 * 1024,
-  addresses: 64,
-  attachmentBase64Chars: 5 * 1024 * 1024,
-} as const;
+/** Upper bounds of everything in a mail: defined in limits.ts, re-exported here. */
+export { LIMITS } from './limits.js';
 
 /**
  * Anything that carries outer headers: a raw header block (string or

@@ -1,6 +1,7 @@
 /** The address-mail format (protocol v1): pure build, parse, sign, verify, encrypt, decrypt. */
 export * from './message.js';
 export * from './headers.js';
+export { lifetimeLimitMs, MAX_TIMER_MS } from './limits.js';
 export * from './identity.js';
 export * from './autocrypt.js';
 export { validateMessage, isMailAddress, isIsoUtc, type Validation } from './validate.js';
@@ -8,6 +9,9 @@ export { buildMail, newMessageId, humanText, type BuildOptions, type BuiltMail }
 export {
   parseMail,
   peekHeaders,
+  screenHeaders,
+  type MailOutline,
+  type ScreenContext,
   MAX_CLOCK_SKEW_MS,
   type ContactView,
   type ParseContext,

@@ -62,5 +62,13 @@ export const REJECT_REASONS = [
   'expired',
   'replayed',
   'undecryptable',
+  /** Over one of the limits in limits.ts (size, decompressed size, parse time or memory). */
+  'too-large',
+  /** `created` lies further in the future than the allowed clock skew. */
+  'from-the-future',
+  /** `expires - created` is longer than its kind may live. */
+  'lifetime-too-long',
+  /** The process died once while examining this mail: never parsed again. */
+  'quarantined',
 ] as const;
 export type RejectReason = (typeof REJECT_REASONS)[number];

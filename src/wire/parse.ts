@@ -8,14 +8,22 @@ import addressparser from 'nodemailer/lib/addressparser/index.js';
 import { simpleParser, type ParsedMail } from 'mailparser';
 import * as openpgp from 'openpgp';
 import { parseAutocryptHeader, readAutocryptKey } from './autocrypt.js';
-import { HEADER_AUTOCRYPT, HEADER_VERSION, LIMITS, PAYLOAD_MEDIA_TYPE, PROTOCOL_VERSION, splitHeaderSection } from './headers.js';
+import { HEADER_AUTOCRYPT, HEADER_SIGNER, HEADER_VERSION, PAYLOAD_MEDIA_TYPE, PROTOCOL_VERSION, headerValues, splitHeaderSection, type HeaderSource } from './headers.js';
+import { LIMITS, lifetimeLimitMs } from './limits.js';
 import { fingerprintOf, keyHasKeyID, type Identity } from './identity.js';
 import type { PeerdialMessage, RejectReason } from './message.js';
 import { validateMessage } from './validate.js';
 import { sanitizeText } from './sanitize.js';
 
 /** Sender clocks may run ahead of ours by this much before their signatures count as "from the future". */
-export const MAX_CLOCK_SKEW_MS = 10 * 60 * 1000;
+export const MAX_CLOCK_SKEW_MS = LIMITS.clockSkewMs;
+
+/** What openpgp may do for one mail: inflate no more than a payload can be. */
+const PGP_CONFIG: Partial<openpgp.Config> = { maxDecompressedMessageSize: LIMITS.decompressedBytes };
+
+function isOverCap(err: unknown): boolean {
+  return /decompressed message size exceeded/i.test(errorText(err));
+}
 
 export interface ContactView {
   /** Pinned public key; undefined when the contact is known by address only (key learnt from Autocrypt). */
@@ -120,6 +128,57 @@ export function peekHeaders(raw: Buffer | Uint8Array | string): PeekedHeaders {
   }
 }
 
+/** What the watcher knows of a mail before fetching its body: size, outer From, a few outer headers. */
+export interface MailOutline {
+  /** RFC822.SIZE as the server says. */
+  size: number;
+  /** Addresses of the outer From (the server's envelope). */
+  from: string[];
+  /** The fetched outer header fields (at least Peerdial-Version and Peerdial-Signer). */
+  headers: HeaderSource;
+  /** Message-ID from the server's envelope, when it has one. */
+  messageId?: string;
+}
+
+export interface ScreenContext {
+  /** The contact at this address: pinned key fingerprint (upper-case hex) when one is pinned. */
+  contact(email: string): { fingerprint?: string; blocked?: boolean } | undefined;
+  policy: ParseContext['policy'];
+}
+
+/**
+ * The first look at a mail, from its outline alone (no body, no crypto):
+ * too large, not from someone who may send us signals, or signed (by its
+ * own account) by a key that is not the pinned one. A rejection here costs
+ * a header fetch; `undefined` means the body may be fetched and examined.
+ * Never throws.
+ */
+export function screenHeaders(outline: MailOutline, ctx: ScreenContext): { reason: RejectReason; detail: string; from?: string } | undefined {
+  const froms = outline.from.map((f) => f.trim().toLowerCase()).filter((f) => f !== '');
+  const from = froms.length === 1 ? froms[0]! : undefined;
+  // Details and the sender come from hostile headers: sanitised here, as parseMail's are.
+  const no = (reason: RejectReason, detail: string) => ({ reason, detail: sanitizeText(detail), ...(from ? { from: sanitizeText(from, { max: 320 }) } : {}) });
+  if (!Number.isFinite(outline.size) || outline.size > LIMITS.mailBytes) {
+    return no('too-large', `mail is ${outline.size} bytes, more than ${LIMITS.mailBytes} (LIMITS.mailBytes)`);
+  }
+  const versions = headerValues(outline.headers, HEADER_VERSION);
+  if (versions.length === 0) return no('not-ours', `no ${HEADER_VERSION} header`);
+  if (versions.length > 1) return no('malformed', `${versions.length} ${HEADER_VERSION} headers`);
+  if (versions[0] !== String(PROTOCOL_VERSION)) return no('unsupported-version', `${HEADER_VERSION} is "${versions[0]!.slice(0, 40)}", this peerdial reads ${PROTOCOL_VERSION}`);
+  if (!from) return no('malformed', 'From does not name exactly one address');
+  const contact = ctx.contact(from);
+  if (contact?.blocked) return no('blocked-sender', `${from} is blocked`);
+  if (ctx.policy === 'nobody') return no('unknown-sender', 'policy accepts signals from nobody');
+  if (!contact && ctx.policy === 'contacts') return no('unknown-sender', `${from} is not a contact`);
+  const signers = headerValues(outline.headers, HEADER_SIGNER);
+  if (signers.length > 1) return no('malformed', `${signers.length} ${HEADER_SIGNER} headers`);
+  const pinned = contact?.fingerprint?.toUpperCase();
+  if (pinned && signers.length === 1 && signers[0]!.toUpperCase() !== pinned) {
+    return no('key-mismatch', `${HEADER_SIGNER} names ${signers[0]!.slice(0, 60)}, not the pinned key ${pinned} of ${from}`);
+  }
+  return undefined;
+}
+
 /** What was inside the OpenPGP payload, before anything about the sender is decided. */
 interface Opened {
   text: string;
@@ -148,8 +207,9 @@ function errorText(err: unknown): string {
 
 async function readPgpMessage(armored: string): Promise<openpgp.Message<string>> {
   try {
-    return await openpgp.readMessage({ armoredMessage: armored });
+    return await openpgp.readMessage({ armoredMessage: armored, config: PGP_CONFIG });
   } catch (err) {
+    if (isOverCap(err)) reject('too-large', `payload inflates to more than ${LIMITS.decompressedBytes} bytes`);
     return reject('malformed', `payload is not an OpenPGP message (${errorText(err)})`);
   }
 }
@@ -168,6 +228,7 @@ async function openPayload(armored: string, ctx: ParseContext, verifyDate: Date)
         expectSigned: false,
         format: 'utf8',
         date: verifyDate,
+        config: PGP_CONFIG,
       });
       if (typeof data !== 'string') reject('malformed', 'payload is not text');
       // Swallow the (rejected) verification promises: the signature is judged later, against the right key.
@@ -175,6 +236,7 @@ async function openPayload(armored: string, ctx: ParseContext, verifyDate: Date)
       return { text: data, signingKeyIDs: signatures.map((s) => s.keyID), encrypted };
     } catch (err) {
       if (err instanceof Rejection) throw err;
+      if (isOverCap(err)) reject('too-large', `payload inflates to more than ${LIMITS.decompressedBytes} bytes`);
       const text = errorText(err);
       if (/modif|integrity|authentication tag|mdc/i.test(text)) reject('bad-signature', `payload was tampered with (${text})`);
       return reject('undecryptable', `payload cannot be decrypted with our key (${text})`);
@@ -183,10 +245,11 @@ async function openPayload(armored: string, ctx: ParseContext, verifyDate: Date)
   const hasData = message.packets.some((p) => p instanceof openpgp.LiteralDataPacket || p instanceof openpgp.CompressedDataPacket);
   if (!hasData) reject('malformed', 'OpenPGP payload carries no data');
   try {
-    const { data, signatures } = await openpgp.verify({ message, verificationKeys: [], format: 'utf8', date: verifyDate });
+    const { data, signatures } = await openpgp.verify({ message, verificationKeys: [], format: 'utf8', date: verifyDate, config: PGP_CONFIG });
     for (const s of signatures) s.verified.catch(() => undefined);
     return { text: data, signingKeyIDs: signatures.map((s) => s.keyID), encrypted };
   } catch (err) {
+    if (isOverCap(err)) reject('too-large', `payload inflates to more than ${LIMITS.decompressedBytes} bytes`);
     return reject('malformed', `OpenPGP payload cannot be read (${errorText(err)})`);
   }
 }
@@ -194,7 +257,7 @@ async function openPayload(armored: string, ctx: ParseContext, verifyDate: Date)
 /** Check the signature against exactly this key. */
 async function verifyWith(armored: string, key: openpgp.PublicKey, ctx: ParseContext, encrypted: boolean, verifyDate: Date): Promise<string> {
   try {
-    const message = await openpgp.readMessage({ armoredMessage: armored });
+    const message = await openpgp.readMessage({ armoredMessage: armored, config: PGP_CONFIG });
     if (encrypted) {
       const { data } = await openpgp.decrypt({
         message,
@@ -203,10 +266,11 @@ async function verifyWith(armored: string, key: openpgp.PublicKey, ctx: ParseCon
         expectSigned: true,
         format: 'utf8',
         date: verifyDate,
+        config: PGP_CONFIG,
       });
       return data;
     }
-    const { data } = await openpgp.verify({ message, verificationKeys: key, expectSigned: true, format: 'utf8', date: verifyDate });
+    const { data } = await openpgp.verify({ message, verificationKeys: key, expectSigned: true, format: 'utf8', date: verifyDate, config: PGP_CONFIG });
     return data;
   } catch (err) {
     return reject('bad-signature', `signature does not verify (${errorText(err)})`);
@@ -237,7 +301,7 @@ async function parseChecked(raw: Buffer, ctx: ParseContext, out: { messageId?: s
   if (versions[0] !== String(PROTOCOL_VERSION)) reject('unsupported-version', `${HEADER_VERSION} is "${versions[0]!.slice(0, 40)}", this peerdial reads ${PROTOCOL_VERSION}`);
 
   // 3. Well-formed: sizes, MIME, attachment, OpenPGP, JSON, schema.
-  if (raw.length > LIMITS.mailBytes) reject('malformed', `mail is ${raw.length} bytes, more than ${LIMITS.mailBytes}`);
+  if (raw.length > LIMITS.mailBytes) reject('too-large', `mail is ${raw.length} bytes, more than ${LIMITS.mailBytes}`);
   if (!complete) reject('malformed', `header section is larger than ${LIMITS.headerBytes} bytes or has no end`);
   if (messageIds.length !== 1 || !peekId || messageIds[0]!.trim() !== peekId) reject('malformed', 'no single valid Message-ID');
   const messageId = peekId;
@@ -256,7 +320,7 @@ async function parseChecked(raw: Buffer, ctx: ParseContext, out: { messageId?: s
   if (payloads.length !== 1) reject('malformed', `${payloads.length} ${PAYLOAD_MEDIA_TYPE} attachments, expected 1`);
   const content = payloads[0]!.content;
   if (!Buffer.isBuffer(content) || content.length === 0) reject('malformed', 'payload attachment is empty');
-  if (content.length > LIMITS.payloadBytes * 2) reject('malformed', 'payload attachment is too large');
+  if (content.length > LIMITS.armoredBytes) reject('too-large', `payload attachment is ${content.length} bytes, more than ${LIMITS.armoredBytes}`);
   // eslint-disable-next-line no-control-regex
   if (/[^\x09\x0a\x0d\x20-\x7e]/.test(content.toString('latin1'))) reject('malformed', 'payload attachment is not ASCII-armored');
   const armored = content.toString('ascii');
@@ -264,7 +328,7 @@ async function parseChecked(raw: Buffer, ctx: ParseContext, out: { messageId?: s
 
   const verifyDate = new Date(ctx.now.getTime() + MAX_CLOCK_SKEW_MS);
   const opened = await openPayload(armored, ctx, verifyDate);
-  if (opened.text.length > LIMITS.payloadBytes) reject('malformed', 'payload is too large');
+  if (Buffer.byteLength(opened.text) > LIMITS.payloadBytes) reject('too-large', `payload is more than ${LIMITS.payloadBytes} bytes`);
   let json: unknown;
   try {
     json = JSON.parse(opened.text);
@@ -274,6 +338,14 @@ async function parseChecked(raw: Buffer, ctx: ParseContext, out: { messageId?: s
   const checked = validateMessage(json);
   if (!checked.ok) reject('malformed', checked.detail);
   const msg = checked.message;
+  const created = Date.parse(msg.created);
+  if (created > ctx.now.getTime() + LIMITS.clockSkewMs) {
+    reject('from-the-future', `created ${msg.created}, more than ${LIMITS.clockSkewMs / 60_000} min ahead of our clock`);
+  }
+  const lifetime = Date.parse(msg.expires) - created;
+  if (lifetime > lifetimeLimitMs(msg.kind)) {
+    reject('lifetime-too-long', `a ${msg.kind} valid for ${Math.round(lifetime / 1000)} s; at most ${lifetimeLimitMs(msg.kind) / 1000} s`);
+  }
 
   // 4. Blocked? (either the outer sender or the one the payload names)
   const outerContact = ctx.contact(outerFrom);
@@ -307,6 +379,11 @@ async function parseChecked(raw: Buffer, ctx: ParseContext, out: { messageId?: s
       pinned ? 'key-mismatch' : 'bad-signature',
       `signed by key ${signer.toHex().toUpperCase()}, not by ${pinned ? 'the pinned key' : 'the key in the mail'} ${fingerprintOf(key)}`,
     );
+  }
+
+  const named = header(HEADER_SIGNER);
+  if (named.length > 1 || (named.length === 1 && named[0]!.toUpperCase() !== fingerprintOf(key))) {
+    reject('key-mismatch', `${HEADER_SIGNER} names ${named.join(', ').slice(0, 100)}, not the signing key ${fingerprintOf(key)}`);
   }
 
   // 7. Signature (and, for encrypted mail, integrity) against that key.
