@@ -46,6 +46,8 @@ export const LIMITS = {
   announceLifetimeMs: 7 * 86_400 * 1000,
   /** Longest lifetime of a text or voice message kept for delivery. */
   messageLifetimeMs: 31 * 86_400 * 1000,
+  /** Longest lifetime of an introduction and its confirmation (an invite is answered when the other side gets to it). */
+  introductionLifetimeMs: 7 * 86_400 * 1000,
   /** Heap of the worker that decrypts and parses one mail. */
   parseHeapMb: 64,
   /** Wall time for decrypting and parsing one mail before its worker is replaced. */
@@ -56,6 +58,7 @@ export const LIMITS = {
 export function lifetimeLimitMs(kind: MessageKind): number {
   if (kind === 'message') return LIMITS.messageLifetimeMs;
   if (kind === 'announce') return LIMITS.announceLifetimeMs;
+  if (kind === 'introduce' || kind === 'introduced') return LIMITS.introductionLifetimeMs;
   return LIMITS.signalLifetimeMs;
 }
 
