@@ -15,7 +15,7 @@ export function register(program: Command, globals: () => GlobalOptions): void {
         },
       });
       if (g.json) return printJson(r);
-      console.log(r.ok ? `\nDone in ${r.seconds.toFixed(1)} s. Next: peerdial init --email you@example.org (see README, "Quick start").` : '\nThe demo FAILED: the file did not arrive intact.');
+      console.log(r.ok ? `\nDone in ${r.seconds.toFixed(1)} s. Next: peerdial init --email you@example.org (see README, "Quick start with your own account").` : '\nThe demo FAILED: the file did not arrive intact.');
       if (!r.ok) process.exitCode = 1;
     });
 }
