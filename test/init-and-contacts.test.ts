@@ -96,7 +96,10 @@ describe('peerdial init', () => {
     const r = await runCli(initArgs(path.join(dir, 'tls', 'config.toml'), { '--imap-tls': 'tls' }));
     expect(r.code).not.toBe(0);
     expect(r.stderr).toContain('TLS_FAILED');
-    expect(r.stderr).toContain('Check the port and tls setting');
+    expect(r.stderr).toContain('Check the port and the tls setting');
+    // the whole failure is named after the layer that failed: TLS, not TCP
+    expect(r.stderr).toMatch(/\[TLS_FAILED\]/);
+    expect(r.stderr).not.toContain('[TCP_FAILED]');
   });
 
   it('a password command that fails says so', async () => {

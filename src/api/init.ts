@@ -244,7 +244,8 @@ export async function init(opts: InitOptions): Promise<InitResult> {
   const failed = result.checks.filter((c) => !c.ok);
   if (failed.length && !opts.skipCheck) {
     throw new PeerdialError(
-      failed[0]!.detail.startsWith('AUTH_FAILED') ? 'AUTH_FAILED' : 'TCP_FAILED',
+      // the layer that failed first names the whole failure (a TLS failure is TLS_FAILED, not TCP_FAILED)
+      (/^(DNS|TCP|TLS|AUTH)_FAILED\b/.exec(failed[0]!.detail)?.[0] as 'DNS_FAILED' | 'TCP_FAILED' | 'TLS_FAILED' | 'AUTH_FAILED' | undefined) ?? 'TCP_FAILED',
       `Nothing was saved: ${failed.map((f) => `${f.what} ${f.detail}`).join('; ')}`,
       { hint: 'Fix the settings and run init again, or add --skip-check to save them anyway.' },
     );
