@@ -63,8 +63,9 @@ export async function selfTestMail(account: Account): Promise<{ raw: Buffer; mes
       created: now.toISOString(),
       expires: new Date(now.getTime() + 120_000).toISOString(),
       nonce: randomBytes(16).toString('base64url'),
-      // an announce needs an address; loopback says nothing about this machine
-      addresses: [{ ip: '127.0.0.1', source: 'interface', scope: 'loopback' }],
+      // an announce needs an address; a documentation address (RFC 5737) says nothing
+      // about this machine, and the announce rule takes it (loopback it refuses)
+      addresses: [{ ip: '192.0.2.1', source: 'interface', scope: 'documentation' }],
       text: 'peerdial doctor: test of the mail path',
     },
     { sender: account.identity, date: now },
