@@ -17,6 +17,7 @@ import { Worker } from 'node:worker_threads';
 import { PeerdialError } from '../errors.js';
 import { readPublicKey } from '../wire/identity.js';
 import { LIMITS } from '../wire/limits.js';
+import { sanitizeText } from '../wire/sanitize.js';
 import type { ParseAccepted, ParseContext, ParseRejected, ParseResult } from '../wire/parse.js';
 import { clampDelay } from '../agent/timers.js';
 
@@ -187,7 +188,7 @@ export class Examiner {
     const accepted: ParseAccepted = { ...rest, senderKey: await readPublicKey(senderKeyArmored) };
     const m = accepted.message;
     if (ctx.seen(m.nonce, accepted.messageId)) {
-      return { ok: false, reason: 'replayed', detail: `nonce ${m.nonce} or ${accepted.messageId} was already processed`, message: m, messageId: accepted.messageId, from: m.from };
+      return { ok: false, reason: 'replayed', detail: sanitizeText(`nonce ${m.nonce} or ${accepted.messageId} was already processed`), message: m, messageId: accepted.messageId, from: m.from };
     }
     return accepted;
   }

@@ -160,7 +160,9 @@ describe('policy', () => {
 
   it.each([
     ['a contact, default ring', {}, 'policy-ring'],
-    ['a contact set to auto-answer', { contact: contact({ answer: 'auto-answer' }) }, 'policy-auto-answer'],
+    ['a contact set to auto-answer, key introduced', { contact: contact({ answer: 'auto-answer', trust: 'introduced' }) }, 'policy-auto-answer'],
+    ['a contact set to auto-answer, key verified', { contact: contact({ answer: 'auto-answer', trust: 'verified' }) }, 'policy-auto-answer'],
+    ['a contact set to auto-answer whose key was only learned: it rings, no more', { contact: contact({ answer: 'auto-answer', trust: 'learned' }) }, 'policy-ring'],
     ['a contact set to deny', { contact: contact({ answer: 'deny' }) }, 'policy-deny'],
     ['a blocked contact, even when everybody may call', { contact: contact({ blocked: true }), whoMayCall: 'everybody' as const }, 'policy-deny'],
     ['a stranger, contacts only', { contact: undefined }, 'policy-deny'],
@@ -168,7 +170,8 @@ describe('policy', () => {
     ['anybody, nobody may call', { whoMayCall: 'nobody' as const }, 'policy-deny'],
     ['an expired offer', { expires: '2026-11-25T11:59:59Z' }, 'policy-expired'],
     ['single-call and already in one', { singleCall: true, activeCalls: 1 }, 'policy-busy'],
-    ['listen: answers whatever the mode', { forceAnswer: true }, 'policy-auto-answer'],
+    ['listen: answers whatever the mode, key introduced', { forceAnswer: true, contact: contact({ trust: 'introduced' }) }, 'policy-auto-answer'],
+    ['listen: a key only learned still only rings', { forceAnswer: true, contact: contact({ trust: 'learned' }) }, 'policy-ring'],
     ['listen never answers a blocked caller', { forceAnswer: true, contact: contact({ blocked: true }) }, 'policy-deny'],
   ] as [string, Partial<PolicyInput>, string][])('%s', (_what, over, want) => {
     expect(decide({ ...base, ...over }).type).toBe(want);
