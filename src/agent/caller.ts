@@ -3,9 +3,9 @@
  *
  *   gathering -> offer-queued -> offer-sent -> connecting -> connected -> closed
  *   and the endings: declined, busy, cancelled, timed-out, failed
- *   connecting -> gathering again when the connection failed in a way a
- *   fresh offer cures (libdatachannel's fingerprint race), at most
- *   OFFERS_PER_CALL offers in all (session/session.ts).
+ *   connecting -> gathering again when the connection failed without
+ *   timing out (a native failure a fresh offer may cure), at most
+ *   OFFERS_PER_CALL offers in all (session/session.ts says why).
  *
  * Inputs are named after who sends them (session, outbox, peer = the
  * callee's mail or channel, user, clock); outputs after who carries them

@@ -478,8 +478,8 @@ export class Phone {
         const media = this.o.answerMedia?.(inc.offer);
         const ice = await this.iceFor(rec);
         // Keep the answer usable while it travels back by mail (behind a filtering NAT the
-        // callee's ICE would give up after ~40 s); not with media, which cannot be kept yet.
-        const keepAnswerMs = media ? 0 : (this.o.calleeConnectTimeoutMs ?? 180_000);
+        // callee's ICE would give up after ~40 s), media calls too.
+        const keepAnswerMs = this.o.calleeConnectTimeoutMs ?? 180_000;
         const answered = await this.sessions.acceptOffer(inc.offer.sdp, { ice, ...(media ? { media } : {}), ...(keepAnswerMs ? { keepAnswerMs } : {}) });
         const session = answered.session;
         const sdp = rec.mapping ? addMappedCandidate(answered.sdp, rec.mapping) : answered.sdp;

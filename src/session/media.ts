@@ -180,6 +180,11 @@ function fromNativeDirection(d: Direction): MediaDirection {
  * before the offer is made, or before the offer is applied on the answerer.
  */
 export function addNativeTrack(pc: { addTrack(media: Video | Audio): Track }, plan: TrackPlan, held = true): SessionTrack {
+  return new SessionTrack(addNativeMedia(pc, plan), plan, held);
+}
+
+/** The native track for a plan, added to a peer connection. */
+function addNativeMedia(pc: { addTrack(media: Video | Audio): Track }, plan: TrackPlan): Track {
   const dir = NATIVE_DIRECTION[plan.direction];
   let desc: Video | Audio;
   if (plan.kind === 'video') {
@@ -192,8 +197,7 @@ export function addNativeTrack(pc: { addTrack(media: Video | Audio): Track }, pl
     desc = a;
   }
   if (plan.ssrc !== undefined) desc.addSSRC(plan.ssrc, 'peerdial', 'peerdial', `peerdial-${plan.kind}`);
-  const track = pc.addTrack(desc);
-  return new SessionTrack(track, plan, held);
+  return pc.addTrack(desc);
 }
 
 /** Wrap a track that the peer's description created (a section no plan covered). */
@@ -234,9 +238,13 @@ export class SessionTrack implements MediaTrack {
   readonly payloadType: number;
   readonly clockRate: number;
   readonly ssrc: number | undefined;
-  readonly #track: Track;
-  /** Media handlers, referenced for the track's life. */
-  readonly #handlers: MediaHandler[] = [];
+  #track: Track;
+  readonly #plan: TrackPlan;
+  /** Media handlers of the current native track, referenced for its life. */
+  #handlers: MediaHandler[] = [];
+  #replaced: Array<{ track: Track; handlers: MediaHandler[] }> = [];
+  /** Counts native tracks bound; callbacks of an earlier one are ignored. */
+  #generation = 0;
   #direction: MediaDirection;
   #open: boolean;
   /** Held until the session has checked the peer (release()). */
@@ -254,6 +262,7 @@ export class SessionTrack implements MediaTrack {
 
   constructor(track: Track, plan: TrackPlan, held = true) {
     this.#track = track;
+    this.#plan = plan;
     this.#held = held;
     this.kind = plan.kind;
     this.mid = plan.mid;
@@ -262,21 +271,53 @@ export class SessionTrack implements MediaTrack {
     this.clockRate = plan.clockRate;
     this.ssrc = plan.ssrc;
     this.#direction = plan.direction;
+    this.#open = false;
+    this.#bind(track);
+  }
+
+  /**
+   * The session replaced its peer connection before anything was connected
+   * (Session.acceptAnswer): the same track, planned again on `pc`. Callbacks
+   * of the old native track count no more.
+   */
+  moveTo(pc: { addTrack(media: Video | Audio): Track }): void {
+    if (this.#closed) return;
+    this.#bind(addNativeMedia(pc, this.#plan));
+  }
+
+  /** Before the session closes the connection it replaces: the native track's callbacks count no more. */
+  detach(): void {
+    this.#generation++;
+  }
+
+  #bind(track: Track): void {
+    // A replaced native track and its handlers stay referenced: native code
+    // may still use them while the old connection closes (dropping them
+    // segfaulted).
+    if (this.#generation > 0) this.#replaced.push({ track: this.#track, handlers: this.#handlers });
+    this.#track = track;
+    const generation = ++this.#generation;
+    const current = (fn: () => void) => () => {
+      if (this.#generation === generation) fn();
+    };
     // One handler chain per track: receiver reports + PLI when receiving,
     // NACK answers when sending.
-    if (receives(plan.direction)) this.#handlers.push(new RtcpReceivingSession());
-    if (sends(plan.direction)) this.#handlers.push(new RtcpNackResponder(NACK_HISTORY));
+    this.#handlers = [];
+    if (receives(this.#plan.direction)) this.#handlers.push(new RtcpReceivingSession());
+    if (sends(this.#plan.direction)) this.#handlers.push(new RtcpNackResponder(NACK_HISTORY));
     const [first, ...rest] = this.#handlers;
     if (first) {
       for (const h of rest) first.addToChain(h);
       track.setMediaHandler(first);
     }
-    const internal = (err: unknown) => this.markClosed(`internal error in the ${this.kind} track: ${errorText(err)}`);
+    const internal = (err: unknown) => {
+      if (this.#generation === generation) this.markClosed(`internal error in the ${this.kind} track: ${errorText(err)}`);
+    };
     this.#open = track.isOpen();
-    track.onOpen(guarded(() => this.#onOpen(), internal));
-    track.onClosed(guarded(() => this.markClosed('the peer closed the track'), internal));
-    track.onError(guarded((err: string) => this.markClosed(`track error: ${err}`), internal));
-    track.onMessage(guarded((msg: Buffer) => this.#incoming(msg), internal));
+    track.onOpen(guarded(current(() => this.#onOpen()), internal));
+    track.onClosed(guarded(current(() => this.markClosed('the peer closed the track')), internal));
+    track.onError(guarded((err: string) => current(() => this.markClosed(`track error: ${err}`))(), internal));
+    track.onMessage(guarded((msg: Buffer) => current(() => this.#incoming(msg))(), internal));
   }
 
   get direction(): MediaDirection {

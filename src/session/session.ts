@@ -57,7 +57,6 @@ import {
   dtlsSetups,
   forceOffererDtlsClient,
   iceIdentity,
-  mediaSections,
   noCommonFamily,
 } from './sdp.js';
 import type { AnswerMedia, CandidatePair, Channel, IceConfig, MediaKind, MediaSpec, MediaTrack } from './types.js';
@@ -82,7 +81,13 @@ export type SessionProgress =
    * new mapping; the host candidate still matches); `releaseMs`: how long the
    * replaced connection took to release the pinned port after close().
    */
-  | { type: 'answer-kept'; count: number; same: boolean; releaseMs: number };
+  | { type: 'answer-kept'; count: number; same: boolean; releaseMs: number }
+  /**
+   * Offerer: the answer went to a fresh connection with the offer's identity
+   * (see acceptAnswer); `releaseMs`: how long the offer's connection took to
+   * release the pinned port.
+   */
+  | { type: 'fresh-agent'; releaseMs: number };
 
 export interface SessionOptions {
   ice: IceConfig;
@@ -142,14 +147,17 @@ export interface ChannelOptions {
 export const CONTROL_LABEL = 'control';
 
 /**
- * Offers one call may make in all: libdatachannel 0.24.5 can fail a
- * connection while the answer is applied (ICE and DTLS finish before the
- * remote description is stored; measured 5-20 % of connects on a busy
- * 2-core machine, see README "The peer certificate"). Only a fresh offer
- * cures it, so a caller makes up to this many, bounded; tests that place
- * calls by hand mirror it, never more.
+ * Offers one call may make in all. The answer is applied on a fresh
+ * connection (acceptAnswer), which removed libdatachannel 0.24.5's
+ * fingerprint race (before: 5-20 % of connects on a busy 2-core machine;
+ * after: 0 of 400, bench/connect-race.mjs --busy 2). One fresh offer is
+ * kept for a connection that fails without timing out, for native failures
+ * this side cannot rule out (the DTLS server taking a ClientHello before
+ * its MTU is set, a check that reaches the fresh agent in the microseconds
+ * before the answer is applied); the call log says "retrying" when it is
+ * used. Tests never retry on top of it.
  */
-export const OFFERS_PER_CALL = 4;
+export const OFFERS_PER_CALL = 2;
 
 /** Did this failure come from that race (and so call for a fresh offer)? */
 export function isAnswerRace(err: unknown): boolean {
@@ -270,6 +278,19 @@ function formatCandidate(c: { type: string; address: string; port: number; trans
 
 let sessionCounter = 0;
 
+type OfferIdentity = NonNullable<ReturnType<typeof iceIdentity>>;
+
+/** The mids of a description's m-sections in order, with their kinds ("video:0 application:2"). */
+function sectionMids(sdp: string): string {
+  const out: string[] = [];
+  for (const section of sdp.split(/\r?\nm=/).slice(1)) {
+    const kind = /^(\S+)/.exec(section)?.[1] ?? '?';
+    const mid = /^a=mid:(\S+)/m.exec(section)?.[1] ?? '?';
+    out.push(`${kind}:${mid}`);
+  }
+  return out.join(' ');
+}
+
 /** What a kept answer's replacing connections must reproduce. */
 interface KeptAnswer {
   offer: string;
@@ -293,6 +314,8 @@ export class Session {
   #iceState = 'new';
   /** A kept answer (acceptOffer with keepAnswerMs). */
   #kept: KeptAnswer | undefined;
+  /** The offer as mailed: what the connection that takes the answer must reproduce. */
+  #offered: (OfferIdentity & { mids: string; control: { label: string; protocol: string } }) | undefined;
   #replacing = false;
   /** A certificate the session made itself, removed when it closes. */
   #ownCertificate: CallCertificate | undefined;
@@ -380,31 +403,51 @@ export class Session {
   static async createOffer(opts: OfferOptions): Promise<{ session: Session; sdp: string }> {
     if (opts.signal?.aborted) throw abortedError(opts.signal);
     const plans = planOffer(opts.media);
-    const session = new Session('offerer', opts);
+    // The answer is applied on a fresh connection with the offer's identity
+    // (see acceptAnswer): its UDP port is pinned and its certificate kept.
+    const ice = await pinPort(opts.ice);
+    const ownCertificate = opts.certificate ? undefined : await createCallCertificate();
+    const certificate = opts.certificate ?? ownCertificate!;
+    let session: Session;
     try {
-      // Tracks first: negotiation starts by itself once the data channel
-      // exists, and the offer must already carry the media sections.
+      session = new Session('offerer', { ...opts, ice, certificate }, true);
+    } catch (err) {
+      ownCertificate?.remove();
+      throw err;
+    }
+    session.#ownCertificate = ownCertificate;
+    const control = { label: opts.control?.label ?? CONTROL_LABEL, protocol: opts.control?.protocol ?? '' };
+    try {
       for (const plan of plans) session.#addTrack(plan);
-      const dc = session.#pc.createDataChannel(opts.control?.label ?? CONTROL_LABEL, {
-        protocol: opts.control?.protocol ?? '',
-      });
-      const control = session.#adopt(dc, false);
-      session.#firstChannel = control;
-      control.whenOpen().then(
-        () => {
-          session.#firstOpen = true;
-          session.#maybeReady();
-        },
-        () => undefined,
-      );
+      session.#openControl(control);
+      session.#pc.setLocalDescription('offer');
       await session.#gathered(opts);
       const local = session.#pc.localDescription();
       if (!local || local.type !== 'offer') throw new Error('no local offer after gathering');
+      const id = iceIdentity(local.sdp);
+      if (!id) throw new Error('the offer lacks ICE credentials or a fingerprint');
+      session.#offered = { ...id, mids: sectionMids(local.sdp), control };
       return { session, sdp: forceOffererDtlsClient(local.sdp) };
     } catch (err) {
       session.close('offer not made');
       throw toSessionError(err, 'could not make an offer');
     }
+  }
+
+  /** The offerer's control channel on the current connection; the session is ready once it opens. */
+  #openControl(control: { label: string; protocol: string }): void {
+    const dc = this.#pc.createDataChannel(control.label, { protocol: control.protocol });
+    const channel = this.#adopt(dc, false);
+    this.#firstChannel = channel;
+    this.#firstOpen = false;
+    channel.whenOpen().then(
+      () => {
+        if (this.#firstChannel !== channel) return;
+        this.#firstOpen = true;
+        this.#maybeReady();
+      },
+      () => undefined,
+    );
   }
 
   /**
@@ -426,9 +469,9 @@ export class Session {
    * and UDP port (a free port picked up front and pinned) are kept, and every
    * keepAnswerRefreshMs (25 s) until connected the connection is replaced by
    * a fresh one with the same identity and so the same host and srflx
-   * candidates. Data-only: an offer with audio/video is refused (USAGE),
-   * because replacing connections with tracks crashed node-datachannel in
-   * about half of the runs. Whenever the
+   * candidates; media tracks move to each new connection (SessionTrack.moveTo:
+   * the replaced native tracks and their handlers stay referenced, dropping
+   * them is what crashed node-datachannel before). Whenever the
    * caller applies the answer, a live agent matching it is listening. A
    * progress event 'answer-kept' tells each replacement. Measured: answers
    * applied 90 s late connect behind a port-restricted caller, where a plain
@@ -446,14 +489,6 @@ export class Session {
       throw new PeerdialError('USAGE', `keepAnswerRefreshMs must be 1000..35000 ms (libjuice gives up after ~39.5 s), not ${refreshMs}`);
     }
     const offer = forceOffererDtlsClient(check.sdp);
-    if (keep && mediaSections(offer).length > 0) {
-      // Measured: re-adding the tracks to each replacing connection crashed
-      // the process (SIGSEGV/SIGABRT in node-datachannel) in about half of
-      // the runs, whatever the order of closing; data-only calls are sound.
-      throw new PeerdialError('USAGE', 'keepAnswerMs cannot be used for an offer with audio/video (data-only calls for now)', {
-        hint: 'answer media calls without keepAnswerMs (the caller must then apply the answer within ~30 s behind a filtering NAT)',
-      });
-    }
     const plans = planAnswer(offer, opts.media);
     let ownCertificate: CallCertificate | undefined;
     let sessionOpts: SessionOptions = opts;
@@ -488,7 +523,21 @@ export class Session {
     }
   }
 
-  /** Caller side: apply the mailed answer. Then await connected(). */
+  /**
+   * Caller side: apply the mailed answer. Then await connected().
+   *
+   * The answer goes to a fresh connection with the offer's identity (ICE
+   * credentials, certificate, UDP port, sections), made for it at once,
+   * never to the connection that made the offer. That one has been
+   * answering the callee's checks while the answer was in the mail, so its
+   * ICE agent knows the callee's address already and connects inside
+   * libdatachannel 0.24.5's setRemoteDescription, before the description
+   * (and its fingerprint) is stored; DTLS then refuses the callee's
+   * certificate and the call fails (5-20 % of calls on a busy machine,
+   * bench/connect-race.mjs). A fresh agent knows no address until the
+   * description's candidates are added, which libdatachannel does after
+   * storing it, so the handshake always finds the fingerprint.
+   */
   acceptAnswer(answerSdp: string): void {
     if (this.role !== 'offerer') throw new PeerdialError('USAGE', 'acceptAnswer() is for the offering side');
     if (this.#closed) throw this.#closedError();
@@ -503,8 +552,63 @@ export class Session {
         hint: FRESH_OFFER_HINT,
       });
     }
-    this.#applyRemote(check.sdp, 'answer');
-    for (const track of this.#tracks) track.setNegotiatedDirection(negotiatedDirection(track.direction, answerSdp, track.mid));
+    this.#remoteSetAt = performance.now();
+    void this.#applyAnswerFresh(check.sdp, answerSdp).catch((err) => this.#fail(errorText(err), isPeerdialError(err) ? err : undefined));
+  }
+
+  async #applyAnswerFresh(answer: string, original: string): Promise<void> {
+    const offered = this.#offered;
+    if (!offered) throw new Error('no offer was made on this session');
+    for (const track of this.#tracks) track.detach();
+    for (const ch of this.#channels) {
+      ch.markClosed('replaced before the call connected');
+      this.#channels.delete(ch);
+    }
+    const releaseMs = await this.#releaseConnection();
+    if (this.#closed) return;
+    const pc = this.#openPeerConnection();
+    this.#pc = pc;
+    this.#iceState = 'new';
+    for (const track of this.#tracks) track.moveTo(pc);
+    this.#openControl(offered.control);
+    pc.setLocalDescription('offer', { iceUfrag: offered.ufrag, icePwd: offered.pwd });
+    const local = pc.localDescription()?.sdp ?? '';
+    const id = iceIdentity(local);
+    if (!id || id.fingerprint !== offered.fingerprint || id.ufrag !== offered.ufrag || id.pwd !== offered.pwd || sectionMids(local) !== offered.mids) {
+      throw new PeerdialError('SESSION_FAILED', 'could not apply the answer: a fresh connection does not match the offer (certificate, ICE credentials or sections differ)', {
+        hint: FRESH_OFFER_HINT,
+      });
+    }
+    this.#progress({ type: 'fresh-agent', releaseMs });
+    this.#applyRemote(answer, 'answer');
+    for (const track of this.#tracks) track.setNegotiatedDirection(negotiatedDirection(track.direction, original, track.mid));
+  }
+
+  /**
+   * Close the current connection and wait until its pinned UDP port is free
+   * again (libdatachannel releases it on its own threads some time after
+   * close(); an agent that cannot bind its port aborts the whole process,
+   * "Failed to gather local ICE candidates" thrown on a native thread).
+   * Resolves with the wait in ms.
+   */
+  async #releaseConnection(): Promise<number> {
+    const old = this.#pc;
+    this.#retired.add(old);
+    try {
+      old.close();
+    } catch {
+      // already closed
+    }
+    const t0 = performance.now();
+    const port = this.#rtc.portRangeBegin ?? 0;
+    for (let wait = 5; performance.now() - t0 < PORT_RELEASE_TIMEOUT_MS; wait = Math.min(wait * 2, 100)) {
+      if (this.#closed) return Math.round(performance.now() - t0);
+      if ((await freeUdpPort(port, this.#rtc.bindAddress)) === port) return Math.round(performance.now() - t0);
+      await new Promise((r) => setTimeout(r, wait));
+    }
+    throw new PeerdialError('SESSION_FAILED', `UDP port ${port} was not released within ${PORT_RELEASE_TIMEOUT_MS / 1000} s`, {
+      hint: FRESH_OFFER_HINT,
+    });
   }
 
   /**
@@ -574,8 +678,9 @@ export class Session {
   /** Open another channel; resolves once it is open. */
   async openChannel(label: string, opts: ChannelOptions = {}): Promise<Channel> {
     if (this.#closed) throw this.#closedError();
-    // A kept answer's connection may still be replaced: open on the one that connects.
-    if (this.#kept && !this.#pcConnected) await this.#ready.promise;
+    // The connection may still be replaced (a kept answer; the offerer's
+    // fresh connection for the answer): open on the one that connects.
+    if (!this.#pcConnected) await this.#ready.promise;
     if (this.#closed) throw this.#closedError();
     let dc: DataChannel;
     try {
@@ -886,39 +991,21 @@ export class Session {
   }
 
   async #replaceKeptNow(kept: KeptAnswer): Promise<void> {
-    const old = this.#pc;
-    // The port is pinned: the old agent must release it before the new one
-    // binds. libdatachannel releases it on its own threads some time after
-    // close(), and an agent that cannot bind its port aborts the whole process
-    // ("Failed to gather local ICE candidates" thrown on a native thread), so
-    // the port is probed until it is free.
-    this.#retired.add(old);
+    for (const track of this.#tracks) track.detach();
+    let releaseMs: number;
     try {
-      old.close();
-    } catch {
-      // already closed
-    }
-    const t0 = performance.now();
-    const port = this.#rtc.portRangeBegin ?? 0;
-    let free = false;
-    for (let wait = 5; performance.now() - t0 < PORT_RELEASE_TIMEOUT_MS; wait = Math.min(wait * 2, 100)) {
-      if ((await freeUdpPort(port, this.#rtc.bindAddress)) === port) {
-        free = true;
-        break;
-      }
-      await new Promise((r) => setTimeout(r, wait));
-    }
-    const releaseMs = Math.round(performance.now() - t0);
-    if (this.#closed || this.#pcConnected) return;
-    if (!free) {
-      this.#fail(`could not keep the answer usable: UDP port ${port} was not released within ${PORT_RELEASE_TIMEOUT_MS / 1000} s`);
+      releaseMs = await this.#releaseConnection();
+    } catch (err) {
+      this.#fail(`could not keep the answer usable: ${errorText(err)}`);
       return;
     }
+    if (this.#closed || this.#pcConnected) return;
     let sdp: string;
     try {
       const pc = this.#openPeerConnection();
       this.#pc = pc;
       this.#iceState = 'new';
+      for (const track of this.#tracks) track.moveTo(pc);
       pc.setRemoteDescription(kept.offer, 'offer');
       pc.setLocalDescription('answer', { iceUfrag: kept.ufrag, icePwd: kept.pwd });
       sdp = pc.localDescription()?.sdp ?? '';

@@ -112,13 +112,41 @@ describe('a kept answer', () => {
     90_000,
   );
 
-  it('an offer with audio/video is refused with USAGE (kept answers are data-only for now)', async () => {
-    const { session: alice, sdp: offer } = await Session.createOffer({ ice, media: defaultMediaSpec({ video: true }, 'sendrecv') });
-    const err = await Session.acceptOffer(offer, { ice, media: { video: {} }, keepAnswerMs: 60_000 }).catch((e: unknown) => e);
-    expect(isPeerdialError(err, 'USAGE')).toBe(true);
-    expect(String((err as Error).message)).toMatch(/audio\/video/);
-    alice.close();
-  });
+  it('a media call\'s answer is kept too: the tracks move to every replacing connection, and RTP and picture-loss requests flow once connected', async () => {
+    const { session: alice, sdp: offer } = await Session.createOffer({ ice, media: defaultMediaSpec({ video: true, audio: true }, 'recvonly') });
+    let kept = 0;
+    const { session: bob, sdp: answer } = await Session.acceptOffer(await behindFilteringNat(offer), {
+      ice,
+      media: { video: {}, audio: {} },
+      keepAnswerMs: 30_000,
+      keepAnswerRefreshMs: 1000,
+      onProgress: (e) => {
+        if (e.type === 'answer-kept') kept++;
+      },
+    });
+    try {
+      // Replaced at least twice, each time with the tracks moved over.
+      while (kept < 2) await sleep(100);
+      expect(bob.tracks().map((t) => `${t.kind}:${t.direction}`)).toEqual(['video:sendonly', 'audio:sendonly']);
+      alice.acceptAnswer(answer);
+      await Promise.all([alice.connected({ timeoutMs: 20_000 }), bob.connected({ timeoutMs: 20_000 })]);
+      const sender = bob.track('video')!;
+      const receiver = alice.track('video')!;
+      await new Promise<void>((r) => sender.onOpen(r));
+      await new Promise<void>((r) => receiver.onOpen(r));
+      const asked = new Promise<void>((r) => sender.onKeyframeRequest(r));
+      for (let seq = 0; seq < 5; seq++) {
+        expect(sender.sendRtp(Buffer.from([0x80, 0x80 | 96, 0, seq, 0, 0, 0, seq, 0, 0, 0, 1, 0x41, 0, 0]))).toBe(true);
+      }
+      while (receiver.stats().packetsReceived < 5) await sleep(10);
+      expect(receiver.stats().framesReceived).toBe(5);
+      expect(receiver.requestKeyframe()).toBe(true);
+      await asked;
+    } finally {
+      alice.close();
+      bob.close();
+    }
+  }, 30_000);
 
   it('a given certificate is the fingerprint of the answer and of every replacing connection; the files stay', async () => {
     const cert = await createCallCertificate();
