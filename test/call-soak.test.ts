@@ -5,8 +5,8 @@
  * Neither agent may crash (node-datachannel's cleanup() once segfaulted
  * after 40+ cycles, notes/webrtc.md), leak sessions, or grow its memory
  * without bound. Every call is placed once by the test (the phone itself
- * makes one fresh offer after libdatachannel's PR 1612 race, and says so in
- * the states): a call that fails is counted, the run goes on, and the test
+ * makes at most one fresh offer for a connection that failed without timing
+ * out, and says so in the states; counted and printed): a call that fails is counted, the run goes on, and the test
  * fails at the end with every failure listed.
  * PEERDIAL_SOAK_CALLS=<n> places n calls instead of 50 (`npm run soak` uses
  * it under load).
@@ -86,7 +86,7 @@ describe('a long-running agent', () => {
     });
     const a = await agentOf(alice);
     const failures: string[] = [];
-    /** Fresh offers the phone made by itself (libdatachannel's PR 1612 race); the callee ends the first attempt. */
+    /** Fresh offers the phone made by itself (a connection that failed without timing out); the callee ends the first attempt. */
     const reoffers = () => endedStates(a.events, 'out').filter((s) => s.filter((x) => x === 'gathering').length === 2).length;
     const setupMs: number[] = [];
     let connected = 0;
@@ -136,13 +136,13 @@ describe('a long-running agent', () => {
 
       const outs = endedStates(a.events, 'out');
       const ins = endedStates(h.events, 'in');
-      // One call each; a call hit by the race made one fresh offer by itself
-      // (same call), and the callee ended the first attempt as failed.
+      // One call each; a call whose connection failed made one fresh offer by
+      // itself (same call), and the callee ended the first attempt as failed.
       const plain = ['gathering', 'offer-queued', 'offer-sent', 'connecting', 'connected', 'closed'];
       const reoffered = ['gathering', 'offer-queued', 'offer-sent', 'connecting', 'gathering', 'offer-queued', 'offer-sent', 'connecting', 'connected', 'closed'];
       expect(outs).toHaveLength(CALLS);
       for (const s of outs) expect([plain, reoffered]).toContainEqual(s);
-      console.log(`fresh offers made by the phone itself (libdatachannel race): ${reoffers()}`);
+      console.log(`fresh offers made by the phone itself: ${reoffers()}`);
       const full = (s: string[]) => s.at(-2) === 'connected' && s.at(-1) === 'closed';
       expect(ins).toHaveLength(CALLS + reoffers());
       for (const s of ins.filter(full)) expect(s).toEqual(['offer-received', 'answering', 'answer-queued', 'connecting', 'connected', 'closed']);

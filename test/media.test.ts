@@ -25,7 +25,6 @@ import {
   startsH264Keyframe,
   withPayloadTypeAndSsrc,
   isKeyframeRequest,
-  OFFERS_PER_CALL,
 } from '../src/session/index.js';
 
 const ice: IceConfig = { iceServers: [], bindAddress: '127.0.0.1' };
@@ -41,20 +40,17 @@ const CAMERA: AnswerMedia = { video: { direction: 'sendonly' }, audio: { directi
  * answer, both connected.
  */
 async function viewerCallsCamera(): Promise<{ viewer: Session; camera: Session; offer: string; answer: string }> {
-  // A fresh offer on libdatachannel's PR 1612 race only (at most OFFERS_PER_CALL in all), as the phone does.
-  for (let offers = 1; ; offers++) {
-    const media: MediaSpec = defaultMediaSpec({ video: true, audio: true }, 'recvonly');
-    const { session: viewer, sdp: offer } = await Session.createOffer({ ice, media });
-    const { session: camera, sdp: answer } = await Session.acceptOffer(offer, { ice, media: CAMERA });
-    try {
-      viewer.acceptAnswer(answer);
-      await Promise.all([viewer.connected({ timeoutMs: 20_000 }), camera.connected({ timeoutMs: 20_000 })]);
-      return { viewer, camera, offer, answer };
-    } catch (err) {
-      viewer.close();
-      camera.close();
-      if (offers >= OFFERS_PER_CALL || !isPeerdialError(err, 'SESSION_FAILED') || !/libdatachannel race/.test(err.message)) throw err;
-    }
+  const media: MediaSpec = defaultMediaSpec({ video: true, audio: true }, 'recvonly');
+  const { session: viewer, sdp: offer } = await Session.createOffer({ ice, media });
+  const { session: camera, sdp: answer } = await Session.acceptOffer(offer, { ice, media: CAMERA });
+  try {
+    viewer.acceptAnswer(answer);
+    await Promise.all([viewer.connected({ timeoutMs: 20_000 }), camera.connected({ timeoutMs: 20_000 })]);
+    return { viewer, camera, offer, answer };
+  } catch (err) {
+    viewer.close();
+    camera.close();
+    throw err;
   }
 }
 

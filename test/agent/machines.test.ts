@@ -84,7 +84,7 @@ describe('the caller', () => {
     const r = runCaller([
       { type: 'session-gathered', sdp: 'first' },
       { type: 'peer-answer', sdp: 'a1' },
-      { type: 'session-retry', reason: 'fingerprint race' },
+      { type: 'session-retry', reason: 'the connection failed without timing out' },
       { type: 'session-gathered', sdp: 'second' },
       { type: 'peer-answer', sdp: 'a2' },
       { type: 'session-connected' },
@@ -94,7 +94,7 @@ describe('the caller', () => {
       { to: 'outbox', send: 'offer', sdp: 'first' },
       { to: 'outbox', send: 'offer', sdp: 'second' },
     ]);
-    expect(r.outputs).toContainEqual({ to: 'log', outcome: 'retrying', detail: 'fingerprint race' });
+    expect(r.outputs).toContainEqual({ to: 'log', outcome: 'retrying', detail: 'the connection failed without timing out' });
   });
 
   it('events a state does not expect change nothing (a late answer after a cancel)', () => {

@@ -9,7 +9,6 @@ import {
   type Channel,
   type IceConfig,
   type SessionProgress,
-  OFFERS_PER_CALL,
   Session,
   dtlsSetups,
   liveSessionCount,
@@ -20,23 +19,19 @@ const ice: IceConfig = { iceServers: [], bindAddress: '127.0.0.1' };
 
 /**
  * alice calls bob: offer -> answer -> both connected (the answer applied at once).
- * On libdatachannel's PR 1612 race (SESSION_FAILED, "libdatachannel race")
- * one fresh offer is made, as the phone itself does (agent/caller.ts); no
- * other failure is tried again.
+ * One attempt: a failure fails the test (both sessions closed first).
  */
 async function call(): Promise<{ alice: Session; bob: Session; aliceCtl: Channel; bobCtl: Channel; ms: number }> {
-  for (let offers = 1; ; offers++) {
-    const { session: alice, sdp: offer } = await Session.createOffer({ ice });
-    const { session: bob, sdp: answer } = await Session.acceptOffer(offer, { ice });
-    try {
-      alice.acceptAnswer(answer);
-      const [a, b] = await Promise.all([alice.connected({ timeoutMs: 20_000 }), bob.connected({ timeoutMs: 20_000 })]);
-      return { alice, bob, aliceCtl: a.channel, bobCtl: b.channel, ms: a.ms };
-    } catch (err) {
-      alice.close();
-      bob.close();
-      if (offers >= OFFERS_PER_CALL || !isPeerdialError(err, 'SESSION_FAILED') || !/libdatachannel race/.test(err.message)) throw err;
-    }
+  const { session: alice, sdp: offer } = await Session.createOffer({ ice });
+  const { session: bob, sdp: answer } = await Session.acceptOffer(offer, { ice });
+  try {
+    alice.acceptAnswer(answer);
+    const [a, b] = await Promise.all([alice.connected({ timeoutMs: 20_000 }), bob.connected({ timeoutMs: 20_000 })]);
+    return { alice, bob, aliceCtl: a.channel, bobCtl: b.channel, ms: a.ms };
+  } catch (err) {
+    alice.close();
+    bob.close();
+    throw err;
   }
 }
 

@@ -8,7 +8,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { PeerdialError } from '../../src/errors.js';
-import { type Channel, type IceConfig, type SessionProgress, OFFERS_PER_CALL, Session, shutdownSessions } from '../../src/session/index.js';
+import { type Channel, type IceConfig, type SessionProgress, Session, shutdownSessions } from '../../src/session/index.js';
 import { checkPeerFingerprint, descriptionFingerprints, normalizeFingerprint } from '../../src/session/fingerprint.js';
 
 const ice: IceConfig = { iceServers: [], bindAddress: '127.0.0.1' };
@@ -32,11 +32,6 @@ function collect(session: Session, channels: Channel[] = []): Array<string | Buf
   return got;
 }
 
-/** libdatachannel's PR 1612 race fails a call before any certificate is checked: the phone makes a fresh offer then (at most OFFERS_PER_CALL offers in all), and so do these tests. */
-function raced(err: unknown): boolean {
-  return err instanceof PeerdialError && err.code === 'SESSION_FAILED' && /libdatachannel race/.test(err.message);
-}
-
 async function settle(ms: number): Promise<void> {
   await new Promise((r) => setTimeout(r, ms));
 }
@@ -57,12 +52,7 @@ describe("the peer's certificate, checked by the session", () => {
   });
 
   it('bob answers with a tampered fingerprint: alice fails with FINGERPRINT_MISMATCH, and no data reaches either side', async () => {
-    for (let offers = 1; ; offers++) {
-      const err = await tamperedAnswer();
-      if (offers < OFFERS_PER_CALL && raced(err)) continue;
-      expect(err).toBe('checked');
-      return;
-    }
+    expect(await tamperedAnswer()).toBe('checked');
   });
 
   async function tamperedAnswer(): Promise<unknown> {
@@ -95,10 +85,6 @@ describe("the peer's certificate, checked by the session", () => {
       () => undefined,
       (e: unknown) => e,
     );
-    if (raced(err)) {
-      bob.close();
-      return err;
-    }
     expect(err).toBeInstanceOf(PeerdialError);
     expect((err as PeerdialError).code).toBe('FINGERPRINT_MISMATCH');
     expect((err as PeerdialError).hint).toMatch(/README/);
@@ -115,12 +101,7 @@ describe("the peer's certificate, checked by the session", () => {
   }
 
   it('alice offers with a tampered fingerprint: bob fails with FINGERPRINT_MISMATCH, and no data reaches either side', async () => {
-    for (let offers = 1; ; offers++) {
-      const err = await tamperedOffer();
-      if (offers < OFFERS_PER_CALL && raced(err)) continue;
-      expect(err).toBe('checked');
-      return;
-    }
+    expect(await tamperedOffer()).toBe('checked');
   });
 
   async function tamperedOffer(): Promise<unknown> {
@@ -146,10 +127,6 @@ describe("the peer's certificate, checked by the session", () => {
       () => undefined,
       (e: unknown) => e,
     );
-    if (raced(await aliceSide.then(() => alice.connected().catch((e: unknown) => e)))) {
-      bob.close();
-      return new PeerdialError('SESSION_FAILED', 'libdatachannel race (seen by alice)');
-    }
     expect((err as PeerdialError).code).toBe('FINGERPRINT_MISMATCH');
     expect(bob.isClosed).toBe(true);
     await aliceSide;
@@ -161,25 +138,17 @@ describe("the peer's certificate, checked by the session", () => {
   }
 
   it('with the true fingerprints, what alice sends at once arrives, in order, once the check has passed', async () => {
-    let alice: Session;
-    let bob: Session;
-    let bobGot: Array<string | Buffer>;
+    const { session: alice, sdp: offer } = await Session.createOffer({ ice });
+    const { session: bob, sdp: answer } = await Session.acceptOffer(offer, { ice });
+    const bobGot = collect(bob);
     let a: Awaited<ReturnType<Session['connected']>>;
-    for (let offers = 1; ; offers++) {
-      const made = await Session.createOffer({ ice });
-      alice = made.session;
-      const answered = await Session.acceptOffer(made.sdp, { ice });
-      bob = answered.session;
-      bobGot = collect(bob);
-      try {
-        alice.acceptAnswer(answered.sdp);
-        [a] = await Promise.all([alice.connected({ timeoutMs: 20_000 }), bob.connected({ timeoutMs: 20_000 })]);
-        break;
-      } catch (err) {
-        alice.close();
-        bob.close();
-        if (offers >= OFFERS_PER_CALL || !raced(err)) throw err;
-      }
+    try {
+      alice.acceptAnswer(answer);
+      [a] = await Promise.all([alice.connected({ timeoutMs: 20_000 }), bob.connected({ timeoutMs: 20_000 })]);
+    } catch (err) {
+      alice.close();
+      bob.close();
+      throw err;
     }
     for (let i = 0; i < 20; i++) void a.channel.send(`m${i}`);
     for (let i = 0; i < 100 && bobGot.length < 20; i++) await settle(20);

@@ -9,8 +9,7 @@ import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isPeerdialError } from '../../src/errors.js';
-import { type Connected, type IceConfig, OFFERS_PER_CALL, Session, liveSessionCount, shutdownSessions } from '../../src/session/index.js';
+import { type Connected, type IceConfig, Session, liveSessionCount, shutdownSessions } from '../../src/session/index.js';
 
 const ice: IceConfig = { iceServers: [], bindAddress: '127.0.0.1' };
 const root = resolve(import.meta.dirname, '../..');
@@ -21,24 +20,20 @@ function median(xs: number[]): number {
 }
 
 /**
- * alice calls bob (the answer applied at once).
- * On libdatachannel's PR 1612 race (SESSION_FAILED, "libdatachannel race")
- * one fresh offer is made, as the phone itself does (agent/caller.ts); no
- * other failure is tried again.
+ * alice calls bob (the answer applied at once). One attempt: a failure fails
+ * the test (both sessions closed first).
  */
 async function placeCall(): Promise<{ alice: Session; bob: Session; a: Connected; b: Connected }> {
-  for (let offers = 1; ; offers++) {
-    const { session: alice, sdp: offer } = await Session.createOffer({ ice });
-    const { session: bob, sdp: answer } = await Session.acceptOffer(offer, { ice });
-    try {
-      alice.acceptAnswer(answer);
-      const [a, b] = await Promise.all([alice.connected({ timeoutMs: 20_000 }), bob.connected({ timeoutMs: 20_000 })]);
-      return { alice, bob, a, b };
-    } catch (err) {
-      alice.close();
-      bob.close();
-      if (offers >= OFFERS_PER_CALL || !isPeerdialError(err, 'SESSION_FAILED') || !/libdatachannel race/.test(err.message)) throw err;
-    }
+  const { session: alice, sdp: offer } = await Session.createOffer({ ice });
+  const { session: bob, sdp: answer } = await Session.acceptOffer(offer, { ice });
+  try {
+    alice.acceptAnswer(answer);
+    const [a, b] = await Promise.all([alice.connected({ timeoutMs: 20_000 }), bob.connected({ timeoutMs: 20_000 })]);
+    return { alice, bob, a, b };
+  } catch (err) {
+    alice.close();
+    bob.close();
+    throw err;
   }
 }
 
@@ -100,22 +95,20 @@ describe('a process that made a call', () => {
     writeFileSync(
       join(dir, 'call.mjs'),
       `
-import { OFFERS_PER_CALL, Session, shutdownSessions } from './dist/session/index.js';
+import { Session, shutdownSessions } from './dist/session/index.js';
 const ice = { iceServers: [], bindAddress: '127.0.0.1' };
 const mode = process.argv[2];
-// A fresh offer on libdatachannel's PR 1612 race only (at most OFFERS_PER_CALL in all), as the phone does.
+// One attempt per call: a failure ends the script with an error.
 async function call() {
-  for (let offers = 1; ; offers++) {
-    const { session: alice, sdp: offer } = await Session.createOffer({ ice });
-    const { session: bob, sdp: answer } = await Session.acceptOffer(offer, { ice });
-    try {
-      alice.acceptAnswer(answer);
-      const [a, b] = await Promise.all([alice.connected(), bob.connected()]);
-      return { alice, bob, a, b };
-    } catch (err) {
-      alice.close(); bob.close();
-      if (offers >= OFFERS_PER_CALL || err.code !== 'SESSION_FAILED' || !/libdatachannel race/.test(err.message)) throw err;
-    }
+  const { session: alice, sdp: offer } = await Session.createOffer({ ice });
+  const { session: bob, sdp: answer } = await Session.acceptOffer(offer, { ice });
+  try {
+    alice.acceptAnswer(answer);
+    const [a, b] = await Promise.all([alice.connected(), bob.connected()]);
+    return { alice, bob, a, b };
+  } catch (err) {
+    alice.close(); bob.close();
+    throw err;
   }
 }
 for (let i = 0; i < 3; i++) {
