@@ -23,6 +23,7 @@
  */
 import { Session, shutdownSessions, type AnswerOptions, type OfferOptions, type SessionProgress } from './session.js';
 import type { Channel, MediaTrack } from './types.js';
+import { closeInheritedUdpSockets } from './inherited.js';
 import { toWireError, type ChannelInfo, type FromHost, type PlainSessionOptions, type ToHost, type TrackInfo } from './host-protocol.js';
 
 interface Hosted {
@@ -235,6 +236,8 @@ if (!process.send) {
   process.stderr.write('the peerdial session host runs only as a child of the agent\n');
   process.exit(2);
 }
+// Before anything else: UDP sockets of calls in the parent are not ours (inherited.ts).
+closeInheritedUdpSockets();
 for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => undefined);
 process.on('message', (m: ToHost) => handle(m));
 // The agent died or closed the channel: go at once, without native teardown.

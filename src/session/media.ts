@@ -27,9 +27,10 @@ import { Audio, RtcpNackResponder, RtcpReceivingSession, Video } from 'node-data
 import type { Direction, MediaHandler, Track } from 'node-datachannel';
 import { PeerdialError } from '../errors.js';
 import { deliver, errorText, guarded } from './channel.js';
-import { isKeyframeRequest, isRtcp, parseRtp, sequenceDelta, startsH264Keyframe, withPayloadTypeAndSsrc } from './rtp.js';
+import { isRtcp, withPayloadTypeAndSsrc } from './rtp.js';
+import { TrackBase } from './track-base.js';
 import { type SdpMediaDirection, mediaSections, mirrorDirection, narrowDirection } from './sdp.js';
-import type { AnswerMedia, MediaDirection, MediaKind, MediaSpec, MediaTrack, TrackStats } from './types.js';
+import type { AnswerMedia, MediaDirection, MediaKind, MediaSpec } from './types.js';
 
 /** What one track of a description will be. */
 export interface TrackPlan {
@@ -215,29 +216,11 @@ export function adoptNativeTrack(track: Track, held = true): SessionTrack {
   }, held);
 }
 
-function emptyStats(): TrackStats {
-  return {
-    packetsSent: 0,
-    bytesSent: 0,
-    framesSent: 0,
-    dropped: 0,
-    packetsReceived: 0,
-    bytesReceived: 0,
-    framesReceived: 0,
-    keyframesReceived: 0,
-    packetsLost: 0,
-    keyframeRequestsSent: 0,
-    keyframeRequestsReceived: 0,
-  };
-}
-
-export class SessionTrack implements MediaTrack {
-  readonly kind: MediaKind;
-  readonly mid: string;
-  readonly codec: 'H264' | 'opus';
-  readonly payloadType: number;
-  readonly clockRate: number;
-  readonly ssrc: number | undefined;
+/**
+ * A media track of a session in this process: a node-datachannel Track, held
+ * (nothing sent or delivered) until the session has checked the peer.
+ */
+export class SessionTrack extends TrackBase {
   #track: Track;
   readonly #plan: TrackPlan;
   /** Media handlers of the current native track, referenced for its life. */
@@ -245,43 +228,25 @@ export class SessionTrack implements MediaTrack {
   #replaced: Array<{ track: Track; handlers: MediaHandler[] }> = [];
   /** Counts native tracks bound; callbacks of an earlier one are ignored. */
   #generation = 0;
-  #direction: MediaDirection;
-  #open: boolean;
+  #open = false;
   /** Held until the session has checked the peer (release()). */
   #held: boolean;
-  #closed = false;
-  #closeReason = '';
-  #rtpCbs = new Set<(p: Buffer) => void>();
-  #rtcpCbs = new Set<(p: Buffer) => void>();
-  #keyCbs = new Set<() => void>();
-  #openCbs: Array<() => void> = [];
-  #closeCbs: Array<(reason: string) => void> = [];
-  #stats = emptyStats();
-  #lastSeq: number | undefined;
-  #lastKeyTimestamp: number | undefined;
 
   constructor(track: Track, plan: TrackPlan, held = true) {
+    super(plan);
     this.#track = track;
     this.#plan = plan;
     this.#held = held;
-    this.kind = plan.kind;
-    this.mid = plan.mid;
-    this.codec = plan.codec;
-    this.payloadType = plan.payloadType;
-    this.clockRate = plan.clockRate;
-    this.ssrc = plan.ssrc;
-    this.#direction = plan.direction;
-    this.#open = false;
     this.#bind(track);
   }
 
   /**
    * The session replaced its peer connection before anything was connected
-   * (Session.acceptAnswer): the same track, planned again on `pc`. Callbacks
-   * of the old native track count no more.
+   * (Session.acceptAnswer, a kept answer): the same track, planned again on
+   * `pc`. Callbacks of the old native track count no more.
    */
   moveTo(pc: { addTrack(media: Video | Audio): Track }): void {
-    if (this.#closed) return;
+    if (this.closed) return;
     this.#bind(addNativeMedia(pc, this.#plan));
   }
 
@@ -320,28 +285,20 @@ export class SessionTrack implements MediaTrack {
     track.onMessage(guarded((msg: Buffer) => current(() => this.#incoming(msg))(), internal));
   }
 
-  get direction(): MediaDirection {
-    return this.#direction;
-  }
-
   get isOpen(): boolean {
-    return this.#open && !this.#held && !this.#closed;
+    return this.#open && !this.#held && !this.closed;
   }
 
   /** The session checked the peer: the track may open, send and deliver RTP. */
   release(): void {
-    if (!this.#held || this.#closed) return;
+    if (!this.#held || this.closed) return;
     this.#held = false;
-    if (this.#open) for (const cb of this.#openCbs.splice(0)) deliver(cb);
-  }
-
-  get isClosed(): boolean {
-    return this.#closed;
+    if (this.#open) this.fireOpen();
   }
 
   sendRtp(packet: Uint8Array): boolean {
-    if (!this.isOpen || !sends(this.#direction) || isRtcp(packet) || packet.length < 12) {
-      this.#stats.dropped++;
+    if (!this.isOpen || !sends(this.direction_) || isRtcp(packet) || packet.length < 12) {
+      this.counters.dropped++;
       return false;
     }
     const out = withPayloadTypeAndSsrc(packet, this.payloadType, this.ssrc);
@@ -349,116 +306,39 @@ export class SessionTrack implements MediaTrack {
     try {
       this.#track.sendMessageBinary(buf);
     } catch {
-      this.#stats.dropped++;
+      this.counters.dropped++;
       return false;
     }
-    const s = this.#stats;
-    s.packetsSent++;
-    s.bytesSent += buf.length;
-    if (this.kind === 'audio' || (buf[1]! & 0x80) !== 0) s.framesSent++;
+    this.countSent(buf);
     return true;
   }
 
-  onRtp(cb: (packet: Buffer) => void): () => void {
-    const own = (p: Buffer) => cb(p);
-    this.#rtpCbs.add(own);
-    return () => this.#rtpCbs.delete(own);
-  }
-
-  onRtcp(cb: (packet: Buffer) => void): () => void {
-    const own = (p: Buffer) => cb(p);
-    this.#rtcpCbs.add(own);
-    return () => this.#rtcpCbs.delete(own);
-  }
-
-  onKeyframeRequest(cb: () => void): () => void {
-    const own = () => cb();
-    this.#keyCbs.add(own);
-    return () => this.#keyCbs.delete(own);
-  }
-
   requestKeyframe(): boolean {
-    if (!this.isOpen || !receives(this.#direction)) return false;
+    if (!this.isOpen || !receives(this.direction_)) return false;
     let ok = false;
     try {
       ok = this.#track.requestKeyframe();
     } catch {
       ok = false;
     }
-    if (ok) this.#stats.keyframeRequestsSent++;
+    if (ok) this.counters.keyframeRequestsSent++;
     return ok;
-  }
-
-  onOpen(cb: () => void): void {
-    if (this.isOpen) queueMicrotask(() => deliver(cb));
-    else if (!this.#closed) this.#openCbs.push(cb);
-  }
-
-  onClose(cb: (reason: string) => void): void {
-    if (this.#closed) queueMicrotask(() => deliver(cb, this.#closeReason));
-    else this.#closeCbs.push(cb);
-  }
-
-  stats(): TrackStats {
-    return { ...this.#stats };
   }
 
   /** After the answer: the direction both sides agreed on. */
   setNegotiatedDirection(direction: MediaDirection): void {
-    this.#direction = direction;
-  }
-
-  /** The session closed (or the track failed): no more packets either way. */
-  markClosed(reason: string): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#closeReason = reason;
-    this.#openCbs = [];
-    this.#rtpCbs.clear();
-    this.#rtcpCbs.clear();
-    this.#keyCbs.clear();
-    for (const cb of this.#closeCbs.splice(0)) deliver(cb, reason);
+    this.direction_ = direction;
   }
 
   #onOpen(): void {
-    if (this.#closed || this.#open) return;
+    if (this.closed || this.#open) return;
     this.#open = true;
-    if (!this.#held) for (const cb of this.#openCbs.splice(0)) deliver(cb);
+    if (!this.#held) this.fireOpen();
   }
 
   #incoming(msg: Buffer): void {
-    if (this.#closed || this.#held) return;
-    if (isRtcp(msg)) {
-      if (isKeyframeRequest(msg)) {
-        this.#stats.keyframeRequestsReceived++;
-        for (const cb of this.#keyCbs) deliver(cb);
-      }
-      for (const cb of this.#rtcpCbs) deliver(cb, msg);
-      return;
-    }
-    const h = parseRtp(msg);
-    if (!h) return;
-    const s = this.#stats;
-    const now = performance.now();
-    s.packetsReceived++;
-    s.bytesReceived += msg.length;
-    s.firstPacketAt ??= now;
-    if (this.#lastSeq !== undefined) {
-      const delta = sequenceDelta(h.sequence, this.#lastSeq);
-      if (delta > 1) s.packetsLost += delta - 1;
-      if (delta > 0) this.#lastSeq = h.sequence;
-    } else {
-      this.#lastSeq = h.sequence;
-    }
-    if (this.kind === 'audio') s.framesReceived++;
-    else {
-      if (h.marker) s.framesReceived++;
-      if (h.timestamp !== this.#lastKeyTimestamp && startsH264Keyframe(msg)) {
-        this.#lastKeyTimestamp = h.timestamp;
-        s.keyframesReceived++;
-        s.firstKeyframeAt ??= now;
-      }
-    }
-    for (const cb of this.#rtpCbs) deliver(cb, msg);
+    if (this.closed || this.#held) return;
+    if (isRtcp(msg)) this.receivedRtcp(msg);
+    else this.receivedRtp(msg);
   }
 }

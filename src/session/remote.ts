@@ -54,10 +54,11 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { PeerdialError } from '../errors.js';
 import { DEFAULT_LOW_WATER_MARK, deliver } from './channel.js';
-import { isKeyframeRequest, isRtcp, parseRtp, sequenceDelta, startsH264Keyframe } from './rtp.js';
+import { isRtcp } from './rtp.js';
+import { TrackBase } from './track-base.js';
 import type { AnswerOptions, ChannelOptions, Connected, OfferOptions, SessionOptions, SessionProgress, SessionRole } from './session.js';
 import type { CallSession, SessionFactory } from './surface.js';
-import type { CandidatePair, Channel, MediaDirection, MediaKind, MediaTrack, TrackStats } from './types.js';
+import type { CandidatePair, Channel, MediaDirection, MediaKind, MediaTrack } from './types.js';
 import { fromWireError, type ChannelInfo, type FromHost, type PlainSessionOptions, type ToHost, type TrackInfo, type WireError } from './host-protocol.js';
 
 /** How long a host that was told to exit may take before it is killed. */
@@ -768,173 +769,55 @@ const sends = (d: MediaDirection) => d === 'sendonly' || d === 'sendrecv';
 const receives = (d: MediaDirection) => d === 'recvonly' || d === 'sendrecv';
 
 /** A MediaTrack whose Track lives in a session host; its counters are kept here. */
-export class RemoteTrack implements MediaTrack {
+export class RemoteTrack extends TrackBase {
   readonly tid: number;
-  readonly kind: MediaKind;
-  readonly mid: string;
-  readonly codec: 'H264' | 'opus';
-  readonly payloadType: number;
-  readonly clockRate: number;
-  readonly ssrc: number | undefined;
   readonly #host: Host;
-  #direction: MediaDirection;
   #open: boolean;
-  #closed = false;
-  #closeReason = '';
-  #rtpCbs = new Set<(p: Buffer) => void>();
-  #rtcpCbs = new Set<(p: Buffer) => void>();
-  #keyCbs = new Set<() => void>();
-  #openCbs: Array<() => void> = [];
-  #closeCbs: Array<(reason: string) => void> = [];
-  #stats: TrackStats = {
-    packetsSent: 0,
-    bytesSent: 0,
-    framesSent: 0,
-    dropped: 0,
-    packetsReceived: 0,
-    bytesReceived: 0,
-    framesReceived: 0,
-    keyframesReceived: 0,
-    packetsLost: 0,
-    keyframeRequestsSent: 0,
-    keyframeRequestsReceived: 0,
-  };
-  #lastSeq: number | undefined;
-  #lastKeyTimestamp: number | undefined;
 
   constructor(host: Host, info: TrackInfo) {
+    super(info);
     this.#host = host;
     this.tid = info.tid;
-    this.kind = info.kind;
-    this.mid = info.mid;
-    this.codec = info.codec;
-    this.payloadType = info.payloadType;
-    this.clockRate = info.clockRate;
-    this.ssrc = info.ssrc;
-    this.#direction = info.direction;
     this.#open = info.isOpen;
   }
 
-  get direction(): MediaDirection {
-    return this.#direction;
-  }
-
   get isOpen(): boolean {
-    return this.#open && !this.#closed;
-  }
-
-  get isClosed(): boolean {
-    return this.#closed;
+    return this.#open && !this.closed;
   }
 
   sendRtp(packet: Uint8Array): boolean {
-    if (!this.isOpen || !sends(this.#direction) || isRtcp(packet) || packet.length < 12) {
-      this.#stats.dropped++;
+    if (!this.isOpen || !sends(this.direction_) || isRtcp(packet) || packet.length < 12) {
+      this.counters.dropped++;
       return false;
     }
     const buf = Buffer.isBuffer(packet) ? packet : Buffer.from(packet.buffer, packet.byteOffset, packet.byteLength);
     this.#host.send({ op: 'rtp', tid: this.tid, packet: buf });
-    const s = this.#stats;
-    s.packetsSent++;
-    s.bytesSent += buf.length;
-    if (this.kind === 'audio' || (buf[1]! & 0x80) !== 0) s.framesSent++;
+    this.countSent(buf);
     return true;
-  }
-
-  onRtp(cb: (packet: Buffer) => void): () => void {
-    const own = (p: Buffer) => cb(p);
-    this.#rtpCbs.add(own);
-    return () => this.#rtpCbs.delete(own);
-  }
-
-  onRtcp(cb: (packet: Buffer) => void): () => void {
-    const own = (p: Buffer) => cb(p);
-    this.#rtcpCbs.add(own);
-    return () => this.#rtcpCbs.delete(own);
-  }
-
-  onKeyframeRequest(cb: () => void): () => void {
-    const own = () => cb();
-    this.#keyCbs.add(own);
-    return () => this.#keyCbs.delete(own);
   }
 
   requestKeyframe(): boolean {
-    if (!this.isOpen || !receives(this.#direction)) return false;
+    if (!this.isOpen || !receives(this.direction_)) return false;
     this.#host.send({ op: 'keyframe', tid: this.tid });
-    this.#stats.keyframeRequestsSent++;
+    this.counters.keyframeRequestsSent++;
     return true;
   }
 
-  onOpen(cb: () => void): void {
-    if (this.isOpen) queueMicrotask(() => deliver(cb));
-    else if (!this.#closed) this.#openCbs.push(cb);
-  }
-
-  onClose(cb: (reason: string) => void): void {
-    if (this.#closed) queueMicrotask(() => deliver(cb, this.#closeReason));
-    else this.#closeCbs.push(cb);
-  }
-
-  stats(): TrackStats {
-    return { ...this.#stats };
-  }
-
   setDirection(direction: MediaDirection): void {
-    this.#direction = direction;
+    this.direction_ = direction;
   }
 
   opened(): void {
-    if (this.#closed || this.#open) return;
+    if (this.closed || this.#open) return;
     this.#open = true;
-    for (const cb of this.#openCbs.splice(0)) deliver(cb);
-  }
-
-  markClosed(reason: string): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#closeReason = reason;
-    this.#openCbs = [];
-    this.#rtpCbs.clear();
-    this.#rtcpCbs.clear();
-    this.#keyCbs.clear();
-    for (const cb of this.#closeCbs.splice(0)) deliver(cb, reason);
+    this.fireOpen();
   }
 
   rtcp(packet: Buffer): void {
-    if (this.#closed) return;
-    if (isKeyframeRequest(packet)) {
-      this.#stats.keyframeRequestsReceived++;
-      for (const cb of this.#keyCbs) deliver(cb);
-    }
-    for (const cb of this.#rtcpCbs) deliver(cb, packet);
+    if (!this.closed) this.receivedRtcp(packet);
   }
 
   rtp(packet: Buffer): void {
-    if (this.#closed) return;
-    const h = parseRtp(packet);
-    if (!h) return;
-    const s = this.#stats;
-    const now = performance.now();
-    s.packetsReceived++;
-    s.bytesReceived += packet.length;
-    s.firstPacketAt ??= now;
-    if (this.#lastSeq !== undefined) {
-      const delta = sequenceDelta(h.sequence, this.#lastSeq);
-      if (delta > 1) s.packetsLost += delta - 1;
-      if (delta > 0) this.#lastSeq = h.sequence;
-    } else {
-      this.#lastSeq = h.sequence;
-    }
-    if (this.kind === 'audio') s.framesReceived++;
-    else {
-      if (h.marker) s.framesReceived++;
-      if (h.timestamp !== this.#lastKeyTimestamp && startsH264Keyframe(packet)) {
-        this.#lastKeyTimestamp = h.timestamp;
-        s.keyframesReceived++;
-        s.firstKeyframeAt ??= now;
-      }
-    }
-    for (const cb of this.#rtpCbs) deliver(cb, packet);
+    if (!this.closed) this.receivedRtp(packet);
   }
 }

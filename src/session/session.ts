@@ -85,9 +85,10 @@ export type SessionProgress =
   /**
    * Offerer: the answer went to a fresh connection with the offer's identity
    * (see acceptAnswer); `releaseMs`: how long the offer's connection took to
-   * release the pinned port.
+   * release the pinned port; `samePort` false when it was still bound after
+   * 2 s (a child process holding a copy of the socket) and another was taken.
    */
-  | { type: 'fresh-agent'; releaseMs: number };
+  | { type: 'fresh-agent'; releaseMs: number; samePort: boolean };
 
 export interface SessionOptions {
   ice: IceConfig;
@@ -173,6 +174,8 @@ const DEFAULT_CONNECT_TIMEOUT_MS = 30_000;
 const ANSWER_REFRESH_MS = 25_000;
 /** Longest wait for a replaced connection to release the kept answer's port. */
 const PORT_RELEASE_TIMEOUT_MS = 5_000;
+/** How long the offerer waits for its port before taking the answer on another one. */
+const OFFERER_PORT_WAIT_MS = 2_000;
 const FRESH_OFFER_HINT =
   'the direct connection could not be set up; call again so that a fresh offer is sent ' +
   '(an answer can only be used once, with the offer it answers)';
@@ -309,6 +312,8 @@ export class Session {
   readonly role: SessionRole;
   #pc: PeerConnection;
   readonly #rtc: RtcConfig;
+  /** The port range of the configuration, before a port was pinned. */
+  #configuredPorts: { begin: number | undefined; end: number | undefined };
   /** PeerConnections replaced by a kept answer: their callbacks count no more. */
   readonly #retired = new WeakSet<PeerConnection>();
   #iceState = 'new';
@@ -348,6 +353,7 @@ export class Session {
     this.role = role;
     this.#onProgress = opts.onProgress;
     this.#rtc = rtcConfig(opts.ice);
+    this.#configuredPorts = { begin: opts.ice.portRangeBegin, end: opts.ice.portRangeEnd };
     if (opts.certificate) {
       this.#rtc.certificatePemFile = opts.certificate.certPemFile;
       this.#rtc.keyPemFile = opts.certificate.keyPemFile;
@@ -416,6 +422,7 @@ export class Session {
       throw err;
     }
     session.#ownCertificate = ownCertificate;
+    session.#configuredPorts = { begin: opts.ice.portRangeBegin, end: opts.ice.portRangeEnd };
     const control = { label: opts.control?.label ?? CONTROL_LABEL, protocol: opts.control?.protocol ?? '' };
     try {
       for (const plan of plans) session.#addTrack(plan);
@@ -564,8 +571,20 @@ export class Session {
       ch.markClosed('replaced before the call connected');
       this.#channels.delete(ch);
     }
-    const releaseMs = await this.#releaseConnection();
+    const released = await this.#releaseConnection(OFFERER_PORT_WAIT_MS);
     if (this.#closed) return;
+    if (!released.free) {
+      // Still bound after the wait: most likely a child process started
+      // during the call (ffmpeg, a hook) holds a copy of the socket
+      // (inherited.ts). A fresh connection on another port still connects
+      // wherever the callee accepts packets from a new port (all but a
+      // port-restricted NAT on the callee's side).
+      const { begin, end } = this.#configuredPorts;
+      if (begin === undefined) delete this.#rtc.portRangeBegin;
+      else this.#rtc.portRangeBegin = begin;
+      if (end === undefined) delete this.#rtc.portRangeEnd;
+      else this.#rtc.portRangeEnd = end;
+    }
     const pc = this.#openPeerConnection();
     this.#pc = pc;
     this.#iceState = 'new';
@@ -579,7 +598,7 @@ export class Session {
         hint: FRESH_OFFER_HINT,
       });
     }
-    this.#progress({ type: 'fresh-agent', releaseMs });
+    this.#progress({ type: 'fresh-agent', releaseMs: released.ms, samePort: released.free });
     this.#applyRemote(answer, 'answer');
     for (const track of this.#tracks) track.setNegotiatedDirection(negotiatedDirection(track.direction, original, track.mid));
   }
@@ -591,7 +610,7 @@ export class Session {
    * "Failed to gather local ICE candidates" thrown on a native thread).
    * Resolves with the wait in ms.
    */
-  async #releaseConnection(): Promise<number> {
+  async #releaseConnection(timeoutMs = PORT_RELEASE_TIMEOUT_MS): Promise<{ ms: number; free: boolean }> {
     const old = this.#pc;
     this.#retired.add(old);
     try {
@@ -601,14 +620,12 @@ export class Session {
     }
     const t0 = performance.now();
     const port = this.#rtc.portRangeBegin ?? 0;
-    for (let wait = 5; performance.now() - t0 < PORT_RELEASE_TIMEOUT_MS; wait = Math.min(wait * 2, 100)) {
-      if (this.#closed) return Math.round(performance.now() - t0);
-      if ((await freeUdpPort(port, this.#rtc.bindAddress)) === port) return Math.round(performance.now() - t0);
+    const ms = () => Math.round(performance.now() - t0);
+    for (let wait = 5; performance.now() - t0 < timeoutMs; wait = Math.min(wait * 2, 100)) {
+      if (this.#closed || (await freeUdpPort(port, this.#rtc.bindAddress)) === port) return { ms: ms(), free: true };
       await new Promise((r) => setTimeout(r, wait));
     }
-    throw new PeerdialError('SESSION_FAILED', `UDP port ${port} was not released within ${PORT_RELEASE_TIMEOUT_MS / 1000} s`, {
-      hint: FRESH_OFFER_HINT,
-    });
+    return { ms: ms(), free: false };
   }
 
   /**
@@ -992,14 +1009,13 @@ export class Session {
 
   async #replaceKeptNow(kept: KeptAnswer): Promise<void> {
     for (const track of this.#tracks) track.detach();
-    let releaseMs: number;
-    try {
-      releaseMs = await this.#releaseConnection();
-    } catch (err) {
-      this.#fail(`could not keep the answer usable: ${errorText(err)}`);
+    const released = await this.#releaseConnection();
+    const releaseMs = released.ms;
+    if (this.#closed || this.#pcConnected) return;
+    if (!released.free) {
+      this.#fail(`could not keep the answer usable: UDP port ${this.#rtc.portRangeBegin} was not released within ${PORT_RELEASE_TIMEOUT_MS / 1000} s`);
       return;
     }
-    if (this.#closed || this.#pcConnected) return;
     let sdp: string;
     try {
       const pc = this.#openPeerConnection();
