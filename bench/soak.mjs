@@ -142,7 +142,7 @@ async function soakMatrix(runs) {
       for (const l of table) say(`  ${l}`);
     }
   }
-  say(`matrix: ${equal}/${runs} runs equal the expected matrix (a fresh offer only after the libdatachannel race, as the phone does)`);
+  say(`matrix: ${equal}/${runs} runs equal the expected matrix (one call per pair, no retries)`);
   return equal === runs;
 }
 
