@@ -94,4 +94,50 @@ describe('hitoshi\'s watcher screens before it fetches', () => {
     expect(inbox.map((m) => m.uid)).toEqual([1, 2, 3]);
     for (const m of inbox) expect(m.flags).toEqual([]);
   }, 180_000);
+
+  it('a mail another client deletes before it is read is reported as vanished, never as malformed', async () => {
+    const h = await hitoshi.open();
+    const a = await alice.open();
+    const queue = async () => {
+      const q = await a.queue({ kind: 'offer', to: hitoshi.email, sdp: 'v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n', purpose: 'chat' });
+      await stack.deliverRaw('hitoshi', await a.outbox.raw(q.entry.id));
+      return q.messageId;
+    };
+    await queue();
+    await queue();
+    const client: ImapFlow = await connectImap(await h.imapTarget());
+    const other: ImapFlow = await connectImap(await h.imapTarget()); // "another mail client" on the same account
+    const mails: InboxMail<Received>[] = [];
+    try {
+      await other.mailboxOpen('INBOX');
+      const uids = (await other.search({ header: { 'peerdial-version': '1' } }, { uid: true })) || [];
+      expect(uids.length).toBeGreaterThanOrEqual(2);
+      const [first, second] = uids.slice(-2) as [number, number];
+      const expunge = (uid: number) => other.messageDelete(String(uid), { uid: true });
+      // the other client deletes the first mail before the watcher's first fetch, the second between its two fetches
+      const fetchOne = client.fetchOne.bind(client);
+      client.fetchOne = (async (range: string, query: Record<string, unknown>, opts: unknown) => {
+        if (range === String(first) && !('source' in query)) await expunge(first);
+        if (range === String(second) && 'source' in query) await expunge(second);
+        return fetchOne(range, query as never, opts as never);
+      }) as typeof client.fetchOne;
+      const watcher = new InboxWatcher<Received>({
+        client,
+        ledger: h.ledger,
+        folder: h.account.folder,
+        screen: (o) => h.screen(o),
+        classify: (raw) => h.classify(raw),
+        onMail: (m) => void mails.push(m),
+      });
+      await watcher.prepare();
+      await watcher.check();
+    } finally {
+      await client.logout().catch(() => client.close());
+      await other.logout().catch(() => other.close());
+    }
+    const last = mails.slice(-2);
+    expect(last.map((m) => (m.verdict.ok ? 'accepted' : m.verdict.reason))).toEqual(['vanished', 'vanished']);
+    for (const m of last) expect(m.verdict.ok ? '' : m.verdict.detail).toMatch(/deleted or moved by another mail client before peerdial read it/);
+    expect(mails.some((m) => !m.verdict.ok && m.verdict.reason === 'malformed')).toBe(false);
+  }, 180_000);
 });

@@ -153,10 +153,14 @@ export class InboxWatcher<V extends Verdict> {
     // First round trip: envelope, size and two outer headers, never the body
     // (BODY.PEEK[HEADER.FIELDS]: no \Seen on anything).
     const meta = await c.fetchOne(String(uid), { uid: true, size: true, envelope: true, headers: [HEADER_VERSION, HEADER_SIGNER] }, { uid: true });
-    if (!meta) return false;
-    const messageId = meta.envelope?.messageId ?? '';
+    const messageId = (meta && meta.envelope?.messageId) || '';
     const id = messageId || `uid:${uid}`;
     const reject = (reason: string, detail: string): V => ({ ok: false, messageId, reason, detail: sanitizeText(detail) }) as V;
+    if (!meta || !meta.size) {
+      // Found by the search, gone before the first fetch (no data, size 0): another mail client took it.
+      await this.o.onMail({ uid, verdict: reject('vanished', vanished(`UID ${uid}`)), folder: this.mailbox });
+      return false;
+    }
     const before = await this.o.ledger.resultOf(id);
     if (before === EXAMINING) {
       // The process died while examining it: report it once, never look inside again.
@@ -184,7 +188,8 @@ export class InboxWatcher<V extends Verdict> {
       await this.o.ledger.beginExamining(id, now);
       this.commands++;
       const body = await c.fetchOne(String(uid), { uid: true, source: { maxLength: LIMITS.mailBytes } }, { uid: true });
-      verdict = body && body.source ? await this.o.classify(body.source, uid) : reject('malformed', 'no source');
+      // A mail expunged by another client meanwhile comes back without (or with an empty) source.
+      verdict = body && body.source && body.source.length > 0 ? await this.o.classify(body.source, uid) : reject('vanished', vanished(id));
     }
     await this.o.ledger.record({
       messageId: id,
@@ -265,4 +270,9 @@ export class InboxWatcher<V extends Verdict> {
     }
     this.wake?.();
   }
+}
+
+/** What a mail that another client deleted or moved before peerdial read it is reported as. */
+function vanished(what: string): string {
+  return `${what} was deleted or moved by another mail client before peerdial read it (a client that deletes from the server at once, or a filter, can lose calls; see "Using peerdial beside other mail clients" in the README)`;
 }
