@@ -73,7 +73,7 @@ describe('who may ring hitoshi', () => {
     expect(r).toMatchObject({ ok: false, reason: 'unknown-sender', from: MALLORY });
   });
 
-  it('under the everybody policy a stranger can ring; the key comes from Autocrypt and is reported as learned', async () => {
+  it('under the everybody policy a stranger can ring; the key comes from Peerdial-Key and is reported as learned', async () => {
     const built = await buildMail(message('offer', MALLORY, HITOSHI), { sender: cast.mallory, recipientKey: cast.hitoshi.publicKey, date: T0 });
     const r = await parseMail(built.raw, contextFor(cast.hitoshi, { contacts: {}, policy: 'everybody' }));
     if (!r.ok) throw new Error(r.detail);
@@ -95,8 +95,8 @@ describe('who may ring hitoshi', () => {
 
   it('unknown-sender: a stranger whose mail carries no key cannot be verified, even under everybody', async () => {
     const { raw } = await aliceOffer({}, false);
-    const noKey = Buffer.from(raw.toString('latin1').replace(/Autocrypt: [^]*?\r\n(?=[^ ])/, ''), 'latin1');
-    expect(noKey.toString('latin1')).not.toContain('Autocrypt');
+    const noKey = Buffer.from(raw.toString('latin1').replace(/Peerdial-Key: [^]*?\r\n(?=[^ ])/, ''), 'latin1');
+    expect(noKey.toString('latin1')).not.toContain('Peerdial-Key');
     expect(reasonOf(await parseMail(noKey, contextFor(cast.hitoshi, { contacts: {}, policy: 'everybody' })))).toBe('unknown-sender');
   });
 });
