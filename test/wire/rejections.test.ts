@@ -110,13 +110,13 @@ describe('nobody can forge a call', () => {
     expect(r.ok || r.detail).toContain(cast.alice.fingerprint);
   });
 
-  it('key-mismatch: mallory signs as alice and ships her own key in Autocrypt', async () => {
+  it('key-mismatch: mallory signs as alice and ships her own key in Peerdial-Key', async () => {
     expect(reasonOf(await parseMail(fixture('forged', 'from-alice-signed-by-mallory.eml'), contextFor(cast.hitoshi, { contacts: pinnedAll(cast) })))).toBe('key-mismatch');
   });
 
   it('unknown-sender: mallory signs as alice, ships no key, and hitoshi has no key of alice to check against', async () => {
     const r = await parseMail(
-      fixture('forged', 'from-alice-signed-by-mallory-no-autocrypt.eml'),
+      fixture('forged', 'from-alice-signed-by-mallory-no-key.eml'),
       contextFor(cast.hitoshi, { contacts: { [ALICE]: {} }, policy: 'contacts' }),
     );
     expect(reasonOf(r)).toBe('unknown-sender');
