@@ -1,8 +1,9 @@
 /**
  * The agent's control socket: a Unix socket in the account's state dir
  * (0600; in a short per-user directory when that path is too long for a
- * socket name, agent/control-path.ts) that lets `peerdial call`, `send` and `listen` work beside a
- * running agent instead of racing it for the mailbox. Only the agent
+ * socket name, agent/control-path.ts) that lets `peerdial call`, `send`
+ * and `listen` work beside a running agent instead of racing it for the
+ * mailbox. Only the agent
  * watches the INBOX and drains the outbox; a command that places a call
  *   - queues its mail in the shared outbox and says `poke` (send now),
  *   - says `subscribe CALLID`, and the agent forwards every verified mail
