@@ -40,6 +40,8 @@ export type ErrorCode =
   | 'MEDIA_FAILED'
   | 'SERVICE_FAILED'
   | 'AGENT_NOT_RUNNING'
+  /** The agent cannot serve its control socket (agent/control-path.ts). */
+  | 'CONTROL_SOCKET_FAILED'
   | 'LINK_FAILED'
   | 'PORTMAP_FAILED'
   /** A message over one of the limits of the address mail (src/wire/limits.ts). */

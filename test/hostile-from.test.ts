@@ -19,8 +19,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { channelNamed, type AgentEvent } from '../src/agent/agent.js';
 import { runPipe } from '../src/carriers/pipe.js';
 import { Session, shutdownSessions } from '../src/session/index.js';
-import { buildAutocryptHeader } from '../src/wire/autocrypt.js';
-import { AUTO_SUBMITTED_VALUE, HEADER_AUTOCRYPT, HEADER_AUTO_SUBMITTED, HEADER_VERSION, NEUTRAL_SUBJECT, PAYLOAD_FILENAME, PAYLOAD_MEDIA_TYPE } from '../src/wire/headers.js';
+import { buildKeyHeader } from '../src/wire/autocrypt.js';
+import { AUTO_SUBMITTED_VALUE, HEADER_AUTO_SUBMITTED, HEADER_KEY, HEADER_VERSION, NEUTRAL_SUBJECT, PAYLOAD_FILENAME, PAYLOAD_MEDIA_TYPE } from '../src/wire/headers.js';
 import type { Identity } from '../src/wire/identity.js';
 import { agentOf, type RecordedAgent } from './harness/agents.js';
 import { startMailStack, type MailStack } from './harness/mail-stack.js';
@@ -84,7 +84,7 @@ async function forgedOffer(from: string): Promise<string> {
     headers: {
       [HEADER_VERSION]: '1',
       [HEADER_AUTO_SUBMITTED]: AUTO_SUBMITTED_VALUE,
-      [HEADER_AUTOCRYPT]: buildAutocryptHeader(from, malloryKey.publicKey),
+      [HEADER_KEY]: buildKeyHeader(from, malloryKey.publicKey),
     },
     text: 'a call',
     attachments: [{ filename: PAYLOAD_FILENAME, content: armored, contentType: PAYLOAD_MEDIA_TYPE, contentTransferEncoding: '7bit' }],

@@ -1,7 +1,7 @@
 /**
  * Terminal escapes from anyone, on the real mail stack: mallory (a
  * stranger) and alice (a contact) send mails whose headers (From display
- * name and local part, Subject, Message-ID, Peerdial-Version, Autocrypt)
+ * name and local part, Subject, Message-ID, Peerdial-Version, Peerdial-Key)
  * and payload fields (message text, text that is not JSON, so that the
  * library's error quotes it) carry `ESC]0;pwned BEL`, `ESC[31m`, the
  * one-byte CSI 0x9b, bidi overrides and newlines. Hitoshi runs the real
@@ -150,7 +150,7 @@ async function strangersMails(): Promise<Buffer[]> {
     await mailWith(mallory, offer(), { name: 'Subject', value: EVIL_FOLDED }),
     await mailWith(mallory, offer(), { name: 'Message-ID', value: `<${Math.random().toString(36).slice(2)}${EVIL}@example.test>` }),
     await mailWith(mallory, offer(), { name: 'Peerdial-Version', value: EVIL }),
-    await mailWith(mallory, offer(), { name: 'Autocrypt', value: `addr=${EVIL}; keydata=${EVIL}` }),
+    await mailWith(mallory, offer(), { name: 'Peerdial-Key', value: `addr=${EVIL}; keydata=${EVIL}` }),
   ];
 }
 
@@ -161,7 +161,7 @@ async function contactsMails(): Promise<Buffer[]> {
     await mailWith(aliceId, payload(aliceId, 'message', { text: EVIL_TEXT }), { name: 'Subject', value: EVIL }, hitoshiKey),
     await mailWith(aliceId, payload(aliceId, 'message', { text: `${EVIL_TEXT} (2)` }), { name: 'From', value: `"${EVIL_FOLDED}" <${alice.email}>` }, hitoshiKey),
     await mailWith(aliceId, payload(aliceId, 'announce'), { name: 'Peerdial-Version', value: EVIL }),
-    await mailWith(aliceId, payload(aliceId, 'announce'), { name: 'Autocrypt', value: `addr=${alice.email}; keydata=${Buffer.from(EVIL).toString('base64')}` }),
+    await mailWith(aliceId, payload(aliceId, 'announce'), { name: 'Peerdial-Key', value: `addr=${alice.email}; keydata=${Buffer.from(EVIL).toString('base64')}` }),
     await notJsonFromAlice(),
   ];
 }

@@ -1,7 +1,9 @@
 /**
  * The agent's control socket: a Unix socket in the account's state dir
- * (0600) that lets `peerdial call`, `send` and `listen` work beside a
- * running agent instead of racing it for the mailbox. Only the agent
+ * (0600; in a short per-user directory when that path is too long for a
+ * socket name, agent/control-path.ts) that lets `peerdial call`, `send`
+ * and `listen` work beside a running agent instead of racing it for the
+ * mailbox. Only the agent
  * watches the INBOX and drains the outbox; a command that places a call
  *   - queues its mail in the shared outbox and says `poke` (send now),
  *   - says `subscribe CALLID`, and the agent forwards every verified mail
@@ -16,9 +18,11 @@ import path from 'node:path';
 import { promises as fs } from 'node:fs';
 import { PeerdialError, type ErrorCode } from '../errors.js';
 import type { PeerdialMessage } from '../wire/message.js';
+import { controlSocketCandidates, maxSocketPathBytes, prepareSocketDir, type PathContext, type SocketPlace } from './control-path.js';
 
-export function controlSocketPath(stateDir: string): string {
-  return path.join(stateDir, 'agent.sock');
+/** Where a client looks for the agent of this account, in order (agent/control-path.ts). */
+export function controlSocketPaths(stateDir: string, ctx: PathContext = {}): string[] {
+  return controlSocketCandidates(stateDir, ctx).map((p) => p.file);
 }
 
 type ClientMsg =
@@ -75,16 +79,24 @@ export async function serveControl(opts: {
   requests?: ControlRequests;
   /** Every named request a client makes (for the agent's log). */
   onRequest?: (name: string) => void;
+  /** Environment, uid and temp dir for the socket's place (tests); the process's own by default. */
+  where?: PathContext;
 }): Promise<ControlServer> {
-  const file = controlSocketPath(opts.stateDir);
-  const existing = await connectRaw(file).catch(() => undefined);
-  if (existing) {
-    existing.destroy();
-    throw new PeerdialError('USAGE', `An agent for ${opts.email} is already running (${file}).`, {
-      hint: 'Stop it first (peerdial service stop, or kill it), or just use it: peerdial call talks to it.',
+  const places = controlSocketCandidates(opts.stateDir, opts.where);
+  if (!places.length) {
+    throw new PeerdialError('CONTROL_SOCKET_FAILED', `No place for the agent's control socket: ${path.join(opts.stateDir, 'agent.sock')} and the temporary directory's are longer than a socket name may be (${maxSocketPathBytes(opts.where?.platform)} bytes).`, {
+      hint: 'Give peerdial a shorter state directory (state_dir in the config), or set XDG_RUNTIME_DIR or TMPDIR to a short directory.',
     });
   }
-  await fs.rm(file, { force: true });
+  for (const place of places) {
+    const existing = await connectRaw(place.file).catch(() => undefined);
+    if (existing) {
+      existing.destroy();
+      throw new PeerdialError('USAGE', `An agent for ${opts.email} is already running (${place.file}).`, {
+        hint: 'Stop it first (peerdial service stop, or kill it), or just use it: peerdial call talks to it.',
+      });
+    }
+  }
   const clients = new Set<net.Socket>();
   const subs = new Map<string, net.Socket>();
   const takers: net.Socket[] = [];
@@ -122,11 +134,7 @@ export async function serveControl(opts: {
       }
     });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(file, () => resolve());
-  });
-  await fs.chmod(file, 0o600);
+  const file = await listenOnFirst(server, places, opts.where?.uid);
   return {
     deliver(msg, messageId) {
       const sock = subs.get(msg.callId);
@@ -152,12 +160,62 @@ export async function serveControl(opts: {
   };
 }
 
+/**
+ * Serves on the first place that works: its directory ready, the socket
+ * there under its full name, 0600. An agent that cannot serve its socket
+ * fails here with CONTROL_SOCKET_FAILED (and the CLI exits non-zero): a
+ * running agent nobody can reach would look up and do nothing.
+ */
+async function listenOnFirst(server: net.Server, places: SocketPlace[], uid?: number): Promise<string> {
+  const failures: string[] = [];
+  let firstError: PeerdialError | undefined;
+  for (const place of places) {
+    try {
+      await prepareSocketDir(place, uid);
+      await fs.rm(place.file, { force: true });
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(place.file, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+    } catch (err) {
+      failures.push(`${place.file}: ${(err as Error).message}`);
+      if (!firstError && err instanceof PeerdialError) firstError = err;
+      continue;
+    }
+    try {
+      // a name the kernel cut short would not be here: never serve where nobody finds us
+      const st = await fs.lstat(place.file);
+      if (!st.isSocket()) throw new Error('not a socket');
+      await fs.chmod(place.file, 0o600);
+      return place.file;
+    } catch (err) {
+      failures.push(`${place.file}: ${(err as Error).message}`);
+      await new Promise<void>((r) => server.close(() => r()));
+    }
+  }
+  throw new PeerdialError('CONTROL_SOCKET_FAILED', `The agent cannot serve its control socket (${failures.join('; ')}).`, {
+    hint: firstError?.hint ?? 'Give peerdial a shorter state directory (state_dir in the config), or check the permissions of the directories named above.',
+    cause: firstError,
+  });
+}
+
 function connectRaw(file: string): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
     const sock = net.connect(file);
     sock.once('connect', () => resolve(sock));
     sock.once('error', reject);
   });
+}
+
+async function connectFirst(files: string[]): Promise<net.Socket | undefined> {
+  for (const file of files) {
+    const sock = await connectRaw(file).catch(() => undefined);
+    if (sock) return sock;
+  }
+  return undefined;
 }
 
 export interface ControlClient {
@@ -175,13 +233,9 @@ export interface ControlClient {
 }
 
 /** Connects to a running agent of this account; undefined when none runs. */
-export async function connectControl(stateDir: string, timeoutMs = 2000): Promise<ControlClient | undefined> {
-  let sock: net.Socket;
-  try {
-    sock = await connectRaw(controlSocketPath(stateDir));
-  } catch {
-    return undefined;
-  }
+export async function connectControl(stateDir: string, timeoutMs = 2000, where?: PathContext): Promise<ControlClient | undefined> {
+  const sock = await connectFirst(controlSocketPaths(stateDir, where));
+  if (!sock) return undefined;
   sock.on('error', () => undefined);
   sock.on('close', () => {
     for (const p of pending.values()) p.reject(new PeerdialError('AGENT_NOT_RUNNING', 'The agent closed the connection before it answered.', { hint: 'See its log (peerdial service logs) and run the command again.' }));

@@ -143,7 +143,11 @@ queued mail is sent first.`)
       const camera = o.camera ? parseCameraSource(o.camera, o.cameraAudio) : undefined;
       if (camera) usedMedia();
       const agent = new Agent({ account, onEvent: log, control: 'serve', addressWatch: {}, ...(camera ? { camera } : {}), ...withLink });
-      await agent.serveControl();
+      // No control socket, no agent: one nobody can reach would look up and do nothing.
+      await agent.serveControl().catch(async (err) => {
+        await agent.stop().catch(() => undefined);
+        throw err;
+      });
       // Watching needs the link all the time; poll mode brings it up for each round only.
       if (link.configured && !pollMinutes) {
         await link.up().catch(async (err) => {

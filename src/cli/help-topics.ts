@@ -40,8 +40,10 @@ neutral subject; its payload (attachment peerdial.asc) is JSON signed by the
 sender's OpenPGP key and encrypted to the recipient's once that key is known.
 Kinds: announce, offer, answer, decline, cancel, hangup, message. An offer
 carries an expiry (ring_seconds); an answer refers to its offer (In-Reply-To).
-Every mail carries the sender's key (Autocrypt-format header); the first
-one seen is pinned, and later mail signed by another key is rejected.
+Every mail carries the sender's key (header Peerdial-Key, in Autocrypt's
+format but never a standard Autocrypt header, which other Autocrypt mail
+programs on the address would take as theirs); the first one seen is
+pinned, and later mail signed by another key is rejected.
 Addresses and ICE credentials go only encrypted: to a contact without a
 key, announce and call need --plain (clear text, readable by providers).
 

@@ -91,6 +91,7 @@ export interface Contact {
    * of band (invite, --key): the first mail must carry exactly this key.
    */
   fingerprint?: string;
+  /** 'autocrypt': taken from a mail's key header (Peerdial-Key, or an old peer's Autocrypt; the stored name predates Peerdial-Key). */
   keySource?: 'autocrypt' | 'manual';
   /** How far the key is trusted; absent while no key or fingerprint is known. */
   trust?: TrustLevel;

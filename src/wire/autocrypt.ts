@@ -1,7 +1,10 @@
 /**
- * The Autocrypt header (Level 1): `addr=...; prefer-encrypt=mutual;
- * keydata=BASE64`. Building and a tolerant parser; junk gives undefined.
- * Pure: no I/O.
+ * A key in Autocrypt's header syntax (Level 1): `addr=...; keydata=BASE64`
+ * (plus `prefer-encrypt=` in a real Autocrypt header). peerdial writes it
+ * only as `Peerdial-Key` (buildKeyHeader), never as `Autocrypt`: see
+ * HEADER_KEY in headers.ts. buildAutocryptHeader stays for tests that
+ * write mail as older peerdial versions did. Building and a tolerant
+ * parser; junk gives undefined. Pure: no I/O.
  */
 import * as openpgp from 'openpgp';
 
@@ -27,7 +30,18 @@ export function buildAutocryptHeader(addr: string, key: openpgp.PublicKey): stri
   return `addr=${addr.trim().toLowerCase()}; prefer-encrypt=mutual; keydata=${chunks.join(' ')}`;
 }
 
-/** Parse an Autocrypt header value; undefined when it is not a usable one. */
+/**
+ * The `Peerdial-Key` header value for `key`: Autocrypt's attributes without
+ * `prefer-encrypt` (an encryption preference is Autocrypt's business, not
+ * ours: peerdial always encrypts once it has the key).
+ */
+export function buildKeyHeader(addr: string, key: openpgp.PublicKey): string {
+  const b64 = Buffer.from(key.write()).toString('base64');
+  const chunks = b64.match(/.{1,64}/g) ?? [];
+  return `addr=${addr.trim().toLowerCase()}; keydata=${chunks.join(' ')}`;
+}
+
+/** Parse a key header value (`Peerdial-Key`, or a legacy `Autocrypt`); undefined when it is not a usable one. */
 export function parseAutocryptHeader(value: unknown): AutocryptHeader | undefined {
   if (typeof value !== 'string' || value.length === 0 || value.length > MAX_KEYDATA_BYTES * 2) return undefined;
   const attrs = new Map<string, string>();
@@ -56,7 +70,7 @@ export function parseAutocryptHeader(value: unknown): AutocryptHeader | undefine
   return { addr, preferEncrypt: pe === 'mutual' ? 'mutual' : 'nopreference', keydata };
 }
 
-/** The public key carried by an Autocrypt header; undefined when it is not a valid public key. */
+/** The public key carried by a key header; undefined when it is not a valid public key. */
 export async function readAutocryptKey(header: AutocryptHeader): Promise<openpgp.PublicKey | undefined> {
   try {
     const key = await openpgp.readKey({ binaryKey: header.keydata });

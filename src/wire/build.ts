@@ -7,11 +7,11 @@ import { randomBytes } from 'node:crypto';
 import MailComposer from 'nodemailer/lib/mail-composer/index.js';
 import * as openpgp from 'openpgp';
 import { PeerdialError } from '../errors.js';
-import { buildAutocryptHeader } from './autocrypt.js';
+import { buildKeyHeader } from './autocrypt.js';
 import {
   AUTO_SUBMITTED_VALUE,
   HEADER_AUTO_SUBMITTED,
-  HEADER_AUTOCRYPT,
+  HEADER_KEY,
   HEADER_SIGNER,
   HEADER_VERSION,
   NEUTRAL_SUBJECT,
@@ -149,7 +149,8 @@ export async function buildMail(msg: PeerdialMessage, opts: BuildOptions): Promi
     headers: {
       [HEADER_VERSION]: String(PROTOCOL_VERSION),
       [HEADER_AUTO_SUBMITTED]: AUTO_SUBMITTED_VALUE,
-      [HEADER_AUTOCRYPT]: buildAutocryptHeader(msg.from, opts.sender.publicKey),
+      // our own header, never `Autocrypt`: other Autocrypt clients on these addresses must not take it (HEADER_KEY)
+      [HEADER_KEY]: buildKeyHeader(msg.from, opts.sender.publicKey),
       [HEADER_SIGNER]: fingerprintOf(opts.sender.publicKey),
     },
     text: humanText(msg.from),

@@ -13,8 +13,25 @@ export const HEADER_VERSION = 'Peerdial-Version';
 /** RFC 3834: no vacation replies, no auto-responders. */
 export const HEADER_AUTO_SUBMITTED = 'Auto-Submitted';
 export const AUTO_SUBMITTED_VALUE = 'auto-generated';
-/** Autocrypt Level 1 header carrying the sender's public key. */
-export const HEADER_AUTOCRYPT = 'Autocrypt';
+/**
+ * The sender's public key, in Autocrypt's syntax (`addr=...; keydata=...`,
+ * wire/autocrypt.ts) but under a name of our own. Never a standard
+ * `Autocrypt` header: every Autocrypt client that reads the mail (Delta
+ * Chat on the recipient's account, or on an account that shares the
+ * sender's address) takes such a key as the address's key and encrypts
+ * its own chats to it, which the user's chat program then cannot read
+ * (measured: 3 of 24 Delta Chat messages, notes/coexistence.md). No
+ * Autocrypt client reads this header.
+ */
+export const HEADER_KEY = 'Peerdial-Key';
+/**
+ * Where peerdial before `Peerdial-Key` put its key. Read, never written, as
+ * a migration for peers that still run that version: only when the mail
+ * has no `Peerdial-Key`, only for a sender with no pinned key, and only
+ * when that key is the one the payload's signature verifies with
+ * (wire/parse.ts).
+ */
+export const HEADER_LEGACY_AUTOCRYPT = 'Autocrypt';
 /**
  * Fingerprint of the key that signed the payload (upper-case hex). A cheap
  * pre-filter only: mail whose signer is not a contact's pinned key is

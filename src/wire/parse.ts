@@ -8,7 +8,7 @@ import addressparser from 'nodemailer/lib/addressparser/index.js';
 import { simpleParser, type ParsedMail } from 'mailparser';
 import * as openpgp from 'openpgp';
 import { parseAutocryptHeader, readAutocryptKey } from './autocrypt.js';
-import { HEADER_AUTOCRYPT, HEADER_SIGNER, HEADER_VERSION, PAYLOAD_MEDIA_TYPE, PROTOCOL_VERSION, headerValues, splitHeaderSection, type HeaderSource } from './headers.js';
+import { HEADER_KEY, HEADER_LEGACY_AUTOCRYPT, HEADER_SIGNER, HEADER_VERSION, PAYLOAD_MEDIA_TYPE, PROTOCOL_VERSION, headerValues, splitHeaderSection, type HeaderSource } from './headers.js';
 import { LIMITS, lifetimeLimitMs } from './limits.js';
 import { fingerprintOf, keyHasKeyID, type Identity } from './identity.js';
 import type { PeerdialMessage, RejectReason } from './message.js';
@@ -26,7 +26,7 @@ function isOverCap(err: unknown): boolean {
 }
 
 export interface ContactView {
-  /** Pinned public key; undefined when the contact is known by address only (key learnt from Autocrypt). */
+  /** Pinned public key; undefined when the contact is known by address only (key learnt from the mail's Peerdial-Key). */
   publicKey?: openpgp.PublicKey;
   blocked?: boolean;
 }
@@ -49,8 +49,10 @@ export interface ParseAccepted {
   inReplyTo?: string;
   senderKey: openpgp.PublicKey;
   senderFingerprint: string;
-  /** The key came from the Autocrypt header of a sender with no pinned key. */
+  /** The key came from the mail of a sender with no pinned key. */
   learnedKey: boolean;
+  /** For a learned key: the header it came from (`Autocrypt` only from a peer on an older peerdial, HEADER_LEGACY_AUTOCRYPT). */
+  keyHeader?: typeof HEADER_KEY | typeof HEADER_LEGACY_AUTOCRYPT;
   encrypted: boolean;
 }
 
@@ -356,20 +358,24 @@ async function parseChecked(raw: Buffer, ctx: ParseContext, out: { messageId?: s
   if (ctx.policy === 'nobody') reject('unknown-sender', 'policy accepts signals from nobody');
   if (!contact && ctx.policy === 'contacts') reject('unknown-sender', `${msg.from} is not a contact`);
 
-  // 6. Which key speaks for the sender: the pinned one, or (unpinned) the one in Autocrypt.
-  let autocryptKey: openpgp.PublicKey | undefined;
-  for (const value of header(HEADER_AUTOCRYPT)) {
-    const ac = parseAutocryptHeader(value);
-    if (ac && ac.addr === msg.from) {
-      autocryptKey = await readAutocryptKey(ac);
-      break;
+  // 6. Which key speaks for the sender: the pinned one, or (unpinned) the one in the mail's Peerdial-Key.
+  //    Migration: a mail without Peerdial-Key, from a peer still on a peerdial that wrote `Autocrypt`,
+  //    may bring the key of an unpinned sender in that header; it is used only to check this mail's
+  //    signature (below: it must be the signing key, else bad-signature), never beside a pinned key.
+  const carried = async (name: string): Promise<openpgp.PublicKey | undefined> => {
+    for (const value of header(name)) {
+      const h = parseAutocryptHeader(value);
+      if (h && h.addr === msg.from) return readAutocryptKey(h);
     }
-  }
+    return undefined;
+  };
   const pinned = contact?.publicKey;
-  if (pinned && autocryptKey && fingerprintOf(autocryptKey) !== fingerprintOf(pinned)) {
-    reject('key-mismatch', `Autocrypt key ${fingerprintOf(autocryptKey)} is not the pinned key ${fingerprintOf(pinned)} of ${msg.from}`);
+  const ownHeaders = header(HEADER_KEY).length > 0;
+  const mailKey = await carried(ownHeaders ? HEADER_KEY : HEADER_LEGACY_AUTOCRYPT);
+  if (pinned && ownHeaders && mailKey && fingerprintOf(mailKey) !== fingerprintOf(pinned)) {
+    reject('key-mismatch', `${HEADER_KEY} ${fingerprintOf(mailKey)} is not the pinned key ${fingerprintOf(pinned)} of ${msg.from}`);
   }
-  const key = pinned ?? autocryptKey;
+  const key = pinned ?? mailKey;
   if (!key) reject('unknown-sender', `no key is known for ${msg.from} and the mail carries none`);
   if (opened.signingKeyIDs.length === 0) reject('bad-signature', 'payload is not signed');
   if (opened.signingKeyIDs.length > 1) reject('bad-signature', 'payload carries more than one signature');
@@ -410,6 +416,7 @@ async function parseChecked(raw: Buffer, ctx: ParseContext, out: { messageId?: s
     learnedKey: !pinned,
     encrypted: opened.encrypted,
   };
+  if (!pinned) accepted.keyHeader = ownHeaders ? HEADER_KEY : HEADER_LEGACY_AUTOCRYPT;
   const inReplyTo = firstMessageIdIn(header('in-reply-to')[0]);
   if (inReplyTo) accepted.inReplyTo = inReplyTo;
   return accepted;

@@ -85,7 +85,7 @@ export const hostileText = fc.array(textPiece, { maxLength: 5 }).map((p) => p.jo
 
 const HEADER_NAMES = [
   'From', 'To', 'Cc', 'Subject', 'Message-ID', 'In-Reply-To', 'References', 'Date', 'MIME-Version', 'Content-Type',
-  'Content-Transfer-Encoding', 'Content-Disposition', 'Autocrypt', 'Peerdial-Version', 'Auto-Submitted', 'Received', 'X-Mailer',
+  'Content-Transfer-Encoding', 'Content-Disposition', 'Autocrypt', 'Peerdial-Key', 'Peerdial-Version', 'Auto-Submitted', 'Received', 'X-Mailer',
 ];
 const headerName = fc.oneof(
   { arbitrary: fc.constantFrom(...HEADER_NAMES), weight: 5 },
@@ -125,6 +125,7 @@ const valueFor = (name: string): fc.Arbitrary<string> => {
     case 'in-reply-to':
       return messageIdValue;
     case 'autocrypt':
+    case 'peerdial-key':
       return autocryptValue;
     default:
       return hostileText;
@@ -424,12 +425,12 @@ export function pgpMail(corpus: PgpCorpus): fc.Arbitrary<HostileMail> {
     });
 }
 
-/** Real, valid mails with one header changed: display names, Subject, Message-ID, our version header, Autocrypt. */
+/** Real, valid mails with one header changed: display names, Subject, Message-ID, our version header, our key header (and a legacy Autocrypt one). */
 export function headerMutants(corpus: PgpCorpus): fc.Arbitrary<HostileMail> {
   return fc
     .record({
       which: fc.nat({ max: corpus.valid.length - 1 }),
-      op: fc.constantFrom('display-name', 'subject', 'message-id', 'version-dup', 'version-odd', 'autocrypt', 'from-local', 'none', 'extra-header'),
+      op: fc.constantFrom('display-name', 'subject', 'message-id', 'version-dup', 'version-odd', 'autocrypt', 'legacy-autocrypt', 'from-local', 'none', 'extra-header'),
       text: hostileText,
       version: versionValue,
     })
@@ -455,7 +456,11 @@ export function headerMutants(corpus: PgpCorpus): fc.Arbitrary<HostileMail> {
           set(/^Peerdial-Version: 1$/m, `Peerdial-Version: ${version}`);
           break;
         case 'autocrypt':
-          set(/^Autocrypt: addr=[^;]*;/m, `Autocrypt: addr=${text};`);
+          set(/^Peerdial-Key: addr=[^;]*;/m, `Peerdial-Key: addr=${text};`);
+          break;
+        case 'legacy-autocrypt':
+          // as a peer on an older peerdial wrote it, with a hostile addr
+          raw = raw.replace(/^Peerdial-Key: addr=[^;]*;/m, () => `Autocrypt: addr=${text};`);
           break;
         case 'from-local':
           set(/^From: .*$/m, `From: Alice <${text}@example.test>`);

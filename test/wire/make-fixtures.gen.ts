@@ -12,9 +12,9 @@ import { join } from 'node:path';
 import MailComposer from 'nodemailer/lib/mail-composer/index.js';
 import * as openpgp from 'openpgp';
 import { describe, it } from 'vitest';
-import { buildAutocryptHeader } from '../../src/wire/autocrypt.js';
+import { buildAutocryptHeader, buildKeyHeader } from '../../src/wire/autocrypt.js';
 import { buildMail } from '../../src/wire/build.js';
-import { PAYLOAD_FILENAME, PAYLOAD_MEDIA_TYPE } from '../../src/wire/headers.js';
+import { HEADER_KEY, HEADER_LEGACY_AUTOCRYPT, PAYLOAD_FILENAME, PAYLOAD_MEDIA_TYPE } from '../../src/wire/headers.js';
 import { generateIdentity, type Identity } from '../../src/wire/identity.js';
 import type { PeerdialMessage } from '../../src/wire/message.js';
 import {
@@ -54,14 +54,21 @@ async function composeAround(
     from: string;
     to: string;
     sender: Identity;
-    autocryptKey?: openpgp.PublicKey | null;
+    /** The key in the key header (default: the sender's); null: no key header. */
+    key?: openpgp.PublicKey | null;
+    /** Write the key as the peerdial before Peerdial-Key did: a standard Autocrypt header. */
+    oldVersion?: boolean;
     version?: string;
     messageId?: string;
     extraAttachments?: { filename: string; content: string | Buffer; contentType: string }[];
   },
 ): Promise<Buffer> {
   const headers: Record<string, string> = { 'Peerdial-Version': o.version ?? '1', 'Auto-Submitted': 'auto-generated' };
-  if (o.autocryptKey !== null) headers.Autocrypt = buildAutocryptHeader(o.from, o.autocryptKey ?? o.sender.publicKey);
+  if (o.key !== null) {
+    const key = o.key ?? o.sender.publicKey;
+    if (o.oldVersion) headers[HEADER_LEGACY_AUTOCRYPT] = buildAutocryptHeader(o.from, key);
+    else headers[HEADER_KEY] = buildKeyHeader(o.from, key);
+  }
   const attachments = armored === null ? [] : [{ filename: PAYLOAD_FILENAME, content: armored, contentType: PAYLOAD_MEDIA_TYPE }];
   return new MailComposer({
     from: o.from,
@@ -118,6 +125,13 @@ async function makeValid(cast: Cast): Promise<Record<string, ValidEntry>> {
   });
   write('valid', 'announce-signed-only.eml', announcePlain.raw);
   manifest['announce-signed-only.eml'] = { self: 'hitoshi', now, kind: 'announce', encrypted: false };
+
+  // The same first contact from a peer on the peerdial that carried its key in a standard Autocrypt header.
+  const oldVersion = await buildMail(message('announce', ALICE, HITOSHI, { callId: 'announce-2025-06-01-000000003' }), { sender: cast.alice, date: T0 });
+  const oldText = oldVersion.raw.toString('latin1').replace(/^Peerdial-Key: .*(\r\n[ \t].*)*\r\n/m, () => `Autocrypt: ${buildAutocryptHeader(ALICE, cast.alice.publicKey)}\r\n`);
+  if (oldText.includes(HEADER_KEY)) throw new Error('the old-version fixture still carries Peerdial-Key');
+  write('valid', 'announce-signed-only-old-version.eml', oldText);
+  manifest['announce-signed-only-old-version.eml'] = { self: 'hitoshi', now, kind: 'announce', encrypted: false };
 
   const voicemail = Buffer.from('OggS\0fake-opus-voicemail-bytes-for-the-fixture').toString('base64');
   const msg = await buildMail(
@@ -286,10 +300,13 @@ async function makeForged(cast: Cast): Promise<Record<string, RejectEntry & { fr
     m[name] = e;
   };
   const offer = message('offer', ALICE, HITOSHI);
-  add('from-alice-signed-by-mallory.eml', await composeAround(await signJson(offer, cast.mallory), { from: ALICE, to: HITOSHI, sender: cast.alice, autocryptKey: cast.mallory.publicKey }), {
-    self: 'hitoshi', reason: 'key-mismatch', from: ALICE, note: 'mallory claims to be alice and ships her own key in Autocrypt',
+  add('from-alice-signed-by-mallory.eml', await composeAround(await signJson(offer, cast.mallory), { from: ALICE, to: HITOSHI, sender: cast.alice, key: cast.mallory.publicKey }), {
+    self: 'hitoshi', reason: 'key-mismatch', from: ALICE, note: 'mallory claims to be alice and ships her own key in Peerdial-Key',
   });
-  add('from-alice-signed-by-mallory-no-autocrypt.eml', await composeAround(await signJson(offer, cast.mallory), { from: ALICE, to: HITOSHI, sender: cast.alice, autocryptKey: null }), {
+  add('from-alice-signed-by-mallory-old-autocrypt.eml', await composeAround(await signJson(offer, cast.mallory), { from: ALICE, to: HITOSHI, sender: cast.alice, key: cast.mallory.publicKey, oldVersion: true }), {
+    self: 'hitoshi', reason: 'key-mismatch', from: ALICE, note: 'mallory claims to be alice and ships her own key in an old-style Autocrypt header',
+  });
+  add('from-alice-signed-by-mallory-no-key.eml', await composeAround(await signJson(offer, cast.mallory), { from: ALICE, to: HITOSHI, sender: cast.alice, key: null }), {
     self: 'hitoshi', reason: 'key-mismatch', from: ALICE, note: 'mallory signs as alice, no key in the mail',
   });
 

@@ -73,7 +73,7 @@ describe('who may ring hitoshi', () => {
     expect(r).toMatchObject({ ok: false, reason: 'unknown-sender', from: MALLORY });
   });
 
-  it('under the everybody policy a stranger can ring; the key comes from Autocrypt and is reported as learned', async () => {
+  it('under the everybody policy a stranger can ring; the key comes from Peerdial-Key and is reported as learned', async () => {
     const built = await buildMail(message('offer', MALLORY, HITOSHI), { sender: cast.mallory, recipientKey: cast.hitoshi.publicKey, date: T0 });
     const r = await parseMail(built.raw, contextFor(cast.hitoshi, { contacts: {}, policy: 'everybody' }));
     if (!r.ok) throw new Error(r.detail);
@@ -95,8 +95,8 @@ describe('who may ring hitoshi', () => {
 
   it('unknown-sender: a stranger whose mail carries no key cannot be verified, even under everybody', async () => {
     const { raw } = await aliceOffer({}, false);
-    const noKey = Buffer.from(raw.toString('latin1').replace(/Autocrypt: [^]*?\r\n(?=[^ ])/, ''), 'latin1');
-    expect(noKey.toString('latin1')).not.toContain('Autocrypt');
+    const noKey = Buffer.from(raw.toString('latin1').replace(/Peerdial-Key: [^]*?\r\n(?=[^ ])/, ''), 'latin1');
+    expect(noKey.toString('latin1')).not.toContain('Peerdial-Key');
     expect(reasonOf(await parseMail(noKey, contextFor(cast.hitoshi, { contacts: {}, policy: 'everybody' })))).toBe('unknown-sender');
   });
 });
@@ -110,13 +110,13 @@ describe('nobody can forge a call', () => {
     expect(r.ok || r.detail).toContain(cast.alice.fingerprint);
   });
 
-  it('key-mismatch: mallory signs as alice and ships her own key in Autocrypt', async () => {
+  it('key-mismatch: mallory signs as alice and ships her own key in Peerdial-Key', async () => {
     expect(reasonOf(await parseMail(fixture('forged', 'from-alice-signed-by-mallory.eml'), contextFor(cast.hitoshi, { contacts: pinnedAll(cast) })))).toBe('key-mismatch');
   });
 
   it('unknown-sender: mallory signs as alice, ships no key, and hitoshi has no key of alice to check against', async () => {
     const r = await parseMail(
-      fixture('forged', 'from-alice-signed-by-mallory-no-autocrypt.eml'),
+      fixture('forged', 'from-alice-signed-by-mallory-no-key.eml'),
       contextFor(cast.hitoshi, { contacts: { [ALICE]: {} }, policy: 'contacts' }),
     );
     expect(reasonOf(r)).toBe('unknown-sender');

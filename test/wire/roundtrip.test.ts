@@ -100,11 +100,12 @@ describe('the outer mail', () => {
     expect(peekHeaders(built.raw)).toMatchObject({ isOurs: true, from: ALICE, to: [HITOSHI], messageId: built.messageId, version: '1' });
   });
 
-  it('carries an Autocrypt header with alice\'s key, folded into short lines', async () => {
+  it('carries alice\'s key in a Peerdial-Key header (never Autocrypt: test/wire/key-header.test.ts), folded into short lines', async () => {
     const built = await buildMail(message('announce', ALICE, HITOSHI), { sender: cast.alice, date: T0 });
     const head = built.raw.toString('latin1').split('\r\n\r\n')[0]!;
     for (const line of head.split('\r\n')) expect(line.length).toBeLessThanOrEqual(78);
-    expect(head).toMatch(/^Autocrypt: addr=alice@example\.test; prefer-encrypt=mutual;\r\n keydata=/m);
+    expect(head).toMatch(/^Peerdial-Key: addr=alice@example\.test;\s+keydata=/m);
+    expect(head).not.toMatch(/^Autocrypt:/im);
   });
 
   it('names neither alice\'s addresses nor her SDP anywhere a provider can read, when encrypted', async () => {
