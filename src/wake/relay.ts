@@ -32,7 +32,7 @@ import { Examiner } from '../mail/examiner.js';
 import { promises as fs } from 'node:fs';
 import { PeerdialError } from '../errors.js';
 import { sendWakeOnLan, type WakeOnLanOptions } from '../address/wol.js';
-import { sleep } from '../agent/timers.js';
+import { sleep } from '../util/timers.js';
 
 export type WakeEvent =
   | { type: 'watching'; email: string; idle: boolean }
