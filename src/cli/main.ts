@@ -9,6 +9,7 @@ import * as initCmd from './init.js';
 import * as contactsCmd from './contacts.js';
 import * as addressCmd from './address.js';
 import * as mailCmd from './mail.js';
+import * as logCmd from './log.js';
 import * as callCmd from './call.js';
 import * as agentCmd from './agent.js';
 import * as demoCmd from './demo.js';
@@ -29,7 +30,7 @@ interface CommandModule {
   register(program: Command, globals: () => GlobalOptions, run: (argv: string[]) => Promise<number>): void;
 }
 
-const COMMANDS: CommandModule[] = [initCmd, contactsCmd, addressCmd, mailCmd, callCmd, agentCmd, demoCmd, messagesCmd, answerCmd, serviceCmd, statusCmd, uriCmd, shellCmd, hooksCmd, wakeCmd, doctorCmd, loginCmd, inviteCmd];
+const COMMANDS: CommandModule[] = [initCmd, contactsCmd, addressCmd, mailCmd, logCmd, callCmd, agentCmd, demoCmd, messagesCmd, answerCmd, serviceCmd, statusCmd, uriCmd, shellCmd, hooksCmd, wakeCmd, doctorCmd, loginCmd, inviteCmd];
 
 export function buildProgram(): Command {
   const program = new Command();
