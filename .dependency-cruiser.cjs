@@ -5,7 +5,8 @@
  * these rules on src/ and wants no violation.
  *
  * dependency-cruiser's own CLI refuses Node 20, so the test calls its API;
- * on Node 22 or later `npx depcruise src` reads this file as well.
+ * on Node 22 or later `npx depcruise --config .dependency-cruiser.cjs src`
+ * runs the same rules.
  */
 
 /** Folders that sit above the given one: it imports none of them. */
