@@ -22,7 +22,8 @@ import type { DrainResult } from '../mail/outbox-sender.js';
 import { sendRaw, smtpTransport } from '../mail/smtp.js';
 import { buildMail } from '../wire/build.js';
 import { headerValues } from '../wire/headers.js';
-import { announce, inboxItem, type AnnounceResult, type InboxItem } from '../api/mail.js';
+import { announce, type AnnounceResult } from './announce.js';
+import { inboxItem, type InboxItem } from './inbox-item.js';
 
 /** Mails kept for the next `peerdial inbox` (the oldest go first beyond this). */
 const KEEP_ITEMS = 500;

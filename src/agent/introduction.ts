@@ -17,8 +17,19 @@
 import type { ParseAccepted } from '../wire/parse.js';
 import type { RejectReason } from '../wire/message.js';
 import { introductionMac, macMatches } from '../wire/invite.js';
-import type { Contact } from '../store/contacts.js';
-import type { Account } from './account.js';
+import type { Contact, ContactStore } from '../store/contacts.js';
+import type { InviteStore } from '../store/invites.js';
+import type { MessageKind } from '../wire/message.js';
+
+/** What the checks use of an account: Account passes itself (a view, so this file needs nothing of account.ts). */
+export interface TrustAccount {
+  readonly email: string;
+  readonly identity: { readonly fingerprint: string };
+  readonly contacts: ContactStore;
+  readonly invites: InviteStore;
+  clock(): Date;
+  queue(input: { kind: MessageKind; to: string; mac?: string; ttlSeconds?: number; inReplyTo?: string }): Promise<unknown>;
+}
 
 export interface Refusal {
   reason: RejectReason;
@@ -28,7 +39,7 @@ export interface Refusal {
 /** How long an `introduced` confirmation stays good on its way back. */
 const CONFIRM_SECONDS = 24 * 3600;
 
-export async function trustGate(acc: Account, parsed: ParseAccepted, contact: Contact | undefined): Promise<Refusal | undefined> {
+export async function trustGate(acc: TrustAccount, parsed: ParseAccepted, contact: Contact | undefined): Promise<Refusal | undefined> {
   const m = parsed.message;
   if (m.kind === 'introduce') return introduce(acc, parsed, contact);
   // Only read because an invite is out: a stranger's other mail counts for nothing.
@@ -48,7 +59,7 @@ export async function trustGate(acc: Account, parsed: ParseAccepted, contact: Co
   return undefined;
 }
 
-async function introduce(acc: Account, parsed: ParseAccepted, contact: Contact | undefined): Promise<Refusal | undefined> {
+async function introduce(acc: TrustAccount, parsed: ParseAccepted, contact: Contact | undefined): Promise<Refusal | undefined> {
   const m = parsed.message;
   const now = acc.clock();
   const joiner = { email: m.from, fingerprint: parsed.senderFingerprint };

@@ -8,7 +8,7 @@ import { connectImap } from '../mail/imap.js';
 import { InboxWatcher, type CheckResult, type InboxMail } from '../mail/inbox.js';
 import { OutboxSender, type DrainResult } from '../mail/outbox-sender.js';
 import type { Account, Received } from './account.js';
-import { sleep } from './timers.js';
+import { sleep } from '../util/timers.js';
 import { recheckKept } from './kept.js';
 
 export type MailboxEvent =

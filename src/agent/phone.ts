@@ -18,7 +18,7 @@ import { newCallee, type CalleeEvent, type CalleeOutput, type CalleeState } from
 import { decide, trustOf, type PolicyDecision } from './policy.js';
 import type { TrustLevel } from '../store/contacts.js';
 import { addressesFromSdp } from './sdp-addresses.js';
-import { realTimers, type Timers } from './timers.js';
+import { realTimers, type Timers } from '../util/timers.js';
 import { sanitizeText } from '../wire/sanitize.js';
 import { addMappedCandidate, freeUdpPort, pinnedIce } from './mapped-ice.js';
 import type { PortMapping } from '../address/portmap.js';

@@ -1,132 +1,16 @@
 /**
  * Mail-level operations: announce this machine's addresses to contacts,
- * send what is queued, and check the inbox once.
+ * send what is queued, and check the inbox once. Announcing and the inbox
+ * line live in agent/ (the agent uses them too); this is their public face.
  */
-import { PeerdialError } from '../errors.js';
-import { requireMailAddress } from '../wire/address.js';
-import type { Account, Received } from '../agent/account.js';
-import { OutboxLoop, checkOnce } from '../agent/mailbox.js';
-import type { DrainResult } from '../mail/outbox-sender.js';
-import type { InboxMail, CheckResult } from '../mail/inbox.js';
-import { interfaceAddresses, type DetectedAddress } from '../address/interfaces.js';
-import { isAnnounceable } from '../address/classify.js';
-import type { AddressEntry, PeerdialMessage } from '../wire/message.js';
+import type { Account } from '../agent/account.js';
+import { checkOnce } from '../agent/mailbox.js';
+import { flushOutbox } from '../agent/announce.js';
+import { inboxItem, type InboxItem } from '../agent/inbox-item.js';
+import type { CheckResult } from '../mail/inbox.js';
 
-export function addressEntries(detected: DetectedAddress[] = interfaceAddresses()): AddressEntry[] {
-  return detected.filter((a) => isAnnounceable(a.scope)).map((a) => ({ ip: a.ip, source: a.source, scope: a.scope }));
-}
-
-export interface AnnounceOptions {
-  /** Contacts (names, aliases or addresses); default: every contact that wants announcements. */
-  to?: string[];
-  addresses?: AddressEntry[];
-  /** How long the announced address is valid, seconds (default 1 day). */
-  validSeconds?: number;
-  /** Only queue; a running agent or `peerdial outbox flush` sends it. */
-  queueOnly?: boolean;
-  /** The user asked for it (`--plain`): contacts without a key get the addresses in clear text. */
-  plain?: boolean;
-}
-
-export interface AnnounceResult {
-  queued: { to: string; messageId: string }[];
-  /** Contacts that want announcements but have no key here: their announce would be clear text. */
-  skipped: string[];
-  addresses: AddressEntry[];
-  drain?: DrainResult;
-}
-
-export async function announce(account: Account, opts: AnnounceOptions = {}): Promise<AnnounceResult> {
-  const addresses = opts.addresses ?? addressEntries();
-  let targets: string[];
-  const skipped: string[] = [];
-  if (opts.to && opts.to.length) {
-    targets = [];
-    for (const who of opts.to) {
-      const c = await account.contacts.resolve(who);
-      if (c) targets.push(c.email);
-      else if (who.includes('@')) targets.push(requireMailAddress(who));
-      else await account.contacts.require(who);
-    }
-    // all or nothing: a named contact without a key stops the announce before anything is queued
-    for (const to of targets) await account.requireKeyFor(to, 'announce', opts.plain);
-  } else {
-    const wanting = (await account.contacts.list()).filter((c) => c.announce && !c.blocked);
-    targets = wanting.filter((c) => opts.plain || c.fingerprint).map((c) => c.email);
-    skipped.push(...wanting.filter((c) => !opts.plain && !c.fingerprint).map((c) => c.email));
-    if (!wanting.length) {
-      throw new PeerdialError('CONTACT_UNKNOWN', 'There is nobody to announce to.', {
-        hint: 'Add a contact first: peerdial contacts add NAME EMAIL',
-      });
-    }
-    if (!targets.length) {
-      throw new PeerdialError('CONTACT_KEY_MISSING', `No key of ${skipped.join(', ')} here: an announce would carry this machine's addresses in clear text. Nothing was sent.`, {
-        hint: 'Exchange keys first: peerdial invite (they run peerdial join), or peerdial contacts add NAME EMAIL --key THEIR-KEY.asc; or send it in clear text anyway with --plain.',
-      });
-    }
-  }
-  const result: AnnounceResult = { queued: [], skipped, addresses };
-  for (const to of targets) {
-    const q = await account.queue({ kind: 'announce', to, addresses, ttlSeconds: opts.validSeconds ?? 86_400, ...(opts.plain ? { plain: true } : {}) });
-    result.queued.push({ to, messageId: q.messageId });
-  }
-  if (!opts.queueOnly) result.drain = await flushOutbox(account);
-  return result;
-}
-
-export async function flushOutbox(account: Account, opts: { force?: boolean } = {}): Promise<DrainResult> {
-  const loop = new OutboxLoop(account);
-  return loop.drainOnce(opts);
-}
-
-/** One line of `peerdial inbox`: what arrived and what peerdial made of it. */
-export interface InboxItem {
-  uid: number;
-  folder: string;
-  ok: boolean;
-  from?: string;
-  kind?: string;
-  created?: string;
-  expires?: string;
-  addresses?: AddressEntry[];
-  reason?: string;
-  detail?: string;
-  learnedKey?: boolean;
-  encrypted?: boolean;
-  message?: PeerdialMessage;
-  /** Rejected, from somebody who is not a contact (or a blocked one): summarised, not listed. */
-  stranger?: boolean;
-}
-
-export function inboxItem(mail: InboxMail<Received>): InboxItem {
-  const v = mail.verdict;
-  if (v.ok && v.parsed?.ok) {
-    const m = v.parsed.message;
-    return {
-      uid: mail.uid,
-      folder: mail.folder,
-      ok: true,
-      from: m.from,
-      kind: m.kind,
-      created: m.created,
-      expires: m.expires,
-      addresses: m.addresses,
-      learnedKey: v.parsed.learnedKey,
-      encrypted: v.parsed.encrypted,
-      message: m,
-    };
-  }
-  const from = v.parsed && !v.parsed.ok ? v.parsed.from : undefined;
-  return {
-    uid: mail.uid,
-    folder: mail.folder,
-    ok: false,
-    ...(from ? { from } : {}),
-    reason: v.ok ? 'malformed' : v.reason,
-    detail: v.ok ? 'no parse result' : v.detail,
-    ...(v.stranger ? { stranger: true } : {}),
-  };
-}
+export { addressEntries, announce, flushOutbox, type AnnounceOptions, type AnnounceResult } from '../agent/announce.js';
+export { inboxItem, type InboxItem } from '../agent/inbox-item.js';
 
 /** Checks the inbox once: fetch, verify and list what arrived. */
 export async function checkInbox(account: Account, onItem?: (item: InboxItem) => void): Promise<{ items: InboxItem[]; result: CheckResult }> {

@@ -10,7 +10,7 @@
 import { PeerdialError, isPeerdialError } from '../errors.js';
 import type { Channel } from '../session/types.js';
 import { decodeChat, encodeChat, messageBudget } from './frames.js';
-import { abortError, inboxOf } from './inbox.js';
+import { abortError, inboxOf } from './channel-inbox.js';
 
 /** How a chat ended: we hung up, the peer hung up, or the connection went away without a bye. */
 export type ChatEnd = 'local-bye' | 'remote-bye' | 'closed';

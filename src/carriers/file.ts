@@ -40,7 +40,7 @@ import {
   type FileOffer,
 } from './frames.js';
 import { createPrivateFile, openExistingPrivate, pathInside, resolveDownloadDir } from './download-dir.js';
-import { abortError, inboxOf, type Inbox } from './inbox.js';
+import { abortError, inboxOf, type Inbox } from './channel-inbox.js';
 import { ProgressMeter } from './progress.js';
 import { readChunk } from './streams.js';
 

@@ -20,7 +20,7 @@ import {
   isPort,
   parseForwardControl,
 } from './frames.js';
-import { abortError, inboxOf } from './inbox.js';
+import { abortError, inboxOf } from './channel-inbox.js';
 import { runPipe, type PipeProgress } from './pipe.js';
 
 export interface ForwardSpec {

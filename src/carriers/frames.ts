@@ -24,7 +24,7 @@ export const FRAME_TYPE = {
 } as const;
 
 /** Bytes a frame adds to its payload. */
-export const FRAME_OVERHEAD = 1;
+const FRAME_OVERHEAD = 1;
 
 /** Channel protocol name of a forwarded TCP connection. */
 export const FORWARD_PROTOCOL = 'peerdial-forward';

@@ -1,5 +1,4 @@
 /** What a session carries: pipe, files, chat, port forwards; all over the plain Channel interface. */
-export { channelPair, type ChannelPairOptions } from './memory-channel.js';
 export { runPipe, type PipeOptions, type PipeProgress, type PipeResult } from './pipe.js';
 export {
   receiveFiles,

@@ -10,7 +10,7 @@ import type { Readable, Writable } from 'node:stream';
 import { PeerdialError, isPeerdialError } from '../errors.js';
 import type { Channel } from '../session/types.js';
 import { decodeFrame, encodeData, encodeEos, encodeError, maxDataPayload } from './frames.js';
-import { abortError, inboxOf } from './inbox.js';
+import { abortError, inboxOf } from './channel-inbox.js';
 import { ProgressMeter } from './progress.js';
 import { endOutput, flushOutput, readChunk, writeChunk } from './streams.js';
 

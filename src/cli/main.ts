@@ -9,6 +9,7 @@ import * as initCmd from './init.js';
 import * as contactsCmd from './contacts.js';
 import * as addressCmd from './address.js';
 import * as mailCmd from './mail.js';
+import * as logCmd from './log.js';
 import * as callCmd from './call.js';
 import * as agentCmd from './agent.js';
 import * as demoCmd from './demo.js';
@@ -24,7 +25,12 @@ import * as doctorCmd from './doctor.js';
 import * as loginCmd from './login.js';
 import * as inviteCmd from './invite.js';
 
-const COMMANDS = [initCmd, contactsCmd, addressCmd, mailCmd, callCmd, agentCmd, demoCmd, messagesCmd, answerCmd, serviceCmd, statusCmd, uriCmd, shellCmd, hooksCmd, wakeCmd, doctorCmd, loginCmd, inviteCmd];
+/** What each command file exports; `run` is main below (`peerdial open` runs a link's argv through it). */
+interface CommandModule {
+  register(program: Command, globals: () => GlobalOptions, run: (argv: string[]) => Promise<number>): void;
+}
+
+const COMMANDS: CommandModule[] = [initCmd, contactsCmd, addressCmd, mailCmd, logCmd, callCmd, agentCmd, demoCmd, messagesCmd, answerCmd, serviceCmd, statusCmd, uriCmd, shellCmd, hooksCmd, wakeCmd, doctorCmd, loginCmd, inviteCmd];
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -53,7 +59,7 @@ Exit codes: 0 ok, 1 failed, 2 call not completed (declined, busy, timed out),
 3 no agent running, 64 usage, 69 network or server unavailable, 77 login refused,
 78 configuration (more: peerdial help exit-codes).`);
   const globals = (): GlobalOptions => program.opts<GlobalOptions>();
-  for (const c of COMMANDS) c.register(program, globals);
+  for (const c of COMMANDS) c.register(program, globals, main);
   return program;
 }
 

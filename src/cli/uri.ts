@@ -35,7 +35,7 @@ function globalArgs(g: GlobalOptions): string[] {
   ];
 }
 
-export function register(program: Command, globals: () => GlobalOptions): void {
+export function register(program: Command, globals: () => GlobalOptions, run: (argv: string[]) => Promise<number>): void {
   program
     .command('open <uri>')
     .description('place the call a peerdial: link stands for (peerdial:hitoshi@example.jp?video=1)')
@@ -80,8 +80,7 @@ a web page never calls by itself: open asks first unless --yes is given.`)
       }
       status(g, `same as: ${equivalent}`);
       // The very code path of `peerdial call`, through a fresh parse of its argv (no shell).
-      const { main } = await import('./main.js');
-      process.exitCode = await main([process.execPath, peerdialBin(), ...globalArgs(g), ...args]);
+      process.exitCode = await run([process.execPath, peerdialBin(), ...globalArgs(g), ...args]);
     });
 
   const uri = program.command('uri').description('the peerdial: link handler of this desktop');

@@ -60,7 +60,3 @@ export function providerFor(email: string): ProviderSettings | undefined {
   const domain = email.split('@')[1]?.toLowerCase();
   return domain ? TABLE[domain] : undefined;
 }
-
-export function knownProviderDomains(): string[] {
-  return Object.keys(TABLE);
-}

@@ -10,7 +10,7 @@
  * config.ts next to the parser.
  */
 import path from 'node:path';
-import type { AccountConfig, Config, IceSettings, LinkSettings, ServerConfig, WakeTarget } from './config.js';
+import type { AccountConfig, Config, IceSettings, LinkSettings, ServerConfig, WakeTarget } from './types.js';
 import { defaultStateDir, expandHome } from '../store/paths.js';
 
 export type TomlValue = string | number | boolean | string[];

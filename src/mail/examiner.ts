@@ -19,7 +19,7 @@ import { readPublicKey } from '../wire/identity.js';
 import { LIMITS } from '../wire/limits.js';
 import { sanitizeText } from '../wire/sanitize.js';
 import type { ParseAccepted, ParseContext, ParseRejected, ParseResult } from '../wire/parse.js';
-import { clampDelay } from '../agent/timers.js';
+import { clampDelay } from '../util/timers.js';
 
 /** A contact as the worker needs it: armored pinned key, blocked. */
 export interface ExamineContact {

@@ -20,7 +20,7 @@ import type { ImapFlow } from 'imapflow';
 import { PeerdialError } from '../errors.js';
 import type { Ledger } from '../store/ledger.js';
 import { EXAMINING } from '../store/ledger.js';
-import { HEADER_SIGNER, HEADER_VERSION } from '../wire/headers.js';
+import { HEADER_SIGNER, HEADER_VERSION, IMAP_SEARCH_QUERY } from '../wire/headers.js';
 import { LIMITS } from '../wire/limits.js';
 import { sanitizeText } from '../wire/sanitize.js';
 import type { MailOutline } from '../wire/parse.js';
@@ -130,7 +130,7 @@ export class InboxWatcher<V extends Verdict> {
     }
     const maxUid = Math.max(...all);
     this.commands++;
-    const ours = ((await c.search({ uid: `${lastUid + 1}:${maxUid}`, header: { [HEADER_VERSION]: true } }, { uid: true })) || [])
+    const ours = ((await c.search({ uid: `${lastUid + 1}:${maxUid}`, ...IMAP_SEARCH_QUERY }, { uid: true })) || [])
       .filter((u) => u > lastUid && u <= maxUid)
       .sort((a, b) => a - b);
     result.ours = ours.length;

@@ -24,7 +24,7 @@ import { mayWake } from '../agent/policy.js';
 import { readJson, writeJsonAtomic } from '../store/files.js';
 import { connectImap, type ImapTarget } from '../mail/imap.js';
 import { reconnectDelayMs } from '../agent/mailbox.js';
-import { HEADER_SIGNER, HEADER_VERSION } from '../wire/headers.js';
+import { HEADER_SIGNER, HEADER_VERSION, IMAP_SEARCH_QUERY } from '../wire/headers.js';
 import { LIMITS } from '../wire/limits.js';
 import { loadIdentity, type Identity } from '../wire/identity.js';
 import { screenHeaders } from '../wire/parse.js';
@@ -32,7 +32,7 @@ import { Examiner } from '../mail/examiner.js';
 import { promises as fs } from 'node:fs';
 import { PeerdialError } from '../errors.js';
 import { sendWakeOnLan, type WakeOnLanOptions } from '../address/wol.js';
-import { sleep } from '../agent/timers.js';
+import { sleep } from '../util/timers.js';
 
 export type WakeEvent =
   | { type: 'watching'; email: string; idle: boolean }
@@ -157,7 +157,7 @@ async function watchOne(m: SleepingMachine, o: WakeRelayOptions): Promise<void> 
     const all = ((await client.search({ uid: `${mark.lastUid + 1}:*` }, { uid: true })) || []).filter((u) => u > mark.lastUid);
     if (all.length === 0) return;
     const maxUid = Math.max(...all);
-    const ours = ((await client.search({ uid: `${mark.lastUid + 1}:${maxUid}`, header: { [HEADER_VERSION]: true } }, { uid: true })) || []).filter((u) => u > mark.lastUid && u <= maxUid);
+    const ours = ((await client.search({ uid: `${mark.lastUid + 1}:${maxUid}`, ...IMAP_SEARCH_QUERY }, { uid: true })) || []).filter((u) => u > mark.lastUid && u <= maxUid);
     for (const uid of ours.sort((a, b) => a - b)) {
       const verdict = await verify(client, uid);
       if (!verdict.ok) {

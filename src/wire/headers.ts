@@ -48,14 +48,14 @@ export const PAYLOAD_FILENAME = 'peerdial.asc';
 export const NEUTRAL_SUBJECT = 'peerdial';
 
 /**
- * The IMAP SEARCH criterion that finds our mail from headers alone
- * (`SEARCH HEADER Peerdial-Version 1`). IMAP matches header values by
- * substring, so the watcher must still confirm with `isPeerdialHeaders`
- * (or `parseMail`, which rejects other versions as `unsupported-version`).
+ * The IMAP SEARCH criterion that finds our mail from headers alone, in the
+ * shape imapflow's `search()` takes: the version header is there, whatever
+ * its value (`SEARCH HEADER Peerdial-Version ""`). The inbox watcher and
+ * the wake relay both search with it; they still confirm with
+ * `isPeerdialHeaders` (or `parseMail`, which rejects other versions as
+ * `unsupported-version`).
  */
-export const IMAP_SEARCH_HEADER = { name: HEADER_VERSION, value: String(PROTOCOL_VERSION) } as const;
-/** The same criterion in the shape imapflow's `search()` takes. */
-export const IMAP_SEARCH_QUERY = { header: { [HEADER_VERSION]: String(PROTOCOL_VERSION) } } as const;
+export const IMAP_SEARCH_QUERY = { header: { [HEADER_VERSION]: true } } as const;
 
 /** Upper bounds of everything in a mail: defined in limits.ts, re-exported here. */
 export { LIMITS } from './limits.js';

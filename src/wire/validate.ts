@@ -47,7 +47,7 @@ function isCleanText(v: unknown, max: number): v is string {
  * One address entry. The same rule as for ICE candidates (wire/peer-ip.ts);
  * loopback is allowed in the list of an offer or answer (it mirrors the
  * description, which the session filters for its own side), never in an
- * announce: nobody announces loopback (api/mail.ts addressEntries).
+ * announce: nobody announces loopback (agent/announce.ts addressEntries).
  */
 function checkAddress(a: unknown, i: number, kind: string): string | undefined {
   if (!isPlainObject(a)) return `addresses[${i}] is not an object`;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { chatFrames, runChat, type ChatEnd } from '../../src/carriers/chat.js';
-import { channelPair } from '../../src/carriers/memory-channel.js';
+import { channelPair } from '../harness/memory-channel.js';
 
 /** Lines typed by a person: push() a line, end() for Ctrl-D. */
 function keyboard(): AsyncIterable<string> & { push: (line: string) => void; end: () => void } {

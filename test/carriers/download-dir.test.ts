@@ -12,7 +12,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createReceivedFile, pathInside, resolveDownloadDir } from '../../src/carriers/download-dir.js';
 import { receiveFiles, sendFiles } from '../../src/carriers/file.js';
 import { decodeFrame, encodeControl, encodeData } from '../../src/carriers/frames.js';
-import { channelPair } from '../../src/carriers/memory-channel.js';
+import { channelPair } from '../harness/memory-channel.js';
 import type { Channel } from '../../src/session/types.js';
 
 const sha256 = (data: Uint8Array): string => createHash('sha256').update(data).digest('hex');

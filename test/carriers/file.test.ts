@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { encodeControl, FRAME_TYPE } from '../../src/carriers/frames.js';
 import { receiveFiles, sendFiles, type FileProgress } from '../../src/carriers/file.js';
-import { channelPair } from '../../src/carriers/memory-channel.js';
+import { channelPair } from '../harness/memory-channel.js';
 import { isPeerdialError } from '../../src/errors.js';
 import type { Channel } from '../../src/session/types.js';
 

@@ -4,7 +4,7 @@ import { connect, createServer, type AddressInfo, type Server, type Socket } fro
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { FORWARD_PROTOCOL } from '../../src/carriers/frames.js';
 import { allowTargets, forwardLocal, parseForwardSpec, serveForward, type ForwardConnectionEnd, type LocalForward, type ServedForward } from '../../src/carriers/forward.js';
-import { channelPair } from '../../src/carriers/memory-channel.js';
+import { channelPair } from '../harness/memory-channel.js';
 import { isPeerdialError } from '../../src/errors.js';
 
 const sha256 = (data: Uint8Array): string => createHash('sha256').update(data).digest('hex');

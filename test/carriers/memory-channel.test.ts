@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { channelPair } from '../../src/carriers/memory-channel.js';
+import { channelPair } from '../harness/memory-channel.js';
 import { isPeerdialError } from '../../src/errors.js';
 
 const tick = (): Promise<void> => new Promise((r) => setImmediate(r));

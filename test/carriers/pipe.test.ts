@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { PassThrough, Readable, Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { channelPair } from '../../src/carriers/memory-channel.js';
+import { channelPair } from '../harness/memory-channel.js';
 import { runPipe } from '../../src/carriers/pipe.js';
 import { isPeerdialError } from '../../src/errors.js';
 

@@ -3,7 +3,7 @@
  * 2^31-1 ms at once; ours wait the whole time.
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { clampDelay, realTimers, sleep } from '../../src/agent/timers.js';
+import { clampDelay, realTimers, sleep } from '../../src/util/timers.js';
 import { MAX_TIMER_MS } from '../../src/wire/limits.js';
 
 beforeEach(() => {

@@ -5,8 +5,8 @@
  * larger than `maxMessageSize` are refused, and close() delivers what was
  * already sent before the peer sees the close.
  */
-import { PeerdialError } from '../errors.js';
-import type { Channel } from '../session/types.js';
+import { PeerdialError } from '../../src/errors.js';
+import type { Channel } from '../../src/session/types.js';
 
 export interface ChannelPairOptions {
   /** Default 256 KiB, libdatachannel's default. */

@@ -4,10 +4,10 @@
  * is active (and `idle_down_seconds` after it, checking once more then),
  * and bring it down again. The agent uses this instead of watching.
  */
-import type { Account } from '../agent/account.js';
-import { checkOnce, type MailboxEvent, type MailboxOptions } from '../agent/mailbox.js';
-import type { Link } from './hooks.js';
-import { sleep } from '../agent/timers.js';
+import type { Account } from './account.js';
+import { checkOnce, type MailboxEvent, type MailboxOptions } from './mailbox.js';
+import type { Link } from '../link/hooks.js';
+import { sleep } from '../util/timers.js';
 
 export interface PollOptions {
   account: Account;
