@@ -60,6 +60,8 @@ describe('port mapping on loopback', () => {
     expect(ms).toBeGreaterThanOrEqual(1100);
     console.log(`no router: PORTMAP_FAILED after ${ms} ms (timeout 1200 ms)`);
     // 250 + 500 ms deadlines, then the rest: three requests, all for port 40000
+    // (sent before the timeout; on a busy machine the last may reach the fake router just after it)
+    for (let i = 0; i < 100 && requests.length < 3; i++) await new Promise((r) => setTimeout(r, 50));
     expect(requests.length).toBeGreaterThanOrEqual(3);
     expect(requests.every((r) => r.op === 1 && r.internal === 40000 && r.lifetime === 3600)).toBe(true);
     expect(activeMappings()).toEqual([]);
@@ -69,10 +71,9 @@ describe('port mapping on loopback', () => {
     router.mode = 'silent';
     const ac = new AbortController();
     setTimeout(() => ac.abort(), 150);
-    const t0 = Date.now();
-    const err = (await mapUdpPort({ internalPort: 40000, gateway: '127.0.0.1', method: 'natpmp', timeoutMs: 5000, signal: ac.signal }).catch((e: unknown) => e)) as PeerdialError;
+    // A timeout far beyond the test's own: only the abort can end the request in time.
+    const err = (await mapUdpPort({ internalPort: 40000, gateway: '127.0.0.1', method: 'natpmp', timeoutMs: 3_600_000, signal: ac.signal }).catch((e: unknown) => e)) as PeerdialError;
     expect(err.code).toBe('ABORTED');
-    expect(Date.now() - t0).toBeLessThan(1000);
   });
 
   it('a router that refuses (NAT-PMP result 2) fails at once, with the reason', async () => {
