@@ -75,14 +75,15 @@ describe('link hooks, without a network', () => {
 
   it('a hanging command is killed at its timeout, with everything it started', async () => {
     const f = path.join(dir, 'hang.log');
-    const marker = `31.${process.pid}`;
+    // an hour: a hook runner that waited for it instead of killing it meets the test's timeout
+    const marker = `3600.${process.pid}`;
     const started = Date.now();
     const err = await runLinkHook('up', linkCfg(f, { up: `echo dialing >&2; sleep ${marker}; echo late >> ${q(f)}`, timeoutSeconds: 1 }), { killGraceMs: 500 }).catch((e) => e);
     const took = Date.now() - started;
     expect(err.code).toBe('LINK_FAILED');
     expect(err.message).toMatch(/did not finish within 1 s and was killed: dialing/);
-    expect(took).toBeGreaterThanOrEqual(950);
-    expect(took).toBeLessThan(4000);
+    console.log(`hanging link hook: LINK_FAILED after ${took} ms (timeout 1 s, kill grace 500 ms)`);
+    expect(took).toBeGreaterThanOrEqual(950); // the timeout was waited for
     await new Promise((r) => setTimeout(r, 300));
     expect(processesWith(`sleep\0${marker}`)).toEqual([]);
     expect(await lines(f)).toEqual([]);

@@ -54,8 +54,8 @@ async function viewerCallsCamera(): Promise<{ viewer: Session; camera: Session; 
   }
 }
 
-function testCamera(): SharedSource<MediaSource> {
-  return new SharedSource(() => startSource({ video: { kind: 'test' }, audio: { kind: 'test' }, fps: 30 }));
+function testCamera(opts: { keyframeIntervalS?: number } = {}): SharedSource<MediaSource> {
+  return new SharedSource(() => startSource({ video: { kind: 'test' }, audio: { kind: 'test' }, fps: 30, ...opts }));
 }
 
 function video(tracks: MediaTrack[]): MediaTrack {
@@ -190,11 +190,8 @@ describe('a camera fed by ffmpeg test sources', () => {
       const tRecorder = performance.now();
       await shared.join(camera);
       const tEncoder = performance.now();
-      // Record 10 s from the first picture on.
-      while (recording.stats().firstKeyframeAt === undefined) {
-        expect(performance.now() - t0).toBeLessThan(10_000);
-        await sleep(20);
-      }
+      // Record 10 s from the first picture on (a picture that never comes: the test's timeout).
+      while (recording.stats().firstKeyframeAt === undefined) await sleep(20);
       const tFirst = recording.stats().firstKeyframeAt!;
       await sleep(10_000 - (performance.now() - tFirst));
       const sentBefore = video(camera.tracks()).stats();
@@ -231,7 +228,9 @@ describe('a camera fed by ffmpeg test sources', () => {
   }, 60_000);
 
   it('two viewers share one encoder; one hangs up and the other keeps receiving; the encoder stops when the last leaves', async () => {
-    const shared = testCamera();
+    // One key frame an hour: the encoder's first is the only one in this test, so
+    // a late viewer can get a picture only from the cached GOP, however slow the machine.
+    const shared = testCamera({ keyframeIntervalS: 3600 });
     const first = await viewerCallsCamera();
     const leaveFirst = await shared.join(first.camera);
     const source = shared.source!;
@@ -245,11 +244,10 @@ describe('a camera fed by ffmpeg test sources', () => {
     await shared.join(second.camera);
     expect(shared.source).toBe(source);
     expect(shared.viewers).toBe(2);
-    while (video(second.viewer.tracks()).stats().firstKeyframeAt === undefined) {
-      expect(performance.now() - tJoin).toBeLessThan(3000);
-      await sleep(10);
-    }
+    while (video(second.viewer.tracks()).stats().firstKeyframeAt === undefined) await sleep(10);
     const lateStart = video(second.viewer.tracks()).stats().firstKeyframeAt! - tJoin;
+    // the key frame it got is the cached one: the encoder has made no other
+    expect(source.stats().video.keyframes).toBe(1);
     await sleep(1000);
     const a1 = video(first.viewer.tracks()).stats().packetsReceived;
     const b1 = video(second.viewer.tracks()).stats().packetsReceived;
@@ -263,20 +261,27 @@ describe('a camera fed by ffmpeg test sources', () => {
     expect(shared.viewers).toBe(1);
     expect(source.isRunning).toBe(true);
     const b2 = video(second.viewer.tracks()).stats().packetsReceived;
-    await sleep(2000);
-    const b3 = video(second.viewer.tracks()).stats().packetsReceived;
+    // It keeps receiving: 100 packets more, however long a busy machine takes (none: the test's timeout).
+    const tB2 = performance.now();
+    let b3 = b2;
+    while (b3 <= b2 + 100) {
+      await sleep(50);
+      b3 = video(second.viewer.tracks()).stats().packetsReceived;
+    }
+    console.log(`media: second viewer received ${b3 - b2} packets in ${Math.round(performance.now() - tB2)} ms after the first hung up`);
     const framesB = video(second.viewer.tracks()).stats().framesReceived;
     console.log(
       `media: late viewer's first key frame ${Math.round(lateStart)} ms after joining; ` +
         `second viewer packets ${b1} -> ${b2} -> ${b3} after the first hung up (${framesB} frames)`,
     );
     expect(b3).toBeGreaterThan(b2 + 100);
-    expect(lateStart).toBeLessThan(500);
+    expect(source.stats().video.keyframes).toBe(1); // still the only one: nothing else gave the late viewer its picture
 
     // The last viewer leaves by closing its session: the encoder stops.
     second.viewer.close();
     second.camera.close();
-    const exit = await Promise.race([source.exited, sleep(6000).then(() => undefined)]);
+    // An encoder left running never exits: the test's timeout.
+    const exit = await source.exited;
     expect(exit).toBeDefined();
     expect(shared.viewers).toBe(0);
     expect(shared.source).toBeUndefined();

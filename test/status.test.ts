@@ -1,8 +1,9 @@
 /**
  * `peerdial status` asks the running agent how it is. Alice runs her
  * agent on the real Dovecot + Postfix; her IMAP server stops, and
- * `peerdial status` says "disconnected" within the re-check interval
- * (idle_seconds); the server comes back, and it says "connected" again.
+ * `peerdial status` says "disconnected" when the connection drops, without
+ * waiting for the re-check (idle_seconds is the maximum, so no re-check
+ * happens during the test); the server comes back, and it says "connected" again.
  */
 import { promises as fs } from 'node:fs';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -12,7 +13,8 @@ import { startMailStack, type MailStack } from './harness/mail-stack.js';
 import { BIN, makePeer, runCli, tempDir, waitFor, type Peer } from './harness/peers.js';
 import type { AgentHealth } from '../src/agent/health.js';
 
-const IDLE_SECONDS = 15;
+/** The longest allowed: IDLE is never re-issued during the test, so only the dropped connection can show "disconnected". */
+const IDLE_SECONDS = 1740;
 
 let stack: MailStack;
 let dir: string;
@@ -48,7 +50,7 @@ describe('peerdial status', () => {
     expect(await status()).toEqual({ code: 3, health: { agentUp: false } });
   });
 
-  it('alice\'s IMAP server stops: status says disconnected within the re-check interval, then connected again once it is back', async () => {
+  it('alice\'s IMAP server stops: status says disconnected when the connection drops (no re-check needed), then connected again once it is back', async () => {
     agent = spawn(process.execPath, [BIN, '--config', alice.configFile, 'agent', '--log-format', 'json'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     agent.stdout!.on('data', (d) => (out += d));
@@ -75,9 +77,8 @@ describe('peerdial status', () => {
       const down = await waitFor('status: disconnected', async () => {
         const s = await status();
         return 'mailbox' in s.health && s.health.mailbox === 'disconnected' ? s.health : undefined;
-      }, IDLE_SECONDS * 1000, 100);
-      const tookMs = Date.now() - stoppedAt;
-      expect(tookMs).toBeLessThan(IDLE_SECONDS * 1000);
+      }, 60_000, 100); // a hang guard only: the re-check is 29 minutes away
+      console.log(`status says disconnected ${Date.now() - stoppedAt} ms after Dovecot stopped: ${down.lastError}`);
       expect(down.idle).toBe(false);
       expect(down.lastError).toBeTruthy();
       expect(down.retryAt).toBeTruthy();
@@ -96,5 +97,5 @@ describe('peerdial status', () => {
       expect(await exited).toBe(0);
     }
     expect((await status()).code).toBe(3);
-  }, 150_000);
+  }, 210_000);
 });
