@@ -10,6 +10,8 @@
  *   node bench/startup.mjs            median of 15 runs each, a markdown table
  *   BENCH_STARTUP_RUNS=31 node bench/startup.mjs
  *   node bench/startup.mjs --json     the summaries as JSON (bench/run.ts reads it)
+ *   BENCH_STARTUP_COMPARE=OTHER/bin/peerdial.js node bench/startup.mjs
+ *                                     also times another build (e.g. before a change) in the same rounds
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -56,6 +58,11 @@ try {
     { name: '`peerdial --help`', args: [CLI, '--help'] },
     { name: '`peerdial contacts list`', args: [CLI, '--config', config, 'contacts', 'list'] },
   ];
+  const other = process.env.BENCH_STARTUP_COMPARE;
+  if (other) {
+    cases.push({ name: `\`peerdial --help\` (${other})`, args: [other, '--help'] });
+    cases.push({ name: `\`peerdial contacts list\` (${other})`, args: [other, '--config', config, 'contacts', 'list'] });
+  }
   for (const c of cases) run(c.args); // warm the file cache
   const times = cases.map(() => []);
   for (let i = 0; i < RUNS; i++) cases.forEach((c, j) => times[j].push(run(c.args).ms));
