@@ -1,5 +1,4 @@
 /** The implementation of the commands described in ../hooks.ts, loaded when one runs. */
-/** `peerdial hooks install` (ppp, NetworkManager, dhcpcd) and `peerdial address-changed`, which those hooks run. */
 import { existsSync, statSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';

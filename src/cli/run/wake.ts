@@ -1,5 +1,4 @@
 /** The implementation of the commands described in ../wake.ts, loaded when one runs. */
-/** `peerdial wake-relay` (wake sleeping machines when an offer for them arrives) and `peerdial wake MAC`. */
 import path from 'node:path';
 import { openConfig } from '../../api/open.js';
 import { PeerdialError } from '../../errors.js';
