@@ -11,6 +11,7 @@
  * and re-reads the file under it before changing it.
  */
 import { promises as fs } from 'node:fs';
+import lockfile from 'proper-lockfile';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { PeerdialError } from '../errors.js';
@@ -93,13 +94,6 @@ export async function fileStamp(file: string): Promise<string | undefined> {
   }
 }
 
-/** proper-lockfile (with graceful-fs) is loaded by the first lock, not by a command that only reads. */
-let lockModule: Promise<typeof import('proper-lockfile')> | undefined;
-function properLockfile(): Promise<typeof import('proper-lockfile')> {
-  lockModule ??= import('proper-lockfile').then((m) => m.default ?? m);
-  return lockModule;
-}
-
 /**
  * Takes the cross-process lock of `file` (the directory `FILE.lock`; the file
  * itself need not exist) and resolves to its release. While a live process
@@ -111,7 +105,6 @@ export async function lockFile(file: string, opts: { giveUpAfterMs?: number } = 
   await ensurePrivateDir(path.dirname(file));
   const limit = opts.giveUpAfterMs ?? LOCK_WAIT_MS;
   const started = Date.now();
-  const lockfile = await properLockfile();
   for (;;) {
     try {
       return await lockfile.lock(file, {
