@@ -5,7 +5,8 @@
  *
  * Environment:
  *   BENCH_QUICK=1           small sizes and few repeats (a smoke run of ~3 min)
- *   BENCH_ONLY=a,b          only these sections: setup, concurrency, deltachat, idle, mailbox, bulk, media
+ *   BENCH_ONLY=a,b          only these sections: startup, setup, concurrency, deltachat, idle, mailbox, bulk, media
+ *   BENCH_STARTUP_RUNS=15   cold starts of each command (bench/startup.mjs)
  *   BENCH_MEDIA_SECONDS=10  how long the camera streams for the media figures
  *   BENCH_CALLS=20          sequential calls for the set-up figure
  *   BENCH_BULK_MIB=1024     size of the bulk transfers (MiB)
@@ -28,7 +29,7 @@ import { fillMaildir, measureScale, type ScaleResult } from './mailbox.js';
 import { measureDeltaChat } from './deltachat.js';
 import { measureMedia } from './media.js';
 
-const SECTIONS = ['setup', 'concurrency', 'deltachat', 'idle', 'mailbox', 'bulk', 'media'] as const;
+const SECTIONS = ['startup', 'setup', 'concurrency', 'deltachat', 'idle', 'mailbox', 'bulk', 'media'] as const;
 type Section = (typeof SECTIONS)[number];
 const only = (process.env.BENCH_ONLY ?? '').split(',').map((s) => s.trim()).filter(Boolean);
 for (const s of only) if (!(SECTIONS as readonly string[]).includes(s)) throw new Error(`BENCH_ONLY: unknown section ${s} (known: ${SECTIONS.join(', ')})`);
@@ -49,6 +50,7 @@ const settings = {
   tryBytes: envInt('BENCH_TRY_MIB', QUICK ? 32 : 256) * MiB,
   tryRuns: envInt('BENCH_TRY_RUNS', QUICK ? 1 : 3),
   mediaSeconds: envInt('BENCH_MEDIA_SECONDS', QUICK ? 5 : 10),
+  startupRuns: envInt('BENCH_STARTUP_RUNS', QUICK ? 7 : 15),
 };
 
 interface Row {
@@ -145,6 +147,17 @@ async function main(): Promise<void> {
       const aa = await alice.open();
       await aa.contacts.add({ name: 'hitoshi', email: hitoshi.email });
     }
+
+    // ------------------------------------------------------------ S. start-up
+    // bench/startup.mjs: cold processes, interleaved, with its own throw-away config
+    results.startup = await section('startup', async () => {
+      const out = execFileSync(process.execPath, [path.join(REPO, 'bench', 'startup.mjs'), '--json'], { env: { ...process.env, BENCH_STARTUP_RUNS: String(settings.startupRuns) }, encoding: 'utf8' });
+      const r = JSON.parse(out) as { results: ({ command: string; ratio: number } & Summary)[] };
+      const [base, ...cmds] = r.results;
+      rows.push({ fig: 'S', figure: `${base!.command} (a cold node process)`, unit: 'ms', s: base! });
+      for (const c of cmds) ratioRow('S', `${c.command} from a cold process`, 'ms', c, '`node -e 0`', base!.p50, 'interleaved runs; the process starts, prints and exits');
+      return r;
+    });
 
     // ------------------------------------------------------------ 1. call set-up
     let seqSetupP50: number | undefined;

@@ -5,13 +5,12 @@
  * are passed in or built here once; nothing reads globals.
  */
 import { promises as fs } from 'node:fs';
-import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type * as openpgp from 'openpgp';
 import { PeerdialError } from '../errors.js';
 import { pickAccount, type AccountConfig, type Config } from '../config/config.js';
 import { resolveSecret } from '../config/secret.js';
-import { accountStateDir } from '../store/paths.js';
+import { accountStateDir, identityFile } from '../store/paths.js';
 import { writeFileAtomic } from '../store/files.js';
 import { ContactStore, type Contact } from '../store/contacts.js';
 import { Ledger } from '../store/ledger.js';
@@ -82,7 +81,7 @@ export class Account {
   }
 
   static identityFile(stateDir: string): string {
-    return path.join(stateDir, 'identity.asc');
+    return identityFile(stateDir);
   }
 
   /** Opens an account; creates its identity key when `create` and none exists. */

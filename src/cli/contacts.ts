@@ -1,110 +1,17 @@
 import { Option, type Command } from 'commander';
-import { openAccount } from '../api/open.js';
-import { formatFingerprint, readPublicKey, fingerprintOf } from '../wire/identity.js';
-import { capabilitiesOf, parseFingerprint, parseForwardTarget, PURPOSES, type Capabilities, type Contact } from '../store/contacts.js';
-import type { Account } from '../agent/account.js';
-import { connectControl } from '../agent/control.js';
-import { recheckKept } from '../agent/kept.js';
-import { PeerdialError } from '../errors.js';
-import { age, printJson, table, type GlobalOptions } from './output.js';
-import { promises as fs } from 'node:fs';
+import type { GlobalOptions } from './output.js';
 
-/** `--key` / `contacts key`: a fingerprint (40 or 64 hex digits, spaces allowed) or a file with the armored key. */
-async function keyArgument(value: string): Promise<{ fingerprint: string; armored?: string }> {
-  const fpr = parseFingerprint(value);
-  if (fpr) return { fingerprint: fpr };
-  let text: string;
-  try {
-    text = await fs.readFile(value, 'utf8');
-  } catch {
-    throw new PeerdialError('USAGE', `"${value}" is neither a key fingerprint nor a key file.`, { hint: 'Give the 40 hex digits they read to you (spaces allowed), or a file with their armored public key.' });
-  }
-  const key = await readPublicKey(text);
-  return { fingerprint: fingerprintOf(key), armored: key.armor() };
-}
+/** What `contacts allow` / `contacts deny` take. */
+export const CAPABILITY_SYNTAX = 'chat, pipe, file, view, media, forward=HOST:PORT[,HOST:LOW-HIGH...], file-max=SIZE (e.g. 50M)';
 
-/** What `contacts show` says a contact may do. */
-export function capabilityLines(c: Contact): string {
-  const caps = capabilitiesOf(c);
-  const on = PURPOSES.filter((p) => (p === 'forward' ? caps.forward.length > 0 : caps[p]));
-  const parts = [on.join(' ') || 'nothing'];
-  if (caps.forward.length) parts.push(`forward to ${caps.forward.join(', ')}`);
-  if (caps.file) parts.push(`files up to ${sizeText(caps.fileMaxBytes)}`);
-  return parts.join('; ');
-}
-
-function sizeText(n: number): string {
-  for (const [u, f] of [['G', 1024 ** 3], ['M', 1024 ** 2], ['K', 1024]] as const) if (n >= f && n % f === 0) return `${n / f}${u}`;
-  return `${n} bytes`;
-}
-
-function parseSize(text: string): number | undefined {
-  const m = /^(\d+)([KMG]?)i?B?$/i.exec(text.trim());
-  if (!m) return undefined;
-  const f = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 }[m[2]!.toUpperCase() as '' | 'K' | 'M' | 'G'];
-  return Number(m[1]) * f;
-}
-
-const CAPABILITY_SYNTAX = 'chat, pipe, file, view, media, forward=HOST:PORT[,HOST:LOW-HIGH...], file-max=SIZE (e.g. 50M)';
-
-/** Applies `contacts allow` / `contacts deny` words to a capability set. */
-export function applyCapabilityWords(caps: Capabilities, words: string[], allow: boolean): void {
-  for (const w of words) {
-    const [name, value] = w.includes('=') ? [w.slice(0, w.indexOf('=')), w.slice(w.indexOf('=') + 1)] : [w, undefined];
-    if (name === 'forward') {
-      const targets = value === undefined ? [] : value.split(',').map((t) => t.trim()).filter(Boolean);
-      if (allow && !targets.length) throw new PeerdialError('USAGE', 'forward needs its targets: forward=HOST:PORT', { hint: 'e.g. contacts allow NAME forward=127.0.0.1:22 (ranges: HOST:LOW-HIGH; no HOST:*).' });
-      for (const t of targets) {
-        if (!parseForwardTarget(t)) throw new PeerdialError('USAGE', `"${t}" is not a forward target.`, { hint: 'Write HOST:PORT or HOST:LOW-HIGH, e.g. 127.0.0.1:22 (no HOST:*).' });
-      }
-      if (allow) caps.forward = [...new Set([...caps.forward, ...targets])];
-      else caps.forward = value === undefined ? [] : caps.forward.filter((t) => !targets.includes(t));
-    } else if (name === 'file-max' && allow) {
-      const n = value === undefined ? undefined : parseSize(value);
-      if (n === undefined) throw new PeerdialError('USAGE', `file-max needs a size, e.g. file-max=50M (got "${value ?? ''}").`);
-      caps.fileMaxBytes = n;
-    } else if ((PURPOSES as readonly string[]).includes(name) && value === undefined) {
-      caps[name as Exclude<(typeof PURPOSES)[number], 'forward'>] = allow;
-    } else {
-      throw new PeerdialError('USAGE', `"${w}" is not a capability.`, { hint: `One of: ${CAPABILITY_SYNTAX}.` });
-    }
-  }
-}
-
-/** Kept mail from this new contact gets its second look: through the running agent, or here. */
-async function recheckFor(acc: Account, email: string): Promise<string | undefined> {
-  if (!(await acc.kept.from(new Set([email]), acc.clock())).length) return undefined;
-  const control = await connectControl(acc.stateDir).catch(() => undefined);
-  try {
-    const r = (control ? await control.request('recheck-kept', { email }) : await recheckKept(acc, () => undefined, email)) as { looked: number; accepted: number };
-    return r.looked ? `${r.looked} mail(s) that came before they were a contact looked at again: ${r.accepted} accepted.` : undefined;
-  } catch (err) {
-    return `Mail that came from them before could not be looked at again yet (${(err as Error).message}); the agent or peerdial inbox does it later.`;
-  } finally {
-    control?.close();
-  }
-}
-
-function presenceLine(c: Contact): string {
-  if (!c.presence) return 'no address yet';
-  const ips = c.presence.addresses.map((a) => (a.ip.includes(':') ? `[${a.ip}]` : a.ip)).join(' ') || '(none)';
-  const valid = c.presence.validUntil && Date.parse(c.presence.validUntil) > Date.now() ? 'valid' : 'stale';
-  return `${ips} (${valid}, ${age(c.presence.updated)})`;
-}
-
-/** The trust level of a contact's key, as `contacts` shows it. */
-function keyState(c: Contact): string {
-  const level = !c.fingerprint ? 'no key yet' : c.trust === 'introduced' && !c.publicKey ? 'introduced (key awaited)' : (c.trust ?? 'learned');
-  return c.blocked ? `${level}, blocked` : level;
-}
+const run = () => import('./run/contacts.js');
+const list = () => import('./run/contacts-list.js');
 
 export function register(program: Command, globals: () => GlobalOptions): void {
   const contacts = program
     .command('contacts')
     .description('the address book: who may call you, their keys, aliases and last known address')
-    .action(async () => {
-      await listContacts(globals());
-    });
+    .action(async () => (await list()).listContacts(globals()));
 
   contacts
     .command('add <name> <email>')
@@ -112,129 +19,43 @@ export function register(program: Command, globals: () => GlobalOptions): void {
     .option('--alias <alias...>', 'aliases or short numbers (e.g. 12)')
     .option('--key <fingerprint|file>', 'their key fingerprint as they read it to you (or a file with their armored key): introduced')
     .addOption(new Option('--answer <mode>', 'answer policy for this contact').choices(['auto-answer', 'ring', 'deny']))
-    .action(async (name: string, email: string, o) => {
-      const g = globals();
-      const acc = await openAccount(g);
-      let c = await acc.contacts.add({ name, email, aliases: o.alias ?? [] });
-      if (o.key) {
-        const key = await keyArgument(o.key);
-        c = (await acc.contacts.introduceKey(c.email, key)).contact;
-      }
-      if (o.answer) c = await acc.contacts.update(c.email, (x) => (x.answer = o.answer));
-      const rechecked = await recheckFor(acc, c.email);
-      if (g.json) return printJson(c);
-      console.log(`Added ${c.name} <${c.email}>${c.aliases.length ? ` (aliases: ${c.aliases.join(', ')})` : ''}: key ${keyState(c)}.`);
-      if (!c.fingerprint) console.log(`Their key will only be learned from their first mail (it may ring, nothing more), and your addresses go to them only encrypted. Better: peerdial invite, or --key FINGERPRINT; or send in clear text with: peerdial announce ${c.name} --plain`);
-      if (rechecked) console.log(rechecked);
-    });
+    .action(async (name: string, email: string, o) => (await run()).add(globals(), name, email, o));
 
-  contacts.command('list').description('list contacts with key state and last known address').action(async () => listContacts(globals()));
+  contacts.command('list').description('list contacts with key state and last known address').action(async () => (await list()).listContacts(globals()));
 
   contacts
     .command('show <who>')
     .description('everything about one contact')
-    .action(async (who: string) => {
-      const g = globals();
-      const acc = await openAccount(g);
-      const c = await acc.contacts.require(who);
-      if (g.json) return printJson(c);
-      console.log(table([
-        ['name', c.name],
-        ['address', c.email],
-        ['aliases', c.aliases.join(', ') || '-'],
-        ['key', c.fingerprint ? formatFingerprint(c.fingerprint) : 'none yet (learned from their first mail)'],
-        ['trust', keyState(c)],
-        ['may use', capabilityLines(c)],
-        ['answer', c.answer ?? `default (${acc.config.answer})`],
-        ['announce', c.announce ? 'yes' : 'no'],
-        ['presence', presenceLine(c)],
-      ]));
-    });
+    .action(async (who: string) => (await run()).show(globals(), who));
 
   contacts
     .command('remove <who>')
     .description('remove a contact (and forget their pinned key)')
-    .action(async (who: string) => {
-      const acc = await openAccount(globals());
-      const c = await acc.contacts.remove(who);
-      console.log(`Removed ${c.name} <${c.email}>.`);
-    });
+    .action(async (who: string) => (await run()).remove(globals(), who));
 
   contacts
     .command('verify <who>')
     .description('show both fingerprints for an out-of-band check; --confirm marks the contact verified')
     .option('--confirm', 'you compared the fingerprints with them (in person, by phone) and they match')
-    .action(async (who: string, o) => {
-      const g = globals();
-      const acc = await openAccount(g);
-      let c = await acc.contacts.require(who);
-      const mine = formatFingerprint(acc.identity.fingerprint);
-      const theirs = c.fingerprint ? formatFingerprint(c.fingerprint) : undefined;
-      if (o.confirm) {
-        if (!theirs) {
-          console.error(`No key for ${c.name} yet: it arrives with their first mail. Ask them to run: peerdial announce ${acc.email}`);
-          process.exitCode = 1;
-          return;
-        }
-        c = await acc.contacts.verify(c.email);
-      }
-      if (g.json) return printJson({ you: acc.identity.fingerprint, them: c.fingerprint ?? null, verified: c.verified, trust: c.trust ?? null });
-      console.log(`You (${acc.email}):\n  ${mine}`);
-      console.log(`${c.name} (${c.email}):\n  ${theirs ?? 'no key yet'}`);
-      console.log(c.verified ? 'Verified.' : 'Compare both with them by phone or in person, then run: peerdial contacts verify ' + c.name + ' --confirm');
-    });
+    .action(async (who: string, o) => (await run()).verify(globals(), who, o));
 
   contacts
     .command('key <who> <fingerprint-or-file>')
     .description("introduce a contact's key out of band (replaces a key that was only learned, and says so)")
     .option('--replace', 'also replace an introduced or verified key (they really have a new one)')
-    .action(async (who: string, value: string, o) => {
-      const g = globals();
-      const acc = await openAccount(g);
-      const c0 = await acc.contacts.require(who);
-      const r = await acc.contacts.introduceKey(c0.email, { ...(await keyArgument(value)), replace: Boolean(o.replace) });
-      if (g.json) return printJson(r);
-      if (r.replaced) console.log(`Replaced ${r.replaced.trust ?? ''} key ${formatFingerprint(r.replaced.fingerprint)} of ${c0.name}: mail signed by it is refused from now on.`);
-      console.log(`${c0.name} <${c0.email}>: key ${formatFingerprint(r.contact.fingerprint!)}, ${keyState(r.contact)}.`);
-    });
+    .action(async (who: string, value: string, o) => (await run()).key(globals(), who, value, o));
 
   for (const [cmd, allow] of [['allow', true], ['deny', false]] as const) {
     contacts
       .command(`${cmd} <who> <capabilities...>`)
       .description(`${allow ? 'let' : 'stop'} a contact use: ${CAPABILITY_SYNTAX}`)
-      .action(async (who: string, words: string[]) => {
-        const g = globals();
-        const acc = await openAccount(g);
-        const c0 = await acc.contacts.require(who);
-        const c = await acc.contacts.setCapabilities(c0.email, (caps) => applyCapabilityWords(caps, words, allow));
-        if (g.json) return printJson(capabilitiesOf(c));
-        console.log(`${c.name} may use: ${capabilityLines(c)}`);
-      });
+      .action(async (who: string, words: string[]) => (await run()).capabilities(globals(), who, words, allow));
   }
 
   for (const [cmd, blocked] of [['block', true], ['unblock', false]] as const) {
     contacts
       .command(`${cmd} <who>`)
       .description(blocked ? 'refuse every call and mail from this contact' : 'accept this contact again')
-      .action(async (who: string) => {
-        const acc = await openAccount(globals());
-        const c = await acc.contacts.require(who);
-        await acc.contacts.update(c.email, (x) => (x.blocked = blocked));
-        console.log(`${c.name} <${c.email}> is ${blocked ? 'blocked' : 'no longer blocked'}.`);
-      });
+      .action(async (who: string) => (await run()).block(globals(), who, blocked));
   }
-}
-
-async function listContacts(g: GlobalOptions): Promise<void> {
-  const acc = await openAccount(g);
-  const list = await acc.contacts.list();
-  if (g.json) return printJson(list);
-  if (!list.length) {
-    console.log('No contacts yet. Add one with: peerdial contacts add NAME EMAIL');
-    return;
-  }
-  console.log(table([
-    ['NAME', 'ADDRESS', 'ALIASES', 'TRUST', 'LAST KNOWN ADDRESS'],
-    ...list.map((c) => [c.name, c.email, c.aliases.join(',') || '-', keyState(c), presenceLine(c)]),
-  ]));
 }

@@ -1,23 +1,11 @@
-/** `peerdial log`: the call log. */
+/** `peerdial log`: the call log (its code in run/log.ts, loaded when it runs). */
 import type { Command } from 'commander';
-import { openAccount } from '../api/open.js';
-import { describeStrangers } from '../store/strangers.js';
-import { printJson, say, table, type GlobalOptions } from './output.js';
+import type { GlobalOptions } from './output.js';
 
 export function register(program: Command, globals: () => GlobalOptions): void {
   program
     .command('log')
     .description('the call log, newest last (missed calls included)')
     .option('--missed', 'only missed calls')
-    .action(async (o) => {
-      const g = globals();
-      const acc = await openAccount(g);
-      // calls only: rejected mail from strangers is one summary line at the end
-      const list = (await acc.calls.list()).filter((e) => e.outcome !== 'rejected' && (!o.missed || e.outcome === 'missed'));
-      if (g.json) return printJson(list);
-      const strangers = await acc.strangers.read();
-      if (!list.length) say('No calls yet.');
-      else say(table([['WHEN', 'DIR', 'PEER', 'OUTCOME', 'DETAIL'], ...list.map((e) => [e.at, e.direction, e.peer, e.outcome, e.detail ?? ''])]));
-      if (strangers && !o.missed) say(describeStrangers(strangers));
-    });
+    .action(async (o) => (await import('./run/log.js')).log(globals(), o));
 }

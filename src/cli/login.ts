@@ -1,6 +1,5 @@
 /** `peerdial login [ACCOUNT]`: OAuth2 device-code login (Gmail, Microsoft, or a custom provider). */
 import type { Command } from 'commander';
-import { login } from '../api/login.js';
 import { printJson, status, type GlobalOptions } from './output.js';
 
 export function register(program: Command, globals: () => GlobalOptions): void {
@@ -18,6 +17,7 @@ Example:
     .action(async (account: string | undefined) => {
       const g = globals();
       const acc = account ?? g.account;
+      const { login } = await import('../api/login.js');
       const r = await login({
         ...(g.config ? { config: g.config } : {}),
         ...(acc ? { account: acc } : {}),

@@ -1,33 +1,7 @@
 import type { Command } from 'commander';
-import { openAccount } from '../api/open.js';
-import { announce, checkInbox, flushOutbox, type AnnounceResult, type InboxItem } from '../api/mail.js';
-import { agentOrAlone } from '../agent/control.js';
-import { DESK, type DeskInbox } from '../agent/desk.js';
-import type { DrainResult } from '../mail/outbox-sender.js';
-import { countStranger, describeStrangers, type StrangerTally } from '../store/strangers.js';
-import { age, printJson, safe, say, status, table, type GlobalOptions } from './output.js';
+import type { GlobalOptions } from './output.js';
 
-function describeItem(i: InboxItem): string {
-  if (i.ok) {
-    const ips = (i.addresses ?? []).map((a) => `${a.ip}${a.port ? `:${a.port}` : ''} (${a.scope})`).join(', ') || 'no address';
-    if (i.kind === 'introduce') return `${safe(i.from)}  joined your invite: added as an introduced contact`;
-    if (i.kind === 'introduced') return `${safe(i.from)}  confirmed your introduction: their key is introduced`;
-    return `${safe(i.from)}  ${safe(i.kind)}  ${safe(ips)}  sent ${age(i.created)}${i.learnedKey ? '  [key learned]' : ''}${i.encrypted ? '' : '  [not encrypted]'}`;
-  }
-  return `${i.from ? safe(i.from) : '(unknown sender)'}  REJECTED: ${safe(i.reason)}: ${safe(i.detail)}  (left in ${safe(i.folder)}, untouched)`;
-}
-
-/** What `inbox` prints: contacts' mail one line each, strangers' rejected mail as one summary line. */
-export function describeInbox(items: InboxItem[], now: Date = new Date()): string[] {
-  const lines: string[] = [];
-  let strangers: StrangerTally | undefined;
-  for (const i of items) {
-    if (!i.ok && i.stranger) strangers = countStranger(strangers, now, i.from, i.reason ?? 'malformed');
-    else lines.push(describeItem(i));
-  }
-  if (strangers) lines.push(`${describeStrangers(strangers, now, { since: false })}; left in INBOX, untouched`);
-  return lines;
-}
+const run = () => import('./run/mail.js');
 
 export function register(program: Command, globals: () => GlobalOptions): void {
   program
@@ -36,54 +10,19 @@ export function register(program: Command, globals: () => GlobalOptions): void {
     .option('--valid <seconds>', 'how long the address is valid', '86400')
     .option('--queue-only', 'only queue; a running agent or `peerdial outbox flush` sends it')
     .option('--plain', 'to contacts without a key: send the addresses in clear text anyway (readable by both mail providers)')
-    .action(async (who: string[], o) => {
-      const g = globals();
-      const acc = await openAccount(g);
-      status(g, 'announcing...');
-      const opts = { to: who, validSeconds: Number(o.valid), queueOnly: Boolean(o.queueOnly), plain: Boolean(o.plain) };
-      // beside a running agent, the agent queues and sends it: one process drains the outbox
-      const r = await agentOrAlone(acc.stateDir, async (agent) => (await agent.request(DESK.announce, opts)) as AnnounceResult, () => announce(acc, opts));
-      if (g.json) return printJson(r);
-      const ips = r.addresses.map((a) => a.ip).join(', ') || '(none)';
-      for (const q of r.queued) say(`announced ${ips} to ${q.to}`);
-      if (r.skipped.length) status(g, `not announced to ${r.skipped.join(', ')}: no key of theirs here (exchange keys: peerdial invite, or peerdial contacts add NAME EMAIL --key FILE; or --plain)`);
-      if (r.drain && r.drain.deferred) say(`${r.drain.deferred} mail(s) could not be sent yet and stay in the outbox; see: peerdial outbox`);
-    });
+    .action(async (who: string[], o) => (await run()).announceTo(globals(), who, o));
 
   program
     .command('inbox')
     .description('fetch, verify and list peerdial mail that arrived (other mail is left untouched)')
-    .action(async () => {
-      const g = globals();
-      const acc = await openAccount(g);
-      status(g, `checking ${acc.email}...`);
-      // beside a running agent, the agent checks: one process consumes the mailbox
-      const { items, result } = await agentOrAlone(acc.stateDir, async (agent) => (await agent.request(DESK.inbox)) as DeskInbox, () => checkInbox(acc));
-      if (g.json) return printJson({ items, result });
-      if (!items.length) say(`Nothing new (${result.scanned} new mail(s) looked at by header, none of them peerdial's).`);
-      for (const line of describeInbox(items)) say(line);
-    });
+    .action(async () => (await run()).inbox(globals()));
 
   const outbox = program
     .command('outbox')
     .description('mail waiting to be sent')
-    .action(async () => {
-      const g = globals();
-      const acc = await openAccount(g);
-      const list = await acc.outbox.list();
-      if (g.json) return printJson(list);
-      if (!list.length) return say('The outbox is empty.');
-      say(table([['ID', 'TO', 'KIND', 'STATE', 'TRIES', 'LAST ERROR'], ...list.map((e) => [e.id, e.to.join(','), e.kind, e.state, String(e.attempts), e.lastError ?? '-'])]));
-    });
+    .action(async () => (await run()).outbox(globals()));
   outbox
     .command('flush')
     .description('send everything queued now, ignoring backoff')
-    .action(async () => {
-      const g = globals();
-      const acc = await openAccount(g);
-      const r = await agentOrAlone(acc.stateDir, async (agent) => (await agent.request(DESK.flush, { force: true })) as DrainResult, () => flushOutbox(acc, { force: true }));
-      if (g.json) return printJson(r);
-      say(`sent ${r.sent}, still queued ${r.deferred}, refused ${r.failed}${r.elsewhere ? `, ${r.elsewhere} being sent by another peerdial process` : ''}`);
-      if (r.deferred || r.failed) process.exitCode = 1;
-    });
+    .action(async () => (await run()).flush(globals()));
 }

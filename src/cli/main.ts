@@ -1,6 +1,13 @@
 /**
  * The command line: a thin layer over the programmatic API (src/index.ts).
  * One file per command group; this file only wires them together.
+ *
+ * Each command file is a descriptor: names, arguments, options and help
+ * text, importing commander and at most the constants its help names.
+ * What a command does lives in src/cli/run/ and is imported (`import()`)
+ * when that command runs, so that `--help` or `contacts list` do not load
+ * the mail clients, OpenPGP or node-datachannel (test/startup.test.ts;
+ * bench/startup.mjs times it).
  */
 import { Command } from 'commander';
 import { exitCodeFor, PeerdialError } from '../errors.js';

@@ -1,41 +1,10 @@
-import { promises as fs } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
-import { PeerdialError } from '../errors.js';
-import { callArgs, parseCallUri } from '../uri/uri.js';
-import { DESKTOP_FILE, SCHEME_MIME, desktopEntry } from '../uri/desktop.js';
-import { runCommand } from '../service/install.js';
-import { peerdialBin } from './service.js';
-import { defaultConfigPath } from '../store/paths.js';
-import { printJson, say, status, type GlobalOptions } from './output.js';
+import { DESKTOP_FILE, SCHEME_MIME } from '../uri/desktop.js';
+import type { GlobalOptions } from './output.js';
 
-function applicationsDir(): string {
-  return path.join(process.env.XDG_DATA_HOME || path.join(os.homedir(), '.local', 'share'), 'applications');
-}
+const run = () => import('./run/uri.js');
 
-async function confirm(question: string): Promise<boolean> {
-  const rl = createInterface({ input: process.stdin, output: process.stderr });
-  try {
-    const answer = await new Promise<string>((resolve) => rl.question(question, resolve));
-    return /^y(es)?$/i.test(answer.trim());
-  } finally {
-    rl.close();
-  }
-}
-
-/** The global options again, as words for a fresh parse of `peerdial call`. */
-function globalArgs(g: GlobalOptions): string[] {
-  return [
-    ...(g.config ? ['--config', g.config] : []),
-    ...(g.account ? ['--account', g.account] : []),
-    ...(g.quiet ? ['--quiet'] : []),
-    ...(g.json ? ['--json'] : []),
-  ];
-}
-
-export function register(program: Command, globals: () => GlobalOptions, run: (argv: string[]) => Promise<number>): void {
+export function register(program: Command, globals: () => GlobalOptions, main: (argv: string[]) => Promise<number>): void {
   program
     .command('open <uri>')
     .description('place the call a peerdial: link stands for (peerdial:hitoshi@example.jp?video=1)')
@@ -47,41 +16,7 @@ A link names an address or a contact (name, alias, short number):
 Parameters: ring=SECONDS (how long to ring), video=0|1 (peerdial carries no video
 yet: the call is a chat). Unknown parameters are reported and ignored. A link from
 a web page never calls by itself: open asks first unless --yes is given.`)
-    .action(async (uri: string, o: { yes?: boolean; dryRun?: boolean }) => {
-      const g = globals();
-      const r = parseCallUri(uri);
-      if (!r.ok) {
-        throw new PeerdialError('USAGE', `not a usable peerdial link: ${r.detail} (${r.reason}).`, {
-          hint: 'A link looks like peerdial:hitoshi@example.jp or peerdial:hitoshi?ring=60.',
-        });
-      }
-      const { link } = r;
-      const args = callArgs(link);
-      const equivalent = `peerdial ${args.map((a) => (/^[A-Za-z0-9@._+-]+$/.test(a) ? a : `'${a}'`)).join(' ')}`;
-      if (o.dryRun) {
-        if (g.json) return printJson({ ...link, argv: args });
-        say(`call ${link.kind === 'address' ? 'the address' : 'the contact'} ${link.target}`);
-        if (link.params.ringSeconds !== undefined) say(`ring for ${link.params.ringSeconds} s`);
-        if (link.params.video) say('video asked for: not carried yet, the call is a chat');
-        if (link.unknown.length) say(`ignored parameters: ${link.unknown.join(', ')}`);
-        say(`same as: ${equivalent}`);
-        return;
-      }
-      if (link.unknown.length) status(g, `ignoring unknown link parameter(s): ${link.unknown.join(', ')}`);
-      if (link.params.video) status(g, 'the link asks for video; peerdial carries no video yet, so this is a chat call');
-      if (!o.yes) {
-        if (!process.stdin.isTTY) {
-          throw new PeerdialError('USAGE', `a link asks to call ${link.target}; not calling without a yes.`, { hint: 'Run it in a terminal to be asked, or pass --yes.' });
-        }
-        if (!(await confirm(`Call ${link.target}? [y/N] `))) {
-          status(g, 'not calling');
-          return;
-        }
-      }
-      status(g, `same as: ${equivalent}`);
-      // The very code path of `peerdial call`, through a fresh parse of its argv (no shell).
-      process.exitCode = await run([process.execPath, peerdialBin(), ...globalArgs(g), ...args]);
-    });
+    .action(async (uri: string, o: { yes?: boolean; dryRun?: boolean }) => (await run()).open(globals(), uri, o, main));
 
   const uri = program.command('uri').description('the peerdial: link handler of this desktop');
   uri
@@ -93,34 +28,11 @@ a web page never calls by itself: open asks first unless --yes is given.`)
 On Linux desktops (xdg) this writes ${DESKTOP_FILE}, which runs "peerdial open %u" in a
 terminal, and runs: xdg-mime default ${DESKTOP_FILE} ${SCHEME_MIME}
 On macOS a handler is an app bundle: see "Click-to-call" in the README.`)
-    .action(async (o: { dir?: string; default: boolean }) => {
-      const g = globals();
-      const dir = path.resolve(o.dir ?? applicationsDir());
-      const argv = [process.execPath, peerdialBin(), ...(g.config ? ['--config', defaultConfigPath(g.config)] : []), ...(g.account ? ['--account', g.account] : []), 'open'];
-      const file = path.join(dir, DESKTOP_FILE);
-      await fs.mkdir(dir, { recursive: true });
-      await fs.writeFile(file, desktopEntry({ argv }), { mode: 0o644 });
-      let registered: 'yes' | 'no-xdg-mime' | 'skipped' | 'failed' = 'skipped';
-      if (o.default) {
-        const r = await runCommand('xdg-mime', ['default', DESKTOP_FILE, SCHEME_MIME]);
-        registered = r.missing ? 'no-xdg-mime' : r.code === 0 ? 'yes' : 'failed';
-        if (registered === 'failed') status(g, `xdg-mime failed: ${(r.stderr || r.stdout).trim()}`);
-      }
-      if (g.json) return printJson({ file, default: registered });
-      console.log(`wrote ${file}`);
-      if (registered === 'yes') console.log(`peerdial: links now open with it (xdg-mime default ${DESKTOP_FILE} ${SCHEME_MIME})`);
-      else if (registered === 'no-xdg-mime') console.log(`xdg-mime is not installed (package xdg-utils); your desktop may still pick the handler up from ${DESKTOP_FILE}`);
-      if (process.platform === 'darwin') console.log('on macOS this file does nothing: see "Click-to-call" in the README for the app-bundle way');
-    });
+    .action(async (o: { dir?: string; default: boolean }) => (await run()).registerHandler(globals(), o));
 
   uri
     .command('unregister')
     .description(`remove ${DESKTOP_FILE}`)
     .option('--dir <dir>', 'where the desktop file is (default: ~/.local/share/applications)')
-    .action(async (o: { dir?: string }) => {
-      const file = path.join(path.resolve(o.dir ?? applicationsDir()), DESKTOP_FILE);
-      const existed = await fs.stat(file).then(() => true, () => false);
-      await fs.rm(file, { force: true });
-      console.log(existed ? `removed ${file}` : `nothing at ${file}`);
-    });
+    .action(async (o: { dir?: string }) => (await run()).unregisterHandler(globals(), o));
 }

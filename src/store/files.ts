@@ -11,6 +11,11 @@
  * and re-reads the file under it before changing it.
  */
 import { promises as fs } from 'node:fs';
+// Imported statically on purpose, though a command that only reads needs no lock: proper-lockfile
+// loads signal-exit, whose SIGTERM/SIGINT listener re-raises the signal when it finds itself the
+// only listener. Loaded after a command's own process.once('SIGTERM') (the agent's, a ringing
+// call's), it runs last and kills the process before that command's clean stop (measured: the
+// agent exited by signal instead of 0, a cancelled call was never logged).
 import lockfile from 'proper-lockfile';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';

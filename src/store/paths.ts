@@ -29,3 +29,8 @@ export function accountStateDir(stateDir: string, email: string): string {
 export function expandHome(p: string): string {
   return p === '~' || p.startsWith('~/') ? path.join(os.homedir(), p.slice(1)) : p;
 }
+
+/** The account's identity key (armored OpenPGP private key). */
+export function identityFile(accountStateDir: string): string {
+  return path.join(accountStateDir, 'identity.asc');
+}

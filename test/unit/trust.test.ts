@@ -10,7 +10,7 @@ import { decide, forwardAllows, mayWake, type PolicyInput } from '../../src/agen
 import { ContactStore, parseFingerprint, parseForwardTarget, type Contact } from '../../src/store/contacts.js';
 import { introductionMac, inviteCode, inviteUri, macMatches, parseInvite } from '../../src/wire/invite.js';
 import { validateMessage } from '../../src/wire/validate.js';
-import { applyCapabilityWords } from '../../src/cli/contacts.js';
+import { applyCapabilityWords } from '../../src/cli/run/contacts.js';
 import { capabilitiesOf } from '../../src/store/contacts.js';
 import { InviteStore } from '../../src/store/invites.js';
 import { KeptStore, KEEP_MAX, KEEP_SECONDS } from '../../src/store/kept.js';
