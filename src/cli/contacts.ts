@@ -1,8 +1,8 @@
 import { Option, type Command } from 'commander';
 import type { GlobalOptions } from './output.js';
+import { CAPABILITY_SYNTAX } from './capability-syntax.js';
 
 /** What `contacts allow` / `contacts deny` take. */
-export const CAPABILITY_SYNTAX = 'chat, pipe, file, view, media, forward=HOST:PORT[,HOST:LOW-HIGH...], file-max=SIZE (e.g. 50M)';
 
 const run = () => import('./run/contacts.js');
 const list = () => import('./run/contacts-list.js');

@@ -8,7 +8,7 @@ import { connectControl } from '../../agent/control.js';
 import { recheckKept } from '../../agent/kept.js';
 import { PeerdialError } from '../../errors.js';
 import { printJson, table, type GlobalOptions } from '../output.js';
-import { CAPABILITY_SYNTAX } from '../contacts.js';
+import { CAPABILITY_SYNTAX } from '../capability-syntax.js';
 import { keyState, presenceLine } from './contacts-list.js';
 
 /** `--key` / `contacts key`: a fingerprint (40 or 64 hex digits, spaces allowed) or a file with the armored key. */
