@@ -26,6 +26,7 @@ import {
   withPayloadTypeAndSsrc,
   isKeyframeRequest,
 } from '../src/session/index.js';
+import { expectRtpAndPictureLoss } from './harness/rtp-flow.js';
 
 const ice: IceConfig = { iceServers: [], bindAddress: '127.0.0.1' };
 const run = promisify(execFile);
@@ -121,19 +122,7 @@ describe('media in offer and answer', () => {
       expect(seen).toEqual(['video', 'audio']);
 
       // Picture loss: once RTP flows, the viewer's PLI reaches the camera's track.
-      const sender = camera.track('video')!;
-      const receiver = viewer.track('video')!;
-      await new Promise<void>((r) => sender.onOpen(r));
-      await new Promise<void>((r) => receiver.onOpen(r));
-      const asked = new Promise<void>((r) => sender.onKeyframeRequest(r));
-      for (let seq = 0; seq < 5; seq++) {
-        expect(sender.sendRtp(Buffer.from([0x80, 0x80 | 96, 0, seq, 0, 0, 0, seq, 0, 0, 0, 1, 0x41, 0, 0]))).toBe(true);
-      }
-      while (receiver.stats().packetsReceived < 5) await sleep(10);
-      expect(receiver.stats().framesReceived).toBe(5);
-      expect(receiver.requestKeyframe()).toBe(true);
-      await asked;
-      expect(sender.stats().keyframeRequestsReceived).toBe(1);
+      await expectRtpAndPictureLoss(camera.track('video')!, viewer.track('video')!);
     } finally {
       viewer.close();
       camera.close();

@@ -23,6 +23,7 @@ import {
   defaultMediaSpec,
   shutdownSessions,
 } from '../../src/session/index.js';
+import { expectRtpAndPictureLoss } from '../harness/rtp-flow.js';
 
 const ice: IceConfig = { iceServers: [], bindAddress: '127.0.0.1' };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -130,18 +131,7 @@ describe('a kept answer', () => {
       expect(bob.tracks().map((t) => `${t.kind}:${t.direction}`)).toEqual(['video:sendonly', 'audio:sendonly']);
       alice.acceptAnswer(answer);
       await Promise.all([alice.connected({ timeoutMs: 20_000 }), bob.connected({ timeoutMs: 20_000 })]);
-      const sender = bob.track('video')!;
-      const receiver = alice.track('video')!;
-      await new Promise<void>((r) => sender.onOpen(r));
-      await new Promise<void>((r) => receiver.onOpen(r));
-      const asked = new Promise<void>((r) => sender.onKeyframeRequest(r));
-      for (let seq = 0; seq < 5; seq++) {
-        expect(sender.sendRtp(Buffer.from([0x80, 0x80 | 96, 0, seq, 0, 0, 0, seq, 0, 0, 0, 1, 0x41, 0, 0]))).toBe(true);
-      }
-      while (receiver.stats().packetsReceived < 5) await sleep(10);
-      expect(receiver.stats().framesReceived).toBe(5);
-      expect(receiver.requestKeyframe()).toBe(true);
-      await asked;
+      await expectRtpAndPictureLoss(bob.track('video')!, alice.track('video')!);
     } finally {
       alice.close();
       bob.close();
