@@ -18,8 +18,12 @@ export interface ReplyCheckPlan {
   maxChecks: number;
 }
 
-/** 100, 150, 225, ... ms apart, at most 2 s apart, at most 30 checks (~50 s). */
-export const REPLY_CHECKS: ReplyCheckPlan = { firstMs: 100, factor: 1.5, maxMs: 2_000, maxChecks: 30 };
+/**
+ * 100, 150, 225, ... ms apart, at most 1 s apart (a check more than ~1 s
+ * after the last one would rarely beat IDLE's own notice), at most 30
+ * checks (the first ~26 s of the wait; IDLE alone after that).
+ */
+export const REPLY_CHECKS: ReplyCheckPlan = { firstMs: 100, factor: 1.5, maxMs: 1_000, maxChecks: 30 };
 
 /**
  * The checks for a reply expected within `forMs` from now: offsets (ms from
