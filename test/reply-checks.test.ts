@@ -126,7 +126,7 @@ describe('hitoshi expects a reply from alice', () => {
       // the first NOOP is the one that ends IDLE after the EXISTS, never one before it
       expect(w.log.slice(0, w.log.indexOf('exists'))).not.toContain('noop');
       expect(w.watcher.replyChecks).toEqual({ noops: 0, found: 0 });
-      const found = w.checks.find((c) => c.scanned > 0);
+      const found = await waitFor('the pass that filed it', () => w.checks.find((c) => c.filed > 0));
       expect(found?.seenBy).toBe('idle');
       expect(found?.filed).toBe(1);
     } finally {
@@ -142,7 +142,7 @@ describe('hitoshi expects a reply from alice', () => {
       expect(w.watcher.expecting).toBe(1);
       const { messageId } = await aliceSubmits();
       await waitFor('alice\'s mail at hitoshi', () => w.mails.find((m) => m.mail.verdict.ok && m.mail.verdict.messageId === messageId));
-      const found = w.checks.find((c) => c.scanned > 0);
+      const found = await waitFor('the pass that filed it', () => w.checks.find((c) => c.filed > 0));
       expect(found?.seenBy).toBe('reply-check');
       expect(found?.filed).toBe(1);
       const spent = w.watcher.replyChecks;
@@ -178,7 +178,7 @@ describe('hitoshi expects a reply from alice', () => {
       expect(w.watcher.expecting).toBe(0);
       const { messageId } = await aliceSubmits();
       await waitFor('alice\'s mail at hitoshi', () => w.mails.find((m) => m.mail.verdict.ok && m.mail.verdict.messageId === messageId));
-      expect(w.checks.find((c) => c.scanned > 0)?.seenBy).toBe('idle');
+      expect((await waitFor('the pass that filed it', () => w.checks.find((c) => c.filed > 0))).seenBy).toBe('idle');
     } finally {
       await w.stop();
     }
@@ -197,13 +197,14 @@ describe('hitoshi expects a reply from alice', () => {
         // a quiet spell before each mail, as before a call's answer
         await sleep(1_500);
         const before = w.watcher.replyChecks.noops;
+        const checksBefore = w.checks.length;
         const cancel = expecting ? w.watcher.expectReply({ until: new Date(Date.now() + 30_000) }) : () => undefined;
         const { t0, messageId } = await aliceSubmits();
         const got = await waitFor('alice\'s mail at hitoshi', () => w.mails.find((m) => m.mail.verdict.ok && m.mail.verdict.messageId === messageId));
         cancel();
         (expecting ? expected : plain).push(got.at - t0);
         if (expecting) noops.push(w.watcher.replyChecks.noops - before);
-        seenBy.push(`${expecting ? 'expected' : 'plain'}:${w.checks.filter((c) => c.scanned > 0).at(-1)?.seenBy}`);
+        seenBy.push(`${expecting ? 'expected' : 'plain'}:${(await waitFor('the pass that filed it', () => w.checks.slice(checksBefore).find((c) => c.filed > 0))).seenBy}`);
       }
     } finally {
       await w.stop();
