@@ -6,7 +6,7 @@
  */
 import { Readable, Writable } from 'node:stream';
 import type { Account } from './account.js';
-import { OutboxLoop, watchInbox, type MailboxEvent } from './mailbox.js';
+import { OutboxLoop, ReplyExpectations, watchInbox, type MailboxEvent } from './mailbox.js';
 import { Phone, type ActiveCall, type PhoneEvent, type CallOptions, type RingingCall } from './phone.js';
 import type { Timers } from '../util/timers.js';
 import type { Channel, IceConfig } from '../session/types.js';
@@ -113,6 +113,8 @@ export class Agent {
   readonly outbox: OutboxLoop;
   /** What commands beside the agent ask of it (inbox, announce, outbox flush, doctor). */
   private readonly desk: Desk;
+  /** Replies this agent's calls wait for by mail (handed to the inbox watcher of the moment). */
+  readonly replies = new ReplyExpectations();
   private readonly ac = new AbortController();
   private watching?: Promise<void>;
   private carrying = new Set<Promise<void>>();
@@ -150,6 +152,8 @@ export class Agent {
       ice: iceFromConfig(o.account),
       ...(this.sessionHosts ? { sessions: this.sessionHosts } : {}),
       send: () => (remote ? remote.poke() : this.outbox.poke()),
+      // the caller's answer is expected: check the mailbox at a short interval meanwhile (this agent's own watcher)
+      ...(remote ? {} : { expectReply: (opts: { until: Date }) => this.replies.expect(opts) }),
       ...(o.account.config.ice.portMapping ? { portMapping: o.account.config.ice.portMapping } : {}),
       ...(remote ? { onCallPlaced: (callId: string) => remote.subscribe(callId) } : {}),
       elsewhere: (msg, messageId) => this.control?.deliver(msg, messageId) ?? false,
@@ -218,7 +222,10 @@ export class Agent {
           signal: this.ac.signal,
           onMail,
           onEvent,
-          onWatcher: (w) => this.desk.watcherChanged(w),
+          onWatcher: (w) => {
+            this.desk.watcherChanged(w);
+            this.replies.watcherChanged(w);
+          },
           classifyFirst: (raw) => this.desk.classifyFirst(raw),
         });
   }

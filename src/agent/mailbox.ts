@@ -5,7 +5,7 @@
  */
 import type { ImapFlow } from 'imapflow';
 import { connectImap } from '../mail/imap.js';
-import { InboxWatcher, type CheckResult, type InboxMail } from '../mail/inbox.js';
+import { InboxWatcher, type CheckResult, type InboxMail, type ReplyCheckCount } from '../mail/inbox.js';
 import { OutboxSender, type DrainResult } from '../mail/outbox-sender.js';
 import type { Account, Received } from './account.js';
 import { sleep } from '../util/timers.js';
@@ -21,6 +21,66 @@ export type MailboxEvent =
   | { type: 'send-retry'; to: string[]; error: Error; retryInMs: number }
   | { type: 'send-failed'; to: string[]; error: Error };
 
+/** What the agent may ask of the watcher of the current connection. */
+export interface MailboxWatcher {
+  poke(): void;
+  readonly supportsIdle: boolean;
+  expectReply(opts: { until: Date }): () => void;
+  readonly replyChecks: ReplyCheckCount;
+}
+
+/**
+ * Replies the agent expects (the caller's offer has gone), kept across
+ * reconnects: each is handed to the watcher of the current connection,
+ * and again to the next one, until cancelled or past its deadline.
+ */
+export class ReplyExpectations {
+  private readonly open = new Map<number, { until: Date; cancel?: () => void }>();
+  private ids = 0;
+  private watcher?: MailboxWatcher;
+  /** Counts of the watchers before the current one. */
+  private readonly before: ReplyCheckCount = { noops: 0, found: 0 };
+
+  /** What the checks for expected replies cost so far (NOOPs) and how often they saw a new mail before IDLE did. */
+  get checks(): ReplyCheckCount {
+    const now = this.watcher?.replyChecks ?? { noops: 0, found: 0 };
+    return { noops: this.before.noops + now.noops, found: this.before.found + now.found };
+  }
+
+  expect(opts: { until: Date }): () => void {
+    const id = ++this.ids;
+    const entry: { until: Date; cancel?: () => void } = { until: opts.until };
+    this.open.set(id, entry);
+    if (this.watcher) entry.cancel = this.watcher.expectReply({ until: opts.until });
+    return () => {
+      if (!this.open.delete(id)) return;
+      entry.cancel?.();
+    };
+  }
+
+  /** Expectations not cancelled yet (also those past their deadline until the next watcher). */
+  get size(): number {
+    return this.open.size;
+  }
+
+  watcherChanged(watcher: MailboxWatcher | undefined): void {
+    if (this.watcher && this.watcher !== watcher) {
+      const c = this.watcher.replyChecks;
+      this.before.noops += c.noops;
+      this.before.found += c.found;
+    }
+    this.watcher = watcher;
+    const now = Date.now();
+    for (const [id, entry] of this.open) {
+      if (entry.until.getTime() <= now) {
+        this.open.delete(id);
+        continue;
+      }
+      entry.cancel = watcher?.expectReply({ until: entry.until });
+    }
+  }
+}
+
 export function reconnectDelayMs(attempt: number, random: () => number = Math.random): number {
   const base = Math.min(60_000, 1_000 * 2 ** Math.min(attempt, 6));
   return Math.round(base * (0.5 + random()));
@@ -31,8 +91,8 @@ export interface MailboxOptions {
   signal: AbortSignal;
   onMail: (mail: InboxMail<Received>) => Promise<void> | void;
   onEvent?: (e: MailboxEvent) => void;
-  /** The watcher of the current connection (undefined while there is none): to ask it for a check now. */
-  onWatcher?: (watcher: { poke(): void; readonly supportsIdle: boolean } | undefined) => void;
+  /** The watcher of the current connection (undefined while there is none): to ask it for a check now, or to expect a reply. */
+  onWatcher?: (watcher: MailboxWatcher | undefined) => void;
   /** Decides a mail before the account does (the agent's own test mail for `peerdial doctor`). */
   classifyFirst?: (raw: Buffer) => Received | undefined;
 }

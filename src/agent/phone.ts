@@ -99,6 +99,11 @@ export interface PhoneOptions {
   calleeConnectTimeoutMs?: number;
   /** Where sessions run: `Session` (this process, the default) or `SessionHosts` (a supervised child process). */
   sessions?: SessionFactory;
+  /**
+   * A reply mail is expected until `until` (the caller's offer has gone):
+   * the inbox is checked at a short interval meanwhile. Returns the cancel.
+   */
+  expectReply?: (opts: { until: Date }) => () => void;
 }
 
 export interface CallOptions {
@@ -144,6 +149,8 @@ interface OutgoingRecord extends CallRecord {
   reject: (e: Error) => void;
   onProgress?: CallOptions['onProgress'];
   plain?: boolean;
+  /** Ends the expectation of the callee's reply mail (PhoneOptions.expectReply). */
+  replyExpected?: () => void;
 }
 
 interface IncomingRecord extends CallRecord {
@@ -579,6 +586,7 @@ export class Phone {
 
   private finish(rec: OutgoingRecord | IncomingRecord): void {
     rec.cancelTimers.splice(0).forEach((c) => c());
+    if (rec.direction === 'out') this.replyExpectation(rec as OutgoingRecord);
     void rec.mapping?.unmap().catch(() => undefined);
     const state = rec.m.state;
     if (rec.direction === 'out' && !rec.active) {
@@ -600,8 +608,20 @@ export class Phone {
 
   private state(rec: OutgoingRecord | IncomingRecord): void {
     const state = rec.m.state;
+    if (rec.direction === 'out') this.replyExpectation(rec as OutgoingRecord);
     if (rec.direction === 'out') (rec as OutgoingRecord).onProgress?.({ state, ...(rec.detail ? { detail: rec.detail } : {}) });
     this.emit({ type: 'state', callId: rec.callId, direction: rec.direction, peer: rec.peer, state });
+  }
+
+  /** The caller's offer has gone: its answer (or decline, busy) is expected until the ring time is over; anything else ends the expectation. */
+  private replyExpectation(rec: OutgoingRecord): void {
+    if (rec.m.state === 'offer-sent' && !rec.m.done) {
+      rec.replyExpected?.();
+      rec.replyExpected = this.o.expectReply?.({ until: new Date(Date.now() + rec.ringSeconds * 1000) });
+    } else if (rec.replyExpected) {
+      rec.replyExpected();
+      rec.replyExpected = undefined;
+    }
   }
 
   private emit(e: PhoneEvent): void {

@@ -13,6 +13,12 @@
  * once: it is quarantined (reported once, never classified again, left in
  * INBOX untouched).
  *
+ * While a reply is expected (expectReply: the caller after its offer) the
+ * watcher also checks on a schedule (src/mail/reply-checks.ts): it leaves
+ * IDLE with a NOOP, which brings the server's EXISTS at once, instead of
+ * waiting for IDLE's own notice (~0.5 s late on Dovecot after a quiet
+ * spell). With nothing expected it uses IDLE alone.
+ *
  * It does not reconnect: when the connection drops, watch() rejects and
  * the owner (src/agent/mailbox.ts) builds a fresh watcher after a backoff.
  */
@@ -24,6 +30,7 @@ import { HEADER_SIGNER, HEADER_VERSION, IMAP_SEARCH_QUERY } from '../wire/header
 import { LIMITS } from '../wire/limits.js';
 import { sanitizeText } from '../wire/sanitize.js';
 import type { MailOutline } from '../wire/parse.js';
+import { REPLY_CHECKS, replyCheckOffsets, type ReplyCheckPlan } from './reply-checks.js';
 
 /** What the classifier says about one mail. */
 export type Verdict =
@@ -43,6 +50,14 @@ export interface CheckResult {
   filed: number;
   left: number;
   ms: number;
+  /** New mail in this pass was first noticed by IDLE's EXISTS or by a check for an expected reply (a NOOP's EXISTS). */
+  seenBy?: 'idle' | 'reply-check';
+}
+
+/** What the reply checks cost: IMAP NOOPs sent for them, and passes whose new mail they noticed first. */
+export interface ReplyCheckCount {
+  noops: number;
+  found: number;
 }
 
 export interface InboxOptions<V extends Verdict> {
@@ -59,15 +74,27 @@ export interface InboxOptions<V extends Verdict> {
   onMail: (mail: InboxMail<V>) => Promise<void> | void;
   pollMs?: number;
   now?: () => Date;
-  onProgress?: (e: { type: 'checked'; result: CheckResult } | { type: 'idle' } | { type: 'poll'; ms: number }) => void;
+  onProgress?: (e: { type: 'checked'; result: CheckResult } | { type: 'idle' } | { type: 'poll'; ms: number } | { type: 'reply-check' }) => void;
+  /** The schedule of checks while a reply is expected (REPLY_CHECKS). */
+  replyChecks?: ReplyCheckPlan;
 }
 
 export class InboxWatcher<V extends Verdict> {
   private readonly mailbox: string;
   private idling = false;
+  /** IDLE commands entered so far (tells one IDLE from the next). */
+  private idles = 0;
   private dirty = false;
   private wake?: () => void;
   private commands = 0;
+  /** Expected replies: id -> deadline (ms since the epoch). */
+  private readonly expected = new Map<number, number>();
+  private expectIds = 0;
+  private checkTimer?: ReturnType<typeof setTimeout>;
+  /** The NOOP of a reply check, while it is on the wire. */
+  private checkNoop?: Promise<unknown>;
+  private seenBy?: 'idle' | 'reply-check';
+  private readonly replyCount: ReplyCheckCount = { noops: 0, found: 0 };
 
   constructor(private readonly o: InboxOptions<V>) {
     this.mailbox = o.mailbox ?? 'INBOX';
@@ -76,6 +103,83 @@ export class InboxWatcher<V extends Verdict> {
   /** IMAP commands this watcher has issued (idle figure for benchmarks). */
   get commandCount(): number {
     return this.commands;
+  }
+
+  /** NOOPs sent for expected replies, and how often they noticed new mail before IDLE did. */
+  get replyChecks(): ReplyCheckCount {
+    return { ...this.replyCount };
+  }
+
+  /**
+   * A reply is expected until `until`: check the mailbox on a short,
+   * backing-off schedule on top of IDLE until then (or until cancelled).
+   * Counted: expectations overlap; each new one starts the schedule again
+   * (a mail just went), running to the latest deadline. The returned
+   * function cancels this one (idempotent); with none left, IDLE alone.
+   */
+  expectReply(opts: { until: Date }): () => void {
+    const id = ++this.expectIds;
+    this.expected.set(id, opts.until.getTime());
+    this.planChecks();
+    return () => {
+      if (!this.expected.delete(id)) return;
+      if (this.expected.size === 0) this.stopChecks();
+    };
+  }
+
+  /** Replies expected now (deadline not passed, not cancelled). */
+  get expecting(): number {
+    const now = Date.now();
+    let n = 0;
+    for (const until of this.expected.values()) if (until > now) n++;
+    return n;
+  }
+
+  private planChecks(): void {
+    this.stopChecks();
+    const start = Date.now();
+    const deadline = Math.max(...this.expected.values());
+    const offsets = replyCheckOffsets(deadline - start, this.o.replyChecks ?? REPLY_CHECKS);
+    let i = 0;
+    const next = () => {
+      this.checkTimer = undefined;
+      if (i >= offsets.length) return;
+      const t = setTimeout(() => {
+        i++;
+        this.replyCheck();
+        next();
+      }, Math.max(0, start + offsets[i]! - Date.now()));
+      t.unref?.();
+      this.checkTimer = t;
+    };
+    next();
+  }
+
+  private stopChecks(): void {
+    if (this.checkTimer) clearTimeout(this.checkTimer);
+    this.checkTimer = undefined;
+    for (const [id, until] of this.expected) if (until <= Date.now()) this.expected.delete(id);
+  }
+
+  /** One scheduled check: a NOOP ends IDLE and brings any EXISTS now; while a pass runs, another pass follows it. */
+  private replyCheck(): void {
+    const c = this.o.client;
+    if (!c.usable) return;
+    this.o.onProgress?.({ type: 'reply-check' });
+    if (!this.idling) {
+      this.dirty = true;
+      return;
+    }
+    if (this.checkNoop) return;
+    this.commands++;
+    this.replyCount.noops++;
+    const noop: Promise<unknown> = c
+      .noop()
+      .catch(() => undefined)
+      .finally(() => {
+        if (this.checkNoop === noop) this.checkNoop = undefined;
+      });
+    this.checkNoop = noop;
   }
 
   get supportsIdle(): boolean {
@@ -101,7 +205,13 @@ export class InboxWatcher<V extends Verdict> {
 
   /** One pass: everything new since the last mark. Reported as `checked`, also when nothing was new. */
   async check(): Promise<CheckResult> {
+    const seenBy = this.seenBy;
+    this.seenBy = undefined;
     const result = await this.pass();
+    if (seenBy && result.scanned > 0) {
+      result.seenBy = seenBy;
+      if (seenBy === 'reply-check') this.replyCount.found++;
+    }
     this.o.onProgress?.({ type: 'checked', result });
     return result;
   }
@@ -218,24 +328,39 @@ export class InboxWatcher<V extends Verdict> {
    */
   async watch(opts: { signal: AbortSignal }): Promise<void> {
     const c = this.o.client;
-    const onExists = () => this.poke();
+    const onExists = () => {
+      // an EXISTS while a reply check's NOOP is on the wire was brought by it
+      this.seenBy ??= this.checkNoop ? 'reply-check' : 'idle';
+      this.poke();
+    };
     const onClose = () => this.wake?.();
     c.on('exists', onExists);
     c.on('close', onClose);
     const onAbort = () => this.poke();
     opts.signal.addEventListener('abort', onAbort);
     try {
+      let quiet = false;
       while (!opts.signal.aborted) {
         if (!c.usable) throw new PeerdialError('IMAP_FAILED', 'The IMAP connection was closed.');
-        this.dirty = false;
-        await this.check();
+        if (!quiet) {
+          this.dirty = false;
+          await this.check();
+        }
+        quiet = false;
         if (this.dirty || opts.signal.aborted) continue;
         if (this.supportsIdle) {
           this.idling = true;
+          this.idles++;
           this.o.onProgress?.({ type: 'idle' });
           this.commands++;
           await c.idle();
           this.idling = false;
+          const noop = this.checkNoop;
+          if (noop) {
+            // IDLE ended for a reply check: its NOOP's EXISTS (if any) sets dirty; nothing new, back to IDLE
+            await noop;
+            quiet = !this.dirty;
+          }
         } else {
           const ms = this.o.pollMs ?? 60_000;
           this.o.onProgress?.({ type: 'poll', ms });
@@ -255,6 +380,7 @@ export class InboxWatcher<V extends Verdict> {
       throw new PeerdialError('IMAP_FAILED', `IMAP connection lost: ${(err as Error).message}`, { cause: err });
     } finally {
       this.idling = false;
+      this.stopChecks();
       c.off('exists', onExists);
       c.off('close', onClose);
       opts.signal.removeEventListener('abort', onAbort);
@@ -265,8 +391,19 @@ export class InboxWatcher<V extends Verdict> {
   poke(): void {
     this.dirty = true;
     if (this.idling && this.o.client.usable) {
-      this.commands++;
-      this.o.client.noop().catch(() => undefined);
+      const inFlight = this.checkNoop;
+      const idleNoop = () => {
+        this.commands++;
+        this.o.client.noop().catch(() => undefined);
+      };
+      if (!inFlight) idleNoop();
+      else {
+        // a reply check's NOOP is on the wire; should it have run before IDLE began, end IDLE once it is back
+        const idle = this.idles;
+        void inFlight.then(() => {
+          if (this.idling && this.idles === idle && this.o.client.usable) idleNoop();
+        });
+      }
     }
     this.wake?.();
   }
