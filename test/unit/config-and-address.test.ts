@@ -84,7 +84,8 @@ describe('the provider table', () => {
 
 describe('address classification', () => {
   it.each([
-    ['8.8.8.8', 'public'],
+    // just past the private 10/8: the boundary of a range (a pure classification, nothing is sent)
+    ['11.0.0.1', 'public'],
     ['10.1.2.3', 'private'],
     ['172.20.0.1', 'private'],
     ['192.168.1.10', 'private'],
@@ -126,7 +127,9 @@ describe('backoff', () => {
     expect(backoffMs(1, () => 0.5)).toBe(2000);
     expect(backoffMs(3, () => 0.5)).toBe(8000);
     expect(backoffMs(30, () => 0.5)).toBe(300_000);
-    expect(backoffMs(2, () => 0)).toBeLessThan(backoffMs(2, () => 1));
+    // the jitter spans -25 %..+25 % of the 4 s step
+    expect(backoffMs(2, () => 0)).toBe(3000);
+    expect(backoffMs(2, () => 1)).toBe(5000);
     expect(reconnectDelayMs(0, () => 0.5)).toBe(1000);
     expect(reconnectDelayMs(20, () => 0.5)).toBe(60_000);
   });
