@@ -108,6 +108,17 @@ export function iceIdentity(sdp: string): { ufrag: string; pwd: string; fingerpr
   return ufrag && pwd && fingerprint ? { ufrag, pwd, fingerprint } : undefined;
 }
 
+/** The mids of a description's m-sections in order, with their kinds ("video:0 application:2"). */
+export function sectionMids(sdp: string): string {
+  const out: string[] = [];
+  for (const section of sdp.split(/\r?\nm=/).slice(1)) {
+    const kind = /^(\S+)/.exec(section)?.[1] ?? '?';
+    const mid = /^a=mid:(\S+)/m.exec(section)?.[1] ?? '?';
+    out.push(`${kind}:${mid}`);
+  }
+  return out.join(' ');
+}
+
 /** Candidate addresses of a description as sorted "address port typ" strings (for comparing two descriptions). */
 export function candidateAddresses(sdp: string): string[] {
   return [...sdp.matchAll(/^a=candidate:\S+ \d+ \S+ \d+ (\S+) (\d+) typ (\S+)/gm)].map((m) => `${m[1]} ${m[2]} ${m[3]}`).sort();

@@ -57,6 +57,7 @@ import {
   forceOffererDtlsClient,
   iceIdentity,
   noCommonFamily,
+  sectionMids,
 } from './sdp.js';
 import type { AnswerMedia, CandidatePair, Channel, IceConfig, MediaKind, MediaSpec, MediaTrack } from './types.js';
 import { isLoopbackOnly } from '../wire/peer-ip.js';
@@ -283,16 +284,6 @@ let sessionCounter = 0;
 
 type OfferIdentity = NonNullable<ReturnType<typeof iceIdentity>>;
 
-/** The mids of a description's m-sections in order, with their kinds ("video:0 application:2"). */
-function sectionMids(sdp: string): string {
-  const out: string[] = [];
-  for (const section of sdp.split(/\r?\nm=/).slice(1)) {
-    const kind = /^(\S+)/.exec(section)?.[1] ?? '?';
-    const mid = /^a=mid:(\S+)/m.exec(section)?.[1] ?? '?';
-    out.push(`${kind}:${mid}`);
-  }
-  return out.join(' ');
-}
 
 /** What a kept answer's replacing connections must reproduce. */
 interface KeptAnswer {
