@@ -13,7 +13,7 @@ import { InboxWatcher, type InboxMail } from '../src/mail/inbox.js';
 import type { Received } from '../src/agent/account.js';
 import { ensureMailServers } from './harness/system.js';
 import { startMailStack, type MailStack } from './harness/mail-stack.js';
-import { makePeer, mailboxSnapshot, tempDir, type Peer } from './harness/peers.js';
+import { introduce, makePeer, mailboxSnapshot, tempDir, type Peer } from './harness/peers.js';
 import { forgedOffer, hugeMail } from './harness/hostile.js';
 
 let stack: MailStack;
@@ -29,12 +29,7 @@ beforeAll(async () => {
   alice = await makePeer(stack, 'alice', dir);
   hitoshi = await makePeer(stack, 'hitoshi', dir);
   mallory = await makePeer(stack, 'mallory', dir);
-  const a = await alice.open();
-  const h = await hitoshi.open();
-  await h.contacts.add({ name: 'alice', email: alice.email });
-  await h.contacts.pinKey(alice.email, a.identity.armoredPublicKey, a.identity.fingerprint, 'manual');
-  await a.contacts.add({ name: 'hitoshi', email: hitoshi.email });
-  await a.contacts.pinKey(hitoshi.email, h.identity.armoredPublicKey, h.identity.fingerprint, 'manual');
+  await introduce(alice, hitoshi);
 }, 120_000);
 
 afterAll(async () => {

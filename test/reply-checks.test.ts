@@ -19,7 +19,7 @@ import { REPLY_CHECKS, type ReplyCheckPlan } from '../src/mail/reply-checks.js';
 import type { Received } from '../src/agent/account.js';
 import { ensureMailServers } from './harness/system.js';
 import { startMailStack, type MailStack } from './harness/mail-stack.js';
-import { makePeer, tempDir, waitFor, type Peer } from './harness/peers.js';
+import { introduce, makePeer, tempDir, waitFor, type Peer } from './harness/peers.js';
 
 let stack: MailStack;
 let dir: string;
@@ -32,12 +32,7 @@ beforeAll(async () => {
   dir = await tempDir('replychk');
   alice = await makePeer(stack, 'alice', dir);
   hitoshi = await makePeer(stack, 'hitoshi', dir);
-  const a = await alice.open();
-  const h = await hitoshi.open();
-  await h.contacts.add({ name: 'alice', email: alice.email });
-  await h.contacts.pinKey(alice.email, a.identity.armoredPublicKey, a.identity.fingerprint, 'manual');
-  await a.contacts.add({ name: 'hitoshi', email: hitoshi.email });
-  await a.contacts.pinKey(hitoshi.email, h.identity.armoredPublicKey, h.identity.fingerprint, 'manual');
+  await introduce(alice, hitoshi);
 }, 120_000);
 
 afterAll(async () => {
