@@ -105,6 +105,11 @@ describe('commands beside a running agent', () => {
       const nothing = await runCli(['--config', hitoshi.configFile, 'answer']);
       expect(nothing.code).not.toBe(0);
       expect(nothing.stderr).toContain('No call is ringing');
+      // an id from another peer may start with "-": after "--" it is an id, not an option
+      const dashed = await runCli(['--config', hitoshi.configFile, 'answer', '--', '-AbCdEfGhIjKlMnOp']);
+      expect(dashed.code).not.toBe(0);
+      expect(dashed.stderr).not.toContain('unknown option');
+      expect(dashed.stderr).toContain('No call is ringing');
 
       const first = runCli(['--config', alice.configFile, 'call', 'hitoshi'], { timeoutMs: 60_000 });
       await waitFor('ringing', () => ha.out().includes('is ringing'), 30_000);

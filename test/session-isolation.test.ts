@@ -173,7 +173,7 @@ describe('a session cannot take the agent down', () => {
       return pids.length === 1 ? pids : undefined;
     });
     process.kill(-agentPid, 'SIGINT'); // the whole process group, as the terminal does
-    expect(await agent.exited).toBe(0);
+    expect(await agent.exited, agent.out()).toBe(0);
     expect(agent.out()).toMatch(/from alice@example\.test: ended closed/);
     expect(agent.out()).not.toContain('crashed');
     expect(alive(host!)).toBe(false);

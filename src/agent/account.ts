@@ -5,7 +5,7 @@
  * are passed in or built here once; nothing reads globals.
  */
 import { promises as fs } from 'node:fs';
-import { randomBytes } from 'node:crypto';
+import { newId } from '../wire/ids.js';
 import type * as openpgp from 'openpgp';
 import { PeerdialError } from '../errors.js';
 import { pickAccount, type AccountConfig, type Config } from '../config/config.js';
@@ -174,10 +174,10 @@ export class Account {
       kind: input.kind,
       from: this.email,
       to: input.to.toLowerCase(),
-      callId: input.callId ?? randomBytes(12).toString('base64url'),
+      callId: input.callId ?? newId(),
       created: now.toISOString(),
       expires: new Date(now.getTime() + (input.ttlSeconds ?? this.config.ringSeconds) * 1000).toISOString(),
-      nonce: randomBytes(16).toString('base64url'),
+      nonce: newId(16),
       addresses: input.addresses ?? [],
       ...(input.sdp !== undefined ? { sdp: input.sdp } : {}),
       ...(input.text !== undefined ? { text: input.text } : {}),

@@ -21,6 +21,7 @@ import type { CheckResult, InboxMail } from '../mail/inbox.js';
 import type { DrainResult } from '../mail/outbox-sender.js';
 import { sendRaw, smtpTransport } from '../mail/smtp.js';
 import { buildMail } from '../wire/build.js';
+import { newId } from '../wire/ids.js';
 import { headerValues } from '../wire/headers.js';
 import { announce, type AnnounceResult } from './announce.js';
 import { inboxItem, type InboxItem } from './inbox-item.js';
@@ -60,10 +61,10 @@ export async function selfTestMail(account: Account): Promise<{ raw: Buffer; mes
       kind: 'announce',
       from: account.email,
       to: account.email,
-      callId: randomBytes(12).toString('base64url'),
+      callId: newId(),
       created: now.toISOString(),
       expires: new Date(now.getTime() + 120_000).toISOString(),
-      nonce: randomBytes(16).toString('base64url'),
+      nonce: newId(16),
       // an announce needs an address; a documentation address (RFC 5737) says nothing
       // about this machine, and the announce rule takes it (loopback it refuses)
       addresses: [{ ip: '192.0.2.1', source: 'interface', scope: 'documentation' }],

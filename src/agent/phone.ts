@@ -20,6 +20,7 @@ import type { TrustLevel } from '../store/contacts.js';
 import { addressesFromSdp } from './sdp-addresses.js';
 import { realTimers, type Timers } from '../util/timers.js';
 import { sanitizeText } from '../wire/sanitize.js';
+import { newId } from '../wire/ids.js';
 import { addMappedCandidate, freeUdpPort, pinnedIce } from './mapped-ice.js';
 import type { PortMapping } from '../address/portmap.js';
 
@@ -200,8 +201,7 @@ export class Phone {
     if (contact?.blocked) throw new PeerdialError('CONTACT_BLOCKED', `${peer} is blocked.`, { hint: `Unblock with: peerdial contacts unblock ${contact.name}` });
     // the offer carries our addresses and ICE credentials: encrypted, or in clear only when asked
     await acc.requireKeyFor(peer, 'offer', opts.plain);
-    const { randomBytes } = await import('node:crypto');
-    const callId = randomBytes(12).toString('base64url');
+    const callId = newId();
     let resolve!: (c: ActiveCall) => void;
     let reject!: (e: Error) => void;
     const connected = new Promise<ActiveCall>((res, rej) => {

@@ -11,7 +11,7 @@ export function register(program: Command, globals: () => GlobalOptions): void {
 
   program
     .command('answer [callId]')
-    .description('answer a ringing call (default: the newest); the agent carries it')
+    .description('answer a ringing call (default: the newest); the agent carries it. An id starting with "-" goes after --: peerdial answer -- -Xyz')
     .action(async (callId?: string) => (await run()).answer(globals(), callId));
 
   program

@@ -8,6 +8,7 @@ import { DESK, type DeskInbox } from '../../agent/desk.js';
 import { parseCameraSource } from '../../media/index.js';
 import { printJson, safe, say, usedMedia, type GlobalOptions } from '../output.js';
 import { safeJson, sanitizeBlock } from '../../wire/sanitize.js';
+import { idArgument } from '../../wire/ids.js';
 import { StrangerLines, countStranger, describeStrangers, type StrangerTally } from '../../store/strangers.js';
 import { Link, type LinkEvent } from '../../link/hooks.js';
 import { PeerdialError } from '../../errors.js';
@@ -23,7 +24,7 @@ export function describeEvent(e: AgentEvent): string | undefined {
     case 'ended':
       return `call ${safe(e.callId)} ${e.direction === 'in' ? 'from' : 'to'} ${safe(e.peer)}: ended ${safe(e.state)}${e.detail ? ` (${safe(e.detail)})` : ''}`;
     case 'ringing':
-      return `call ${safe(e.call.callId)} from ${safe(e.call.peer)} is ringing${e.call.trust === 'learned' ? ' [new key, learned from their mail: not introduced]' : ''} (peerdial answer ${safe(e.call.callId)} / peerdial decline ${safe(e.call.callId)})`;
+      return `call ${safe(e.call.callId)} from ${safe(e.call.peer)} is ringing${e.call.trust === 'learned' ? ' [new key, learned from their mail: not introduced]' : ''} (peerdial answer ${safe(idArgument(e.call.callId))} / peerdial decline ${safe(idArgument(e.call.callId))})`;
     case 'mail-rejected':
       return `mail from ${e.from ? safe(e.from) : 'unknown'} rejected: ${safe(e.reason)}: ${safe(e.detail)}`;
     case 'message':
@@ -65,7 +66,7 @@ function jsonEvent(e: AgentEvent): unknown {
 /** A call rings: terminal bell, and a desktop notification when notify-send (Linux) or osascript (macOS) is there. */
 function ring(peer: string, callId: string): void {
   if (process.stdout.isTTY) process.stdout.write('\x07');
-  const text = `${safe(peer, 120)} is calling. Answer: peerdial answer ${safe(callId, 130)}   Decline: peerdial decline ${safe(callId, 130)}`;
+  const text = `${safe(peer, 120)} is calling. Answer: peerdial answer ${safe(idArgument(callId), 130)}   Decline: peerdial decline ${safe(idArgument(callId), 130)}`;
   const cmd = process.platform === 'darwin' ? ['osascript', ['-e', `display notification ${JSON.stringify(text)} with title "peerdial"`]] : ['notify-send', ['--app-name=peerdial', 'Incoming call', text]];
   try {
     const child = spawn(cmd[0] as string, cmd[1] as string[], { stdio: 'ignore', detached: true });
