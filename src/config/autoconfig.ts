@@ -103,7 +103,7 @@ export interface XmlElement {
 }
 
 /** Limits for a document fetched from a stranger's web server. */
-export const XML_LIMITS = { bytes: 256 * 1024, depth: 32 } as const;
+export const XML_LIMITS = { bytes: 256 * 1024, depth: 32 } as const; // an autoconfig document nests 4 deep
 
 /**
  * fast-xml-parser checks the structure; entities are left to us
@@ -161,7 +161,8 @@ function toElement(node: OrderedNode): XmlElement {
 
 /**
  * Parses a small XML document into elements (fast-xml-parser). Refuses
- * DOCTYPE (no entity games), nesting deeper than XML_LIMITS.depth,
+ * DOCTYPE (no entity games), nesting past fast-xml-parser's
+ * maxNestedTags (XML_LIMITS.depth; it lets one level more through),
  * documents over XML_LIMITS.bytes, mismatched tags, text outside the root.
  */
 export function parseXml(src: string): XmlElement {
