@@ -30,7 +30,7 @@ describe('peerdial demo', () => {
     expect(j.chat).toHaveLength(2);
   });
 
-  it('without its optional IMAP server package (npm install --omit=optional): says which package and how to install it, and nothing else needs it', async () => {
+  it('without its optional IMAP server package: says which package and how to install it, and nothing else needs it', async () => {
     const pkg = JSON.parse(await fs.readFile(path.join(ROOT, 'package.json'), 'utf8')) as {
       dependencies: Record<string, string>;
       optionalDependencies?: Record<string, string>;

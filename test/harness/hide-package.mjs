@@ -1,6 +1,6 @@
 /**
  * Preload (`node --import`) that makes one package look not installed, as
- * after `npm install --omit=optional`: importing the package named by
+ * when an optional dependency failed to install: importing the package named by
  * PEERDIAL_HIDE_PACKAGE fails the way Node fails for a missing package
  * (ERR_MODULE_NOT_FOUND, "Cannot find package 'NAME'").
  */
