@@ -12,7 +12,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { discover, discoverSrv, parseAutoconfig, parseXml, type SrvResolver } from '../src/config/autoconfig.js';
+import { XML_LIMITS, discover, discoverSrv, parseAutoconfig, parseXml, type SrvResolver } from '../src/config/autoconfig.js';
 import { init, serversToConfirm } from '../src/api/init.js';
 import { isPeerdialError } from '../src/errors.js';
 import { loadConfig } from '../src/config/config.js';
@@ -227,7 +227,7 @@ describe('the autoconfig document', () => {
   });
 });
 
-describe('the small XML reader', () => {
+describe('the XML reader', () => {
   it('reads elements, attributes, entities, CDATA and comments', () => {
     const x = parseXml(`<?xml version="1.0"?><a k='v &lt;1&gt;'><!-- c --><b>x &amp; y &#65;&#x42;</b><c/><d><![CDATA[<raw>]]></d></a>`);
     expect(x.name).toBe('a');
@@ -252,6 +252,40 @@ describe('the small XML reader', () => {
       expect(() => parseXml(bad), bad).toThrow(/XML/);
     }
     expect(() => parseAutoconfig('<html><body>Not found</body></html>', 'a@b.test')).toThrow(/clientConfig/);
+  });
+
+  it('a hostile document: no entity expansion, no deep nesting, no size beyond the cap, nothing outside the root', () => {
+    const laughs = [
+      '<?xml version="1.0"?>',
+      '<!DOCTYPE clientConfig [',
+      '  <!ENTITY lol "lol">',
+      ...Array.from({ length: 9 }, (_, i) => `  <!ENTITY lol${i + 1} "${`&lol${i || ''};`.repeat(10)}">`),
+      ']>',
+      '<clientConfig><emailProvider><displayName>&lol9;</displayName></emailProvider></clientConfig>',
+    ].join('\n');
+    expect(() => parseXml(laughs)).toThrow(/XML: DOCTYPE/);
+    expect(() => parseAutoconfig(laughs, 'a@b.test')).toThrow(/XML: DOCTYPE/);
+    // without the DOCTYPE, the reference names nothing we know
+    expect(() => parseXml('<a>&lol;</a>')).toThrow(/XML: unknown entity &lol;/);
+    // an external entity is refused with its DOCTYPE, before anything is read
+    expect(() => parseXml('<!DOCTYPE a [<!ENTITY x SYSTEM "file:///etc/passwd">]><a>&x;</a>')).toThrow(/XML: DOCTYPE/);
+
+    const nest = (depth: number) => '<a>'.repeat(depth) + 'deep' + '</a>'.repeat(depth);
+    expect(parseXml(nest(XML_LIMITS.depth)).name).toBe('a');
+    expect(() => parseXml(nest(XML_LIMITS.depth + 8)), 'a few levels too deep').toThrow(/XML/);
+    const deepest = nest(Math.floor(XML_LIMITS.bytes / 8));
+    expect(deepest.length).toBeLessThanOrEqual(XML_LIMITS.bytes);
+    expect(() => parseXml(deepest), 'as deep as fits the size cap').toThrow(/XML/);
+
+    const big = `<clientConfig>${'<x/>'.repeat(XML_LIMITS.bytes / 4)}</clientConfig>`;
+    expect(() => parseXml(big)).toThrow(/XML: document too large/);
+
+    expect(() => parseXml('<a/>trailing text')).toThrow(/XML: text outside the root element/);
+    expect(() => parseXml('<a><!ELEMENT x ANY></a>')).toThrow(/XML/);
+    expect(() => parseXml('<__proto__><polluted>yes</polluted></__proto__>')).toThrow(/XML/);
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    // what is allowed around the root: a byte-order mark, the declaration, comments, white space
+    expect(parseXml('\ufeff<?xml version="1.0"?>\n<!-- before --><a>x</a>\n<!-- after -->\n').text).toBe('x');
   });
 
   it('a document with only plain-text servers gives nothing', () => {

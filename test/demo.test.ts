@@ -2,8 +2,12 @@
  * `peerdial demo` runs to the end on this machine without root and without
  * system packages, and the process exits by itself.
  */
+import { execFile } from 'node:child_process';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { runCli } from './harness/peers.js';
+import { BIN, ROOT, runCli } from './harness/peers.js';
 
 describe('peerdial demo', () => {
   it('runs a whole call (offer, answer, connect, chat lines, a file) and exits by itself', async () => {
@@ -24,5 +28,30 @@ describe('peerdial demo', () => {
     expect(j.fileBytes).toBe(4 * 1024 * 1024);
     expect(j.setupMs).toBeGreaterThan(0);
     expect(j.chat).toHaveLength(2);
+  });
+
+  it('without its optional IMAP server package: says which package and how to install it, and nothing else needs it', async () => {
+    const pkg = JSON.parse(await fs.readFile(path.join(ROOT, 'package.json'), 'utf8')) as {
+      dependencies: Record<string, string>;
+      optionalDependencies?: Record<string, string>;
+    };
+    expect(pkg.optionalDependencies?.['hoodiecrow-imap']).toBeDefined();
+    expect(pkg.dependencies['hoodiecrow-imap']).toBeUndefined();
+    const hide = pathToFileURL(path.join(ROOT, 'test', 'harness', 'hide-package.mjs')).href;
+    const run = (args: string[]) =>
+      new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+        execFile(process.execPath, ['--import', hide, BIN, ...args], { env: { ...process.env, PEERDIAL_HIDE_PACKAGE: 'hoodiecrow-imap' } }, (err, stdout, stderr) => {
+          resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+        });
+      });
+    const r = await run(['demo']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('peerdial demo needs the IMAP server package hoodiecrow-imap (an optional dependency), and it is not installed.');
+    expect(r.stderr).toContain(`npm install hoodiecrow-imap@${pkg.optionalDependencies!['hoodiecrow-imap']}`);
+    expect(r.stdout).not.toContain('offer sent by mail');
+    // the rest of peerdial does not miss it
+    const help = await run(['--help']);
+    expect(help.code, help.stderr).toBe(0);
+    expect(help.stdout).toMatch(/^  demo\b/m);
   });
 });

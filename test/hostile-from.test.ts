@@ -13,7 +13,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import nodemailer from 'nodemailer';
-import MailComposer from 'nodemailer/lib/mail-composer/index.js';
+import { MailComposer } from '../src/wire/nodemailer.js';
 import * as openpgp from 'openpgp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { channelNamed, type AgentEvent } from '../src/agent/agent.js';

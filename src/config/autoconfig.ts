@@ -10,6 +10,7 @@
  */
 import { promises as dnsPromises } from 'node:dns';
 import type { SrvRecord } from 'node:dns';
+import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { providerFor, type ServerSettings } from './providers.js';
 
 export interface SrvResolver {
@@ -92,7 +93,7 @@ export async function discoverSrv(domain: string, resolver: SrvResolver): Promis
   return { ...(imap ? { imap } : {}), ...(smtp ? { smtp } : {}), names };
 }
 
-// ------------------------------------------------------------------ a small strict XML reader
+// ------------------------------------------------------------------ the XML reader (fast-xml-parser)
 
 export interface XmlElement {
   name: string;
@@ -101,9 +102,32 @@ export interface XmlElement {
   text: string;
 }
 
-function decodeEntities(s: string, at: number): string {
+/** Limits for a document fetched from a stranger's web server. */
+export const XML_LIMITS = { bytes: 256 * 1024, depth: 32 } as const; // an autoconfig document nests 4 deep
+
+/**
+ * fast-xml-parser checks the structure; entities are left to us
+ * (`processEntities: false`) so that the rules stay strict: the five
+ * predefined ones and character references only, never a DOCTYPE's.
+ */
+const xmlParser = new XMLParser({
+  preserveOrder: true,
+  ignoreAttributes: false,
+  attributeNamePrefix: '',
+  parseTagValue: false,
+  parseAttributeValue: false,
+  trimValues: false,
+  ignoreDeclaration: true,
+  ignorePiTags: true,
+  processEntities: false,
+  cdataPropName: '#cdata',
+  commentPropName: '#comment',
+  maxNestedTags: XML_LIMITS.depth,
+});
+
+function decodeEntities(s: string): string {
   return s.replace(/&(#x[0-9a-f]+|#[0-9]+|[a-z]+);|&/gi, (m, ent: string | undefined) => {
-    if (!ent) throw new Error(`XML: bare & near offset ${at}`);
+    if (!ent) throw new Error('XML: bare &');
     if (ent[0] === '#') {
       const cp = ent[1] === 'x' || ent[1] === 'X' ? parseInt(ent.slice(2), 16) : parseInt(ent.slice(1), 10);
       if (!Number.isFinite(cp) || cp > 0x10ffff) throw new Error(`XML: bad character reference ${m}`);
@@ -116,79 +140,51 @@ function decodeEntities(s: string, at: number): string {
   });
 }
 
-const NAME = /^[A-Za-z_][\w.:-]*/;
+const NAME = /^[A-Za-z_][\w.:-]*$/;
 
-/** Parses a small XML document into elements. Refuses DOCTYPE (no entity games), mismatched tags, trailing junk. */
-export function parseXml(src: string): XmlElement {
-  if (src.length > 256 * 1024) throw new Error('XML: document too large');
-  let i = 0;
-  const root: XmlElement = { name: '#document', attrs: {}, children: [], text: '' };
-  const stack: XmlElement[] = [root];
-  if (src.charCodeAt(0) === 0xfeff) i = 1;
-  while (i < src.length) {
-    const lt = src.indexOf('<', i);
-    const textEnd = lt === -1 ? src.length : lt;
-    if (textEnd > i) {
-      const text = src.slice(i, textEnd);
-      const top = stack[stack.length - 1]!;
-      if (top === root) {
-        if (text.trim()) throw new Error(`XML: text outside the root element at offset ${i}`);
-      } else top.text += decodeEntities(text, i);
-      i = textEnd;
-      continue;
-    }
-    if (src.startsWith('<!--', i)) {
-      const end = src.indexOf('-->', i + 4);
-      if (end === -1) throw new Error('XML: unterminated comment');
-      i = end + 3;
-    } else if (src.startsWith('<![CDATA[', i)) {
-      const end = src.indexOf(']]>', i + 9);
-      if (end === -1 || stack.length === 1) throw new Error('XML: bad CDATA section');
-      stack[stack.length - 1]!.text += src.slice(i + 9, end);
-      i = end + 3;
-    } else if (src.startsWith('<?', i)) {
-      const end = src.indexOf('?>', i + 2);
-      if (end === -1) throw new Error('XML: unterminated processing instruction');
-      i = end + 2;
-    } else if (src.startsWith('<!', i)) {
-      throw new Error('XML: DOCTYPE and declarations are not accepted');
-    } else if (src.startsWith('</', i)) {
-      const m = NAME.exec(src.slice(i + 2));
-      const name = m?.[0];
-      const end = src.indexOf('>', i);
-      if (!name || end === -1 || src.slice(i + 2 + name.length, end).trim()) throw new Error(`XML: bad end tag at offset ${i}`);
-      const top = stack.pop();
-      if (!top || top === root || top.name !== name) throw new Error(`XML: </${name}> does not close <${top?.name ?? ''}> at offset ${i}`);
-      i = end + 1;
-    } else {
-      const m = NAME.exec(src.slice(i + 1));
-      if (!m) throw new Error(`XML: bad tag at offset ${i}`);
-      const el: XmlElement = { name: m[0], attrs: {}, children: [], text: '' };
-      let j = i + 1 + m[0].length;
-      const attrRe = /\s+([A-Za-z_][\w.:-]*)\s*=\s*("([^"<]*)"|'([^'<]*)')|\s*(\/?)>/y;
-      for (;;) {
-        attrRe.lastIndex = j;
-        const a = attrRe.exec(src);
-        if (!a) throw new Error(`XML: bad attribute in <${el.name}> at offset ${j}`);
-        j = attrRe.lastIndex;
-        if (a[1]) {
-          if (a[1] in el.attrs) throw new Error(`XML: attribute ${a[1]} twice in <${el.name}>`);
-          el.attrs[a[1]] = decodeEntities(a[3] ?? a[4] ?? '', j);
-          continue;
-        }
-        const parent = stack[stack.length - 1]!;
-        if (parent === root && root.children.length) throw new Error('XML: more than one root element');
-        parent.children.push(el);
-        if (a[5] !== '/') stack.push(el);
-        break;
-      }
-      i = j;
-    }
+/** One node of fast-xml-parser's `preserveOrder` output: `{ tag: [children], ':@'?: attrs }`, or a `#text` / `#cdata` / `#comment`. */
+type OrderedNode = Record<string, unknown>;
+
+function toElement(node: OrderedNode): XmlElement {
+  const name = Object.keys(node).find((k) => k !== ':@')!;
+  if (!NAME.test(name)) throw new Error(`XML: <${name.slice(0, 40)}> is not accepted`);
+  const attrs: Record<string, string> = {};
+  for (const [k, v] of Object.entries((node[':@'] ?? {}) as Record<string, unknown>)) attrs[k] = decodeEntities(String(v));
+  const el: XmlElement = { name, attrs, children: [], text: '' };
+  for (const c of node[name] as OrderedNode[]) {
+    if ('#text' in c) el.text += decodeEntities(String(c['#text']));
+    else if ('#cdata' in c) el.text += (c['#cdata'] as OrderedNode[]).map((t) => String(t['#text'] ?? '')).join('');
+    else if (!('#comment' in c)) el.children.push(toElement(c));
   }
-  if (stack.length !== 1) throw new Error(`XML: <${stack[stack.length - 1]!.name}> is not closed`);
-  const top = root.children[0];
-  if (!top) throw new Error('XML: no root element');
-  return top;
+  return el;
+}
+
+/**
+ * Parses a small XML document into elements (fast-xml-parser). Refuses
+ * DOCTYPE (no entity games), nesting past fast-xml-parser's
+ * maxNestedTags (XML_LIMITS.depth; it lets one level more through),
+ * documents over XML_LIMITS.bytes, mismatched tags, text outside the root.
+ */
+export function parseXml(src: string): XmlElement {
+  if (src.length > XML_LIMITS.bytes) throw new Error('XML: document too large');
+  if (src.charCodeAt(0) === 0xfeff) src = src.slice(1);
+  if (/<!DOCTYPE/i.test(src)) throw new Error('XML: DOCTYPE and declarations are not accepted');
+  let nodes: OrderedNode[];
+  try {
+    // first the parser, which stops at the depth limit early; the empty
+    // comment at the end makes it hand over any text after the root element
+    nodes = xmlParser.parse(`${src}<!---->`) as OrderedNode[];
+  } catch (err) {
+    throw new Error(`XML: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  // then well-formedness, which the parser does not check: tags that match, attributes given once, no bare &
+  const valid = XMLValidator.validate(src);
+  if (valid !== true) throw new Error(`XML: ${valid.err.msg} (line ${valid.err.line}, column ${valid.err.col})`);
+  const elements = nodes.filter((n) => !('#comment' in n) && !('#text' in n));
+  if (nodes.some((n) => '#text' in n && String(n['#text']).trim())) throw new Error('XML: text outside the root element');
+  if (elements.length > 1) throw new Error('XML: more than one root element');
+  if (!elements[0]) throw new Error('XML: no root element');
+  return toElement(elements[0]);
 }
 
 const child = (e: XmlElement, name: string): XmlElement | undefined => e.children.find((c) => c.name === name);
@@ -260,7 +256,7 @@ async function fetchText(url: string, opts: DiscoverOptions): Promise<string | u
     const res = await (opts.fetch ?? fetch)(target, { redirect: opts.httpBase ? 'manual' : 'follow', signal: AbortSignal.timeout(opts.timeoutMs ?? 5_000) });
     if (res.status !== 200) return undefined;
     const text = await res.text();
-    return text.length <= 256 * 1024 ? text : undefined;
+    return text.length <= XML_LIMITS.bytes ? text : undefined;
   } catch {
     return undefined;
   }

@@ -9,8 +9,10 @@
  *   IMAP  one `hoodiecrow-imap` per user, each on its own port: hoodiecrow
  *         keeps a single mailbox store per server instance.
  *
- * Hoodiecrow is old and unmaintained; what peerdial needs from it is
- * switched on here through its documented extension points (plugins,
+ * Hoodiecrow is old and unmaintained: an optionalDependency that only
+ * this file imports, when the demo starts (its types, as far as we use
+ * it: hoodiecrow-imap.d.ts). What peerdial needs from it is switched on
+ * here through its documented extension points (plugins,
  * command handlers), never by editing it:
  *   - plugins MOVE (UID MOVE), UIDPLUS (COPYUID, UID EXPUNGE), UNSELECT,
  *     NAMESPACE, LITERAL+;
@@ -26,8 +28,9 @@
  * Hoodiecrow's `new Buffer()` is silent unless Node runs with
  * --pending-deprecation (Node does not warn for code in node_modules).
  */
-import { createRequire } from 'node:module';
 import type net from 'node:net';
+import type hoodiecrowType from 'hoodiecrow-imap';
+import type { HoodiecrowServer } from 'hoodiecrow-imap';
 import { SMTPServer, type SMTPServerAddress, type SMTPServerSession } from 'smtp-server';
 import { PeerdialError } from '../errors.js';
 
@@ -68,37 +71,30 @@ export interface DemoMailServerOptions {
 const HOST = '127.0.0.1';
 const MAX_MAIL_BYTES = 32 * 1024 * 1024;
 
-// ---- hoodiecrow, as far as we use it (it ships no types) ----
+/** The IMAP server's package and version, as in package.json's optionalDependencies. */
+const IMAP_PACKAGE = 'hoodiecrow-imap';
+const IMAP_PACKAGE_VERSION = '2.1.0';
 
-interface ImapCommand {
-  tag: string;
-  command: string;
-  attributes?: unknown[];
+/**
+ * hoodiecrow-imap, imported when the demo starts: every other command
+ * runs without it. Not installed (npm install --omit=optional):
+ * MISSING_PACKAGE, with the command that installs it.
+ */
+async function loadHoodiecrow(): Promise<typeof hoodiecrowType> {
+  try {
+    return (await import('hoodiecrow-imap')).default;
+  } catch (err) {
+    const e = err as { code?: string; message?: string };
+    if ((e.code === 'ERR_MODULE_NOT_FOUND' || e.code === 'MODULE_NOT_FOUND') && (e.message ?? '').includes(`'${IMAP_PACKAGE}'`)) {
+      throw new PeerdialError('MISSING_PACKAGE', `peerdial demo needs the IMAP server package ${IMAP_PACKAGE} (an optional dependency), and it is not installed.`, {
+        hint: `Install it beside peerdial: npm install ${IMAP_PACKAGE}@${IMAP_PACKAGE_VERSION} (or install peerdial again without --omit=optional). Only the demo needs it.`,
+        cause: err,
+      });
+    }
+    throw err;
+  }
 }
 
-interface HoodiecrowConnection {
-  state: string;
-  socket: net.Socket | null;
-  directNotifications: boolean;
-  inputHandler: false | ((line: string) => void);
-  send(response: object, description: string, parsed: ImapCommand, data: string): void;
-  processNotifications(): void;
-}
-
-type CommandHandler = (connection: HoodiecrowConnection, parsed: ImapCommand, data: string, done: () => void) => void;
-type Plugin = string | ((server: HoodiecrowServer) => void);
-
-interface HoodiecrowServer {
-  server: net.Server;
-  registerCapability(keyword: string): void;
-  setCommandHandler(command: string, handler: CommandHandler): void;
-  /** `raw` is a binary (latin1) string; notifies EXISTS to every client with the mailbox selected. */
-  appendMessage(mailbox: string, flags: string[], internaldate: string | undefined, raw: string): { message: { uid: number } };
-}
-
-type Hoodiecrow = (options: { users: Record<string, { password: string }>; plugins: Plugin[]; storage?: object }) => HoodiecrowServer;
-
-const require = createRequire(import.meta.url);
 let lastUidValidity = 0;
 
 /**
@@ -186,7 +182,7 @@ export async function startDemoMailServer(opts: DemoMailServerOptions): Promise<
   const domain = (opts.domain ?? 'example.test').toLowerCase();
   const names = [...new Set(opts.users.map((u) => u.toLowerCase()))];
   if (names.length === 0) throw new PeerdialError('USAGE', 'The demo mail server needs at least one user.');
-  const hoodiecrow = require('hoodiecrow-imap') as Hoodiecrow;
+  const hoodiecrow = await loadHoodiecrow();
   const sockets = new Set<net.Socket>();
   const listeners: net.Server[] = [];
   const users: Record<string, DemoMailUser> = {};

@@ -4,7 +4,7 @@
  * Message-ID and by OpenPGP itself.
  */
 import { randomBytes } from 'node:crypto';
-import MailComposer from 'nodemailer/lib/mail-composer/index.js';
+import { MailComposer } from './nodemailer.js';
 import * as openpgp from 'openpgp';
 import { PeerdialError } from '../errors.js';
 import { buildKeyHeader } from './autocrypt.js';

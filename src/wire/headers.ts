@@ -81,6 +81,17 @@ export interface HeaderField {
  * Split the header section of a raw mail into unfolded fields. Reads at
  * most `limit` bytes; `complete` is false when no end of the header section
  * was found within the limit (too large or truncated).
+ *
+ * Why not mailparser's headers: mailparser reads them only while it parses
+ * a whole message (an asynchronous stream; the splitter is
+ * @zone-eu/mailsplit's, not part of mailparser's API) and hands them over
+ * decoded (encoded words, dates, Message-IDs and addresses rewritten).
+ * This reader is synchronous and runs on the header block imapflow returns
+ * before any body is fetched (peekHeaders, screenHeaders, the desk); it
+ * stops at LIMITS.headerBytes and says whether the section ended, and it
+ * keeps every occurrence as sent, so that two Peerdial-Version or From
+ * headers are counted and refused. parseMail uses both: this to decide
+ * "ours, one version, one From, not too large", then mailparser for MIME.
  */
 export function splitHeaderSection(
   raw: string | Uint8Array,

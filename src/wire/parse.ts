@@ -4,7 +4,7 @@
  * reason. Pure: no I/O; the clock, the contact book, the policy and the
  * ledger of processed mail are passed in.
  */
-import addressparser from 'nodemailer/lib/addressparser/index.js';
+import { addressparser } from './nodemailer.js';
 import { simpleParser, type ParsedMail } from 'mailparser';
 import * as openpgp from 'openpgp';
 import { parseAutocryptHeader, readAutocryptKey } from './autocrypt.js';

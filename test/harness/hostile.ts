@@ -8,7 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import { deflateRawSync, constants } from 'node:zlib';
 import * as openpgp from 'openpgp';
-import MailComposer from 'nodemailer/lib/mail-composer/index.js';
+import { MailComposer } from '../../src/wire/nodemailer.js';
 import { HEADER_SIGNER, HEADER_VERSION, PAYLOAD_FILENAME, PAYLOAD_MEDIA_TYPE } from '../../src/wire/headers.js';
 
 const MiB = 1024 * 1024;

@@ -4,7 +4,7 @@
  * alice's refuses to build it (naming the limit) while hitoshi's rejects
  * one that a forger built by hand.
  */
-import MailComposer from 'nodemailer/lib/mail-composer/index.js';
+import { MailComposer } from '../../src/wire/nodemailer.js';
 import * as openpgp from 'openpgp';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { isPeerdialError } from '../../src/errors.js';

@@ -9,7 +9,7 @@
  */
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import MailComposer from 'nodemailer/lib/mail-composer/index.js';
+import { MailComposer } from '../../src/wire/nodemailer.js';
 import * as openpgp from 'openpgp';
 import { describe, it } from 'vitest';
 import { buildAutocryptHeader, buildKeyHeader } from '../../src/wire/autocrypt.js';
