@@ -15,7 +15,8 @@
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { activeMappings, describeMapping, mapUdpPort, parseProcNetRoute, unmapAll } from '../src/address/portmap.js';
+import { parseProcNetRoute } from '../src/address/gateway.js';
+import { activeMappings, describeMapping, mapUdpPort, unmapAll } from '../src/address/portmap.js';
 import { exitCodeFor, PeerdialError } from '../src/errors.js';
 import { natPmpResponder, type NatPmpRequest, type NatPmpResponder } from './harness/natpmp-responder.js';
 import { buildNetwork, type Network, type Site } from './harness/netns.js';

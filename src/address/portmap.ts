@@ -1,42 +1,23 @@
 /**
  * Router port mapping: asks the home router to forward a UDP port from its
- * public address to this machine, with NAT-PMP (RFC 6886) or UPnP-IGD v2,
- * through `@achingbrain/nat-port-mapper`. With a mapping, peers reach the
- * port even when this side sits behind a symmetric or port-restricted NAT
- * (notes/nat.md: miniupnpd also rewrites the source port of outgoing packets
- * to the external port, so the STUN-reflexive candidate equals the mapping).
+ * public address to this machine, with NAT-PMP (RFC 6886, portmap-natpmp.ts)
+ * or UPnP-IGD v2 (portmap-upnp.ts), through `@achingbrain/nat-port-mapper`.
+ * With a mapping, peers reach the port even when this side sits behind a
+ * symmetric or port-restricted NAT (notes/nat.md: miniupnpd also rewrites
+ * the source port of outgoing packets to the external port, so the
+ * STUN-reflexive candidate equals the mapping).
  *
  * Every mapping made here is kept in a registry until it is removed:
  * `activeMappings()` lists them and `unmapAll()` removes them all and can be
  * awaited (the agent calls it on shutdown; an 'exit' handler could not wait
  * for the router's answer).
- *
- * How the library is used, and where it is worked around (4.0.5):
- * - NAT-PMP: the library sends one request and never retransmits; here each
- *   attempt is a fresh gateway object with its own deadline (250, 500,
- *   1000 ms, ... as RFC 6886 asks) within `timeoutMs`. Its lifetime option
- *   goes on the wire as seconds (its refresh timer reads it as ms), so its
- *   auto-refresh stays off and the lifetime is passed in seconds. It binds
- *   the NAT-PMP client port 5350 (SO_REUSEADDR), so two requests of one
- *   process at a time would steal each other's answers: requests are made
- *   one after the other here. A socket error is caught (the library would
- *   emit it unhandled). Its unmap() removes a TCP mapping whatever was
- *   mapped, so removal sends the RFC 6886 deletion (UDP, lifetime 0) itself.
- *   Its map() ignores `externalPort` (the suggested port is always the
- *   internal one); a renewal re-requests the same internal port, which
- *   routers answer with the mapping they already hold.
- * - UPnP: the library finds InternetGatewayDevice:2 routers by SSDP and
- *   speaks SOAP; the AddAnyPortMapping and DeletePortMapping calls are made
- *   here, because its own map() forces a lease of at least 3600 s and its
- *   unmap() deletes the internal port number with an empty protocol and
- *   swallows the error. Routers offering only IGD v1 are not found.
  */
-import { createSocket } from 'node:dgram';
-import type { EventEmitter } from 'node:events';
-import { readFileSync } from 'node:fs';
 import { isIPv4 } from 'node:net';
-import type { Gateway } from '@achingbrain/nat-port-mapper';
 import { PeerdialError } from '../errors.js';
+import { defaultGateway, localAddressToward } from './gateway.js';
+import { natpmpMap, natpmpUnmap } from './portmap-natpmp.js';
+import { aborted, type Mapped } from './portmap-request.js';
+import { findUpnpGateway, upnpDelete, upnpMap, type UpnpGateway } from './portmap-upnp.js';
 
 export type PortMapMethod = 'natpmp' | 'upnp';
 
@@ -106,53 +87,6 @@ export function mappingInfo(m: PortMapping): Omit<PortMapping, 'unmap' | 'expire
 }
 
 // ---------------------------------------------------------------------------
-// The default gateway.
-
-/** The IPv4 default gateway in the text of /proc/net/route (lowest metric), or undefined. */
-export function parseProcNetRoute(text: string): { gateway: string; iface: string } | undefined {
-  let best: { gateway: string; iface: string; metric: number } | undefined;
-  for (const line of text.split('\n').slice(1)) {
-    const f = line.trim().split(/\s+/);
-    if (f.length < 8) continue;
-    const [iface, dest, gw, flags, , , metric, mask] = f as [string, string, string, string, string, string, string, string];
-    const fl = Number.parseInt(flags, 16);
-    // RTF_UP (1) and RTF_GATEWAY (2), destination and mask 0.0.0.0
-    if (dest !== '00000000' || mask !== '00000000' || (fl & 3) !== 3) continue;
-    const n = Number.parseInt(gw, 16);
-    if (!Number.isFinite(n) || n === 0) continue;
-    // little-endian on every Linux machine peerdial runs on
-    const gateway = [n & 0xff, (n >>> 8) & 0xff, (n >>> 16) & 0xff, (n >>> 24) & 0xff].join('.');
-    const m = Number(metric);
-    if (!best || m < best.metric) best = { gateway, iface, metric: m };
-  }
-  return best && { gateway: best.gateway, iface: best.iface };
-}
-
-export function defaultGateway(routeFile = '/proc/net/route'): string | undefined {
-  try {
-    return parseProcNetRoute(readFileSync(routeFile, 'utf8'))?.gateway;
-  } catch {
-    return undefined;
-  }
-}
-
-/** The local address the kernel would use to reach `host` (a connected UDP socket sends nothing). */
-function localAddressToward(host: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const s = createSocket('udp4');
-    s.once('error', (err) => {
-      s.close();
-      reject(err);
-    });
-    s.connect(5351, host, () => {
-      const a = s.address().address;
-      s.close();
-      resolve(a);
-    });
-  });
-}
-
-// ---------------------------------------------------------------------------
 // The registry.
 
 const registry = new Set<Mapping>();
@@ -179,194 +113,10 @@ export async function unmapAll(opts: { timeoutMs?: number } = {}): Promise<{ rem
 }
 
 // ---------------------------------------------------------------------------
-// Errors and signals.
+// Errors.
 
 function failed(message: string, cause?: unknown): PeerdialError {
   return new PeerdialError('PORTMAP_FAILED', message, { hint: `${PORTMAP_HINT[0]!.toUpperCase()}${PORTMAP_HINT.slice(1)}.`, cause });
-}
-
-function aborted(signal: AbortSignal): PeerdialError {
-  return new PeerdialError('ABORTED', 'cancelled', { cause: signal.reason });
-}
-
-function combine(ms: number, signal?: AbortSignal): AbortSignal {
-  const t = AbortSignal.timeout(Math.max(1, Math.round(ms)));
-  return signal ? AbortSignal.any([t, signal]) : t;
-}
-
-// Loaded on first use (~50 ms): every CLI command imports this module.
-const library = () => import('@achingbrain/nat-port-mapper');
-
-// One NAT-PMP exchange at a time in this process (the library binds port 5350).
-let pmpQueue: Promise<unknown> = Promise.resolve();
-function serialPmp<T>(fn: () => Promise<T>): Promise<T> {
-  const run = pmpQueue.then(fn, fn);
-  pmpQueue = run.catch(() => undefined);
-  return run;
-}
-
-// ---------------------------------------------------------------------------
-// NAT-PMP.
-
-interface Mapped {
-  externalHost: string;
-  externalPort: number;
-}
-
-class RefusedError extends Error {}
-
-/**
- * One NAT-PMP operation, retransmitted with deadlines of 250, 500, 1000 ms,
- * ... (each attempt a fresh library object, closed afterwards) within
- * `budgetMs`. A result code from the router ends it at once (RefusedError).
- */
-async function pmpOperation<T>(
-  gateway: string,
-  budgetMs: number,
-  signal: AbortSignal | undefined,
-  op: (gw: Gateway, signal: AbortSignal) => Promise<T>,
-): Promise<T> {
-  // The deadline starts now, so waiting for another exchange counts too:
-  // unmapAll() of several mappings stays within its timeout.
-  const deadline = Date.now() + budgetMs;
-  return serialPmp(async () => {
-    let wait = 250;
-    let attempts = 0;
-    for (;;) {
-      if (signal?.aborted) throw aborted(signal);
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`no NAT-PMP answer from ${gateway}:5351 within ${budgetMs} ms (${attempts} request${attempts === 1 ? '' : 's'})`);
-      attempts++;
-      const gw = (await library()).pmpNat(gateway, { autoRefresh: false });
-      let socketError: Error | undefined;
-      (gw as unknown as EventEmitter).on('error', (err: Error) => (socketError = err));
-      const attempt = combine(Math.min(wait, left), signal);
-      try {
-        return await op(gw, attempt);
-      } catch (err) {
-        if (signal?.aborted) throw aborted(signal);
-        if (socketError) throw new Error(`NAT-PMP socket error: ${socketError.message}`, { cause: socketError });
-        if (attempt.aborted) {
-          wait *= 2; // no answer in time: ask again
-          continue;
-        }
-        // The library rejects with the router's result code as `code`.
-        const code = (err as { code?: unknown }).code;
-        if (typeof code === 'number') throw new RefusedError(`the router ${gateway} refused over NAT-PMP: ${(err as Error).message} (result ${code})`, { cause: err });
-        throw err; // a local failure
-      } finally {
-        try {
-          await gw.stop();
-        } catch {
-          /* socket already closed */
-        }
-      }
-    }
-  });
-}
-
-async function natpmpMap(gateway: string, internalHost: string, o: MapUdpPortOptions, ttlSeconds: number, budgetMs: number): Promise<Mapped> {
-  const m = await pmpOperation(gateway, budgetMs, o.signal, (gw, signal) =>
-    gw.map(o.internalPort, internalHost, {
-      protocol: 'udp',
-      externalPort: o.externalPort ?? o.internalPort,
-      ttl: ttlSeconds, // seconds on the wire (see the header)
-      autoRefresh: false,
-      description: 'peerdial',
-      signal,
-    }),
-  );
-  if (!m.externalHost || !isIPv4(m.externalHost) || m.externalPort <= 0) {
-    throw new Error(`the router ${gateway} answered NAT-PMP with an unusable mapping (${m.externalHost}:${m.externalPort})`);
-  }
-  return { externalHost: m.externalHost, externalPort: m.externalPort };
-}
-
-async function natpmpUnmap(gateway: string, internalPort: number, timeoutMs: number): Promise<void> {
-  // RFC 6886 3.4: a request for the internal port with lifetime 0 and
-  // external port 0. (The library's unmap() asks for TCP: opcode 2.)
-  await pmpOperation(gateway, timeoutMs, undefined, (gw, signal) =>
-    gw.map(internalPort, '', { protocol: 'udp', externalPort: 0, ttl: 0, autoRefresh: false, signal }),
-  );
-}
-
-// ---------------------------------------------------------------------------
-// UPnP-IGD v2.
-
-const WAN_IP_CONNECTION_2 = 'urn:schemas-upnp-org:service:WANIPConnection:2';
-
-interface SoapDevice {
-  run(service: string, action: string, args: Array<[string, string | number]>, options?: { signal?: AbortSignal }): Promise<Record<string, Record<string, unknown>>>;
-  close(): void;
-}
-
-/** The library's gateway with its (untyped) device for SOAP calls. */
-type UpnpGateway = Gateway & { getGateway(options?: { signal?: AbortSignal }): Promise<SoapDevice> };
-
-function soapField(body: Record<string, Record<string, unknown>>, action: string, field: string): unknown {
-  const key = Object.keys(body).find((k) => k === action || k.endsWith(`:${action}`));
-  return key ? body[key]?.[field] : undefined;
-}
-
-async function findUpnpGateway(gateway: string | undefined, strict: boolean, budgetMs: number, signal?: AbortSignal): Promise<UpnpGateway> {
-  const s = combine(budgetMs, signal);
-  const client = (await library()).upnpNat({ autoRefresh: false });
-  const seen: string[] = [];
-  // SSDP over UDP: repeat the search every second in case one is lost.
-  for await (const g of client.findGateways({ signal: s, searchInterval: 1000 })) {
-    seen.push(g.host);
-    if (g.family !== 'IPv4') continue;
-    if (strict && gateway && g.host !== gateway) continue;
-    return g as UpnpGateway;
-  }
-  if (signal?.aborted) throw aborted(signal);
-  throw new Error(
-    seen.length
-      ? `UPnP: no IGD v2 gateway at ${gateway} answered SSDP within ${budgetMs} ms (seen: ${seen.join(', ')})`
-      : `no UPnP-IGD v2 gateway answered SSDP within ${budgetMs} ms`,
-  );
-}
-
-async function upnpMap(g: UpnpGateway, internalHost: string, o: MapUdpPortOptions, ttlSeconds: number, budgetMs: number): Promise<Mapped> {
-  const signal = combine(budgetMs, o.signal);
-  const device = await g.getGateway({ signal });
-  const body = await device.run(
-    WAN_IP_CONNECTION_2,
-    'AddAnyPortMapping',
-    [
-      ['NewRemoteHost', ''],
-      ['NewExternalPort', o.externalPort ?? o.internalPort],
-      ['NewProtocol', 'UDP'],
-      ['NewInternalPort', o.internalPort],
-      ['NewInternalClient', internalHost],
-      ['NewEnabled', 1],
-      ['NewPortMappingDescription', 'peerdial'],
-      ['NewLeaseDuration', ttlSeconds],
-    ],
-    { signal },
-  );
-  const externalPort = Number(soapField(body, 'AddAnyPortMappingResponse', 'NewReservedPort'));
-  if (!Number.isInteger(externalPort) || externalPort <= 0) throw new Error('UPnP: AddAnyPortMapping returned no port');
-  const ext = await device.run(WAN_IP_CONNECTION_2, 'GetExternalIPAddress', [], { signal });
-  const externalHost = String(soapField(ext, 'GetExternalIPAddressResponse', 'NewExternalIPAddress') ?? '');
-  if (!isIPv4(externalHost)) {
-    await upnpDelete(device, externalPort, 2000).catch(() => undefined);
-    throw new Error(`UPnP: the router has no usable external address (${externalHost || 'none'})`);
-  }
-  return { externalHost, externalPort };
-}
-
-async function upnpDelete(device: SoapDevice, externalPort: number, timeoutMs: number): Promise<void> {
-  await device.run(
-    WAN_IP_CONNECTION_2,
-    'DeletePortMapping',
-    [
-      ['NewRemoteHost', ''],
-      ['NewExternalPort', externalPort],
-      ['NewProtocol', 'UDP'],
-    ],
-    { signal: AbortSignal.timeout(timeoutMs) },
-  );
 }
 
 // ---------------------------------------------------------------------------

@@ -1,21 +1,18 @@
 /**
  * The agent: the long-running process of one account. Inbox watcher +
  * outbox + policy + the phone, plus what an answered call carries when
- * nobody sits at the terminal (files into the download folder, a pipe into
- * a file there, port forwards to allowed targets, chat lines to the log).
+ * nobody sits at the terminal (unattended.ts: files into the download
+ * folder, a pipe into a file there, port forwards to allowed targets, chat
+ * lines to the log).
  */
-import { Readable, Writable } from 'node:stream';
 import type { Account } from './account.js';
 import { OutboxLoop, ReplyExpectations, watchInbox, type MailboxEvent } from './mailbox.js';
 import { Phone, type ActiveCall, type PhoneEvent, type CallOptions, type RingingCall } from './phone.js';
 import type { Timers } from '../util/timers.js';
-import type { Channel, IceConfig } from '../session/types.js';
+import type { IceConfig } from '../session/types.js';
 import { SessionHosts, shutdownSessions } from '../session/index.js';
-import { receiveFiles, runChat, runPipe, serveForward, allowTargets, FORWARD_PROTOCOL } from '../carriers/index.js';
-import { createReceivedFile } from '../carriers/download-dir.js';
-import { expandHome } from '../store/paths.js';
 import { PeerdialError } from '../errors.js';
-import { SharedSource, recordTo, startSource, type MediaSource, type SourceOptions } from '../media/index.js';
+import { SharedSource, startSource, type MediaSource, type SourceOptions } from '../media/index.js';
 import { serveControl, type ControlClient, type ControlServer } from './control.js';
 import { watchAddresses, type AddressWatcher, type AddressWatchOptions } from '../address/watch.js';
 import type { DetectedAddress } from '../address/interfaces.js';
@@ -24,9 +21,8 @@ import { HealthRecord, type AgentHealth } from './health.js';
 import type { Link } from '../link/hooks.js';
 import { pollMailbox } from './poll.js';
 import { Desk } from './desk.js';
-import { capabilitiesOf } from '../store/contacts.js';
-import { forwardAllows } from './policy.js';
 import { recheckKept, type RecheckResult } from './kept.js';
+import { carryUnattended } from './unattended.js';
 
 export function iceFromConfig(account: Account): IceConfig {
   const ice = account.config.ice;
@@ -98,15 +94,7 @@ export interface AgentOptions {
   sessions?: 'isolated' | 'in-process';
 }
 
-/** Waits for the peer to open a channel with this label. */
-export function channelNamed(call: ActiveCall, label: string): Promise<Channel> {
-  return new Promise((resolve, reject) => {
-    call.session.onChannel((ch) => {
-      if (ch.label === label) resolve(ch);
-    });
-    void call.ended.then((state) => reject(new PeerdialError('SESSION_CLOSED', `the call ended (${state}) before the peer opened channel "${label}"`)));
-  });
-}
+export { channelNamed, waitEnded } from './call-waits.js';
 
 export class Agent {
   readonly phone: Phone;
@@ -248,113 +236,20 @@ export class Agent {
     const run = (async () => {
       try {
         if (this.o.onIncoming) await this.o.onIncoming(call);
-        else await this.defaultCarry(call);
+        else {
+          await carryUnattended(call, {
+            account: this.o.account,
+            camera: this.camera,
+            forwardAllow: this.o.forwardAllow,
+            say: (what, detail) => this.o.onEvent?.({ type: 'carried', callId: call.callId, what, detail }),
+          });
+        }
       } catch (err) {
         this.o.onEvent?.({ type: 'carried', callId: call.callId, what: call.purpose, detail: `failed: ${(err as Error).message}` });
       }
     })();
     this.carrying.add(run);
     void run.finally(() => this.carrying.delete(run));
-  }
-
-  /** What an answered call carries when nobody sits at the terminal. */
-  private async defaultCarry(call: ActiveCall): Promise<void> {
-    const acc = this.o.account;
-    const dir = expandHome(acc.config.downloadDir);
-    const say = (what: string, detail: string) => this.o.onEvent?.({ type: 'carried', callId: call.callId, what, detail });
-    // what this caller may do here (its capabilities; the policy has let the purpose through)
-    const contact = await acc.contacts.byEmail(call.peer);
-    const caps = capabilitiesOf(contact);
-    if (call.purpose === 'file') {
-      const ch = await channelNamed(call, 'file');
-      const got = await receiveFiles(ch, { dir, accept: (f) => f.size <= caps.fileMaxBytes });
-      for (const f of got) say('file', f.status === 'saved' ? `saved ${f.path}${f.renamed ? ' (renamed: a file of that name existed)' : ''}${f.resumedFrom ? `, resumed from byte ${f.resumedFrom}` : ''}` : `rejected ${f.name}: ${f.reason}`);
-      // The sender ends a transfer: it hangs up once it has every verdict, so
-      // both call logs say who did. Only a sender that never does is hung up on.
-      await waitEnded(call, SENDER_HANGUP_GRACE_MS);
-    } else if (call.purpose === 'pipe') {
-      const ch = await channelNamed(call, 'pipe');
-      // named from the call id, never from the peer's address (carriers/download-dir.ts)
-      const { path: file, fh } = await createReceivedFile(dir, 'pipe', call.callId, '.bin');
-      const out = fh.createWriteStream();
-      // the contact's size limit for unattended files holds for a pipe into a file too
-      const tooMuch = new AbortController();
-      let bytes = 0;
-      const limited = new Writable({
-        write(chunk: Buffer, _enc, cb) {
-          bytes += chunk.length;
-          if (bytes > caps.fileMaxBytes) {
-            tooMuch.abort();
-            cb();
-          } else out.write(chunk, cb);
-        },
-        final(cb) {
-          out.end(cb);
-        },
-      });
-      try {
-        const r = await runPipe(ch, Readable.from([]), limited, { signal: tooMuch.signal });
-        say('pipe', `${r.received} bytes into ${file}`);
-      } catch (err) {
-        if (!tooMuch.signal.aborted) throw err;
-        say('pipe', `stopped: more than the ${caps.fileMaxBytes} bytes ${call.peer} may send unattended; what came before the limit is in ${file}`);
-      } finally {
-        out.destroy();
-      }
-    } else if (call.purpose === 'view' && this.camera) {
-      // only now, after the verified request and the policy, does the encoder run for this viewer
-      const leave = await this.camera.join(call.session);
-      say('view', `${call.peer} is watching (${this.camera.viewers} viewer(s))`);
-      await call.ended;
-      await leave();
-      say('view', `${call.peer} stopped watching (${this.camera.viewers} left${this.camera.viewers === 0 ? ', encoder stopped' : ''})`);
-      return;
-    } else if (call.purpose === 'media') {
-      // Nobody at this terminal: our camera (if any) goes out, what arrives is recorded.
-      const leave = this.camera ? await this.camera.join(call.session) : undefined;
-      // ffmpeg writes into the file we created (O_EXCL|O_NOFOLLOW, 0600), never to a name of its choosing
-      const { path: file, fh } = await createReceivedFile(dir, 'call', call.callId, '.mkv');
-      let sink;
-      try {
-        sink = await recordTo(file, call.session.tracks(), { outputFd: fh.fd });
-      } finally {
-        await fh.close(); // the child has its own copy of the descriptor
-      }
-      say('media', `recording ${call.peer}'s picture and sound into ${file}`);
-      await call.ended;
-      const r = await sink.stop();
-      await leave?.();
-      say('media', `${r.stats.videoFrames} video frames, ${r.stats.audioPackets} audio packets from ${call.peer} saved in ${file}`);
-      return;
-    } else if (call.purpose === 'forward') {
-      const machineWide = this.o.forwardAllow ?? acc.config.forwardAllow;
-      const allow = forwardAllows(contact, machineWide.length ? allowTargets(machineWide) : undefined);
-      call.session.onChannel((ch) => {
-        if (ch.protocol === FORWARD_PROTOCOL) {
-          serveForward(ch, { allow }).then(
-            (r) => say('forward', `${r.host}:${r.port}: ${r.sent} bytes out, ${r.received} in`),
-            (err) => say('forward', `refused or failed: ${(err as Error).message}`),
-          );
-        }
-      });
-      await call.ended;
-      return;
-    } else {
-      const ch = await channelNamed(call, 'chat');
-      async function* greeting() {
-        // The caller's terminal prefixes every line with our address: name nobody here.
-        yield 'answered automatically; your lines are kept in its log.';
-        await call.ended;
-      }
-      await runChat(ch, greeting(), {
-        onLine: (from, text) => {
-          if (from === 'remote') say('chat', `${call.peer}: ${text}`);
-        },
-      }).catch(() => undefined);
-      await call.ended;
-      return;
-    }
-    call.hangup();
   }
 
   /** Opens the control socket (`peerdial agent`); fails when another agent of the account runs. */
@@ -452,14 +347,4 @@ export class Agent {
     await this.sessionHosts?.shutdown();
     shutdownSessions();
   }
-}
-
-/** How long a file receiver waits for the sender's hang-up after the last file. */
-const SENDER_HANGUP_GRACE_MS = 10_000;
-
-/** Resolves when the call has ended or after `ms`, whichever comes first. */
-export async function waitEnded(call: ActiveCall, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([call.ended, new Promise<void>((r) => (timer = setTimeout(r, ms)))]);
-  clearTimeout(timer);
 }

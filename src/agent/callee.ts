@@ -9,6 +9,7 @@
  * in this file.
  */
 import { Machine, type Table } from './machine.js';
+import type { PolicyDecision } from './policy.js';
 
 export type CalleeState =
   | 'offer-received'
@@ -26,12 +27,7 @@ export type CalleeState =
   | 'failed';
 
 export type CalleeEvent =
-  | { type: 'policy-auto-answer' }
-  | { type: 'policy-ring' }
-  | { type: 'policy-deny'; reason: string }
-  | { type: 'policy-busy' }
-  | { type: 'policy-expired' }
-  | { type: 'policy-refuse'; text: string }
+  | PolicyDecision
   | { type: 'user-accept' }
   | { type: 'user-decline'; text?: string }
   | { type: 'user-hangup' }

@@ -76,6 +76,17 @@ function tables(root: CommandSpec) {
   });
 }
 
+/** The tables as shell associative arrays, one line a table; `assoc` spells one (bash and zsh differ). */
+function assocTables(t: ReturnType<typeof tables>, assoc: (v: string, entries: [string, string][]) => string): string {
+  return [
+    assoc('subs', t.map((x) => [x.path, x.subs])),
+    assoc('opts', t.map((x) => [x.path, x.opts])),
+    assoc('argopts', t.map((x) => [x.path, x.argopts])),
+    assoc('choices', t.flatMap((x) => x.choices.map(([k, w]) => [k, w] as [string, string]))),
+    assoc('args', t.map((x) => [x.path, x.args])),
+  ].join('\n');
+}
+
 export function bashCompletion(root: CommandSpec): string {
   const t = tables(root);
   const name = root.name;
@@ -87,11 +98,7 @@ export function bashCompletion(root: CommandSpec): string {
 # Or for good: ${name} completion bash > ~/.local/share/bash-completion/completions/${name}
 ${fn}() {
   local cur=\${COMP_WORDS[COMP_CWORD]} prev=\${COMP_WORDS[COMP_CWORD-1]}
-${assoc('subs', t.map((x) => [x.path, x.subs]))}
-${assoc('opts', t.map((x) => [x.path, x.opts]))}
-${assoc('argopts', t.map((x) => [x.path, x.argopts]))}
-${assoc('choices', t.flatMap((x) => x.choices.map(([k, w]) => [k, w] as [string, string])))}
-${assoc('args', t.map((x) => [x.path, x.args]))}
+${assocTables(t, assoc)}
   local cmdpath="${name}" i w skip=0
   for ((i = 1; i < COMP_CWORD; i++)); do
     w=\${COMP_WORDS[i]}
@@ -137,11 +144,7 @@ export function zshCompletion(root: CommandSpec): string {
 # Or for good: ${name} completion zsh > "\${fpath[1]}/_${name}"
 ${fn}() {
   local -A subs opts argopts choices args
-${assoc('subs', t.map((x) => [x.path, x.subs]))}
-${assoc('opts', t.map((x) => [x.path, x.opts]))}
-${assoc('argopts', t.map((x) => [x.path, x.argopts]))}
-${assoc('choices', t.flatMap((x) => x.choices.map(([k, w]) => [k, w] as [string, string])))}
-${assoc('args', t.map((x) => [x.path, x.args]))}
+${assocTables(t, assoc)}
   local cmdpath="${name}" i w skip=0
   for ((i = 2; i < CURRENT; i++)); do
     w=\${words[i]}

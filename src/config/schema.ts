@@ -214,17 +214,11 @@ export const OAUTH2_KEYS = ['token_command', 'oauth2_provider', 'oauth2_client_i
 /** The top-level tables, in the order the writer puts them. */
 export const TOP: SectionSpec<never>[] = [DEFAULTS, ICE, FORWARD, LINK, WAKE, ACCOUNTS] as unknown as SectionSpec<never>[];
 
-/** Every section by the name its header has. */
-export const SECTIONS: Record<string, SectionSpec<never>> = {
-  defaults: DEFAULTS as unknown as SectionSpec<never>,
-  ice: ICE as unknown as SectionSpec<never>,
-  forward: FORWARD as unknown as SectionSpec<never>,
-  link: LINK as unknown as SectionSpec<never>,
-  wake: WAKE as unknown as SectionSpec<never>,
-  accounts: ACCOUNTS as unknown as SectionSpec<never>,
-  'accounts.imap': SERVER as unknown as SectionSpec<never>,
-  'accounts.smtp': SERVER as unknown as SectionSpec<never>,
-};
+/** Every section by the name its header has: the top-level ones, then an account's two servers. */
+export const SECTIONS: Record<string, SectionSpec<never>> = Object.fromEntries([
+  ...TOP.map((s) => [s.name, s] as const),
+  ...ACCOUNTS.tables!.map((side) => [`${ACCOUNTS.name}.${side}`, SERVER as unknown as SectionSpec<never>] as const),
+]);
 
 /** Edit distance (Levenshtein), for "did you mean". */
 export function editDistance(a: string, b: string): number {

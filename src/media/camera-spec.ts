@@ -4,7 +4,7 @@
  * the sound from `--camera-audio test|alsa[:DEV]|pulse[:DEV]|none`.
  */
 import { PeerdialError } from '../errors.js';
-import type { AudioInput, SourceOptions, VideoInput } from './ffmpeg.js';
+import type { AudioInput, SourceOptions, VideoInput } from './source.js';
 
 export function parseCameraSource(video: string, audio?: string): SourceOptions {
   let v: VideoInput;

@@ -13,7 +13,7 @@
 import type { MediaKind, MediaTrack } from '../session/types.js';
 import { parseRtp, startsH264Keyframe } from '../session/rtp.js';
 
-/** Anything that emits RTP per kind (a MediaSource from ffmpeg.ts). */
+/** Anything that emits RTP per kind (a MediaSource from source.ts). */
 export interface RtpSource {
   onRtp(kind: MediaKind, cb: (packet: Buffer) => void): () => void;
   /** Video packets from the last key frame on, if the source keeps them (MediaSource does). */

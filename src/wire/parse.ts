@@ -4,26 +4,24 @@
  * reason. Pure: no I/O; the clock, the contact book, the policy and the
  * ledger of processed mail are passed in.
  */
-import { addressparser } from './nodemailer.js';
 import { simpleParser, type ParsedMail } from 'mailparser';
-import * as openpgp from 'openpgp';
+import type * as openpgp from 'openpgp';
 import { parseAutocryptHeader, readAutocryptKey } from './autocrypt.js';
-import { HEADER_KEY, HEADER_LEGACY_AUTOCRYPT, HEADER_SIGNER, HEADER_VERSION, PAYLOAD_MEDIA_TYPE, PROTOCOL_VERSION, headerValues, splitHeaderSection, type HeaderSource } from './headers.js';
+import { HEADER_KEY, HEADER_LEGACY_AUTOCRYPT, HEADER_SIGNER, HEADER_VERSION, PAYLOAD_MEDIA_TYPE, PROTOCOL_VERSION, splitHeaderSection } from './headers.js';
 import { LIMITS, lifetimeLimitMs } from './limits.js';
 import { fingerprintOf, keyHasKeyID, type Identity } from './identity.js';
 import type { PeerdialMessage, RejectReason } from './message.js';
+import { openPayload, verifyWith } from './payload.js';
+import { firstMessageIdIn, singleAddress, type SenderPolicy } from './peek.js';
+import { errorText, reject, Rejection } from './rejection.js';
 import { validateMessage } from './validate.js';
 import { sanitizeText } from './sanitize.js';
 
+// The header-only looks live in peek.ts; importers of this module find them here too.
+export { peekHeaders, screenHeaders, type MailOutline, type PeekedHeaders, type ScreenContext, type SenderPolicy } from './peek.js';
+
 /** Sender clocks may run ahead of ours by this much before their signatures count as "from the future". */
 export const MAX_CLOCK_SKEW_MS = LIMITS.clockSkewMs;
-
-/** What openpgp may do for one mail: inflate no more than a payload can be. */
-const PGP_CONFIG: Partial<openpgp.Config> = { maxDecompressedMessageSize: LIMITS.decompressedBytes };
-
-function isOverCap(err: unknown): boolean {
-  return /decompressed message size exceeded/i.test(errorText(err));
-}
 
 export interface ContactView {
   /** Pinned public key; undefined when the contact is known by address only (key learnt from the mail's Peerdial-Key). */
@@ -37,7 +35,7 @@ export interface ParseContext {
   /** Pinned contact keys; undefined = unknown sender. */
   contact(email: string): ContactView | undefined;
   /** Who may send us signals. */
-  policy: 'everybody' | 'contacts' | 'nobody';
+  policy: SenderPolicy;
   /** Replay check: has this nonce / message-id already been processed? */
   seen(nonce: string, messageId: string): boolean;
 }
@@ -67,217 +65,6 @@ export interface ParseRejected {
 }
 
 export type ParseResult = ParseAccepted | ParseRejected;
-
-export interface PeekedHeaders {
-  /** With angle brackets, when present. */
-  messageId?: string;
-  /** Lower-case address of the outer From, when it names exactly one. */
-  from?: string;
-  /** Lower-case addresses of the outer To. */
-  to: string[];
-  inReplyTo?: string;
-  /** Value of Peerdial-Version, when present. */
-  version?: string;
-  /** Carries our header (any version): decided from headers alone. */
-  isOurs: boolean;
-}
-
-function singleAddress(value: string | undefined): string | undefined {
-  if (value === undefined) return undefined;
-  try {
-    const list = addressparser(value, { flatten: true });
-    if (list.length !== 1 || !list[0]?.address) return undefined;
-    return list[0].address.trim().toLowerCase();
-  } catch {
-    return undefined;
-  }
-}
-
-function addressList(values: string[]): string[] {
-  const out: string[] = [];
-  for (const v of values) {
-    try {
-      for (const a of addressparser(v, { flatten: true })) if (a.address) out.push(a.address.trim().toLowerCase());
-    } catch {
-      /* unparsable: contributes nothing */
-    }
-  }
-  return out;
-}
-
-function firstMessageIdIn(value: string | undefined): string | undefined {
-  const m = value ? /<[^<>\s]{1,900}>/.exec(value) : null;
-  return m ? m[0] : undefined;
-}
-
-/** Read the outer headers cheaply (no body parsing, no crypto). Never throws. */
-export function peekHeaders(raw: Buffer | Uint8Array | string): PeekedHeaders {
-  try {
-    const { fields } = splitHeaderSection(raw);
-    const get = (name: string): string[] => fields.filter((f) => f.name === name).map((f) => f.value);
-    const version = get(HEADER_VERSION.toLowerCase())[0];
-    const peeked: PeekedHeaders = { to: addressList(get('to')), isOurs: version !== undefined };
-    const messageId = firstMessageIdIn(get('message-id')[0]);
-    const from = singleAddress(get('from')[0]);
-    const inReplyTo = firstMessageIdIn(get('in-reply-to')[0]);
-    if (messageId) peeked.messageId = messageId;
-    if (from) peeked.from = from;
-    if (inReplyTo) peeked.inReplyTo = inReplyTo;
-    if (version !== undefined) peeked.version = version;
-    return peeked;
-  } catch {
-    return { to: [], isOurs: false };
-  }
-}
-
-/** What the watcher knows of a mail before fetching its body: size, outer From, a few outer headers. */
-export interface MailOutline {
-  /** RFC822.SIZE as the server says. */
-  size: number;
-  /** Addresses of the outer From (the server's envelope). */
-  from: string[];
-  /** The fetched outer header fields (at least Peerdial-Version and Peerdial-Signer). */
-  headers: HeaderSource;
-  /** Message-ID from the server's envelope, when it has one. */
-  messageId?: string;
-}
-
-export interface ScreenContext {
-  /** The contact at this address: pinned key fingerprint (upper-case hex) when one is pinned. */
-  contact(email: string): { fingerprint?: string; blocked?: boolean } | undefined;
-  policy: ParseContext['policy'];
-}
-
-/**
- * The first look at a mail, from its outline alone (no body, no crypto):
- * too large, not from someone who may send us signals, or signed (by its
- * own account) by a key that is not the pinned one. A rejection here costs
- * a header fetch; `undefined` means the body may be fetched and examined.
- * Never throws.
- */
-export function screenHeaders(outline: MailOutline, ctx: ScreenContext): { reason: RejectReason; detail: string; from?: string } | undefined {
-  const froms = outline.from.map((f) => f.trim().toLowerCase()).filter((f) => f !== '');
-  const from = froms.length === 1 ? froms[0]! : undefined;
-  // Details and the sender come from hostile headers: sanitised here, as parseMail's are.
-  const no = (reason: RejectReason, detail: string) => ({ reason, detail: sanitizeText(detail), ...(from ? { from: sanitizeText(from, { max: 320 }) } : {}) });
-  if (!Number.isFinite(outline.size) || outline.size > LIMITS.mailBytes) {
-    return no('too-large', `mail is ${outline.size} bytes, more than ${LIMITS.mailBytes} (LIMITS.mailBytes)`);
-  }
-  const versions = headerValues(outline.headers, HEADER_VERSION);
-  if (versions.length === 0) return no('not-ours', `no ${HEADER_VERSION} header`);
-  if (versions.length > 1) return no('malformed', `${versions.length} ${HEADER_VERSION} headers`);
-  if (versions[0] !== String(PROTOCOL_VERSION)) return no('unsupported-version', `${HEADER_VERSION} is "${versions[0]!.slice(0, 40)}", this peerdial reads ${PROTOCOL_VERSION}`);
-  if (!from) return no('malformed', 'From does not name exactly one address');
-  const contact = ctx.contact(from);
-  if (contact?.blocked) return no('blocked-sender', `${from} is blocked`);
-  if (ctx.policy === 'nobody') return no('unknown-sender', 'policy accepts signals from nobody');
-  if (!contact && ctx.policy === 'contacts') return no('unknown-sender', `${from} is not a contact`);
-  const signers = headerValues(outline.headers, HEADER_SIGNER);
-  if (signers.length > 1) return no('malformed', `${signers.length} ${HEADER_SIGNER} headers`);
-  const pinned = contact?.fingerprint?.toUpperCase();
-  if (pinned && signers.length === 1 && signers[0]!.toUpperCase() !== pinned) {
-    return no('key-mismatch', `${HEADER_SIGNER} names ${signers[0]!.slice(0, 60)}, not the pinned key ${pinned} of ${from}`);
-  }
-  return undefined;
-}
-
-/** What was inside the OpenPGP payload, before anything about the sender is decided. */
-interface Opened {
-  text: string;
-  signingKeyIDs: openpgp.KeyID[];
-  encrypted: boolean;
-}
-
-class Rejection extends Error {
-  constructor(
-    readonly reason: RejectReason,
-    readonly detail: string,
-    /** Set only when the mail was verified and is merely stale (expired or replayed). */
-    readonly verified?: PeerdialMessage,
-  ) {
-    super(detail);
-  }
-}
-
-function reject(reason: RejectReason, detail: string): never {
-  throw new Rejection(reason, detail);
-}
-
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
-
-async function readPgpMessage(armored: string): Promise<openpgp.Message<string>> {
-  try {
-    return await openpgp.readMessage({ armoredMessage: armored, config: PGP_CONFIG });
-  } catch (err) {
-    if (isOverCap(err)) reject('too-large', `payload inflates to more than ${LIMITS.decompressedBytes} bytes`);
-    return reject('malformed', `payload is not an OpenPGP message (${errorText(err)})`);
-  }
-}
-
-/** Decrypt (when encrypted) and read the literal text, without judging the signature yet. */
-async function openPayload(armored: string, ctx: ParseContext, verifyDate: Date): Promise<Opened> {
-  const message = await readPgpMessage(armored);
-  const encrypted = message.packets.some(
-    (p) => p instanceof openpgp.PublicKeyEncryptedSessionKeyPacket || p instanceof openpgp.SymEncryptedSessionKeyPacket,
-  );
-  if (encrypted) {
-    try {
-      const { data, signatures } = await openpgp.decrypt({
-        message,
-        decryptionKeys: ctx.self.identity.privateKey,
-        expectSigned: false,
-        format: 'utf8',
-        date: verifyDate,
-        config: PGP_CONFIG,
-      });
-      if (typeof data !== 'string') reject('malformed', 'payload is not text');
-      // Swallow the (rejected) verification promises: the signature is judged later, against the right key.
-      for (const s of signatures) s.verified.catch(() => undefined);
-      return { text: data, signingKeyIDs: signatures.map((s) => s.keyID), encrypted };
-    } catch (err) {
-      if (err instanceof Rejection) throw err;
-      if (isOverCap(err)) reject('too-large', `payload inflates to more than ${LIMITS.decompressedBytes} bytes`);
-      const text = errorText(err);
-      if (/modif|integrity|authentication tag|mdc/i.test(text)) reject('bad-signature', `payload was tampered with (${text})`);
-      return reject('undecryptable', `payload cannot be decrypted with our key (${text})`);
-    }
-  }
-  const hasData = message.packets.some((p) => p instanceof openpgp.LiteralDataPacket || p instanceof openpgp.CompressedDataPacket);
-  if (!hasData) reject('malformed', 'OpenPGP payload carries no data');
-  try {
-    const { data, signatures } = await openpgp.verify({ message, verificationKeys: [], format: 'utf8', date: verifyDate, config: PGP_CONFIG });
-    for (const s of signatures) s.verified.catch(() => undefined);
-    return { text: data, signingKeyIDs: signatures.map((s) => s.keyID), encrypted };
-  } catch (err) {
-    if (isOverCap(err)) reject('too-large', `payload inflates to more than ${LIMITS.decompressedBytes} bytes`);
-    return reject('malformed', `OpenPGP payload cannot be read (${errorText(err)})`);
-  }
-}
-
-/** Check the signature against exactly this key. */
-async function verifyWith(armored: string, key: openpgp.PublicKey, ctx: ParseContext, encrypted: boolean, verifyDate: Date): Promise<string> {
-  try {
-    const message = await openpgp.readMessage({ armoredMessage: armored, config: PGP_CONFIG });
-    if (encrypted) {
-      const { data } = await openpgp.decrypt({
-        message,
-        decryptionKeys: ctx.self.identity.privateKey,
-        verificationKeys: key,
-        expectSigned: true,
-        format: 'utf8',
-        date: verifyDate,
-        config: PGP_CONFIG,
-      });
-      return data;
-    }
-    const { data } = await openpgp.verify({ message, verificationKeys: key, expectSigned: true, format: 'utf8', date: verifyDate, config: PGP_CONFIG });
-    return data;
-  } catch (err) {
-    return reject('bad-signature', `signature does not verify (${errorText(err)})`);
-  }
-}
 
 function contentTypeOf(parsed: ParsedMail): string | undefined {
   const ct = parsed.headers.get('content-type');
@@ -329,7 +116,7 @@ async function parseChecked(raw: Buffer, ctx: ParseContext, out: { messageId?: s
   if (!armored.includes('-----BEGIN PGP MESSAGE-----')) reject('malformed', 'payload attachment is not an armored OpenPGP message');
 
   const verifyDate = new Date(ctx.now.getTime() + MAX_CLOCK_SKEW_MS);
-  const opened = await openPayload(armored, ctx, verifyDate);
+  const opened = await openPayload(armored, ctx.self.identity.privateKey, verifyDate);
   if (Buffer.byteLength(opened.text) > LIMITS.payloadBytes) reject('too-large', `payload is more than ${LIMITS.payloadBytes} bytes`);
   let json: unknown;
   try {
@@ -393,7 +180,7 @@ async function parseChecked(raw: Buffer, ctx: ParseContext, out: { messageId?: s
   }
 
   // 7. Signature (and, for encrypted mail, integrity) against that key.
-  const verifiedText = await verifyWith(armored, key, ctx, opened.encrypted, verifyDate);
+  const verifiedText = await verifyWith(armored, key, ctx.self.identity.privateKey, opened.encrypted, verifyDate);
   if (verifiedText !== opened.text) reject('bad-signature', 'verified text differs from the decrypted text');
 
   // 8. Consistency with the envelope and with us.

@@ -1,0 +1,129 @@
+/**
+ * What an answered call carries when nobody sits at the terminal: files
+ * into the download folder, a pipe into a file there, the camera to a
+ * viewer, a voice/video call recorded, port forwards to allowed targets,
+ * chat lines to the log. What a caller may do is its contact's capabilities
+ * (the policy has already let the purpose through).
+ */
+import { Readable, Writable } from 'node:stream';
+import type { Account } from './account.js';
+import { channelNamed, waitEnded } from './call-waits.js';
+import type { ActiveCall } from './phone.js';
+import { forwardAllows } from './policy.js';
+import { receiveFiles, runChat, runPipe, serveForward, allowTargets, FORWARD_PROTOCOL } from '../carriers/index.js';
+import { createReceivedFile } from '../carriers/download-dir.js';
+import { recordTo, type MediaSource, type SharedSource } from '../media/index.js';
+import { capabilitiesOf } from '../store/contacts.js';
+import { expandHome } from '../store/paths.js';
+
+/** How long a file receiver waits for the sender's hang-up after the last file. */
+const SENDER_HANGUP_GRACE_MS = 10_000;
+
+export interface UnattendedContext {
+  account: Account;
+  /** The camera's encoder, shared by the viewers (camera nodes only). */
+  camera: SharedSource<MediaSource> | undefined;
+  /** Machine-wide bound on `forward` targets (AgentOptions.forwardAllow); undefined: the config's. */
+  forwardAllow: string[] | undefined;
+  /** One line of what was carried (the agent's 'carried' event). */
+  say(what: string, detail: string): void;
+}
+
+/** Carries an answered call until it ends (or, for files, until the sender hangs up), then hangs up. */
+export async function carryUnattended(call: ActiveCall, ctx: UnattendedContext): Promise<void> {
+  const { account: acc, camera, say } = ctx;
+  const dir = expandHome(acc.config.downloadDir);
+  // what this caller may do here (its capabilities; the policy has let the purpose through)
+  const contact = await acc.contacts.byEmail(call.peer);
+  const caps = capabilitiesOf(contact);
+  if (call.purpose === 'file') {
+    const ch = await channelNamed(call, 'file');
+    const got = await receiveFiles(ch, { dir, accept: (f) => f.size <= caps.fileMaxBytes });
+    for (const f of got) say('file', f.status === 'saved' ? `saved ${f.path}${f.renamed ? ' (renamed: a file of that name existed)' : ''}${f.resumedFrom ? `, resumed from byte ${f.resumedFrom}` : ''}` : `rejected ${f.name}: ${f.reason}`);
+    // The sender ends a transfer: it hangs up once it has every verdict, so
+    // both call logs say who did. Only a sender that never does is hung up on.
+    await waitEnded(call, SENDER_HANGUP_GRACE_MS);
+  } else if (call.purpose === 'pipe') {
+    const ch = await channelNamed(call, 'pipe');
+    // named from the call id, never from the peer's address (carriers/download-dir.ts)
+    const { path: file, fh } = await createReceivedFile(dir, 'pipe', call.callId, '.bin');
+    const out = fh.createWriteStream();
+    // the contact's size limit for unattended files holds for a pipe into a file too
+    const tooMuch = new AbortController();
+    let bytes = 0;
+    const limited = new Writable({
+      write(chunk: Buffer, _enc, cb) {
+        bytes += chunk.length;
+        if (bytes > caps.fileMaxBytes) {
+          tooMuch.abort();
+          cb();
+        } else out.write(chunk, cb);
+      },
+      final(cb) {
+        out.end(cb);
+      },
+    });
+    try {
+      const r = await runPipe(ch, Readable.from([]), limited, { signal: tooMuch.signal });
+      say('pipe', `${r.received} bytes into ${file}`);
+    } catch (err) {
+      if (!tooMuch.signal.aborted) throw err;
+      say('pipe', `stopped: more than the ${caps.fileMaxBytes} bytes ${call.peer} may send unattended; what came before the limit is in ${file}`);
+    } finally {
+      out.destroy();
+    }
+  } else if (call.purpose === 'view' && camera) {
+    // only now, after the verified request and the policy, does the encoder run for this viewer
+    const leave = await camera.join(call.session);
+    say('view', `${call.peer} is watching (${camera.viewers} viewer(s))`);
+    await call.ended;
+    await leave();
+    say('view', `${call.peer} stopped watching (${camera.viewers} left${camera.viewers === 0 ? ', encoder stopped' : ''})`);
+    return;
+  } else if (call.purpose === 'media') {
+    // Nobody at this terminal: our camera (if any) goes out, what arrives is recorded.
+    const leave = camera ? await camera.join(call.session) : undefined;
+    // ffmpeg writes into the file we created (O_EXCL|O_NOFOLLOW, 0600), never to a name of its choosing
+    const { path: file, fh } = await createReceivedFile(dir, 'call', call.callId, '.mkv');
+    let sink;
+    try {
+      sink = await recordTo(file, call.session.tracks(), { outputFd: fh.fd });
+    } finally {
+      await fh.close(); // the child has its own copy of the descriptor
+    }
+    say('media', `recording ${call.peer}'s picture and sound into ${file}`);
+    await call.ended;
+    const r = await sink.stop();
+    await leave?.();
+    say('media', `${r.stats.videoFrames} video frames, ${r.stats.audioPackets} audio packets from ${call.peer} saved in ${file}`);
+    return;
+  } else if (call.purpose === 'forward') {
+    const machineWide = ctx.forwardAllow ?? acc.config.forwardAllow;
+    const allow = forwardAllows(contact, machineWide.length ? allowTargets(machineWide) : undefined);
+    call.session.onChannel((ch) => {
+      if (ch.protocol === FORWARD_PROTOCOL) {
+        serveForward(ch, { allow }).then(
+          (r) => say('forward', `${r.host}:${r.port}: ${r.sent} bytes out, ${r.received} in`),
+          (err) => say('forward', `refused or failed: ${(err as Error).message}`),
+        );
+      }
+    });
+    await call.ended;
+    return;
+  } else {
+    const ch = await channelNamed(call, 'chat');
+    async function* greeting() {
+      // The caller's terminal prefixes every line with our address: name nobody here.
+      yield 'answered automatically; your lines are kept in its log.';
+      await call.ended;
+    }
+    await runChat(ch, greeting(), {
+      onLine: (from, text) => {
+        if (from === 'remote') say('chat', `${call.peer}: ${text}`);
+      },
+    }).catch(() => undefined);
+    await call.ended;
+    return;
+  }
+  call.hangup();
+}
