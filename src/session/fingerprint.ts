@@ -11,10 +11,11 @@
  * checkFingerprint() refuses every certificate while no remote description
  * is stored, verification or not (see index.ts).
  *
- * Pure: parsing and comparing only.
+ * Pure: comparing only (the lines are read by sdp.ts).
  */
 import { PeerdialError } from '../errors.js';
 import { errorText } from './channel.js';
+import { fingerprintLines } from './sdp.js';
 
 export interface Fingerprint {
   /** Hash function name, lower case (`sha-256`). */
@@ -30,7 +31,7 @@ export function normalizeFingerprint(algorithm: string, value: string): Fingerpr
 
 /** Every `a=fingerprint` line of a description (session and media level), normalised. */
 export function descriptionFingerprints(sdp: string): Fingerprint[] {
-  return [...sdp.matchAll(/^a=fingerprint:(\S+)[ \t]+(\S+)[ \t]*\r?$/gm)].map((m) => normalizeFingerprint(m[1]!, m[2]!));
+  return fingerprintLines(sdp).map((f) => normalizeFingerprint(f.algorithm, f.value));
 }
 
 export type FingerprintCheck = { ok: true } | { ok: false; reason: string };

@@ -65,11 +65,14 @@ export {
   forceOffererDtlsClient,
   dtlsSetups,
   countCandidates,
-  checkRemoteDescription,
   candidateFamilies,
   noCommonFamily,
+  parseCandidate,
+  candidates,
+  type Candidate,
   type DtlsSetup,
 } from './sdp.js';
+export { checkRemoteDescription, type DescriptionCheck } from './description-check.js';
 export { createCallCertificate, type CallCertificate, type CertificateOptions } from './certificate.js';
 export type {
   Channel,

@@ -33,7 +33,8 @@ import {
 } from './options.js';
 import { pinPort } from './ports.js';
 import { register, unregister } from './registry.js';
-import { checkRemoteDescription, countCandidates, dtlsSetups, forceOffererDtlsClient } from './sdp.js';
+import { checkRemoteDescription } from './description-check.js';
+import { countCandidates, dtlsSetups, forceOffererDtlsClient } from './sdp.js';
 import { FRESH_OFFER_HINT, abortedError, connectTimeoutError, remoteRefusedError, toSessionError } from './session-errors.js';
 import type { SessionInside } from './session-inside.js';
 import { planAnswer, planOffer } from './tracks.js';
