@@ -1,7 +1,7 @@
 /** Waiting on a connected call: for a channel the peer opens, for its end. */
 import { PeerdialError } from '../errors.js';
 import type { Channel } from '../session/types.js';
-import type { ActiveCall } from './phone.js';
+import type { ActiveCall } from './phone-types.js';
 
 /** Waits for the peer to open a channel with this label. */
 export function channelNamed(call: ActiveCall, label: string): Promise<Channel> {

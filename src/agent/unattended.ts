@@ -8,7 +8,7 @@
 import { Readable, Writable } from 'node:stream';
 import type { Account } from './account.js';
 import { channelNamed, waitEnded } from './call-waits.js';
-import type { ActiveCall } from './phone.js';
+import type { ActiveCall } from './phone-types.js';
 import { forwardAllows } from './policy.js';
 import { receiveFiles, runChat, runPipe, serveForward, allowTargets, FORWARD_PROTOCOL } from '../carriers/index.js';
 import { createReceivedFile } from '../carriers/download-dir.js';

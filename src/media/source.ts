@@ -14,7 +14,7 @@
  */
 import type { Socket as UdpSocket } from 'node:dgram';
 import { PeerdialError } from '../errors.js';
-import { defaultMediaSpec } from '../session/media.js';
+import { defaultMediaSpec } from '../session/tracks.js';
 import { isRtcp, parseRtp, startsH264Keyframe } from '../session/rtp.js';
 import type { MediaKind, MediaSpec } from '../session/types.js';
 import { checkBinary, FfmpegProcess, lastLine, type ExitInfo } from './ffmpeg.js';

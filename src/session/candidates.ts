@@ -12,6 +12,7 @@
  * MAX_REMOTE_CANDIDATES such lines are kept.
  */
 import { peerIpProblem, type PeerIpPolicy } from '../wire/peer-ip.js';
+import { editLines, isCandidateLine, parseCandidate } from './sdp.js';
 
 /** At most this many candidates of one description are used (a dual-stack host with a few interfaces, STUN and TURN needs ~20). */
 export const MAX_REMOTE_CANDIDATES = 32;
@@ -19,8 +20,6 @@ export const MAX_REMOTE_CANDIDATES = 32;
 export type CandidatePolicy = PeerIpPolicy;
 
 const TYPES = new Set(['host', 'srflx', 'prflx', 'relay']);
-/** foundation component transport priority address port "typ" type ... */
-const CANDIDATE = /^(?:a=)?candidate:(\S{1,32}) (\d{1,3}) (\S{1,16}) (\d{1,10}) (\S{1,255}) (\d{1,5}) typ (\S{1,16})(?: .*)?$/;
 
 export interface DroppedCandidate {
   /** The candidate's address as written (a name, an IP); at most 64 characters. */
@@ -36,14 +35,14 @@ export interface FilteredDescription {
 
 /** Why this one candidate line must not be used, or undefined when it may. */
 export function candidateProblem(line: string, policy: CandidatePolicy): DroppedCandidate | undefined {
-  const m = CANDIDATE.exec(line.replace(/\r$/, ''));
-  if (!m) return { address: '?', reason: 'not a candidate line peerdial understands' };
-  const address = m[5]!;
+  const c = parseCandidate(line);
+  if (!c) return { address: '?', reason: 'not a candidate line peerdial understands' };
+  const address = c.address;
   const printable = address.replace(/[^\x21-\x7e]/g, '?');
   const shown = printable.length > 64 ? `${printable.slice(0, 61)}...` : printable;
-  if (m[3]!.toUpperCase() !== 'UDP') return { address: shown, reason: `transport ${m[3]!.slice(0, 16)} (only UDP is used)` };
-  if (!TYPES.has(m[7]!)) return { address: shown, reason: 'an unknown candidate type' };
-  const port = Number(m[6]);
+  if (c.transport.toUpperCase() !== 'UDP') return { address: shown, reason: `transport ${c.transport.slice(0, 16)} (only UDP is used)` };
+  if (!TYPES.has(c.type)) return { address: shown, reason: 'an unknown candidate type' };
+  const port = c.port;
   if (port < 1024 || port > 65535) return { address: shown, reason: `port ${port} (candidates use ports 1024-65535)` };
   const problem = peerIpProblem(address, policy);
   return problem ? { address: shown, reason: problem } : undefined;
@@ -56,21 +55,21 @@ export function candidateProblem(line: string, policy: CandidatePolicy): Dropped
 export function filterCandidates(sdp: string, policy: CandidatePolicy): FilteredDescription {
   const dropped: DroppedCandidate[] = [];
   let kept = 0;
-  const lines = sdp.split('\n').filter((line) => {
-    if (!line.startsWith('a=candidate:')) return true;
+  const filtered = editLines(sdp, (line) => {
+    if (!isCandidateLine(line)) return line;
     const problem = candidateProblem(line, policy);
     if (problem) {
       dropped.push(problem);
-      return false;
+      return undefined;
     }
     if (kept >= MAX_REMOTE_CANDIDATES) {
-      dropped.push({ address: CANDIDATE.exec(line.replace(/\r$/, ''))![5]!.replace(/[^\x21-\x7e]/g, '?').slice(0, 64), reason: `more than ${MAX_REMOTE_CANDIDATES} candidates` });
-      return false;
+      dropped.push({ address: parseCandidate(line)!.address.replace(/[^\x21-\x7e]/g, '?').slice(0, 64), reason: `more than ${MAX_REMOTE_CANDIDATES} candidates` });
+      return undefined;
     }
     kept++;
-    return true;
+    return line;
   });
-  return { sdp: lines.join('\n'), kept, dropped };
+  return { sdp: filtered, kept, dropped };
 }
 
 /** "localhost (a hostname ...), 127.0.0.1 (loopback)": what was dropped, for an error message. */

@@ -1,20 +1,187 @@
 /**
- * Pure SDP helpers for the session module: no native code, no I/O.
+ * The one SDP module: every place in peerdial that reads or edits a session
+ * description, or parses an ICE candidate line, calls this one. Pure: no
+ * native code, no I/O.
  *
- * Only what non-trickle signalling over mail needs: read the DTLS role, make
- * the offerer the DTLS client, and sort a mailed description into "usable" or
- * "rejected with a reason" before it reaches libdatachannel.
+ * libdatachannel writes the descriptions; peerdial only reads what
+ * non-trickle signalling over mail needs (DTLS roles, ICE credentials and
+ * fingerprints, candidates, sections and their media), and edits a few lines
+ * (the offerer's DTLS role, candidates taken out or added). In layers:
+ *
+ * - lines and attributes: `a=name:value` lines, read and edited line by
+ *   line; line ends (CRLF or LF) are kept as they were;
+ * - the candidate grammar: one `a=candidate:` line parsed and written;
+ * - m-sections;
+ * - what the session asks of a description.
  */
 
-import { describeDropped, filterCandidates, type CandidatePolicy, type DroppedCandidate } from './candidates.js';
+// ---------------------------------------------------------------------------
+// Lines and attributes
+
+/** A description's lines, without their line ends. */
+function lines(sdp: string): string[] {
+  return sdp.split('\n').map((line) => (line.endsWith('\r') ? line.slice(0, -1) : line));
+}
+
+/**
+ * Edit a description line by line: `edit` gets each line (without its line
+ * end) and returns it, lines to put in its place, or undefined to drop it.
+ * Each line keeps its line end; lines put in take the line end of the line
+ * they replace.
+ */
+export function editLines(sdp: string, edit: (line: string) => string | readonly string[] | undefined): string {
+  const out: string[] = [];
+  for (const raw of sdp.split('\n')) {
+    const cr = raw.endsWith('\r') ? '\r' : '';
+    const edited = edit(cr ? raw.slice(0, -1) : raw);
+    if (edited === undefined) continue;
+    for (const line of typeof edited === 'string' ? [edited] : edited) out.push(line + cr);
+  }
+  return out.join('\n');
+}
+
+/** The values of every `a=name:value` line, in order: the whole rest of each line. */
+export function attributeValues(sdp: string | readonly string[], name: string): string[] {
+  const prefix = `a=${name}:`;
+  return (typeof sdp === 'string' ? lines(sdp) : sdp).filter((line) => line.startsWith(prefix)).map((line) => line.slice(prefix.length));
+}
+
+/** The first word (up to a space) right after `a=name:`, from the first such line that has one. */
+function firstWord(sdp: string | readonly string[], name: string): string | undefined {
+  for (const value of attributeValues(sdp, name)) {
+    const word = /^\S+/.exec(value)?.[0];
+    if (word) return word;
+  }
+  return undefined;
+}
+
+// ---------------------------------------------------------------------------
+// Candidates
+
+/** One ICE candidate line (RFC 8839 5.1), as far as peerdial reads it. */
+export interface Candidate {
+  foundation: string;
+  component: number;
+  /** As written (`UDP`, `udp`, `TCP`...). */
+  transport: string;
+  priority: number;
+  /** As written: an IP address or a name. */
+  address: string;
+  port: number;
+  /** `host`, `srflx`, `prflx`, `relay`, or whatever the line says. */
+  type: string;
+  /** What follows the type (`raddr ... rport ...`, extensions), without the space before it; '' when nothing. */
+  rest: string;
+}
+
+/** foundation component transport priority address port "typ" type [rest], each field of a bounded length. */
+const CANDIDATE = /^(?:a=)?candidate:(\S{1,32}) (\d{1,3}) (\S{1,16}) (\d{1,10}) (\S{1,255}) (\d{1,5}) typ (\S{1,16})(?: (.*))?$/;
+
+/**
+ * Parse one candidate, `a=candidate:...` (a description's line) or
+ * `candidate:...` (trickled); undefined when the line does not follow the
+ * grammar.
+ */
+export function parseCandidate(line: string): Candidate | undefined {
+  const m = CANDIDATE.exec(line.replace(/\r$/, ''));
+  if (!m) return undefined;
+  return {
+    foundation: m[1]!,
+    component: Number(m[2]),
+    transport: m[3]!,
+    priority: Number(m[4]),
+    address: m[5]!,
+    port: Number(m[6]),
+    type: m[7]!,
+    rest: m[8] ?? '',
+  };
+}
+
+/** The `a=candidate:` line of a candidate. */
+export function candidateLine(c: Candidate): string {
+  return `a=candidate:${c.foundation} ${c.component} ${c.transport} ${c.priority} ${c.address} ${c.port} typ ${c.type}${c.rest ? ` ${c.rest}` : ''}`;
+}
+
+/** Is this line of a description a candidate line (well-formed or not)? */
+export function isCandidateLine(line: string): boolean {
+  return line.startsWith('a=candidate:');
+}
+
+/** Is this line the `a=end-of-candidates` of a section? */
+export function isEndOfCandidates(line: string): boolean {
+  return line === 'a=end-of-candidates';
+}
+
+/** The well-formed candidates of a description, in order. */
+export function candidates(sdp: string): Candidate[] {
+  const out: Candidate[] = [];
+  for (const line of lines(sdp)) {
+    const c = isCandidateLine(line) ? parseCandidate(line) : undefined;
+    if (c) out.push(c);
+  }
+  return out;
+}
+
+/** Number of `a=candidate:` lines. */
+export function countCandidates(sdp: string): number {
+  return lines(sdp).filter(isCandidateLine).length;
+}
+
+/** Address families of a description's candidates (4, 6), ignoring mDNS names. */
+export function candidateFamilies(sdp: string): Set<4 | 6> {
+  const out = new Set<4 | 6>();
+  for (const { address } of candidates(sdp)) {
+    if (address.endsWith('.local')) continue;
+    out.add(address.includes(':') ? 6 : 4);
+  }
+  return out;
+}
+
+/** Candidate addresses of a description as sorted "address port typ" strings (for comparing two descriptions). */
+export function candidateAddresses(sdp: string): string[] {
+  return candidates(sdp)
+    .map((c) => `${c.address} ${c.port} ${c.type}`)
+    .sort();
+}
+
+// ---------------------------------------------------------------------------
+// Sections
+
+/** One m-section: its m= line and the lines up to the next one. */
+interface Section {
+  /** The first word of the m= line: `audio`, `video`, `application`; '' when there is none. */
+  media: string;
+  mLine: string;
+  lines: string[];
+}
+
+/** The m-sections of a description, in order (the session-level lines before the first are left out). */
+function sections(sdp: string): Section[] {
+  const out: Section[] = [];
+  for (const line of lines(sdp)) {
+    if (line.startsWith('m=')) out.push({ media: /^\S*/.exec(line.slice(2))![0], mLine: line, lines: [] });
+    else out.at(-1)?.lines.push(line);
+  }
+  return out;
+}
+
+/** The mids of a description's m-sections in order, with their kinds ("video:0 application:2"). */
+export function sectionMids(sdp: string): string {
+  return sections(sdp)
+    .map((s) => `${s.media || '?'}:${firstWord(s.lines, 'mid') ?? '?'}`)
+    .join(' ');
+}
+
+// ---------------------------------------------------------------------------
+// DTLS roles, ICE identity, fingerprints
 
 export type DtlsSetup = 'actpass' | 'active' | 'passive' | 'holdconn';
 
-const SETUP_LINE = /^a=setup:(actpass|active|passive|holdconn)\r?$/gm;
+const SETUPS = new Set<string>(['actpass', 'active', 'passive', 'holdconn']);
 
 /** The `a=setup:` values of a description, in order (one per media section or session-level). */
 export function dtlsSetups(sdp: string): DtlsSetup[] {
-  return [...sdp.matchAll(SETUP_LINE)].map((m) => m[1] as DtlsSetup);
+  return attributeValues(sdp, 'setup').filter((v): v is DtlsSetup => SETUPS.has(v));
 }
 
 /**
@@ -29,62 +196,37 @@ export function dtlsSetups(sdp: string): DtlsSetup[] {
  * handshake only starts once the offerer has the answer.
  */
 export function forceOffererDtlsClient(offerSdp: string): string {
-  return offerSdp.replace(/^a=setup:actpass(\r?)$/gm, 'a=setup:active$1');
+  return editLines(offerSdp, (line) => (line === 'a=setup:actpass' ? 'a=setup:active' : line));
 }
 
-/** Number of `a=candidate:` lines. */
-export function countCandidates(sdp: string): number {
-  return sdp.match(/^a=candidate:/gm)?.length ?? 0;
+/** The `a=ice-ufrag`, `a=ice-pwd` and first `a=fingerprint` of a description. */
+export function iceIdentity(sdp: string): { ufrag: string; pwd: string; fingerprint: string } | undefined {
+  const ufrag = firstWord(sdp, 'ice-ufrag');
+  const pwd = firstWord(sdp, 'ice-pwd');
+  const fingerprint = attributeValues(sdp, 'fingerprint').find((v) => v !== '');
+  return ufrag && pwd && fingerprint ? { ufrag, pwd, fingerprint } : undefined;
 }
 
-export type DescriptionCheck =
-  | { ok: true; /** The description with only the usable candidates: give this one to libdatachannel. */ sdp: string; dropped: DroppedCandidate[] }
-  | { ok: false; reason: string };
-
-/**
- * Sort a mailed description before giving it to libdatachannel: it must look
- * like a complete, non-trickle description of the expected type, with at
- * least one candidate this side may use (session/candidates.ts: the others
- * are taken out). Without a policy the strict one applies (no loopback).
- */
-export function checkRemoteDescription(sdp: string, type: 'offer' | 'answer', policy: CandidatePolicy = { loopback: false }): DescriptionCheck {
-  if (typeof sdp !== 'string' || !sdp.startsWith('v=0')) {
-    return { ok: false, reason: `the ${type} is not an SDP description (it does not start with v=0)` };
-  }
-  if (!/^a=fingerprint:\S+ \S+/m.test(sdp)) {
-    return { ok: false, reason: `the ${type} carries no DTLS fingerprint` };
-  }
-  if (!/^a=ice-ufrag:\S+/m.test(sdp) || !/^a=ice-pwd:\S+/m.test(sdp)) {
-    return { ok: false, reason: `the ${type} carries no ICE credentials` };
-  }
-  if (!/^m=application /m.test(sdp)) {
-    return { ok: false, reason: `the ${type} has no data channel section` };
-  }
-  const setups = dtlsSetups(sdp);
-  if (type === 'answer' && setups.some((s) => s === 'actpass')) {
-    return { ok: false, reason: 'the answer offers both DTLS roles (a=setup:actpass), which an answer must not' };
-  }
-  const filtered = filterCandidates(sdp, policy);
-  if (filtered.kept === 0) {
-    return {
-      ok: false,
-      reason: filtered.dropped.length
-        ? `the ${type} names no usable candidate: dropped ${describeDropped(filtered.dropped)}`
-        : `the ${type} names no candidate at all`,
-    };
-  }
-  return { ok: true, sdp: filtered.sdp, dropped: filtered.dropped };
-}
-
-/** Address families of a description's candidates (4, 6), ignoring mDNS names. */
-export function candidateFamilies(sdp: string): Set<4 | 6> {
-  const out = new Set<4 | 6>();
-  for (const m of sdp.matchAll(/^a=candidate:\S+ \d+ \S+ \d+ (\S+) \d+ typ /gm)) {
-    const addr = m[1]!;
-    if (addr.endsWith('.local')) continue;
-    out.add(addr.includes(':') ? 6 : 4);
+/** Every well-formed `a=fingerprint:<algorithm> <value>` of a description (session and media level), as written. */
+export function fingerprintLines(sdp: string): Array<{ algorithm: string; value: string }> {
+  const out: Array<{ algorithm: string; value: string }> = [];
+  for (const v of attributeValues(sdp, 'fingerprint')) {
+    const m = /^(\S+)[ \t]+(\S+)[ \t]*$/.exec(v);
+    if (m) out.push({ algorithm: m[1]!, value: m[2]! });
   }
   return out;
+}
+
+/**
+ * What a complete non-trickle description must carry before it goes near
+ * libdatachannel, or the reason it does not (checked in this order).
+ */
+export function descriptionShapeProblem(sdp: string, type: 'offer' | 'answer'): string | undefined {
+  if (typeof sdp !== 'string' || !sdp.startsWith('v=0')) return `the ${type} is not an SDP description (it does not start with v=0)`;
+  if (!attributeValues(sdp, 'fingerprint').some((v) => /^\S+ \S+/.test(v))) return `the ${type} carries no DTLS fingerprint`;
+  if (!firstWord(sdp, 'ice-ufrag') || !firstWord(sdp, 'ice-pwd')) return `the ${type} carries no ICE credentials`;
+  if (!lines(sdp).some((line) => line.startsWith('m=application '))) return `the ${type} has no data channel section`;
+  return undefined;
 }
 
 /**
@@ -100,34 +242,12 @@ export function noCommonFamily(localSdp: string, remoteSdp: string): string | un
   return `this side has only ${name(local)} addresses and the peer only ${name(remote)}: there is no direct path`;
 }
 
-/** The `a=ice-ufrag`, `a=ice-pwd` and first `a=fingerprint` of a description. */
-export function iceIdentity(sdp: string): { ufrag: string; pwd: string; fingerprint: string } | undefined {
-  const ufrag = /^a=ice-ufrag:(\S+)/m.exec(sdp)?.[1];
-  const pwd = /^a=ice-pwd:(\S+)/m.exec(sdp)?.[1];
-  const fingerprint = /^a=fingerprint:(.+?)\r?$/m.exec(sdp)?.[1];
-  return ufrag && pwd && fingerprint ? { ufrag, pwd, fingerprint } : undefined;
-}
-
-/** The mids of a description's m-sections in order, with their kinds ("video:0 application:2"). */
-export function sectionMids(sdp: string): string {
-  const out: string[] = [];
-  for (const section of sdp.split(/\r?\nm=/).slice(1)) {
-    const kind = /^(\S+)/.exec(section)?.[1] ?? '?';
-    const mid = /^a=mid:(\S+)/m.exec(section)?.[1] ?? '?';
-    out.push(`${kind}:${mid}`);
-  }
-  return out.join(' ');
-}
-
-/** Candidate addresses of a description as sorted "address port typ" strings (for comparing two descriptions). */
-export function candidateAddresses(sdp: string): string[] {
-  return [...sdp.matchAll(/^a=candidate:\S+ \d+ \S+ \d+ (\S+) (\d+) typ (\S+)/gm)].map((m) => `${m[1]} ${m[2]} ${m[3]}`).sort();
-}
-
 // ---------------------------------------------------------------------------
 // Media sections (issue 5)
 
 export type SdpMediaDirection = 'sendonly' | 'recvonly' | 'sendrecv' | 'inactive';
+
+const DIRECTIONS = new Set<string>(['sendonly', 'recvonly', 'sendrecv', 'inactive']);
 
 /** One m=audio or m=video section of a description, as far as peerdial uses it. */
 export interface OfferedMedia {
@@ -142,20 +262,22 @@ export interface OfferedMedia {
 /** The audio and video sections of a description, in order. Data channel sections are left out. */
 export function mediaSections(sdp: string): OfferedMedia[] {
   const out: OfferedMedia[] = [];
-  const sections = sdp.split(/\r?\n(?=m=)/).slice(1);
-  for (const section of sections) {
-    const m = /^m=(audio|video) /.exec(section);
-    if (!m) continue;
-    const mid = /^a=mid:(\S+)/m.exec(section)?.[1];
+  for (const section of sections(sdp)) {
+    const kind = section.media;
+    if ((kind !== 'audio' && kind !== 'video') || !section.mLine.startsWith(`m=${kind} `)) continue;
+    const mid = firstWord(section.lines, 'mid');
     if (mid === undefined) continue;
-    const direction = (/^a=(sendonly|recvonly|sendrecv|inactive)\r?$/m.exec(section)?.[1] ?? 'sendrecv') as SdpMediaDirection;
+    const flag = section.lines.find((line) => line.startsWith('a=') && DIRECTIONS.has(line.slice(2)));
+    const direction = (flag?.slice(2) ?? 'sendrecv') as SdpMediaDirection;
     const payloadTypes: Record<string, number> = {};
-    for (const r of section.matchAll(/^a=rtpmap:(\d+) ([^/\s]+)\//gm)) {
+    for (const v of attributeValues(section.lines, 'rtpmap')) {
+      const r = /^(\d+) ([^/\s]+)\//.exec(v);
+      if (!r) continue;
       const name = r[2]!.toLowerCase();
       if (payloadTypes[name] === undefined) payloadTypes[name] = Number(r[1]);
     }
-    const ssrcs = [...new Set([...section.matchAll(/^a=ssrc:(\d+) /gm)].map((s) => Number(s[1])))];
-    out.push({ kind: m[1] as 'audio' | 'video', mid, direction, payloadTypes, ssrcs });
+    const ssrcs = [...new Set(attributeValues(section.lines, 'ssrc').flatMap((v) => /^(\d+) /.exec(v)?.slice(1, 2) ?? []).map(Number))];
+    out.push({ kind, mid, direction, payloadTypes, ssrcs });
   }
   return out;
 }

@@ -15,7 +15,7 @@ import { createSocket, type Socket } from 'node:dgram';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Session, shutdownSessions, type IceConfig, type SessionProgress } from '../../src/session/index.js';
 import { MAX_REMOTE_CANDIDATES, candidateProblem, filterCandidates } from '../../src/session/candidates.js';
-import { checkRemoteDescription } from '../../src/session/sdp.js';
+import { checkRemoteDescription } from '../../src/session/description-check.js';
 import { isLoopbackOnly, peerIpProblem } from '../../src/wire/peer-ip.js';
 import { validateMessage } from '../../src/wire/validate.js';
 
