@@ -9,7 +9,8 @@
  */
 import { PeerdialError, type ErrorCode } from '../errors.js';
 import type { SessionProgress } from './options.js';
-import type { CandidatePair, IceConfig, MediaDirection, MediaKind, MediaSpec, AnswerMedia } from './types.js';
+import type { TrackPlan } from './tracks.js';
+import type { CandidatePair, IceConfig, MediaDirection, MediaSpec, AnswerMedia } from './types.js';
 
 /** What survives of a PeerdialError (or any error) on its way through IPC. */
 export interface WireError {
@@ -25,15 +26,9 @@ export interface ChannelInfo {
   maxMessageSize: number;
 }
 
-export interface TrackInfo {
+/** A track as the session process reports it: its plan, its id there, and whether it is open. */
+export interface TrackInfo extends TrackPlan {
   tid: number;
-  kind: MediaKind;
-  mid: string;
-  direction: MediaDirection;
-  codec: 'H264' | 'opus';
-  payloadType: number;
-  clockRate: number;
-  ssrc: number | undefined;
   isOpen: boolean;
 }
 
