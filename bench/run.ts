@@ -13,7 +13,8 @@
  *   BENCH_BULK_MIB=1024     size of the bulk transfers (MiB)
  *   BENCH_BULK_RUNS=3       repeats of each bulk transfer
  *   BENCH_TRY_MIB=256       size of each raw DataChannel try
- *   BENCH_IDLE_SECONDS=60   idle window
+ *   BENCH_IDLE_MINUTES=10   idle window (bench/idle.mjs), after
+ *   BENCH_IDLE_SETTLE=N     start the idle window N s after IDLE (default: once quiet for a minute)
  *   BENCH_SCALE=100,10000,100000   mailbox sizes
  */
 import { execFileSync } from 'node:child_process';
@@ -43,7 +44,9 @@ const settings = {
   concurrent: envInt('BENCH_CONCURRENT', 20),
   concurrentRounds: envInt('BENCH_CONCURRENT_ROUNDS', QUICK ? 1 : 2),
   deltachatCalls: envInt('BENCH_DC_CALLS', QUICK ? 4 : 10),
-  idleSeconds: envInt('BENCH_IDLE_SECONDS', QUICK ? 20 : 60),
+  idleMinutes: envInt('BENCH_IDLE_MINUTES', QUICK ? 1 : 10),
+  // unset: the window starts once the agent was quiet for a minute (bench/idle.mjs)
+  idleSettleSeconds: process.env.BENCH_IDLE_SETTLE || QUICK ? envInt('BENCH_IDLE_SETTLE', 30) : undefined,
   scale: (process.env.BENCH_SCALE ?? (QUICK ? '100,10000' : '100,10000,100000')).split(',').map(Number),
   scaleRepeats: envInt('BENCH_SCALE_REPEATS', QUICK ? 7 : 15),
   bulkBytes: envInt('BENCH_BULK_MIB', QUICK ? 64 : 1024) * MiB,
@@ -134,7 +137,7 @@ async function main(): Promise<void> {
   ensureMailServers();
   const callers = Array.from({ length: settings.concurrent }, (_, i) => `c${String(i + 1).padStart(2, '0')}`);
   const bigNames = settings.scale.map((n) => `big${n}`);
-  const users = ['alice', 'hitoshi', 'floora', 'floorb', 'legalice', 'leghitoshi', 'idler', 'idlebase', 'dcalice', 'dcbob', ...bigNames, ...callers];
+  const users = ['alice', 'hitoshi', 'floora', 'floorb', 'legalice', 'leghitoshi', 'idlebase', 'dcalice', 'dcbob', ...bigNames, ...callers];
   const stack: MailStack = await startMailStack({ users });
   const dir = await tempDir('bench');
   await fs.chmod(dir, 0o755);
@@ -303,43 +306,34 @@ async function main(): Promise<void> {
       return r;
     });
 
-    // ------------------------------------------------------------ 3. idle (in the background) + 4. mailbox scale
+    // ------------------------------------------------------------ 3. idle (in the background, awaited at the end) + 4. mailbox scale
     const idle = wanted('idle')
       ? (async () => {
-          log(`--- idle: agent and bare imapflow client idling ${settings.idleSeconds} s in child processes`);
-          const idler = await makePeer(stack, 'idler', dir);
-          const idleSecondsConfig = (await idler.open()).config.idleSeconds;
-          const script = path.join(HERE, 'idle-worker.js');
-          const agentP = startNode(script, ['agent', idler.configFile, String(settings.idleSeconds)]);
-          const bareP = startNode(script, ['bare', JSON.stringify(stack.imapConfig('idlebase')), String(settings.idleSeconds)]);
-          const timeout = (settings.idleSeconds + 60) * 1000;
+          // bench/idle.mjs: a real `peerdial agent` process on a mail stack of its own, measured from /proc over the window;
+          // the baseline, a bare imapflow client idling on this stack for as long
+          const windowSeconds = settings.idleMinutes * 60;
+          log(`--- idle: \`peerdial agent\` (bench/idle.mjs) and a bare imapflow client idling ${settings.idleMinutes} min`);
+          const agentP = startNode(path.join(REPO, 'bench', 'idle.mjs'), ['--json', '--minutes', String(settings.idleMinutes), ...(settings.idleSettleSeconds ? ['--settle', String(settings.idleSettleSeconds)] : [])]);
+          const bareP = startNode(path.join(HERE, 'idle-worker.js'), ['bare', JSON.stringify(stack.imapConfig('idlebase')), String(windowSeconds)]);
+          const timeout = (windowSeconds + 900 + 180) * 1000;
           for (const p of [agentP, bareP]) {
             const e = await Promise.race([p.exited, new Promise<'hung'>((r) => setTimeout(() => r('hung'), timeout))]);
             if (e === 'hung' || e.code !== 0) {
               stopChild(agentP);
               stopChild(bareP);
-              throw new Error(`idle worker failed: ${p.stderr()}`);
+              throw new Error(`idle measurement failed: ${p.stderr()}`);
             }
           }
-          const parse = (p: typeof agentP) => JSON.parse(p.stdout().trim().split('\n').pop()!) as { windowMs: number; cpuMs: number; rssBytes: number; commandsDuring: number; commandsAtStart: number; byCommandDuring: Record<string, number>; byCommandTotal: Record<string, number> };
-          const ag = parse(agentP);
-          const bare = parse(bareP);
-          const perHour = (x: number, ms: number) => (x * 3_600_000) / ms;
-          const note = `extrapolated linearly from a ${settings.idleSeconds} s window`;
-          const agCpuH = perHour(ag.cpuMs, ag.windowMs) / 1000;
-          const bareCpuH = perHour(bare.cpuMs, bare.windowMs) / 1000;
-          rows.push({ fig: '3', figure: 'idle agent CPU per hour', unit: 's/h', value: fmt(agCpuH, 2), baseline: `bare imapflow IDLE: ${fmt(bareCpuH, 2)}`, baselineValue: bareCpuH, ratio: bareCpuH > 0 ? agCpuH / bareCpuH : undefined, note });
-          rows.push({ fig: '3', figure: 'idle agent RSS', unit: 'MiB', value: fmt(ag.rssBytes / MiB, 1), baseline: `bare imapflow IDLE: ${fmt(bare.rssBytes / MiB, 1)}`, baselineValue: bare.rssBytes / MiB, ratio: ag.rssBytes / bare.rssBytes, note: 'RSS of the whole node process at the end of the window' });
-          rows.push({
-            fig: '3',
-            figure: 'idle agent IMAP commands',
-            unit: '',
-            value: `${ag.commandsDuring} in ${settings.idleSeconds} s (${fmt(perHour(ag.commandsDuring, ag.windowMs), 1)}/h)`,
-            baseline: `bare: ${bare.commandsDuring} (${fmt(perHour(bare.commandsDuring, bare.windowMs), 1)}/h)`,
-            note: `IMAP IDLE is re-issued every idle_seconds = ${idleSecondsConfig} s (when the running build does so), i.e. ${fmt(3600 / idleSecondsConfig, 0)} IDLE/h, which a window shorter than that cannot show; start-up before idling: ${ag.commandsAtStart} (${Object.entries(ag.byCommandTotal).map(([k, v]) => `${k} ${v}`).join(', ')})`,
-          });
-          log(`idle: agent ${fmt(ag.cpuMs)} ms CPU in ${fmt(ag.windowMs / 1000)} s, RSS ${fmt(ag.rssBytes / MiB, 1)} MiB, ${ag.commandsDuring} commands; bare ${fmt(bare.cpuMs)} ms, ${fmt(bare.rssBytes / MiB, 1)} MiB`);
-          return { agent: ag, bare, idleSecondsConfig, cpuSecondsPerHour: agCpuH, bareCpuSecondsPerHour: bareCpuH, extrapolatedFromSeconds: settings.idleSeconds };
+          const last = (p: typeof agentP) => JSON.parse(p.stdout().trim().split('\n').pop()!) as unknown;
+          const ag = last(agentP) as { settleSeconds: number; windowMs: number; cpuMs: number; cpuSecondsPerHour: number; runSecondsPerHour: number; settleCpuMs: number; contextSwitchesPerMinute: number; rssMiB: number; children: number; childCpuMs: number; imapLoginsDuring: number; idleSeconds: number };
+          const bare = last(bareP) as { windowMs: number; cpuMs: number; rssBytes: number; commandsDuring: number };
+          const bareCpuH = (bare.cpuMs * 3_600) / bare.windowMs;
+          const window = `measured over ${fmt(ag.windowMs / 60_000, 0)} min from ${ag.settleSeconds} s after it reached IDLE${settings.idleSettleSeconds ? '' : ' (once quiet for a minute)'}`;
+          rows.push({ fig: '3', figure: 'idle agent CPU per hour', unit: 's/h', value: fmt(ag.cpuSecondsPerHour, 2), baseline: `bare imapflow IDLE: ${fmt(bareCpuH, 2)}`, baselineValue: bareCpuH, ratio: bareCpuH > 0 ? ag.cpuSecondsPerHour / bareCpuH : undefined, note: `utime + stime of the agent process (/proc); ${window}; schedstat: ${fmt(ag.runSecondsPerHour, 2)} s/h; start-up's tail before the window (V8 shrinking its heaps): ${fmt(ag.settleCpuMs)} ms once; its ${ag.children} child process(es): ${fmt(ag.childCpuMs)} ms` });
+          rows.push({ fig: '3', figure: 'idle agent RSS', unit: 'MiB', value: fmt(ag.rssMiB, 1), baseline: `bare imapflow IDLE: ${fmt(bare.rssBytes / MiB, 1)}`, baselineValue: bare.rssBytes / MiB, ratio: ag.rssMiB / (bare.rssBytes / MiB), note: 'RSS of the whole node process at the end of the window' });
+          rows.push({ fig: '3', figure: 'idle agent wake-ups', unit: '/min', value: fmt(ag.contextSwitchesPerMinute, 1), note: `context switches of all its threads; IMAP: IDLE re-issued every idle_seconds = ${ag.idleSeconds} s (${fmt(3600 / ag.idleSeconds, 1)}/h), Dovecot's "* OK Still here" every 2 min; new logins in the window: ${ag.imapLoginsDuring}` });
+          log(`idle: agent ${fmt(ag.cpuMs)} ms CPU in ${fmt(ag.windowMs / 1000)} s (${fmt(ag.cpuSecondsPerHour, 2)} s/h), RSS ${fmt(ag.rssMiB, 1)} MiB; bare ${fmt(bare.cpuMs)} ms, ${fmt(bare.rssBytes / MiB, 1)} MiB`);
+          return { agent: ag, bare, cpuSecondsPerHour: ag.cpuSecondsPerHour, bareCpuSecondsPerHour: bareCpuH, windowMinutes: settings.idleMinutes };
         })().catch((err) => {
           errors.idle = (err as Error).stack ?? String(err);
           log(`--- idle FAILED: ${(err as Error).message}`);
@@ -370,8 +364,6 @@ async function main(): Promise<void> {
       }
       return out;
     });
-    results.idle = await idle;
-
     // ------------------------------------------------------------ 2. bulk transfer
     results.bulk = await section('bulk', async () => {
       const bytes = settings.bulkBytes;
@@ -445,6 +437,8 @@ async function main(): Promise<void> {
       }
       return { tcp: T, send: S, pipe: P, tryTcpMem: TM, tryTlsMem: TL, tries: trySummaries };
     });
+    // the idle window (10 min) overlaps the sections after it started
+    results.idle = await idle;
   } finally {
     for (const ag of agents.splice(0)) await ag.stop().catch(() => undefined);
     await stack.stop();

@@ -8,7 +8,7 @@ import { connectImap } from '../mail/imap.js';
 import { InboxWatcher, type CheckResult, type InboxMail, type ReplyCheckCount } from '../mail/inbox.js';
 import { OutboxSender, type DrainResult } from '../mail/outbox-sender.js';
 import type { Account, Received } from './account.js';
-import { sleep } from '../util/timers.js';
+import { clampDelay, sleep } from '../util/timers.js';
 import { recheckKept } from './kept.js';
 
 export type MailboxEvent =
@@ -199,14 +199,15 @@ export class OutboxLoop {
         const seen = this.pokes;
         const r = await this.sender.drain().catch(() => ({ nextDue: new Date(Date.now() + 5000) }) as DrainResult);
         if (this.pokes !== seen || signal.aborted) continue;
-        const wait = r.nextDue ? Math.max(50, r.nextDue.getTime() - Date.now()) : 3_600_000;
+        // a retry due: wake then; nothing due: no timer at all, a queued mail pokes (the agent's own, or a command's through the control socket)
+        const wait = r.nextDue ? Math.max(50, r.nextDue.getTime() - Date.now()) : undefined;
         await new Promise<void>((resolve) => {
           const stop = () => {
-            clearTimeout(t);
+            if (t) clearTimeout(t);
             signal.removeEventListener('abort', stop);
             resolve();
           };
-          const t = setTimeout(stop, wait);
+          const t = wait !== undefined ? setTimeout(stop, clampDelay(wait)) : undefined;
           this.wake = stop;
           signal.addEventListener('abort', stop, { once: true });
         });

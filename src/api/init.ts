@@ -173,7 +173,7 @@ export async function init(opts: InitOptions): Promise<InitResult> {
     answer: 'ring',
     downloadDir: '~/Downloads/peerdial',
     pollSeconds: 60,
-    idleSeconds: 300,
+    idleSeconds: 1500,
     singleCall: false,
     ice: { servers: DEFAULT_ICE_SERVERS },
     forwardAllow: [],

@@ -20,7 +20,7 @@ call log, the agent's socket) lives in state_dir/accounts/ADDRESS/.
   download_dir   where received files go (~/Downloads/peerdial)
   state_dir      ~/.local/state/peerdial
   poll_seconds   mailbox check interval without IDLE (60)
-  idle_seconds   IDLE is re-issued this often, 10-1740 (300)
+  idle_seconds   IDLE is re-issued this often, 10-1740 (1500)
   single_call    true: a second incoming call gets "busy"
 [ice]            servers (STUN/TURN URLs), bind_address, port_range_begin/_end
 [forward]        allow = ["HOST:PORT", "HOST:*"]: a machine-wide bound on the

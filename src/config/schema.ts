@@ -100,7 +100,7 @@ export const DEFAULTS: SectionSpec<Config> = {
       write: (c) => c.stateDir,
     },
     prop('poll_seconds', int(1, 86400), 'pollSeconds', 'mailbox poll interval when the server has no IDLE', { fallback: 60 }),
-    prop('idle_seconds', int(10, 1740), 'idleSeconds', 'IDLE is re-issued this often', { fallback: 300 }),
+    prop('idle_seconds', int(10, 1740), 'idleSeconds', 'IDLE is re-issued this often', { fallback: 1500 }),
     prop('single_call', bool, 'singleCall', 'one call at a time; others are answered "busy"', { fallback: false }),
     {
       key: 'account',

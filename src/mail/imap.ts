@@ -20,6 +20,22 @@ export interface ImapClientOptions {
   maxIdleMs?: number;
 }
 
+/** How long a watching connection may stay silent before imapflow asks with a NOOP (and, silent again, gives it up). */
+export const LIVENESS_MARGIN_MS = 60_000;
+
+/**
+ * The liveness check of a connection that idles: imapflow's socket
+ * timeout, an inactivity timer (it fires only after that much silence, not
+ * on a schedule). A minute longer than the re-IDLE, so a quiet but healthy
+ * server (one that sends no "* OK Still here") is answered by the re-IDLE's
+ * own traffic and never gets a NOOP; a dead one is given up by the second
+ * silence. Beneath it the kernel's TCP keepalive (imapflow turns it on)
+ * probes the path without waking the process.
+ */
+export function livenessTimeoutMs(maxIdleMs: number): number {
+  return maxIdleMs + LIVENESS_MARGIN_MS;
+}
+
 export async function imapClient(t: ImapTarget, opts: ImapClientOptions = {}): Promise<ImapFlow> {
   const ca = t.server.caFile ? await fs.readFile(t.server.caFile, 'utf8') : undefined;
   const client = new ImapFlow({
@@ -31,6 +47,8 @@ export async function imapClient(t: ImapTarget, opts: ImapClientOptions = {}): P
     logger: false,
     disableAutoIdle: true,
     maxIdleTime: opts.maxIdleMs ?? 300_000,
+    // a client that idles: its liveness check; others keep imapflow's 5 min
+    ...(opts.maxIdleMs !== undefined ? { socketTimeout: livenessTimeoutMs(opts.maxIdleMs) } : {}),
     emitLogs: false,
     connectionTimeout: 20_000,
     greetingTimeout: 20_000,

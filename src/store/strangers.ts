@@ -99,6 +99,11 @@ export class StrangerLines {
     return undefined;
   }
 
+  /** When the summary of what is counted is due (the window's end), or undefined with nothing counted: no timer needed. */
+  summaryDue(): Date | undefined {
+    return this.pending ? new Date(this.windowEnd) : undefined;
+  }
+
   /** The summary of what was counted since the last line, if anything; opens a new window. */
   flush(now: Date): { line: string; tally: StrangerTally } | undefined {
     const tally = this.pending;

@@ -44,4 +44,19 @@ describe('mallory and friends write to hitoshi all day', () => {
     // a quiet window later: the next one gets its own line again
     expect(lines.note({ from: 'c@x.test', reason: 'malformed' }, T(31))).toMatch(/^mail from a stranger ignored: c@x\.test/);
   });
+
+  it('the summary is due at the end of a window that counted mail, and never while nothing is counted (the idle agent keeps no timer for it)', () => {
+    const lines = new StrangerLines(15 * 60_000);
+    expect(lines.summaryDue()).toBeUndefined();
+    lines.note({ from: 'a@x.test', reason: 'unknown-sender' }, T(0));
+    // the first one has its own line: nothing to summarise yet
+    expect(lines.summaryDue()).toBeUndefined();
+    lines.note({ from: 'b@x.test', reason: 'bad-signature' }, T(4));
+    expect(lines.summaryDue()).toEqual(T(15));
+    expect(lines.flush(T(15))?.tally.count).toBe(1);
+    expect(lines.summaryDue()).toBeUndefined();
+    // counted in the window the flush opened: due at its end
+    lines.note({ from: 'c@x.test', reason: 'malformed' }, T(20));
+    expect(lines.summaryDue()).toEqual(T(30));
+  });
 });

@@ -107,14 +107,23 @@ export async function agent(given: GlobalOptions, o: Record<string, any>): Promi
     if (g.json) process.stdout.write(safeJson({ at: new Date().toISOString(), type: 'strangers-ignored', ...s.tally }) + '\n');
     else process.stdout.write(`${new Date().toISOString()} ${sanitizeBlock(s.line)}\n`);
   };
-  const summaries = setInterval(writeSummary, strangers.windowMs);
-  summaries.unref();
+  // a timer only while strangers' mail is counted, for the window's end: an idle agent keeps none
+  let summaries: NodeJS.Timeout | undefined;
+  const summaryLater = (): void => {
+    const due = strangers.summaryDue();
+    if (!due || summaries) return;
+    summaries = setTimeout(() => {
+      summaries = undefined;
+      writeSummary();
+    }, Math.max(0, due.getTime() - Date.now()));
+    summaries.unref();
+  };
   const log = (e: AgentEvent) => {
     if (e.type === 'ringing') ring(e.call.peer, e.call.callId);
     if (e.type === 'idle' || e.type === 'checked' || e.type === 'connecting') return;
     if (e.type === 'mail-rejected' && e.stranger) {
       const first = strangers.note(e, new Date());
-      if (!first) return;
+      if (!first) return summaryLater();
       if (!g.json) {
         process.stdout.write(`${new Date().toISOString()} ${sanitizeBlock(first)}\n`);
         return;
@@ -150,7 +159,7 @@ export async function agent(given: GlobalOptions, o: Record<string, any>): Promi
     process.once('SIGINT', resolve);
   });
   process.stdout.write(`${new Date().toISOString()} stopping: cancelling ringing calls, hanging up, flushing the outbox...\n`);
-  clearInterval(summaries);
+  clearTimeout(summaries);
   writeSummary();
   await agent.stop();
   process.stdout.write(`${new Date().toISOString()} stopped\n`);
