@@ -11,7 +11,7 @@ import { Phone, type ActiveCall, type PhoneEvent, type CallOptions, type Ringing
 import type { Timers } from '../util/timers.js';
 import type { Channel, IceConfig } from '../session/types.js';
 import { SessionHosts, shutdownSessions } from '../session/index.js';
-import { receiveFiles, runChat, runPipe, serveForward, allowTargets, FORWARD_PROTOCOL } from '../carriers/index.js';
+import { receiveFiles, runChat, runPipe, serveForward, allowTargets, answerLanes, carrierChannelNamed, onCarrierChannel, FORWARD_PROTOCOL } from '../carriers/index.js';
 import { createReceivedFile } from '../carriers/download-dir.js';
 import { expandHome } from '../store/paths.js';
 import { PeerdialError } from '../errors.js';
@@ -100,12 +100,8 @@ export interface AgentOptions {
 
 /** Waits for the peer to open a channel with this label. */
 export function channelNamed(call: ActiveCall, label: string): Promise<Channel> {
-  return new Promise((resolve, reject) => {
-    call.session.onChannel((ch) => {
-      if (ch.label === label) resolve(ch);
-    });
-    void call.ended.then((state) => reject(new PeerdialError('SESSION_CLOSED', `the call ended (${state}) before the peer opened channel "${label}"`)));
-  });
+  // a TLS lane (carriers/tls-lane.ts) or a DataChannel, whichever the peer opens
+  return carrierChannelNamed(call, label);
 }
 
 export class Agent {
@@ -174,7 +170,11 @@ export class Agent {
       onEvent: (e) => {
         if (e.type === 'ringing') this.ringing.set(e.call.callId, e.call);
         if (e.type === 'ended') this.ringing.delete(e.callId);
-        if (e.type === 'connected' && e.call.direction === 'in') this.carry(e.call);
+        if (e.type === 'connected' && e.call.direction === 'in') {
+          // before anything awaits: the caller may offer a TLS lane at once
+          answerLanes(e.call);
+          this.carry(e.call);
+        }
         // an introduction was accepted: its confirmation waits in the outbox
         if (e.type === 'message' && e.message.kind === 'introduce') this.outbox.poke();
         emit(e);
@@ -329,7 +329,7 @@ export class Agent {
     } else if (call.purpose === 'forward') {
       const machineWide = this.o.forwardAllow ?? acc.config.forwardAllow;
       const allow = forwardAllows(contact, machineWide.length ? allowTargets(machineWide) : undefined);
-      call.session.onChannel((ch) => {
+      onCarrierChannel(call, (ch) => {
         if (ch.protocol === FORWARD_PROTOCOL) {
           serveForward(ch, { allow }).then(
             (r) => say('forward', `${r.host}:${r.port}: ${r.sent} bytes out, ${r.received} in`),

@@ -7,7 +7,7 @@
  */
 import { PeerdialError, type ErrorCode } from '../errors.js';
 import { requireMailAddress } from '../wire/address.js';
-import { OFFERS_PER_CALL, Session, type CallSession, type Connected, type SessionFactory } from '../session/index.js';
+import { OFFERS_PER_CALL, Session, createCallCertificate, type CallCertificate, type CallSession, type Connected, type SessionFactory } from '../session/index.js';
 import type { Channel, CandidatePair, IceConfig, AnswerMedia, MediaSpec } from '../session/types.js';
 import type { PeerdialMessage, MessageKind } from '../wire/message.js';
 import type { Account, Received } from './account.js';
@@ -46,6 +46,8 @@ export interface ActiveCall {
   hangup(): void;
   /** Resolves with the final state when the call has ended. */
   ended: Promise<string>;
+  /** This call's certificate (DTLS, and the TLS lane of carriers/tls-lane.ts) and the peer's verified description. */
+  tls?: { certPemFile: string; keyPemFile: string; peerSdp: string };
 }
 
 export type PhoneEvent =
@@ -129,6 +131,9 @@ interface CallRecord {
   offerMessageId?: string;
   session?: CallSession;
   connected?: Connected;
+  /** One certificate per call (every offer of it); the peer's signed description names its own. */
+  certificate?: CallCertificate;
+  peerSdp?: string;
   cancelTimers: (() => void)[];
   /** Outputs are carried out one after another, in order. */
   chain: Promise<void>;
@@ -242,7 +247,7 @@ export class Phone {
   private makeOffer(rec: OutgoingRecord): void {
     rec.attempts++;
     this.iceFor(rec)
-      .then((ice) => this.sessions.createOffer({ ice, ...(rec.media ? { media: rec.media } : {}) }))
+      .then(async (ice) => this.sessions.createOffer({ ice, certificate: (rec.certificate ??= await createCallCertificate()), ...(rec.media ? { media: rec.media } : {}) }))
       .then(
       ({ session, sdp }) => {
         rec.session = session;
@@ -468,6 +473,7 @@ export class Phone {
       const session = rec.session!;
       try {
         session.acceptAnswer(out.sdp);
+        rec.peerSdp = out.sdp;
       } catch (err) {
         this.feed(rec, this.failure(rec, err));
         return;
@@ -487,8 +493,9 @@ export class Phone {
         // Keep the answer usable while it travels back by mail (behind a filtering NAT the
         // callee's ICE would give up after ~40 s), media calls too.
         const keepAnswerMs = this.o.calleeConnectTimeoutMs ?? 180_000;
-        const answered = await this.sessions.acceptOffer(inc.offer.sdp, { ice, ...(media ? { media } : {}), ...(keepAnswerMs ? { keepAnswerMs } : {}) });
+        const answered = await this.sessions.acceptOffer(inc.offer.sdp, { ice, certificate: (rec.certificate ??= await createCallCertificate()), ...(media ? { media } : {}), ...(keepAnswerMs ? { keepAnswerMs } : {}) });
         const session = answered.session;
+        rec.peerSdp = inc.offer.sdp;
         const sdp = rec.mapping ? addMappedCandidate(answered.sdp, rec.mapping) : answered.sdp;
         rec.session = session;
         if (rec.m.done) {
@@ -558,6 +565,7 @@ export class Phone {
       states: rec.m.history,
       hangup: () => this.feed(rec, { type: 'user-hangup' }),
       ended: rec.ended,
+      ...(rec.certificate && rec.peerSdp ? { tls: { certPemFile: rec.certificate.certPemFile, keyPemFile: rec.certificate.keyPemFile, peerSdp: rec.peerSdp } } : {}),
     };
     rec.active = active;
     this.emit({ type: 'connected', call: active });
@@ -588,6 +596,7 @@ export class Phone {
     rec.cancelTimers.splice(0).forEach((c) => c());
     if (rec.direction === 'out') this.replyExpectation(rec as OutgoingRecord);
     void rec.mapping?.unmap().catch(() => undefined);
+    rec.certificate?.remove();
     const state = rec.m.state;
     if (rec.direction === 'out' && !rec.active) {
       const [code, what, hint] = ENDING_ERRORS[state] ?? ['SESSION_FAILED', state, ''];
