@@ -25,6 +25,8 @@ const READ_AHEAD = 64;
 /** How long a closed lane waits for the peer to end its side. */
 const CLOSE_GRACE_MS = 10_000;
 const TEXT_FLAG = 0x8000_0000;
+/** send() resolves while less than this is waiting in the socket. */
+const SEND_BUFFER = 1024 * 1024;
 
 export class TlsChannel implements Channel {
   readonly label: string;
@@ -79,11 +81,13 @@ export class TlsChannel implements Channel {
     header.writeUInt32BE((body.byteLength | (typeof data === 'string' ? TEXT_FLAG : 0)) >>> 0, 0);
     this.#socket.cork();
     this.#socket.write(header);
-    const more = this.#socket.write(body);
+    this.#socket.write(body);
     this.#socket.uncork();
-    if (more) return Promise.resolve();
+    // the socket's own high-water mark (16 KiB) is below one message: wait only above ours
+    if (this.#socket.writableLength <= SEND_BUFFER) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
       const done = (): void => {
+        if (!this.#closed && this.#socket.writableLength > SEND_BUFFER) return;
         this.#socket.off('drain', done);
         this.#socket.off('close', done);
         if (this.#closed) reject(this.#closedError());
