@@ -74,6 +74,8 @@ export interface LaneOptions {
   connectTimeoutMs?: number;
   /** The offerer's wait for the lane. */
   offerWaitMs?: number;
+  /** False: do not try a lane, use the DataChannel (PEERDIAL_LANE=datachannel in the CLI). Default true. */
+  lane?: boolean;
 }
 
 /** Which carrier a channel is: a TLS lane or a DataChannel. */
@@ -376,7 +378,7 @@ function splitHostPort(at: string): { host: string; port: number } | undefined {
  */
 export async function openCarrierChannel(call: LaneCall, label: string, opts: LaneOptions & { protocol?: string } = {}): Promise<CarrierChannel> {
   const protocol = opts.protocol ?? '';
-  const lane = await tryLane(call, label, protocol, opts.offerWaitMs ?? LANE_OFFER_WAIT_MS);
+  const lane = opts.lane === false ? { reason: 'the TLS lane is turned off' } : await tryLane(call, label, protocol, opts.offerWaitMs ?? LANE_OFFER_WAIT_MS);
   if ('channel' in lane) return { channel: lane.channel, via: 'tls' };
   const channel = await call.session.openChannel(label, protocol ? { protocol } : {});
   return { channel, via: 'datachannel', reason: lane.reason };

@@ -36,9 +36,10 @@ async function view(g: GlobalOptions, call: ActiveCall, record: string | undefin
 /**
  * The channel a carrier runs on: a TLS lane when the peer can reach us over
  * TCP, else a DataChannel (carriers/tls-lane.ts); the user is told which.
+ * PEERDIAL_LANE=datachannel skips the lane (the bench compares both).
  */
 async function carrierChannel(g: GlobalOptions, call: ActiveCall, label: string, protocol?: string): Promise<CarrierChannel['channel']> {
-  const c = await openCarrierChannel(call, label, protocol ? { protocol } : {});
+  const c = await openCarrierChannel(call, label, { ...(protocol ? { protocol } : {}), lane: process.env.PEERDIAL_LANE !== 'datachannel' });
   status(g, `via ${c.via}`);
   return c.channel;
 }

@@ -10,8 +10,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createCallCertificate, type CallCertificate } from '../src/session/index.js';
-import type { Channel } from '../src/session/types.js';
+import { createCallCertificate, type CallCertificate } from '../../src/session/index.js';
+import type { Channel } from '../../src/session/types.js';
 import {
   answerLanes,
   carrierChannelNamed,
@@ -22,10 +22,10 @@ import {
   viaOf,
   PARTIAL_SUFFIX,
   type LaneCall,
-} from '../src/carriers/index.js';
-import { connectLane, laneIdentity, listenLane } from '../src/carriers/tls-lane.js';
-import { channelPair } from './harness/memory-channel.js';
-import { tempDir } from './harness/peers.js';
+} from '../../src/carriers/index.js';
+import { connectLane, laneIdentity, listenLane } from '../../src/carriers/tls-lane.js';
+import { channelPair } from '../harness/memory-channel.js';
+import { tempDir } from '../harness/peers.js';
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const sdpNaming = (cert: CallCertificate) => `v=0\r\na=fingerprint:sha-256 ${cert.fingerprint}\r\n`;
