@@ -21,7 +21,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { ensureMailServers } from '../test/harness/system.js';
 import { startMailStack, type MailStack } from '../test/harness/mail-stack.js';
-import { makePeer, tempDir, type Peer } from '../test/harness/peers.js';
+import { introduce, makePeer, tempDir, type Peer } from '../test/harness/peers.js';
 import { CLI, GiB, HERE, MiB, QUICK, REPO, envInt, fmt, log, now, round, sizeText, startNode, stopChild, summarize, type Summary } from './lib.js';
 import { MailFloor, measureConcurrency, measureSetup, settled, startAgent, type RunningAgent } from './setup.js';
 import { cliPipe, cliSend, makeSource, rawDataChannel, summarizeTransfers, tcpCopy, type RawVariant, type TransferRun, type TransferSummary } from './bulk.js';
@@ -141,12 +141,8 @@ async function main(): Promise<void> {
     log(`mail stack up (${users.length} users) on 127.0.0.1 imap ${stack.imapPort} smtp ${stack.smtpPort}`);
     const alice = await makePeer(stack, 'alice', dir, { ringSeconds: 30 });
     const hitoshi = await makePeer(stack, 'hitoshi', dir, { answer: 'auto-answer', ringSeconds: 30 });
-    {
-      const ha = await hitoshi.open();
-      await ha.contacts.add({ name: 'alice', email: alice.email });
-      const aa = await alice.open();
-      await aa.contacts.add({ name: 'hitoshi', email: hitoshi.email });
-    }
+    // contacts with each other's keys: an offer is only mailed encrypted
+    await introduce(alice, hitoshi);
 
     // ------------------------------------------------------------ S. start-up
     // bench/startup.mjs: cold processes, interleaved, with its own throw-away config
