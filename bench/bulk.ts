@@ -53,8 +53,17 @@ export async function makeSource(file: string, bytes: number): Promise<void> {
   await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
 }
 
-function cli(peer: Peer, args: string[], stdio: ('ignore' | 'pipe' | number)[]): Child {
-  return startNode(CLI, ['--config', peer.configFile, ...args], { stdio, probe: true });
+/** Which carrier a transfer must use: the TLS lane, or the DataChannel (PEERDIAL_LANE=datachannel). */
+export type Lane = 'tls' | 'datachannel';
+
+function cli(peer: Peer, args: string[], stdio: ('ignore' | 'pipe' | number)[], lane: Lane = 'tls'): Child {
+  return startNode(CLI, ['--config', peer.configFile, ...args], { stdio, probe: true, env: { PEERDIAL_LANE: lane } });
+}
+
+/** The sender said which carrier it used: a run on the wrong one is an error, not a figure. */
+async function checkLane(sender: Child, lane: Lane): Promise<void> {
+  const { match } = await sender.waitStderr(/via (tls|datachannel)\n/, 60_000);
+  if (match[1] !== lane) throw new Error(`the transfer went via ${match[1]}, not ${lane}:\n${sender.stderr()}`);
 }
 
 async function bothExit(children: Child[], timeoutMs: number): Promise<void> {
@@ -73,13 +82,14 @@ async function bothExit(children: Child[], timeoutMs: number): Promise<void> {
 const CONNECTED = /connected to \S+ via .* in (\d+) ms/;
 
 /** `peerdial send` of `file` into `peerdial listen --dir`; time from "connected" to the sender's exit. */
-export async function cliSend(from: Peer, to: Peer, file: string, bytes: number, dir: string): Promise<TransferRun> {
+export async function cliSend(from: Peer, to: Peer, file: string, bytes: number, dir: string, lane: Lane = 'tls'): Promise<TransferRun> {
   const into = await fs.mkdtemp(path.join(dir, 'recv-'));
   const listener = cli(to, ['listen', '--dir', into], ['ignore', 'pipe', 'pipe']);
   try {
     await listener.waitStderr(/waiting for a call/, 30_000);
-    const sender = cli(from, ['send', to.name, file], ['ignore', 'pipe', 'pipe']);
+    const sender = cli(from, ['send', to.name, file], ['ignore', 'pipe', 'pipe'], lane);
     const { at } = await sender.waitStderr(CONNECTED, 60_000);
+    await checkLane(sender, lane);
     await bothExit([sender, listener], 600_000);
     const ms = (await sender.exited).at - at;
     const saved = await fs.stat(path.join(into, path.basename(file)));
@@ -92,7 +102,7 @@ export async function cliSend(from: Peer, to: Peer, file: string, bytes: number,
 }
 
 /** `peerdial call --pipe` with `file` on stdin into `peerdial listen --pipe` writing a file; "connected" -> both exited. */
-export async function cliPipe(from: Peer, to: Peer, file: string, bytes: number, dir: string): Promise<TransferRun> {
+export async function cliPipe(from: Peer, to: Peer, file: string, bytes: number, dir: string, lane: Lane = 'tls'): Promise<TransferRun> {
   const outFile = path.join(dir, 'pipe-out.bin');
   const outFd = openSync(outFile, 'w');
   const inFd = openSync(file, 'r');
@@ -100,9 +110,10 @@ export async function cliPipe(from: Peer, to: Peer, file: string, bytes: number,
   closeSync(outFd);
   try {
     await listener.waitStderr(/waiting for a call/, 30_000);
-    const caller = cli(from, ['call', to.name, '--pipe'], [inFd, 'ignore', 'pipe']);
+    const caller = cli(from, ['call', to.name, '--pipe'], [inFd, 'ignore', 'pipe'], lane);
     closeSync(inFd);
     const { at } = await caller.waitStderr(CONNECTED, 60_000);
+    await checkLane(caller, lane);
     await bothExit([caller, listener], 600_000);
     const ms = Math.max((await caller.exited).at, (await listener.exited).at) - at;
     const size = (await fs.stat(outFile)).size;

@@ -371,6 +371,8 @@ async function main(): Promise<void> {
       await makeSource(src, bytes);
       const send: TransferRun[] = [];
       const pipe: TransferRun[] = [];
+      const sendDc: TransferRun[] = [];
+      const pipeDc: TransferRun[] = [];
       const tcp: TransferRun[] = [];
       const flush = () => execFileSync('sync');
       for (let i = 0; i < settings.bulkRuns; i++) {
@@ -378,20 +380,32 @@ async function main(): Promise<void> {
         tcp.push(await tcpCopy(src, path.join(dir, 'tcp-out.bin'), bytes));
         log(`bulk ${i + 1}/${settings.bulkRuns}: tcp ${fmt(tcp.at(-1)!.mbps)} MB/s`);
         flush();
-        send.push(await cliSend(alice, hitoshi, src, bytes, dir));
-        log(`bulk ${i + 1}/${settings.bulkRuns}: send ${fmt(send.at(-1)!.mbps)} MB/s`);
+        send.push(await cliSend(alice, hitoshi, src, bytes, dir, 'tls'));
+        log(`bulk ${i + 1}/${settings.bulkRuns}: send via tls ${fmt(send.at(-1)!.mbps)} MB/s`);
         flush();
-        pipe.push(await cliPipe(alice, hitoshi, src, bytes, dir));
-        log(`bulk ${i + 1}/${settings.bulkRuns}: pipe ${fmt(pipe.at(-1)!.mbps)} MB/s`);
+        sendDc.push(await cliSend(alice, hitoshi, src, bytes, dir, 'datachannel'));
+        log(`bulk ${i + 1}/${settings.bulkRuns}: send via datachannel ${fmt(sendDc.at(-1)!.mbps)} MB/s`);
+        flush();
+        pipe.push(await cliPipe(alice, hitoshi, src, bytes, dir, 'tls'));
+        log(`bulk ${i + 1}/${settings.bulkRuns}: pipe via tls ${fmt(pipe.at(-1)!.mbps)} MB/s`);
+        flush();
+        pipeDc.push(await cliPipe(alice, hitoshi, src, bytes, dir, 'datachannel'));
+        log(`bulk ${i + 1}/${settings.bulkRuns}: pipe via datachannel ${fmt(pipeDc.at(-1)!.mbps)} MB/s`);
       }
       await fs.rm(src, { force: true });
       const T = summarizeTransfers(bytes, tcp);
       const S = summarizeTransfers(bytes, send);
       const P = summarizeTransfers(bytes, pipe);
+      const SD = summarizeTransfers(bytes, sendDc);
+      const PD = summarizeTransfers(bytes, pipeDc);
       const size = sizeText(bytes);
       rows.push({ fig: '2', figure: `plain TCP copy of ${size}, file -> socket -> file`, unit: 'MB/s', s: T.mbps, note: `CPU s/GiB: sender ${fmt(T.senderCpuPerGiB.p50, 2)}, receiver ${fmt(T.receiverCpuPerGiB.p50, 2)}` });
-      ratioRow('2', `peerdial send of ${size}`, 'MB/s', S.mbps, 'TCP', T.mbps.p50, `CPU s/GiB: sender ${fmt(S.senderCpuPerGiB.p50, 2)} (${fmt(S.senderCpuPerGiB.p50 / T.senderCpuPerGiB.p50, 1)}x TCP), receiver ${fmt(S.receiverCpuPerGiB.p50, 2)} (${fmt(S.receiverCpuPerGiB.p50 / T.receiverCpuPerGiB.p50, 1)}x TCP)`);
-      ratioRow('2', `peerdial call --pipe of ${size}`, 'MB/s', P.mbps, 'TCP', T.mbps.p50, `CPU s/GiB: sender ${fmt(P.senderCpuPerGiB.p50, 2)} (${fmt(P.senderCpuPerGiB.p50 / T.senderCpuPerGiB.p50, 1)}x TCP), receiver ${fmt(P.receiverCpuPerGiB.p50, 2)} (${fmt(P.receiverCpuPerGiB.p50 / T.receiverCpuPerGiB.p50, 1)}x TCP)`);
+      const cpuNote = (X: TransferSummary) =>
+        `CPU s/GiB: sender ${fmt(X.senderCpuPerGiB.p50, 2)} (${fmt(X.senderCpuPerGiB.p50 / T.senderCpuPerGiB.p50, 1)}x TCP), receiver ${fmt(X.receiverCpuPerGiB.p50, 2)} (${fmt(X.receiverCpuPerGiB.p50 / T.receiverCpuPerGiB.p50, 1)}x TCP)`;
+      ratioRow('2', `peerdial send of ${size}, via tls`, 'MB/s', S.mbps, 'TCP', T.mbps.p50, cpuNote(S));
+      ratioRow('2', `peerdial send of ${size}, via datachannel`, 'MB/s', SD.mbps, 'TCP', T.mbps.p50, cpuNote(SD));
+      ratioRow('2', `peerdial call --pipe of ${size}, via tls`, 'MB/s', P.mbps, 'TCP', T.mbps.p50, cpuNote(P));
+      ratioRow('2', `peerdial call --pipe of ${size}, via datachannel`, 'MB/s', PD.mbps, 'TCP', T.mbps.p50, cpuNote(PD));
 
       // the measured try: raw node-datachannel, several channels / connections / message sizes
       const K = 1024;
@@ -435,7 +449,7 @@ async function main(): Promise<void> {
         trySummaries[v.name] = X;
         ratioRow('2', `try: raw DataChannel, ${v.name}`, 'MB/s', X.mbps, 'TCP mem', TM.mbps.p50, `CPU s/GiB during transfer: sender ${fmt(X.senderCpuPerGiB.p50, 2)}, receiver ${fmt(X.receiverCpuPerGiB.p50, 2)}`);
       }
-      return { tcp: T, send: S, pipe: P, tryTcpMem: TM, tryTlsMem: TL, tries: trySummaries };
+      return { tcp: T, send: S, pipe: P, sendDatachannel: SD, pipeDatachannel: PD, tryTcpMem: TM, tryTlsMem: TL, tries: trySummaries };
     });
     // the idle window (10 min) overlaps the sections after it started
     results.idle = await idle;

@@ -12,6 +12,7 @@ import type { ActiveCall, PhoneEvent, CallOptions, RingingCall } from './phone-t
 import type { Timers } from '../util/timers.js';
 import type { IceConfig } from '../session/types.js';
 import { SessionHosts, shutdownSessions } from '../session/index.js';
+import { answerLanes } from '../carriers/index.js';
 import { PeerdialError } from '../errors.js';
 import { SharedSource, startSource, type MediaSource, type SourceOptions } from '../media/index.js';
 import { serveControl, type ControlClient, type ControlServer } from './control.js';
@@ -163,7 +164,11 @@ export class Agent {
       onEvent: (e) => {
         if (e.type === 'ringing') this.ringing.set(e.call.callId, e.call);
         if (e.type === 'ended') this.ringing.delete(e.callId);
-        if (e.type === 'connected' && e.call.direction === 'in') this.carry(e.call);
+        if (e.type === 'connected' && e.call.direction === 'in') {
+          // before anything awaits: the caller may offer a TLS lane at once
+          answerLanes(e.call);
+          this.carry(e.call);
+        }
         // an introduction was accepted: its confirmation waits in the outbox
         if (e.type === 'message' && e.message.kind === 'introduce') this.outbox.poke();
         emit(e);

@@ -5,7 +5,7 @@
  * runs, which error a failed outgoing call ends with.
  */
 import { PeerdialError, type ErrorCode } from '../errors.js';
-import { OFFERS_PER_CALL, type CallSession, type Connected } from '../session/index.js';
+import { OFFERS_PER_CALL, type CallCertificate, type CallSession, type Connected } from '../session/index.js';
 import type { MediaSpec } from '../session/types.js';
 import type { PeerdialMessage, MessageKind } from '../wire/message.js';
 import type { PortMapping } from '../address/portmap.js';
@@ -29,6 +29,9 @@ export interface CallRecord {
   offerMessageId?: string;
   session?: CallSession;
   connected?: Connected;
+  /** One certificate per call (every offer of it); the peer's signed description names its own. */
+  certificate?: CallCertificate;
+  peerSdp?: string;
   cancelTimers: (() => void)[];
   /** Outputs are carried out one after another, in order. */
   chain: Promise<void>;

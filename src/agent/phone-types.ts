@@ -32,6 +32,8 @@ export interface ActiveCall {
   hangup(): void;
   /** Resolves with the final state when the call has ended. */
   ended: Promise<string>;
+  /** This call's certificate (DTLS, and the TLS lane of carriers/tls-lane.ts) and the peer's verified description. */
+  tls?: { certPemFile: string; keyPemFile: string; peerSdp: string };
 }
 
 export type PhoneEvent =

@@ -7,7 +7,7 @@
  */
 import { PeerdialError } from '../errors.js';
 import { requireMailAddress } from '../wire/address.js';
-import { Session, type CallSession, type SessionFactory } from '../session/index.js';
+import { Session, createCallCertificate, type CallSession, type SessionFactory } from '../session/index.js';
 import type { IceConfig } from '../session/types.js';
 import type { PeerdialMessage } from '../wire/message.js';
 import type { Received } from './account.js';
@@ -79,7 +79,7 @@ export class Phone {
   private makeOffer(rec: OutgoingRecord): void {
     rec.attempts++;
     this.iceFor(rec)
-      .then((ice) => this.sessions.createOffer({ ice, ...(rec.media ? { media: rec.media } : {}) }))
+      .then(async (ice) => this.sessions.createOffer({ ice, certificate: (rec.certificate ??= await createCallCertificate()), ...(rec.media ? { media: rec.media } : {}) }))
       .then(
       ({ session, sdp }) => {
         rec.session = session;
@@ -264,6 +264,7 @@ export class Phone {
       const session = rec.session!;
       try {
         session.acceptAnswer(out.sdp);
+        rec.peerSdp = out.sdp;
       } catch (err) {
         this.feed(rec, failureEvent(rec, err));
         return;
@@ -283,7 +284,8 @@ export class Phone {
         // Keep the answer usable while it travels back by mail (behind a filtering NAT the
         // callee's ICE would give up after ~40 s), media calls too.
         const keepAnswerMs = this.o.calleeConnectTimeoutMs ?? 180_000;
-        const answered = await this.sessions.acceptOffer(inc.offer.sdp, { ice, ...(media ? { media } : {}), ...(keepAnswerMs ? { keepAnswerMs } : {}) });
+        const answered = await this.sessions.acceptOffer(inc.offer.sdp, { ice, certificate: (rec.certificate ??= await createCallCertificate()), ...(media ? { media } : {}), ...(keepAnswerMs ? { keepAnswerMs } : {}) });
+        rec.peerSdp = inc.offer.sdp;
         const session = answered.session;
         const sdp = rec.mapping ? addMappedCandidate(answered.sdp, rec.mapping) : answered.sdp;
         rec.session = session;
@@ -342,6 +344,7 @@ export class Phone {
       states: rec.m.history,
       hangup: () => this.feed(rec, { type: 'user-hangup' }),
       ended: rec.ended,
+      ...(rec.certificate && rec.peerSdp ? { tls: { certPemFile: rec.certificate.certPemFile, keyPemFile: rec.certificate.keyPemFile, peerSdp: rec.peerSdp } } : {}),
     };
     rec.active = active;
     this.emit({ type: 'connected', call: active });
@@ -360,6 +363,7 @@ export class Phone {
     rec.cancelTimers.splice(0).forEach((c) => c());
     if (rec.direction === 'out') this.replyExpectation(rec as OutgoingRecord);
     void rec.mapping?.unmap().catch(() => undefined);
+    rec.certificate?.remove();
     const state = rec.m.state;
     if (rec.direction === 'out' && !rec.active) {
       (rec as OutgoingRecord).reject(endingError(rec as OutgoingRecord));

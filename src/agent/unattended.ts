@@ -10,7 +10,7 @@ import type { Account } from './account.js';
 import { channelNamed, waitEnded } from './call-waits.js';
 import type { ActiveCall } from './phone-types.js';
 import { forwardAllows } from './policy.js';
-import { receiveFiles, runChat, runPipe, serveForward, allowTargets, FORWARD_PROTOCOL } from '../carriers/index.js';
+import { receiveFiles, runChat, runPipe, serveForward, allowTargets, onCarrierChannel, FORWARD_PROTOCOL } from '../carriers/index.js';
 import { createReceivedFile } from '../carriers/download-dir.js';
 import { recordTo, type MediaSource, type SharedSource } from '../media/index.js';
 import { capabilitiesOf } from '../store/contacts.js';
@@ -100,7 +100,7 @@ export async function carryUnattended(call: ActiveCall, ctx: UnattendedContext):
   } else if (call.purpose === 'forward') {
     const machineWide = ctx.forwardAllow ?? acc.config.forwardAllow;
     const allow = forwardAllows(contact, machineWide.length ? allowTargets(machineWide) : undefined);
-    call.session.onChannel((ch) => {
+    onCarrierChannel(call, (ch) => {
       if (ch.protocol === FORWARD_PROTOCOL) {
         serveForward(ch, { allow }).then(
           (r) => say('forward', `${r.host}:${r.port}: ${r.sent} bytes out, ${r.received} in`),

@@ -17,6 +17,12 @@ export interface Inbox {
 
 const inboxes = new WeakMap<Channel, Inbox>();
 
+/** A channel that reads ahead only as far as its consumer keeps up (tls-channel.ts). */
+interface Paced {
+  pace(): void;
+  taken(): void;
+}
+
 /** The inbox of a channel; the first call registers onMessage/onClose. */
 export function inboxOf(channel: Channel): Inbox {
   let inbox = inboxes.get(channel);
@@ -32,7 +38,11 @@ class ChannelInbox implements Inbox {
   private isClosed = false;
   private wake: (() => void) | undefined;
 
+  private readonly paced: Partial<Paced>;
+
   constructor(channel: Channel) {
+    this.paced = channel as Partial<Paced>;
+    this.paced.pace?.();
     channel.onMessage((data) => {
       this.queue.push(data);
       this.notify();
@@ -51,7 +61,10 @@ class ChannelInbox implements Inbox {
     for (;;) {
       if (signal?.aborted) throw abortError(signal);
       const item = this.queue.shift();
-      if (item !== undefined) return item;
+      if (item !== undefined) {
+        this.paced.taken?.();
+        return item;
+      }
       if (this.isClosed) return null;
       if (this.wake !== undefined) throw new Error('inbox has two readers');
       await new Promise<void>((resolve) => {
@@ -69,7 +82,10 @@ class ChannelInbox implements Inbox {
 
   poll(): Buffer | string | null | undefined {
     const item = this.queue.shift();
-    if (item !== undefined) return item;
+    if (item !== undefined) {
+      this.paced.taken?.();
+      return item;
+    }
     return this.isClosed ? null : undefined;
   }
 

@@ -24,3 +24,17 @@ export {
 } from './forward.js';
 export { ProgressMeter, estimateRate, type ProgressMeterOptions, type ProgressSample, type ProgressSnapshot, type RateEstimate } from './progress.js';
 export { FORWARD_PROTOCOL, PARTIAL_SUFFIX, checkFileName, sanitizeText } from './frames.js';
+export {
+  answerLanes,
+  carrierChannelNamed,
+  onCarrierChannel,
+  openCarrierChannel,
+  settleChannel,
+  viaOf,
+  LANE_CONNECT_TIMEOUT_MS,
+  LANE_OFFER_WAIT_MS,
+  type CarrierChannel,
+  type LaneCall,
+  type LaneOptions,
+  type Via,
+} from './tls-lane.js';

@@ -11,7 +11,7 @@ import { PeerdialError, isPeerdialError } from '../../errors.js';
 import { leaveMessage } from '../../api/messages.js';
 import { defaultMediaSpec } from '../../session/index.js';
 import { SharedSource, parseCameraSource, play, recordTo, startSource, type SourceOptions } from '../../media/index.js';
-import { receiveFiles, runChat, runPipe, sendFiles, forwardLocal, parseForwardSpec, FORWARD_PROTOCOL } from '../../carriers/index.js';
+import { receiveFiles, runChat, runPipe, sendFiles, forwardLocal, parseForwardSpec, openCarrierChannel, settleChannel, viaOf, FORWARD_PROTOCOL, type CarrierChannel } from '../../carriers/index.js';
 import { holdCall, placeCall, startCommandAgent } from './session-ui.js';
 import { printJson, safe, say, status, usedMedia, type GlobalOptions } from '../output.js';
 
@@ -31,6 +31,17 @@ async function view(g: GlobalOptions, call: ActiveCall, record: string | undefin
   await leave?.();
   await mine?.stop();
   status(g, `${r.stats.videoFrames} video frames and ${r.stats.audioPackets} audio packets received${record ? `, written to ${record}` : ''}`);
+}
+
+/**
+ * The channel a carrier runs on: a TLS lane when the peer can reach us over
+ * TCP, else a DataChannel (carriers/tls-lane.ts); the user is told which.
+ * PEERDIAL_LANE=datachannel skips the lane (the bench compares both).
+ */
+async function carrierChannel(g: GlobalOptions, call: ActiveCall, label: string, protocol?: string): Promise<CarrierChannel['channel']> {
+  const c = await openCarrierChannel(call, label, { ...(protocol ? { protocol } : {}), lane: process.env.PEERDIAL_LANE !== 'datachannel' });
+  status(g, `via ${c.via}`);
+  return c.channel;
 }
 
 function askLine(question: string): Promise<string> {
@@ -104,8 +115,10 @@ export async function call(g: GlobalOptions, who: string, o: Record<string, any>
         usedMedia();
         await view(g, call, o.record, o.seconds ? Number(o.seconds) : undefined, local);
       } else if (o.pipe) {
-        const ch = await call.session.openChannel('pipe');
+        const ch = await carrierChannel(g, call, 'pipe');
         const r = await runPipe(ch, process.stdin, process.stdout, { endOutput: false });
+        // everything sent has been read by the peer before the hang-up
+        await settleChannel(ch);
         status(g, `pipe closed: ${r.sent} bytes sent, ${r.received} received`);
       } else if (fwd) {
         let n = 0;
@@ -114,7 +127,7 @@ export async function call(g: GlobalOptions, who: string, o: Record<string, any>
           ...(fwd.listenHost ? { listenHost: fwd.listenHost } : {}),
           targetHost: fwd.host,
           targetPort: fwd.port,
-          openStream: () => call.session.openChannel(`forward-${++n}`, { protocol: FORWARD_PROTOCOL }),
+          openStream: () => carrierChannel(g, call, `forward-${++n}`, FORWARD_PROTOCOL),
           onConnectionEnd: (e) => status(g, `forward connection from ${e.from} ended: ${e.sent} bytes out, ${e.received} in${e.error ? ` (${e.error.message})` : ''}`),
         });
         status(g, `forwarding ${server.host}:${server.port} -> ${fwd.host}:${fwd.port} on ${call.peer}'s side; Ctrl-C hangs up`);
@@ -148,7 +161,7 @@ export async function send(g: GlobalOptions, who: string, files: string[]): Prom
       : undefined;
     let current = '';
     await holdCall(g, call, async () => {
-      const ch = await call.session.openChannel('file');
+      const ch = await carrierChannel(g, call, 'file');
       const sent = await sendFiles(ch, files, {
         onProgress: (p) => {
           if (p.file !== current) {
@@ -160,6 +173,7 @@ export async function send(g: GlobalOptions, who: string, files: string[]): Prom
         },
       });
       bar?.stop();
+      await settleChannel(ch);
       if (g.json) printJson(sent);
       else for (const s of sent) say(s.status === 'sent' ? `sent ${safe(s.name)} (${s.size} bytes, sha256 ${s.sha256.slice(0, 16)}...)${s.resumedFrom ? `, resumed at byte ${s.resumedFrom}` : ''}${s.savedAs && s.savedAs !== s.name ? `; saved as "${safe(s.savedAs)}"` : ''}` : `REFUSED ${safe(s.name)}: ${safe(s.reason)}`);
       if (sent.some((s) => s.status !== 'sent')) process.exitCode = 1;
@@ -200,6 +214,7 @@ export async function listen(g: GlobalOptions, o: Record<string, any>): Promise<
     await holdCall(g, call, async () => {
       if (o.pipe && call.purpose !== 'pipe') status(g, `note: ${call.peer} called for ${call.purpose}, not a pipe`);
       const ch = await channelNamed(call, call.purpose);
+      status(g, `via ${viaOf(ch)}`);
       if (call.purpose === 'pipe') {
         const r = await runPipe(ch, process.stdin, process.stdout, { endOutput: false });
         status(g, `pipe closed: ${r.sent} bytes sent, ${r.received} received`);
