@@ -39,7 +39,7 @@ async function whereIs(name: string, subject: string, folders: string[]): Promis
     for (;;) {
       for (const f of folders) {
         const st = await c.status(f, { messages: true }).catch(() => undefined);
-        if (!st?.messages) continue;
+        if (!st || !st.messages) continue;
         const lock = await c.getMailboxLock(f);
         try {
           const hits = (await c.search({ subject }, { uid: true })) || [];
