@@ -267,7 +267,7 @@ export class ManageSieveClient {
     this.buf = Buffer.alloc(0);
     const timeoutMs = this.limits.timeoutMs;
     this.socket = await new Promise<tls.TLSSocket>((resolve, reject) => {
-      const s = tls.connect({ socket: plain, servername: net.isIP(this.o.host) ? undefined : this.o.host, ...(this.o.ca ? { ca: this.o.ca } : {}) });
+      const s = tls.connect({ socket: plain, host: this.o.host, servername: net.isIP(this.o.host) ? undefined : this.o.host, ...(this.o.ca ? { ca: this.o.ca } : {}) });
       const t = setTimeout(() => {
         s.destroy();
         reject(new Fail(`ManageSieve ${this.o.host}:${this.o.port}: no TLS handshake within ${Math.round(timeoutMs / 1000)} s`));

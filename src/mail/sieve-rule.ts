@@ -11,9 +11,11 @@
  * at its top (`require "include"; include :personal "peerdial";`), and the
  * rule counts as on once that script includes it.
  */
+import { promises as fs } from 'node:fs';
 import { PeerdialError } from '../errors.js';
 import { HEADER_VERSION } from '../wire/headers.js';
 import { ManageSieveClient, type ManageSieveOptions } from './managesieve.js';
+import type { ImapTarget } from './imap.js';
 
 export const SIEVE_SCRIPT_NAME = 'peerdial';
 
@@ -141,4 +143,42 @@ export async function installSieveRule(login: SieveLogin, folder: string): Promi
         : {}),
     };
   });
+}
+
+/** The standard ManageSieve port (RFC 5804). */
+export const MANAGESIEVE_PORT = 4190;
+
+/** The ManageSieve login for an account's IMAP login: same host, user and password, STARTTLS on `port`. */
+export async function sieveLoginFor(t: ImapTarget, port: number, opts: { timeoutMs?: number } = {}): Promise<SieveLogin> {
+  if (t.password === undefined) {
+    throw new PeerdialError('SIEVE_FAILED', 'the server-side rule is installed with the account password; this account logs in with OAuth2', {
+      hint: `Add the rule in your provider's filter settings: mail with the header ${HEADER_VERSION} goes into peerdial's folder.`,
+    });
+  }
+  const ca = t.server.caFile ? await fs.readFile(t.server.caFile, 'utf8') : undefined;
+  return {
+    host: t.server.host,
+    port,
+    tls: t.server.tls === 'none' ? 'none' : 'starttls',
+    user: t.server.user,
+    password: t.password,
+    ...(ca ? { ca } : {}),
+    ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}),
+  };
+}
+
+/** What a rule's state means for the user, and what to do about it. */
+export function describeSieveRule(s: SieveRuleStatus, folder: string): { ok: boolean; detail: string; hint?: string } {
+  switch (s.state) {
+    case 'active':
+      return { ok: true, detail: `the rule is active: mail with ${HEADER_VERSION} is filed into ${folder} at delivery (script "${SIEVE_SCRIPT_NAME}")` };
+    case 'included':
+      return { ok: true, detail: `the rule is active: your script "${s.activeScript}" includes "${SIEVE_SCRIPT_NAME}", which files mail with ${HEADER_VERSION} into ${folder} at delivery` };
+    case 'not-included':
+      return { ok: false, detail: `peerdial's script "${SIEVE_SCRIPT_NAME}" is on the server, but your own script "${s.activeScript}" is the active one and does not include it`, hint: `Put these lines at the top of "${s.activeScript}":\n${INCLUDE_LINES}` };
+    case 'outdated':
+      return { ok: false, detail: `the rule on the server files peerdial mail elsewhere than ${folder} (an older or changed script "${SIEVE_SCRIPT_NAME}")`, hint: 'Install it again: peerdial init --sieve --force (with your usual init options)' };
+    case 'absent':
+      return { ok: false, detail: 'the server offers ManageSieve, but peerdial\'s rule is not there: peerdial mail lands in the INBOX, where other mail clients can delete it', hint: 'Install it: peerdial init --sieve --force (with your usual init options)' };
+  }
 }
