@@ -188,7 +188,10 @@ export async function runDoctor(o: DoctorOptions = {}): Promise<CheckResult[]> {
       report('sieve', r.verdict, r.detail, { ...(r.hint ? { hint: r.hint } : {}), ms: Date.now() - t });
     }
     if (!imapOk || !smtpOk) report('mail-kept', 'not-checked', 'needs the IMAP and SMTP logins');
-    else {
+    else if (agent) {
+      // one consumer of the mailbox: beside the agent the doctor logs in to no IMAP of its own
+      report('mail-kept', 'not-checked', 'the agent is running and reads peerdial mail as it arrives; to see whether another mail client deletes peerdial mail first, stop the agent and run peerdial doctor again');
+    } else {
       const t = Date.now();
       try {
         const r = await keptCheck(account, timeoutMs, o.keptWatchMs ?? 10_000);
