@@ -7,6 +7,7 @@
  * doctor reports the rule active and its test mail kept.
  */
 import { promises as fs } from 'node:fs';
+import path from 'node:path';
 import { ImapFlow } from 'imapflow';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startMailStack, type MailStack } from './harness/mail-stack.js';
@@ -96,4 +97,30 @@ describe('another client deletes every new mail in the INBOX', () => {
       await d.stop();
     }
   });
+});
+
+describe('peerdial init --sieve on the command line', () => {
+  it('installs the rule, says so, and saves sieve_port; run again, it finds the rule already on', async () => {
+    const stack2 = await startMailStack({ users: ['carol'], sieve: true });
+    try {
+      const home = path.join(dir, 'cli-carol');
+      await fs.mkdir(home, { recursive: true });
+      await fs.writeFile(path.join(home, 'ca.pem'), stack2.ca);
+      const config = path.join(home, 'config.toml');
+      const u = stack2.users.carol!;
+      const args = ['--config', config, 'init', '--email', u.email, '--imap-host', stack2.host, '--imap-port', String(stack2.imapPort), '--imap-tls', 'starttls',
+        '--smtp-host', stack2.host, '--smtp-port', String(stack2.smtpPort), '--smtp-tls', 'starttls', '--password-env', 'CAROL_PW', '--ca-file', path.join(home, 'ca.pem'),
+        '--state-dir', path.join(home, 'state'), '--stun', 'none', '--sieve', String(stack2.sievePort)];
+      const env = { ...process.env, CAROL_PW: u.password };
+      const r = await runCli(args, { env, timeoutMs: 60_000 });
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr + r.stdout).toMatch(/Sieve: ok: the rule is active: mail with Peerdial-Version is filed into Peerdial at delivery/);
+      expect(await fs.readFile(config, 'utf8')).toContain(`sieve_port = ${stack2.sievePort}`);
+      const again = await runCli([...args, '--force'], { env, timeoutMs: 60_000 });
+      expect(again.code, again.stderr).toBe(0);
+      expect(again.stderr + again.stdout).toMatch(/Sieve: ok: the rule is active/);
+    } finally {
+      await stack2.stop();
+    }
+  }, 180_000);
 });
