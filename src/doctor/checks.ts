@@ -362,7 +362,8 @@ async function sieveCheck(account: Account, timeoutMs: number): Promise<Found> {
   if (target.password === undefined) return { verdict: 'not-checked', detail: 'the account logs in with OAuth2; a server-side rule cannot be checked with it' };
   let status: SieveRuleStatus;
   try {
-    status = await checkSieveRule(await sieveLoginFor(target, port, { timeoutMs }), folder);
+    // only a look whether the standard port answers when none is configured: a short wait
+    status = await checkSieveRule(await sieveLoginFor(target, port, { timeoutMs: configured ? timeoutMs : Math.min(timeoutMs, 5000) }), folder);
   } catch (err) {
     const d = describe(err);
     if (!configured && !(err instanceof PeerdialError && err.code === 'AUTH_FAILED')) {
