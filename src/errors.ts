@@ -13,6 +13,8 @@ export type ErrorCode =
   | 'TLS_FAILED'
   | 'AUTH_FAILED'
   | 'IMAP_FAILED'
+  /** A ManageSieve server (RFC 5804) refused a command or broke the protocol (src/mail/managesieve.ts). */
+  | 'SIEVE_FAILED'
   | 'SMTP_TRANSIENT'
   | 'SMTP_PERMANENT'
   | 'CONTACT_UNKNOWN'
@@ -81,6 +83,7 @@ export function exitCodeFor(err: unknown): number {
     case 'TCP_FAILED':
     case 'TLS_FAILED':
     case 'IMAP_FAILED':
+    case 'SIEVE_FAILED':
     case 'SMTP_TRANSIENT':
     case 'LINK_FAILED':
     case 'PORTMAP_FAILED':

@@ -15,7 +15,7 @@ import { stunServer } from './harness/stun-responder.js';
 import { natPmpResponder, type NatPmpResponder } from './harness/natpmp-responder.js';
 import { parseStunUrl, type CheckResult } from '../src/doctor/checks.js';
 
-const ALL = ['config', 'imap-login', 'smtp', 'imap-idle', 'stun', 'nat', 'port-mapping', 'ipv6'];
+const ALL = ['config', 'imap-login', 'smtp', 'imap-idle', 'sieve', 'mail-kept', 'stun', 'nat', 'port-mapping', 'ipv6'];
 
 async function closedUdpPort(): Promise<number> {
   const s = createSocket('udp4');
@@ -35,7 +35,7 @@ async function withIceServers(peer: Peer, servers: string[]): Promise<string> {
 }
 
 // The port-mapping check asks only the NAT-PMP responder on 127.0.0.1 (never a real router).
-const PORTMAP_ARGS = ['--gateway', '127.0.0.1', '--map-method', 'natpmp'];
+const PORTMAP_ARGS = ['--gateway', '127.0.0.1', '--map-method', 'natpmp', '--watch-seconds', '2'];
 
 async function doctor(config: string): Promise<{ code: number | null; checks: CheckResult[]; stderr: string }> {
   const r = await runCli(['--config', config, '--json', 'doctor', '--timeout', '15', ...PORTMAP_ARGS], { timeoutMs: 90_000 });
@@ -109,6 +109,7 @@ describe('doctor on a working mail stack', () => {
     expect(maps.map((r) => r.lifetime)).toEqual([60, 0]);
     expect(maps[0]!.internal).toBe(maps[1]!.internal);
     expect(['ok', 'warn']).toContain(byId(checks, 'ipv6').verdict);
+    expect(byId(checks, 'mail-kept')).toMatchObject({ verdict: 'ok', detail: expect.stringMatching(/stayed 2 s in INBOX untouched; removed again/) });
     // the user's own mail is exactly as it was; the doctor's mail sits in peerdial's folder
     expect(await mailboxSnapshot(stack, 'alice')).toEqual(before);
     const filed = await mailboxSnapshot(stack, 'alice', 'Peerdial');

@@ -97,6 +97,16 @@ export interface MailboxOptions {
   classifyFirst?: (raw: Buffer) => Received | undefined;
 }
 
+/**
+ * Where peerdial mail arrives: with the server-side rule on (sieve_port
+ * set by `init --sieve`) it is delivered into peerdial's folder, so the
+ * watcher idles there and checks the INBOX on each pass for mail that came
+ * before the rule; without it, the INBOX.
+ */
+export function watchedMailboxes(account: Account): { mailbox?: string; alsoCheck?: string } {
+  return account.account.sievePort ? { mailbox: account.account.folder, alsoCheck: 'INBOX' } : {};
+}
+
 /** Opens one watcher on a fresh connection. */
 async function openWatcher(account: Account, onMail: MailboxOptions['onMail'], onEvent?: (e: MailboxEvent) => void, classifyFirst?: MailboxOptions['classifyFirst']): Promise<{ client: ImapFlow; watcher: InboxWatcher<Received> }> {
   const client = await connectImap(await account.imapTarget(), { maxIdleMs: account.config.idleSeconds * 1000 });
@@ -105,6 +115,7 @@ async function openWatcher(account: Account, onMail: MailboxOptions['onMail'], o
     client,
     ledger: account.ledger,
     folder: account.account.folder,
+    ...watchedMailboxes(account),
     // the doctor's own test mail (decided by classifyFirst) is not screened
     screen: async (outline) =>
       outline.messageId && classifyFirst?.(Buffer.from(`Message-ID: ${outline.messageId}\r\n\r\n`)) ? undefined : account.screen(outline),

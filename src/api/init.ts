@@ -16,6 +16,7 @@ import type { AnswerMode } from '../store/contacts.js';
 import { Account } from '../agent/account.js';
 import { probeImap } from '../mail/imap.js';
 import { probeSmtp } from '../mail/smtp.js';
+import { checkSieveRule, describeSieveRule, installSieveRule, MANAGESIEVE_PORT, sieveLoginFor } from '../mail/sieve-rule.js';
 import { formatFingerprint } from '../wire/identity.js';
 
 export interface InitOptions {
@@ -40,6 +41,14 @@ export interface InitOptions {
   iceServers?: string[];
   bindAddress?: string;
   downloadDir?: string;
+  /**
+   * Install peerdial's server-side rule through ManageSieve on the IMAP host
+   * (true: port 4190, a number: that port): peerdial mail is then filed into
+   * the folder at delivery, away from other mail clients.
+   */
+  sieve?: boolean | number;
+  /** Asked (interactive init, `sieve` not given) when the IMAP host answers on the ManageSieve port. */
+  askSieve?: (text: string) => Promise<boolean>;
   /** Save even when a login test fails. */
   skipCheck?: boolean;
   /** Replace an existing account of the same address. */
@@ -59,7 +68,7 @@ export interface InitResult {
   configFile: string;
   email: string;
   fingerprint: string;
-  checks: { what: 'IMAP' | 'SMTP'; ok: boolean; detail: string; idle?: boolean; skipped?: boolean }[];
+  checks: { what: 'IMAP' | 'SMTP' | 'Sieve'; ok: boolean; detail: string; idle?: boolean; skipped?: boolean; hint?: string }[];
   /** Where host, port and TLS came from when not all were given. */
   settingsFrom?: { source: Discovered['source']; detail: string; note?: string };
 }
@@ -250,9 +259,53 @@ export async function init(opts: InitOptions): Promise<InitResult> {
       { hint: 'Fix the settings and run init again, or add --skip-check to save them anyway.' },
     );
   }
+  if (opts.sieve !== false && account.imap.auth !== 'oauth2' && (opts.sieve !== undefined || opts.askSieve)) {
+    await offerSieveRule(account, opts, result);
+  }
   await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
   await saveConfig(file, cfg);
   const acc = await Account.open({ ...cfg, file }, { email, create: true });
   result.fingerprint = formatFingerprint(acc.identity.fingerprint);
   return result;
+}
+
+/**
+ * The server-side rule: installed (or, interactive, offered when the IMAP
+ * host answers on the ManageSieve port). It never replaces the user's own
+ * active script; `sieve_port` is saved only when the rule runs, so the
+ * watcher idles on the folder only when mail is delivered there.
+ */
+async function offerSieveRule(account: AccountConfig, opts: InitOptions, result: InitResult): Promise<void> {
+  const port = typeof opts.sieve === 'number' ? opts.sieve : MANAGESIEVE_PORT;
+  const server = account.imap;
+  const check = (ok: boolean, detail: string, hint?: string) => {
+    result.checks.push({ what: 'Sieve', ok, detail, ...(hint ? { hint } : {}) });
+    opts.onProgress?.({ step: 'Sieve', ok, detail: hint ? `${detail}\n${hint}` : detail });
+  };
+  try {
+    const login = await sieveLoginFor({ server, password: await resolveSecret(server, `IMAP ${server.user}@${server.host}`) }, port, { timeoutMs: 10_000 });
+    if (opts.sieve === undefined) {
+      // asked only where the server has ManageSieve at all
+      const status = await checkSieveRule(login, account.folder).catch(() => undefined);
+      if (!status || status.state === 'active' || status.state === 'included') {
+        if (status) {
+          account.sievePort = port;
+          check(true, describeSieveRule(status, account.folder).detail);
+        }
+        return;
+      }
+      const yes = await opts.askSieve!(
+        `${server.host} offers server-side filters (ManageSieve). peerdial can add a rule that files its own mail into ${account.folder} at delivery, so other mail programs on this address (Delta Chat, phones) never delete it. Your own filters are not replaced. Add it? [y/N] `,
+      );
+      if (!yes) return;
+    }
+    opts.onProgress?.({ step: `installing peerdial's Sieve rule at ${server.host}:${port}` });
+    const r = await installSieveRule(login, account.folder);
+    const d = describeSieveRule(r, account.folder);
+    if (d.ok) account.sievePort = port;
+    check(d.ok, d.detail, r.instructions ?? d.hint);
+  } catch (err) {
+    const e = err as PeerdialError;
+    check(false, `${e.code ?? 'ERROR'}: ${e.message}`, e.hint ?? 'peerdial works without the rule; another mail client that deletes mail from the server can then lose calls (see README, "Using peerdial beside Delta Chat").');
+  }
 }

@@ -9,9 +9,13 @@ export function register(program: Command, globals: () => GlobalOptions): void {
     .option('--timeout <seconds>', 'time allowed for each network step', '20')
     .option('--gateway <ip>', 'the router to ask for a test port mapping (default: the IPv4 default gateway)')
     .option('--map-method <method>', 'how to ask it: auto, natpmp, upnp, or off (no port-mapping check)', 'auto')
+    .option('--watch-seconds <n>', 'how long the test mail for the mail-kept check is left alone (another client deleting it shows in this time)', '10')
     .addHelpText('after', `
 The IDLE timing sends one peerdial mail to yourself and files it into peerdial's
 folder, as the agent does with its own mail; nothing else in the mailbox is touched.
+The mail-kept check sends another one and leaves it alone for --watch-seconds: if it
+vanishes, another mail program deletes peerdial mail (see "Using peerdial beside
+Delta Chat" in the README); it is removed afterwards.
 Exit status 1 when a check fails.`)
-    .action(async (o: { timeout: string; gateway?: string; mapMethod: string }) => (await import('./run/doctor.js')).doctor(globals(), o));
+    .action(async (o: { timeout: string; gateway?: string; mapMethod: string; watchSeconds: string }) => (await import('./run/doctor.js')).doctor(globals(), o));
 }

@@ -34,6 +34,8 @@ export function register(program: Command, globals: () => GlobalOptions): void {
     .option('--stun <urls>', 'comma-separated STUN/TURN servers, or "none"')
     .option('--bind-address <ip>', 'bind ICE to this local address')
     .option('--download-dir <dir>', 'where received files are saved')
+    .option('--sieve [port]', 'add a server-side rule (ManageSieve, default port 4190) that files peerdial mail into its folder at delivery, away from other mail clients; your own filters are kept')
+    .option('--no-sieve', 'do not ask about the server-side rule')
     .option('--skip-check', 'save even when a login test fails')
     .option('--force', 'replace an existing account with the same address')
     .option('-y, --yes', 'take servers found in DNS (SRV records, autoconfig document) without asking; check them first')

@@ -163,6 +163,7 @@ export const ACCOUNTS: SectionSpec<AccountConfig> = {
     { key: 'email', type: str, doc: 'the account\'s address', required: true, read: (a, v) => (a.email = (v as string).toLowerCase()), write: (a) => a.email },
     prop('name', str, 'name', 'display name in From'),
     prop('folder', str, 'folder', 'IMAP folder for peerdial\'s own verified mail', { fallback: 'Peerdial' }),
+    prop('sieve_port', int(1, 65535), 'sievePort', 'ManageSieve port of the IMAP host, set by init --sieve: a server-side rule files peerdial mail into the folder at delivery, and the agent watches that folder (and the INBOX)'),
   ],
 };
 

@@ -43,6 +43,12 @@ export interface AccountConfig {
   name?: string;
   /** IMAP folder peerdial files its own verified mail into. */
   folder: string;
+  /**
+   * Set when peerdial's Sieve rule is on the server (src/mail/sieve-rule.ts):
+   * the ManageSieve port of the IMAP host. Mail is then delivered into
+   * `folder`, and the watcher idles there (and still checks the INBOX).
+   */
+  sievePort?: number;
   imap: ServerConfig;
   smtp: ServerConfig;
 }

@@ -29,11 +29,13 @@ import { natMapping, stunBinding, type StunServer } from '../address/stun.js';
 import { interfaceAddresses } from '../address/interfaces.js';
 import { describeMapping, mapUdpPort, MAPPING_MEANING, PORTMAP_HINT } from '../address/portmap.js';
 import { PeerdialError } from '../errors.js';
+import { checkSieveRule, describeSieveRule, MANAGESIEVE_PORT, sieveLoginFor, type SieveRuleStatus } from '../mail/sieve-rule.js';
+import { watchedMailboxes } from '../agent/mailbox.js';
 
 export type CheckVerdict = 'ok' | 'warn' | 'fail' | 'not-checked';
 
 export interface CheckResult {
-  id: 'config' | 'imap-login' | 'imap-idle' | 'smtp' | 'stun' | 'nat' | 'port-mapping' | 'ipv6';
+  id: 'config' | 'imap-login' | 'imap-idle' | 'smtp' | 'sieve' | 'mail-kept' | 'stun' | 'nat' | 'port-mapping' | 'ipv6';
   title: string;
   verdict: CheckVerdict;
   detail: string;
@@ -48,6 +50,8 @@ export interface DoctorOptions {
   timeoutMs?: number;
   onProgress?: (c: CheckResult) => void;
   signal?: AbortSignal;
+  /** How long the test mail for `mail-kept` is left alone to see whether another client deletes it (default 10 s). */
+  keptWatchMs?: number;
   /** The port-mapping check: the router to ask (default: the IPv4 default gateway) and how ('off': not checked). */
   portMapping?: { gateway?: string; method?: 'auto' | 'natpmp' | 'upnp' | 'off' };
 }
@@ -57,6 +61,8 @@ const TITLES: Record<CheckResult['id'], string> = {
   'imap-login': 'IMAP login',
   'imap-idle': 'IMAP IDLE (time from a sent mail to its notification)',
   smtp: 'SMTP submission',
+  sieve: 'server-side rule (Sieve) for peerdial mail',
+  'mail-kept': 'peerdial mail stays until peerdial reads it',
   stun: 'STUN reachability',
   nat: 'NAT behaviour',
   'port-mapping': 'port mapping (UPnP-IGD, NAT-PMP/PCP)',
@@ -103,17 +109,18 @@ export async function runDoctor(o: DoctorOptions = {}): Promise<CheckResult[]> {
     const d = describe(err);
     report('config', 'fail', d.detail, d.hint ? { hint: d.hint } : {});
     if (cfg) {
-      skip(['imap-login', 'imap-idle', 'smtp'], 'needs a usable account');
+      skip(['imap-login', 'imap-idle', 'smtp', 'sieve', 'mail-kept'], 'needs a usable account');
     } else {
-      skip(['imap-login', 'imap-idle', 'smtp', 'stun', 'nat'], 'needs the config');
+      skip(['imap-login', 'imap-idle', 'smtp', 'sieve', 'mail-kept', 'stun', 'nat'], 'needs the config');
     }
   }
 
   // ---- mail
   const agent = account ? await connectControl(account.stateDir) : undefined;
+  let imapOk = false;
+  let smtpOk = false;
   if (account) {
     let idle = false;
-    let imapOk = false;
     const t0 = Date.now();
     const s = account.account.imap;
     if (agent) {
@@ -138,7 +145,6 @@ export async function runDoctor(o: DoctorOptions = {}): Promise<CheckResult[]> {
       const d = describe(err);
       report('imap-login', 'fail', d.detail, { ...(d.hint ? { hint: d.hint } : {}), ms: Date.now() - t0 });
     }
-    let smtpOk = false;
     const t1 = Date.now();
     try {
       await withTimeout(probeSmtp(await account.smtpTarget()), timeoutMs, 'SMTP');
@@ -172,6 +178,30 @@ export async function runDoctor(o: DoctorOptions = {}): Promise<CheckResult[]> {
   }
 
   agent?.close();
+
+  // ---- the server-side rule, and whether another client deletes peerdial mail
+  if (account) {
+    if (!imapOk) report('sieve', 'not-checked', 'the IMAP login failed');
+    else {
+      const t = Date.now();
+      const r = await sieveCheck(account, Math.min(timeoutMs, 10_000));
+      report('sieve', r.verdict, r.detail, { ...(r.hint ? { hint: r.hint } : {}), ms: Date.now() - t });
+    }
+    if (!imapOk || !smtpOk) report('mail-kept', 'not-checked', 'needs the IMAP and SMTP logins');
+    else if (agent) {
+      // one consumer of the mailbox: beside the agent the doctor logs in to no IMAP of its own
+      report('mail-kept', 'not-checked', 'the agent is running and reads peerdial mail as it arrives; to see whether another mail client deletes peerdial mail first, stop the agent and run peerdial doctor again');
+    } else {
+      const t = Date.now();
+      try {
+        const r = await keptCheck(account, timeoutMs, o.keptWatchMs ?? 10_000);
+        report('mail-kept', r.verdict, r.detail, { ...(r.hint ? { hint: r.hint } : {}), ms: Date.now() - t });
+      } catch (err) {
+        const d = describe(err);
+        report('mail-kept', 'fail', d.detail, { ...(d.hint ? { hint: d.hint } : {}), ms: Date.now() - t });
+      }
+    }
+  }
 
   // ---- network
   if (cfg) {
@@ -278,6 +308,7 @@ async function timeIdle(account: Account, timeoutMs: number): Promise<{ ms: numb
       client,
       ledger,
       folder: account.account.folder,
+      ...watchedMailboxes(account),
       classify: async (raw) => {
         const id = messageIdOf(raw);
         // Only our test mail is "verified" (and so filed); everything else stays where it is, untouched.
@@ -290,9 +321,12 @@ async function timeIdle(account: Account, timeoutMs: number): Promise<{ ms: numb
       },
     });
     await watcher.prepare();
-    // Start at the current end of the INBOX: older mail is not the doctor's business.
+    // Start at the current end of the INBOX (and the folder): older mail is not the doctor's business.
     const mb = client.mailbox;
-    if (mb) await ledger.setMark('INBOX', { uidValidity: String(mb.uidValidity), lastUid: Number(mb.uidNext) - 1 });
+    if (mb) await ledger.setMark(mb.path, { uidValidity: String(mb.uidValidity), lastUid: Number(mb.uidNext) - 1 });
+    const other = watchedMailboxes(account).alsoCheck;
+    const st = other ? await client.status(other, { uidNext: true, uidValidity: true }) : undefined;
+    if (other && st) await ledger.setMark(other, { uidValidity: String(st.uidValidity), lastUid: Number(st.uidNext) - 1 });
     const built = await selfTestMail(account);
     ourId = built.messageId;
     watching = watcher.watch({ signal: ac.signal });
@@ -312,5 +346,99 @@ async function timeIdle(account: Account, timeoutMs: number): Promise<{ ms: numb
     await watching?.catch(() => undefined);
     await client.logout().catch(() => client.close());
     await rm(dir, { recursive: true, force: true, maxRetries: 3 });
+  }
+}
+
+const pause = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+type Found = { verdict: CheckVerdict; detail: string; hint?: string };
+
+/** The rule on the server (ManageSieve on the IMAP host: sieve_port, else 4190). */
+async function sieveCheck(account: Account, timeoutMs: number): Promise<Found> {
+  const configured = account.account.sievePort;
+  const port = configured ?? MANAGESIEVE_PORT;
+  const folder = account.account.folder;
+  const target = await account.imapTarget();
+  if (target.password === undefined) return { verdict: 'not-checked', detail: 'the account logs in with OAuth2; a server-side rule cannot be checked with it' };
+  let status: SieveRuleStatus;
+  try {
+    // only a look whether the standard port answers when none is configured: a short wait
+    status = await checkSieveRule(await sieveLoginFor(target, port, { timeoutMs: configured ? timeoutMs : Math.min(timeoutMs, 5000) }), folder);
+  } catch (err) {
+    const d = describe(err);
+    if (!configured && !(err instanceof PeerdialError && err.code === 'AUTH_FAILED')) {
+      return { verdict: 'not-checked', detail: `no ManageSieve server at ${target.server.host}:${port} (${d.detail}): peerdial mail lands in the INBOX` };
+    }
+    return { verdict: 'fail', detail: `ManageSieve at ${target.server.host}:${port}: ${d.detail}`, ...(d.hint ? { hint: d.hint } : {}) };
+  }
+  const d = describeSieveRule(status, folder);
+  if (d.ok && !configured) {
+    return { verdict: 'warn', detail: `${d.detail}; but this config does not know it (no sieve_port), so the agent watches the INBOX and notices peerdial mail late`, hint: `Set sieve_port = ${port} for this account in the config (or run peerdial init --sieve --force with your usual options).` };
+  }
+  return { verdict: d.ok ? 'ok' : 'warn', detail: d.detail, ...(d.hint ? { hint: d.hint } : {}) };
+}
+
+/**
+ * Sends a peerdial mail to ourselves and leaves it alone for `watchMs`: if
+ * it disappears from the INBOX and peerdial's folder meanwhile, another
+ * mail client deletes (or moves) peerdial mail before peerdial can read it.
+ * The test mail is removed at the end (only it: by UID).
+ */
+async function keptCheck(account: Account, timeoutMs: number, watchMs: number): Promise<Found> {
+  const folder = account.account.folder;
+  const client = await connectImap(await account.imapTarget());
+  try {
+    const built = await selfTestMail(account);
+    const boxes = ['INBOX', folder];
+    for (const box of boxes) {
+      // the folder may not exist yet (a fresh account)
+      if (box !== 'INBOX') await client.mailboxCreate(box).catch(() => undefined);
+    }
+    const where = async (): Promise<{ box: string; uid: number } | undefined> => {
+      for (const box of boxes) {
+        await client.mailboxOpen(box);
+        const uids = (await client.search({ header: { 'message-id': built.messageId } }, { uid: true })) || [];
+        if (uids.length) return { box, uid: uids[0]! };
+      }
+      return undefined;
+    };
+    const target = await account.smtpTarget();
+    const transport = await smtpTransport(target);
+    try {
+      await sendRaw(transport, target, { from: account.email, to: [account.email] }, built.raw);
+    } finally {
+      transport.close();
+    }
+    const sent = Date.now();
+    let seen: { box: string; uid: number } | undefined;
+    while (!seen && Date.now() - sent < timeoutMs) {
+      seen = await where();
+      if (!seen) await pause(250);
+    }
+    const gone: Found = {
+      verdict: 'fail',
+      detail: '',
+      hint: `Another mail program on this address deletes or moves peerdial mail before peerdial reads it: calls can be lost. Turn on the server-side rule (peerdial init --sieve --force with your usual options), which files peerdial mail into ${folder} at delivery; in Delta Chat, turn off "Delete from server" (Settings, Chats and media, Delete messages from server: never).`,
+    };
+    if (!seen) {
+      return { ...gone, detail: `the test mail to yourself did not show up in INBOX or ${folder} within ${Math.round(timeoutMs / 1000)} s: another mail client deleted or moved it at once, or a filter put it elsewhere (spam?)`, hint: `${gone.hint} If a filter of yours moves it, let mail with the header Peerdial-Version stay in the INBOX.` };
+    }
+    const firstSeen = seen.box;
+    while (Date.now() - sent < watchMs) {
+      await pause(500);
+      seen = await where();
+      if (!seen) {
+        return { ...gone, detail: `the test mail to yourself was deleted or moved by another mail client ${Date.now() - sent} ms after it was sent (it had arrived in ${firstSeen}; peerdial had not read it)` };
+      }
+    }
+    // only our own test mail goes: by UID in the mailbox it is in
+    await client.mailboxOpen(seen.box);
+    await client.messageDelete(String(seen.uid), { uid: true }).catch(() => undefined);
+    return {
+      verdict: 'ok',
+      detail: `a test mail to yourself stayed ${Math.round(watchMs / 1000)} s in ${seen.box} untouched${seen.box === folder && firstSeen === folder ? ' (filed there at delivery by the server-side rule)' : ''}; removed again`,
+    };
+  } finally {
+    await client.logout().catch(() => client.close());
   }
 }

@@ -66,6 +66,13 @@ export interface InboxOptions<V extends Verdict> {
   folder: string;
   mailbox?: string;
   /**
+   * Another mailbox to check on every pass, beside the watched one (IDLE
+   * stays on `mailbox`): the INBOX while a server-side rule delivers
+   * peerdial mail into the folder, for mail that came before the rule.
+   * Checked with a STATUS; selected only when it has new mail.
+   */
+  alsoCheck?: string;
+  /**
    * First look, from size and outer headers only: a verdict here (a
    * rejection) means the body is never fetched. Undefined: fetch it.
    */
@@ -95,6 +102,8 @@ export class InboxWatcher<V extends Verdict> {
   private checkNoop?: Promise<unknown>;
   private seenBy?: 'idle' | 'reply-check';
   private readonly replyCount: ReplyCheckCount = { noops: 0, found: 0 };
+  /** While `alsoCheck` is selected (and the watched mailbox selected again), EXISTS is not new mail of the watched one. */
+  private switching = false;
 
   constructor(private readonly o: InboxOptions<V>) {
     this.mailbox = o.mailbox ?? 'INBOX';
@@ -217,12 +226,35 @@ export class InboxWatcher<V extends Verdict> {
   }
 
   private async pass(): Promise<CheckResult> {
+    const result = await this.passOn(this.mailbox);
+    const other = this.o.alsoCheck;
+    if (!other || other === this.mailbox) return result;
+    const c = this.o.client;
+    this.commands++;
+    const st = await c.status(other, { uidNext: true, uidValidity: true });
+    const mark = await this.o.ledger.mark(other);
+    if (mark && st && mark.uidValidity === String(st.uidValidity) && Number(st.uidNext) - 1 <= mark.lastUid) return result;
+    this.switching = true;
+    try {
+      this.commands += 2;
+      await c.mailboxOpen(other);
+      const more = await this.passOn(other);
+      await c.mailboxOpen(this.mailbox);
+      for (const k of ['scanned', 'ours', 'filed', 'left'] as const) result[k] += more[k];
+      result.ms += more.ms;
+    } finally {
+      this.switching = false;
+    }
+    return result;
+  }
+
+  private async passOn(box: string): Promise<CheckResult> {
     const started = Date.now();
     const c = this.o.client;
     const mb = c.mailbox;
     if (!mb) throw new PeerdialError('IMAP_FAILED', 'The mailbox is not open.');
     const uidValidity = String(mb.uidValidity);
-    const mark = await this.o.ledger.mark(this.mailbox);
+    const mark = await this.o.ledger.mark(box);
     const lastUid = mark && mark.uidValidity === uidValidity ? mark.lastUid : 0;
     const result: CheckResult = { scanned: 0, ours: 0, filed: 0, left: 0, ms: 0 };
     if (mb.exists === 0) {
@@ -245,18 +277,18 @@ export class InboxWatcher<V extends Verdict> {
       .sort((a, b) => a - b);
     result.ours = ours.length;
     for (const uid of ours) {
-      const filed = await this.handleOne(uid);
+      const filed = await this.handleOne(uid, box);
       if (filed) result.filed++;
       else result.left++;
       // Mail by mail: after a crash, what was handled is not reported again.
-      if (uid < maxUid) await this.o.ledger.setMark(this.mailbox, { uidValidity, lastUid: uid });
+      if (uid < maxUid) await this.o.ledger.setMark(box, { uidValidity, lastUid: uid });
     }
-    await this.o.ledger.setMark(this.mailbox, { uidValidity, lastUid: maxUid });
+    await this.o.ledger.setMark(box, { uidValidity, lastUid: maxUid });
     result.ms = Date.now() - started;
     return result;
   }
 
-  private async handleOne(uid: number): Promise<boolean> {
+  private async handleOne(uid: number, box: string): Promise<boolean> {
     const c = this.o.client;
     const now = this.o.now?.() ?? new Date();
     this.commands++;
@@ -268,20 +300,22 @@ export class InboxWatcher<V extends Verdict> {
     const reject = (reason: string, detail: string): V => ({ ok: false, messageId, reason, detail: sanitizeText(detail) }) as V;
     if (!meta || !meta.size) {
       // Found by the search, gone before the first fetch (no data, size 0): another mail client took it.
-      await this.o.onMail({ uid, verdict: reject('vanished', vanished(`UID ${uid}`)), folder: this.mailbox });
+      await this.o.onMail({ uid, verdict: reject('vanished', vanished(`UID ${uid}`)), folder: box });
       return false;
     }
     const before = await this.o.ledger.resultOf(id);
     if (before === EXAMINING) {
       // The process died while examining it: report it once, never look inside again.
       await this.o.ledger.record({ messageId: id, result: 'quarantined', now });
-      await this.o.onMail({ uid, verdict: reject('quarantined', `examining ${id} stopped the process once; it stays in ${this.mailbox}, never parsed again`), folder: this.mailbox });
+      await this.o.onMail({ uid, verdict: reject('quarantined', `examining ${id} stopped the process once; it stays in ${box}, never parsed again`), folder: box });
       return false;
     }
     if (before === 'quarantined') return false;
+    // in peerdial's own folder, mail it filed there itself (from the INBOX) is seen again: not news
+    if (before !== undefined && box === this.o.folder) return false;
     if (before !== undefined) {
       // Already handled once (a copy, a replay, or a restart after a crash): report, leave alone.
-      await this.o.onMail({ uid, verdict: reject('replayed', `Message-ID ${id} was processed before`), folder: this.mailbox });
+      await this.o.onMail({ uid, verdict: reject('replayed', `Message-ID ${id} was processed before`), folder: box });
       return false;
     }
     const outline: MailOutline = {
@@ -312,8 +346,8 @@ export class InboxWatcher<V extends Verdict> {
       // The parser's Message-ID names the same mail: remember it too.
       await this.o.ledger.record({ messageId: verdict.messageId, result: 'accepted', now, ...(verdict.expires ? { expires: verdict.expires } : {}) });
     }
-    let folder = this.mailbox;
-    if (verdict.ok) {
+    let folder = box;
+    if (verdict.ok && box !== this.o.folder) {
       this.commands++;
       await c.messageMove(String(uid), this.o.folder, { uid: true });
       folder = this.o.folder;
@@ -329,6 +363,7 @@ export class InboxWatcher<V extends Verdict> {
   async watch(opts: { signal: AbortSignal }): Promise<void> {
     const c = this.o.client;
     const onExists = () => {
+      if (this.switching) return;
       // an EXISTS while a reply check's NOOP is on the wire was brought by it
       this.seenBy ??= this.checkNoop ? 'reply-check' : 'idle';
       this.poke();

@@ -36,7 +36,7 @@ export async function makePeer(
   stack: MailStack,
   name: string,
   dir: string,
-  extra: { whoMayCall?: 'everybody' | 'contacts' | 'nobody'; answer?: 'auto-answer' | 'ring' | 'deny'; ringSeconds?: number } = {},
+  extra: { whoMayCall?: 'everybody' | 'contacts' | 'nobody'; answer?: 'auto-answer' | 'ring' | 'deny'; ringSeconds?: number; sieve?: number } = {},
 ): Promise<Peer> {
   const user = stack.users[name];
   if (!user) throw new Error(`no mail user ${name} in the stack`);

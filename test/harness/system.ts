@@ -90,3 +90,14 @@ export function ensureMailServers(): void {
     throw new Error('dovecot/postfix still missing after apt-get install');
   }
 }
+
+/** Dovecot's Pigeonhole: Sieve at delivery and ManageSieve, for startMailStack({ sieve: true }). */
+export function ensureSieve(): void {
+  const have = () => existsSync('/usr/lib/dovecot/modules/lib90_sieve_plugin.so') && existsSync('/usr/lib/dovecot/managesieve-login');
+  if (have()) return;
+  if (!isRoot()) {
+    throw new Error(`Dovecot's Sieve plugins are missing (Debian packages dovecot-sieve and dovecot-managesieved). Install them with:\n  ${aptInstallCommand(['dovecot-sieve', 'dovecot-managesieved'])}`);
+  }
+  aptInstall(['dovecot-sieve', 'dovecot-managesieved']);
+  if (!have()) throw new Error('dovecot-sieve / dovecot-managesieved installed, but the Sieve plugin or managesieve-login is still missing');
+}

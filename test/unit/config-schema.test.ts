@@ -122,6 +122,7 @@ config = "/etc/cam.toml"
 email = "alice@example.org"
 name = "Alice"
 folder = "Calls"
+sieve_port = 4190
 [accounts.imap]
 host = "h"
 port = 993

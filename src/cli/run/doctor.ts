@@ -10,12 +10,13 @@ export function describeCheck(c: CheckResult): string {
   return c.hint && c.verdict !== 'ok' ? `${head}\n       what to do: ${c.hint}` : head;
 }
 
-export async function doctor(g: GlobalOptions, o: { timeout: string; gateway?: string; mapMethod: string }): Promise<void> {
+export async function doctor(g: GlobalOptions, o: { timeout: string; gateway?: string; mapMethod: string; watchSeconds?: string }): Promise<void> {
   if (!['auto', 'natpmp', 'upnp', 'off'].includes(o.mapMethod)) throw new PeerdialError('USAGE', `--map-method: auto, natpmp, upnp or off, not ${o.mapMethod}`);
   const checks = await runDoctor({
     ...(g.config ? { config: g.config } : {}),
     ...(g.account ? { account: g.account } : {}),
     timeoutMs: Math.max(1, Number(o.timeout) || 20) * 1000,
+    keptWatchMs: Math.max(1, Number(o.watchSeconds ?? 10) || 10) * 1000,
     portMapping: { method: o.mapMethod as 'auto', ...(o.gateway ? { gateway: o.gateway } : {}) },
     ...(g.json ? {} : { onProgress: (c: CheckResult) => console.log(describeCheck(c)) }),
   });

@@ -54,6 +54,8 @@ export async function init(g: GlobalOptions, o: Record<string, any>): Promise<vo
     ...(stun ? { iceServers: stun } : {}),
     ...(o.bindAddress ? { bindAddress: o.bindAddress } : {}),
     ...(o.downloadDir ? { downloadDir: o.downloadDir } : {}),
+    ...(o.sieve === true ? { sieve: true } : o.sieve === false ? { sieve: false } : o.sieve !== undefined ? { sieve: Number(o.sieve) } : {}),
+    ...(o.sieve === undefined && process.stdin.isTTY && process.stderr.isTTY ? { askSieve: (text: string) => askYes(text) } : {}),
     skipCheck: Boolean(o.skipCheck),
     force: Boolean(o.force),
     yes: Boolean(o.yes),
