@@ -2,14 +2,19 @@
  * A netcat-like pipe over a channel: bytes from `input` go to the peer, bytes
  * from the peer go to `output`. Each direction ends on its own (half-close):
  * when `input` ends we send EOS; when the peer's EOS arrives we end `output`.
- * The pipe is done when both directions have ended.
+ * The pipe is done when both directions have ended and the peer has said it
+ * holds everything we sent: each side, once it has the peer's EOS and has
+ * sent its own, sends `done` and waits for the peer's `done` (or for the
+ * channel to close: an older peer closes when it has read our EOS). Without
+ * that, the side that finished first hung up while its last frames were
+ * still queued in SCTP, and on a busy machine the hang-up overtook them.
  *
  * The channel is not closed here: whoever opened it closes it.
  */
 import type { Readable, Writable } from 'node:stream';
 import { PeerdialError, isPeerdialError } from '../errors.js';
 import type { Channel } from '../session/types.js';
-import { decodeFrame, encodeData, encodeEos, encodeError, maxDataPayload } from './frames.js';
+import { decodeFrame, encodeControl, encodeData, encodeEos, encodeError, maxDataPayload } from './frames.js';
 import { abortError, inboxOf } from './channel-inbox.js';
 import { ProgressMeter } from './progress.js';
 import { endOutput, flushOutput, readChunk, writeChunk } from './streams.js';
@@ -102,6 +107,7 @@ export async function runPipe(channel: Channel, input: Readable, output: Writabl
         case 'eos':
           if (opts.endOutput === false) await flushOutput(output, stop.signal);
           else await endOutput(output, stop.signal);
+          await peerHoldsAll();
           return;
         case 'error':
           throw peerError(new PeerdialError('TRANSFER_FAILED', `the peer stopped the pipe: ${frame.message}`));
@@ -112,6 +118,23 @@ export async function runPipe(channel: Channel, input: Readable, output: Writabl
       }
     }
   })();
+  /**
+   * After the peer's EOS: once our own EOS is out, say `done` (behind our
+   * EOS, where an older peer no longer reads) and wait for the peer's.
+   */
+  async function peerHoldsAll(): Promise<void> {
+    await sending;
+    // the peer may already have closed (an older peer, done): nothing to tell it then
+    await channel.send(encodeControl({ t: 'done' })).catch(() => undefined);
+    for (;;) {
+      const message = await inbox.next(stop.signal);
+      if (message === null) return; // closed after our EOS: it read everything before it
+      const frame = decodeFrame(message);
+      if (frame.type === 'control' && frame.body.t === 'done') return;
+      if (frame.type === 'error') throw peerError(new PeerdialError('TRANSFER_FAILED', `the peer stopped the pipe: ${frame.message}`));
+      throw new PeerdialError('TRANSFER_FAILED', `unexpected ${frame.type === 'control' ? `'${frame.body.t}' message` : `${frame.type} frame`} after the end of the pipe`);
+    }
+  }
   sending.catch(fail);
   receiving.catch(fail);
 

@@ -66,6 +66,41 @@ describe('pipe', () => {
     expect(progress.at(-1)).toBe(aliceData.length);
   });
 
+  it('alice, done sending, returns only once bob holds all of it: she may hang up then without cutting off what is still on its way', async () => {
+    const [a, b] = channelPair({ maxMessageSize: 16 * 1024, highWater: 256 * 1024 });
+    const aliceData = randomBytes(4 * 1024 * 1024);
+    const bobOut = sink(); // slow: bob is still writing long after alice's last frame left
+    let aliceReturnedAt = 0;
+    const alice = runPipe(a, source(aliceData), sink()).then((r) => {
+      aliceReturnedAt = performance.now();
+      a.close(); // as the CLI does: hang up as soon as the pipe is done
+      return r;
+    });
+    // bob has nothing to send: his EOS reaches alice at once
+    const bob = runPipe(b, source(Buffer.alloc(0)), bobOut);
+    expect(await alice).toEqual({ sent: aliceData.length, received: 0 });
+    expect(await bob).toEqual({ sent: 0, received: aliceData.length });
+    expect(bobOut.digest()).toBe(sha256(aliceData));
+    expect(bobOut.endedAt()!).toBeLessThanOrEqual(aliceReturnedAt);
+  });
+
+  it('a peer of an older version never says done: its close after the end of the pipe ends ours', async () => {
+    const [a, b] = channelPair();
+    const out = sink();
+    const pipe = runPipe(a, source(Buffer.from('hello')), out);
+    // the older peer: reads until our EOS, sends its own, closes
+    const seen: string[] = [];
+    b.onMessage((m) => seen.push(typeof m === 'string' ? m : m.subarray(0, 1).toString('hex')));
+    await b.send(Buffer.from([0x02]));
+    await new Promise<void>((r) => {
+      const t = setInterval(() => {
+        if (seen.length >= 2) (clearInterval(t), r());
+      }, 5);
+    });
+    b.close();
+    expect(await pipe).toEqual({ sent: 5, received: 0 });
+  });
+
   it('an empty input sends only the end of stream', async () => {
     const [a, b] = channelPair();
     const out = sink();
