@@ -7,7 +7,7 @@
  */
 import { PeerdialError } from '../errors.js';
 import { requireMailAddress } from '../wire/address.js';
-import { Session, createCallCertificate, type CallSession, type SessionFactory } from '../session/index.js';
+import { Session, createCallCertificate, type CallCertificate, type CallSession, type SessionFactory } from '../session/index.js';
 import type { IceConfig } from '../session/types.js';
 import type { PeerdialMessage } from '../wire/message.js';
 import type { Received } from './account.js';
@@ -79,7 +79,7 @@ export class Phone {
   private makeOffer(rec: OutgoingRecord): void {
     rec.attempts++;
     this.iceFor(rec)
-      .then(async (ice) => this.sessions.createOffer({ ice, certificate: (rec.certificate ??= await createCallCertificate()), ...(rec.media ? { media: rec.media } : {}) }))
+      .then(async (ice) => this.sessions.createOffer({ ice, certificate: pemFiles((rec.certificate ??= await createCallCertificate())), ...(rec.media ? { media: rec.media } : {}) }))
       .then(
       ({ session, sdp }) => {
         rec.session = session;
@@ -284,7 +284,7 @@ export class Phone {
         // Keep the answer usable while it travels back by mail (behind a filtering NAT the
         // callee's ICE would give up after ~40 s), media calls too.
         const keepAnswerMs = this.o.calleeConnectTimeoutMs ?? 180_000;
-        const answered = await this.sessions.acceptOffer(inc.offer.sdp, { ice, certificate: (rec.certificate ??= await createCallCertificate()), ...(media ? { media } : {}), ...(keepAnswerMs ? { keepAnswerMs } : {}) });
+        const answered = await this.sessions.acceptOffer(inc.offer.sdp, { ice, certificate: pemFiles((rec.certificate ??= await createCallCertificate())), ...(media ? { media } : {}), ...(keepAnswerMs ? { keepAnswerMs } : {}) });
         rec.peerSdp = inc.offer.sdp;
         const session = answered.session;
         const sdp = rec.mapping ? addMappedCandidate(answered.sdp, rec.mapping) : answered.sdp;
@@ -420,4 +420,9 @@ export class Phone {
     }
     await Promise.all([...this.calls.values()].map((r) => r.chain));
   }
+}
+
+/** A call certificate as session options carry it: its two files only (they cross to a session host). */
+function pemFiles(c: CallCertificate): { certPemFile: string; keyPemFile: string } {
+  return { certPemFile: c.certPemFile, keyPemFile: c.keyPemFile };
 }
