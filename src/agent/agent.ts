@@ -27,6 +27,7 @@ import { Desk } from './desk.js';
 import { capabilitiesOf } from '../store/contacts.js';
 import { forwardAllows } from './policy.js';
 import { recheckKept, type RecheckResult } from './kept.js';
+import { relaysFor } from './relays.js';
 
 export function iceFromConfig(account: Account): IceConfig {
   const ice = account.config.ice;
@@ -150,6 +151,7 @@ export class Agent {
     this.phone = new Phone({
       account: o.account,
       ice: iceFromConfig(o.account),
+      ...(relaysFor(o.account.config.ice) ? { relays: relaysFor(o.account.config.ice)! } : {}),
       ...(this.sessionHosts ? { sessions: this.sessionHosts } : {}),
       send: () => (remote ? remote.poke() : this.outbox.poke()),
       // the caller's answer is expected: check the mailbox at a short interval meanwhile (this agent's own watcher)

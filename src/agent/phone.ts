@@ -21,6 +21,8 @@ import { addressesFromSdp } from './sdp-addresses.js';
 import { realTimers, type Timers } from '../util/timers.js';
 import { sanitizeText } from '../wire/sanitize.js';
 import { addMappedCandidate, freeUdpPort, pinnedIce } from './mapped-ice.js';
+import { withRelays, type Relays } from './relays.js';
+import { callPath } from '../session/relay.js';
 import type { PortMapping } from '../address/portmap.js';
 
 export type Direction = 'out' | 'in';
@@ -74,6 +76,8 @@ export interface RingingCall {
 export interface PhoneOptions {
   account: Account;
   ice: IceConfig;
+  /** The TURN relays of `[ice] turn`, added to every call's ICE settings (agent/relays.ts). */
+  relays?: Relays;
   /** Something was queued in the outbox: send it soon. */
   send: () => void;
   timers?: Timers;
@@ -395,6 +399,7 @@ export class Phone {
         callId: rec.callId,
         outcome: out.outcome,
         ...(out.detail ? { detail: out.detail } : {}),
+        ...(out.outcome === 'connected' && callPath(rec.connected?.pair) ? { path: callPath(rec.connected?.pair)! } : {}),
         ...(out.outcome === 'hung-up' ? { durationMs: Date.now() - rec.started } : {}),
       });
       return;
@@ -569,18 +574,19 @@ export class Phone {
    * router forwards (a failure is reported and the call goes on without).
    */
   private async iceFor(rec: OutgoingRecord | IncomingRecord): Promise<IceConfig> {
+    const ice = await withRelays(this.o.ice, this.o.relays, (error) => this.emit({ type: 'error', error }));
     const method = this.o.portMapping;
-    if (!method || method === 'off') return this.o.ice;
+    if (!method || method === 'off') return ice;
     await rec.mapping?.unmap().catch(() => undefined);
     delete rec.mapping;
     try {
       const { mapUdpPort } = await import('../address/portmap.js');
       const internalPort = await freeUdpPort();
       rec.mapping = await mapUdpPort({ internalPort, method, ttlSeconds: 3600, timeoutMs: 3000 });
-      return pinnedIce(this.o.ice, rec.mapping);
+      return pinnedIce(ice, rec.mapping);
     } catch (err) {
       this.emit({ type: 'error', error: new Error(`no router port mapping for this call (${(err as Error).message}); going on without`) });
-      return this.o.ice;
+      return ice;
     }
   }
 

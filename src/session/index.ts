@@ -26,11 +26,13 @@ export {
   noCommonFamily,
   type DtlsSetup,
 } from './sdp.js';
+export { relayIceServers, callPath, describePath, type CallPath, type RelayIceServer } from './relay.js';
 export { createCallCertificate, type CallCertificate, type CertificateOptions } from './certificate.js';
 export type {
   Channel,
   CandidatePair,
   IceConfig,
+  TurnRelay,
   MediaKind,
   MediaDirection,
   MediaSpec,

@@ -43,6 +43,7 @@
  */
 import { PeerConnection, cleanup as nativeCleanup } from 'node-datachannel';
 import type { DataChannel, RtcConfig, Track } from 'node-datachannel';
+import { relayIceServers } from './relay.js';
 import { PeerdialError, isPeerdialError } from '../errors.js';
 import { SessionChannel, deliver, errorText, guarded } from './channel.js';
 import { type CallCertificate, createCallCertificate } from './certificate.js';
@@ -268,7 +269,7 @@ function abortedError(signal: AbortSignal): PeerdialError {
 
 function rtcConfig(ice: IceConfig): RtcConfig {
   // The session checks the peer's certificate itself, at `connected` (see the top of this file).
-  const config: RtcConfig = { iceServers: [...ice.iceServers], disableFingerprintVerification: true };
+  const config: RtcConfig = { iceServers: [...ice.iceServers, ...relayIceServers(ice.turn)], disableFingerprintVerification: true };
   if (ice.bindAddress !== undefined) config.bindAddress = ice.bindAddress;
   if (ice.portRangeBegin !== undefined) config.portRangeBegin = ice.portRangeBegin;
   if (ice.portRangeEnd !== undefined) config.portRangeEnd = ice.portRangeEnd;
