@@ -50,7 +50,7 @@ function bad(url: string, why: string, hint?: string): PeerdialError {
 
 /** The URL with any password replaced by "***", safe to print. */
 export function redact(url: string): string {
-  return url.replace(/^(turns?:(?:\/\/)?[^:@/]*):[^@]*@/i, '$1:***@');
+  return url.replace(/^(turns?:(?:\/\/)?[^:@/]*):.*@/i, '$1:***@');
 }
 
 function decode(s: string, url: string, what: string): string {

@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/config.js';
-import { parseTurnUrl, resolveTurnServers } from '../../src/config/turn.js';
+import { parseTurnUrl, redact, resolveTurnServers } from '../../src/config/turn.js';
 import { callPath, describePath, relayIceServers } from '../../src/session/relay.js';
 
 const FILE = '/home/alice/.config/peerdial/config.toml';
@@ -31,6 +31,9 @@ describe('reading turn URLs', () => {
       password: 's@cret:x',
       display: 'turn:alice@relay.example.org:3479',
     });
+    // an unencoded "@" in the password: the host is after the last one, and nothing of the password is shown
+    expect(parseTurnUrl('turn:carol:p@ss@relay.example.org')).toMatchObject({ username: 'carol', password: 'p@ss', host: 'relay.example.org', port: 3478 });
+    expect(redact('turn:carol:p@ss@relay.example.org')).toBe('turn:carol:***@relay.example.org');
     expect(parseTurnUrl('turn:bob@[2001:db8::5]?transport=udp')).toEqual({ host: '2001:db8::5', port: 3478, username: 'bob', display: 'turn:bob@[2001:db8::5]:3478' });
   });
 
