@@ -14,7 +14,8 @@
  *   the relay with the right password (from the URL, and from a 0600 file)
  *   and reports a wrong one as refused.
  */
-import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { callPath, describePath } from '../src/session/relay.js';
@@ -60,12 +61,13 @@ describe('a TURN relay the user chose, in network namespaces (root)', () => {
       ]),
       turn: { user: USER, password: PASSWORD },
     });
-    dir = `/tmp/${net.prefix}turn`;
+    dir = join(tmpdir(), `${net.prefix}turn`);
     mkdirSync(dir, { recursive: true });
   }, 120_000);
 
   afterAll(async () => {
     await net?.destroy();
+    if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   it(
