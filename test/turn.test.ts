@@ -74,8 +74,9 @@ describe('a TURN relay the user chose, in network namespaces (root)', () => {
     'with the relay configured every pair connects; the pairs that cannot meet directly say "relayed"',
     async () => {
       const pairs = KINDS.flatMap((from) => KINDS.map((to) => [from, to] as const));
-      // Two calls at a time: with four or more at once through the relay, every
-      // peer here printed nothing for 30 s (not understood yet).
+      // Two calls at a time: with four or more at once, peers here were seen to
+      // print nothing for 30 s before their offer, relay or not (nat.test.ts's
+      // matrix once too); not understood yet.
       const results = await pool(pairs, 2, ([from, to]) =>
         placeCall(net, net.site(`${from}-a`), net.site(`${to}-b`), {
           connectTimeoutMs: CONNECT_TIMEOUT_MS,
