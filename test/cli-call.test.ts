@@ -83,8 +83,12 @@ describe('peerdial call --pipe', () => {
     const got = listener.stdout();
     expect(got.length).toBe(data.length);
     expect(sha256(got)).toBe(sha256(data));
-    expect(caller.stderr()).toMatch(/connected to hitoshi@example\.test via .*127\.0\.0\.1.* <-> .*127\.0\.0\.1.* in \d+ ms/);
+    expect(caller.stderr()).toMatch(/connected to hitoshi@example\.test via .*127\.0\.0\.1.* <-> .*127\.0\.0\.1.* in \d+ ms, direct$/m);
+    expect(listener.stderr()).toMatch(/connected to alice@example\.test via .* <-> .*, direct$/m);
     expect(caller.stderr()).toContain('offer sent by mail; ringing...');
+    // no relay is configured: the call log says the call went direct
+    const log = await (await alice.open()).calls.list();
+    expect(log.filter((e) => e.outcome === 'connected').at(-1)?.path).toBe('direct');
   }, 180_000);
 });
 

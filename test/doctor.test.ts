@@ -15,7 +15,7 @@ import { stunServer } from './harness/stun-responder.js';
 import { natPmpResponder, type NatPmpResponder } from './harness/natpmp-responder.js';
 import { parseStunUrl, type CheckResult } from '../src/doctor/checks.js';
 
-const ALL = ['config', 'imap-login', 'smtp', 'imap-idle', 'sieve', 'mail-kept', 'stun', 'nat', 'port-mapping', 'ipv6'];
+const ALL = ['config', 'imap-login', 'smtp', 'imap-idle', 'sieve', 'mail-kept', 'stun', 'nat', 'turn', 'port-mapping', 'ipv6'];
 
 async function closedUdpPort(): Promise<number> {
   const s = createSocket('udp4');
@@ -101,6 +101,9 @@ describe('doctor on a working mail stack', () => {
     expect(byId(checks, 'stun').detail).toContain('sees this machine at 127.0.0.1:');
     expect(byId(checks, 'nat').verdict).toBe('ok');
     expect(byId(checks, 'nat').detail).toContain('endpoint-independent');
+    // no relay is named by default: the TURN check says there is none and why it matters
+    expect(byId(checks, 'turn')).toMatchObject({ verdict: 'not-checked' });
+    expect(byId(checks, 'turn').detail).toMatch(/^no TURN relay configured \(\[ice\] turn\)/);
     const pm = byId(checks, 'port-mapping');
     expect(pm.verdict, pm.detail).toBe('ok');
     expect(pm.detail).toMatch(/^the router 127\.0\.0\.1 mapped 203\.0\.113\.7:\d+ -> 127\.0\.0\.1:\d+ via natpmp for 60 s, removed again: peers can reach this port even behind a symmetric NAT$/);

@@ -135,7 +135,7 @@ function decodeAddress(value: Buffer, xorKey: Buffer | undefined): MappedAddress
   return { address: compressIPv6(groups), port };
 }
 
-function compressIPv6(groups: string[]): string {
+export function compressIPv6(groups: string[]): string {
   // Longest run of two or more zero groups becomes "::" (RFC 5952).
   let bestStart = -1;
   let bestLength = 0;

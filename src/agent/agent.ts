@@ -24,6 +24,7 @@ import type { Link } from '../link/hooks.js';
 import { pollMailbox } from './poll.js';
 import { Desk } from './desk.js';
 import { recheckKept, type RecheckResult } from './kept.js';
+import { relaysFor } from './relays.js';
 import { carryUnattended } from './unattended.js';
 
 export function iceFromConfig(account: Account): IceConfig {
@@ -140,6 +141,7 @@ export class Agent {
     this.phone = new Phone({
       account: o.account,
       ice: iceFromConfig(o.account),
+      ...(relaysFor(o.account.config.ice) ? { relays: relaysFor(o.account.config.ice)! } : {}),
       ...(this.sessionHosts ? { sessions: this.sessionHosts } : {}),
       send: () => (remote ? remote.poke() : this.outbox.poke()),
       // the caller's answer is expected: check the mailbox at a short interval meanwhile (this agent's own watcher)

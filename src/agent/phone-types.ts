@@ -8,6 +8,7 @@ import type { Channel, CandidatePair, IceConfig, AnswerMedia, MediaSpec } from '
 import type { Account } from './account.js';
 import type { Timers } from '../util/timers.js';
 import type { TrustLevel } from '../store/contacts.js';
+import type { Relays } from './relays.js';
 
 export type Direction = 'out' | 'in';
 
@@ -62,6 +63,8 @@ export interface RingingCall {
 export interface PhoneOptions {
   account: Account;
   ice: IceConfig;
+  /** The TURN relays of `[ice] turn`, added to every call's ICE settings (agent/relays.ts). */
+  relays?: Relays;
   /** Something was queued in the outbox: send it soon. */
   send: () => void;
   timers?: Timers;

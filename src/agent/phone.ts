@@ -7,7 +7,7 @@
  */
 import { PeerdialError } from '../errors.js';
 import { requireMailAddress } from '../wire/address.js';
-import { Session, createCallCertificate, type CallCertificate, type CallSession, type SessionFactory } from '../session/index.js';
+import { Session, callPath, createCallCertificate, type CallCertificate, type CallSession, type SessionFactory } from '../session/index.js';
 import type { IceConfig } from '../session/types.js';
 import type { PeerdialMessage } from '../wire/message.js';
 import type { Received } from './account.js';
@@ -19,6 +19,7 @@ import { decide, trustOf, type PolicyDecision } from './policy.js';
 import { realTimers, type Timers } from '../util/timers.js';
 import { newId } from '../wire/ids.js';
 import { addMappedCandidate, callIce } from './mapped-ice.js';
+import { withRelays } from './relays.js';
 import { sortMail } from './phone-mail.js';
 import type { ActiveCall, CallOptions, PhoneEvent, PhoneOptions, RingingCall } from './phone-types.js';
 import {
@@ -203,6 +204,7 @@ export class Phone {
         callId: rec.callId,
         outcome: out.outcome,
         ...(out.detail ? { detail: out.detail } : {}),
+        ...(out.outcome === 'connected' && callPath(rec.connected?.pair) ? { path: callPath(rec.connected?.pair)! } : {}),
         ...(out.outcome === 'hung-up' ? { durationMs: Date.now() - rec.started } : {}),
       });
       return;
@@ -356,7 +358,8 @@ export class Phone {
    * router forwards (a failure is reported and the call goes on without).
    */
   private iceFor(rec: AnyRecord): Promise<IceConfig> {
-    return callIce(rec, this.o.ice, this.o.portMapping, (error) => this.emit({ type: 'error', error }));
+    const onError = (error: Error) => this.emit({ type: 'error', error });
+    return withRelays(this.o.ice, this.o.relays, onError).then((ice) => callIce(rec, ice, this.o.portMapping, onError));
   }
 
   private finish(rec: AnyRecord): void {

@@ -9,6 +9,7 @@ import { loadConfig, saveConfig, type AccountConfig, type Config, type OAuth2Set
 import type { ServerSettings } from '../config/providers.js';
 import { discover, type DiscoverOptions, type Discovered } from '../config/autoconfig.js';
 import { resolveSecret, type SecretSource } from '../config/secret.js';
+import { parseTurnUrl, redact } from '../config/turn.js';
 import { accountStateDir, defaultConfigPath, defaultStateDir } from '../store/paths.js';
 import { TokenProvider, tokenKey } from '../mail/oauth2.js';
 import { requireMailAddress } from '../wire/address.js';
@@ -39,6 +40,10 @@ export interface InitOptions {
   answer?: AnswerMode;
   ringSeconds?: number;
   iceServers?: string[];
+  /** TURN relays the user chose (`--turn`), turn:USER[:PASS]@HOST:PORT, UDP only. */
+  turn?: string[];
+  /** Where the TURN password comes from when a `turn` URL has none. */
+  turnSecret?: { command?: string; env?: string; file?: string };
   bindAddress?: string;
   downloadDir?: string;
   /**
@@ -154,6 +159,15 @@ export async function init(opts: InitOptions): Promise<InitResult> {
       hint: 'Use --password-command "pass show mail", --password-env VAR, or --password-prompt.',
     });
   }
+  for (const url of opts.turn ?? []) {
+    try {
+      parseTurnUrl(url);
+    } catch (err) {
+      throw new PeerdialError('USAGE', `--turn: ${(err as Error).message}`, { hint: (err as PeerdialError).hint ?? 'Write it as turn:USER:PASSWORD@HOST:PORT.' });
+    }
+  }
+  const misplaced = opts.iceServers?.find((u) => /^turns?:/i.test(u));
+  if (misplaced) throw new PeerdialError('USAGE', `--stun takes STUN servers: give "${redact(misplaced)}" with --turn instead.`);
   const file = defaultConfigPath(opts.config);
   let existing: Config | undefined;
   try {
@@ -198,6 +212,8 @@ export async function init(opts: InitOptions): Promise<InitResult> {
     ice: {
       ...base.ice,
       ...(opts.iceServers ? { servers: opts.iceServers } : {}),
+      ...(opts.turn?.length ? { turn: opts.turn } : {}),
+      ...(opts.turnSecret && Object.keys(opts.turnSecret).length ? { turnSecret: { ...opts.turnSecret, ...(opts.turnSecret.file ? { file: path.resolve(opts.turnSecret.file) } : {}) } } : {}),
       ...(opts.bindAddress ? { bindAddress: opts.bindAddress } : {}),
     },
     accounts: [...base.accounts.filter((a) => a.email !== email), account],

@@ -5,7 +5,7 @@ import type { GlobalOptions } from './output.js';
 export function register(program: Command, globals: () => GlobalOptions): void {
   program
     .command('doctor')
-    .description('check config, IMAP login and IDLE (timed with a mail to yourself), SMTP, STUN, NAT, port mapping and IPv6, each with a hint')
+    .description('check config, IMAP login and IDLE (timed with a mail to yourself), SMTP, STUN, NAT, the TURN relay, port mapping and IPv6, each with a hint')
     .option('--timeout <seconds>', 'time allowed for each network step', '20')
     .option('--gateway <ip>', 'the router to ask for a test port mapping (default: the IPv4 default gateway)')
     .option('--map-method <method>', 'how to ask it: auto, natpmp, upnp, or off (no port-mapping check)', 'auto')

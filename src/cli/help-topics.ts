@@ -22,7 +22,9 @@ call log, the agent's socket) lives in state_dir/accounts/ADDRESS/.
   poll_seconds   mailbox check interval without IDLE (60)
   idle_seconds   IDLE is re-issued this often, 10-1740 (1500)
   single_call    true: a second incoming call gets "busy"
-[ice]            servers (STUN/TURN URLs), bind_address, port_range_begin/_end
+[ice]            servers (STUN URLs), bind_address, port_range_begin/_end,
+                 turn = ["turn:USER:PASS@HOST:PORT"]: relays you chose (UDP only;
+                 none by default); turn_password_command | _env | _file (0600)
 [forward]        allow = ["HOST:PORT", "HOST:*"]: a machine-wide bound on the
                  targets each contact may reach (contacts allow NAME forward=...)
 [[accounts]]     email, name, folder (Peerdial), [accounts.imap], [accounts.smtp]:

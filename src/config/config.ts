@@ -4,7 +4,8 @@
  * an error naming the file, the line and the nearest valid key.
  *
  *   [defaults]              ring_seconds, who_may_call, answer, download_dir, state_dir, account
- *   [ice]                   servers, bind_address, port_range_begin, port_range_end, port_mapping
+ *   [ice]                   servers (STUN), turn (relays, UDP only) + turn_password_command | _env | _file,
+ *                           bind_address, port_range_begin, port_range_end, port_mapping
  *   [forward]               allow = ["127.0.0.1:8554"]  targets callers may reach with --forward
  *   [link]                  up, down, timeout_seconds, idle_down_seconds, poll_minutes  (dial-up style links)
  *   [[wake]]                email, mac, address, port, config  (machines `peerdial wake-relay` wakes)
@@ -22,6 +23,7 @@ import { PeerdialError } from '../errors.js';
 import { writeFileAtomic } from '../store/files.js';
 import type { AccountConfig, Config, IceSettings, LinkSettings, ServerConfig, WakeTarget } from './types.js';
 import { parseMac } from '../address/wol.js';
+import { parseTurnUrl, redact } from './turn.js';
 import { ACCOUNTS, DEFAULTS, FORWARD, ICE, keyLines, LINK, nearest, OAUTH2_KEYS, PASSWORD_KEYS, SECTIONS, SERVER, TOP, WAKE, type KeyType, type SchemaContext, type SectionSpec, type TomlValue } from './schema.js';
 
 export type { WhoMayCall, OAuth2Provider, OAuth2Settings, ServerConfig, AccountConfig, IceSettings, LinkSettings, WakeTarget, Config } from './types.js';
@@ -168,6 +170,19 @@ class Reader {
   }
 }
 
+/** `[ice]`: STUN in servers, TURN in turn, and every TURN URL one peerdial can use. */
+function checkTurn(r: Reader, ice: IceSettings): void {
+  const misplaced = ice.servers.find((u) => /^turns?:/i.test(u));
+  if (misplaced !== undefined) r.fail('ice.servers', `holds STUN servers only: move "${redact(misplaced)}" to ice.turn`);
+  for (const [i, url] of (ice.turn ?? []).entries()) {
+    try {
+      parseTurnUrl(url);
+    } catch (err) {
+      r.fail(`ice.turn[${i}]`, (err as Error).message.replace(/^TURN server /, ''), 'ice.turn');
+    }
+  }
+}
+
 export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv = process.env): Config {
   let doc: Table;
   try {
@@ -184,6 +199,7 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
   for (const k of Object.keys(doc)) if (!top.includes(k)) r.unknown('', '', k, top);
   const cfg = r.section(DEFAULTS, doc.defaults ?? {}, 'defaults', { file, ice: { servers: [] }, forwardAllow: [], accounts: [] } as unknown as Config);
   cfg.ice = r.section(ICE, doc.ice ?? {}, 'ice', {} as IceSettings);
+  checkTurn(r, cfg.ice);
   cfg.forwardAllow = r.section(FORWARD, doc.forward ?? {}, 'forward', { allow: [] as string[] }).allow;
   if (doc.link !== undefined) cfg.link = r.section(LINK, doc.link, 'link', {} as LinkSettings);
   const wake = r.list(WAKE as SectionSpec<unknown>, doc.wake).map((w, i) => r.section(WAKE, w, `wake[${i}]`, {} as WakeTarget, 'wake'));

@@ -112,10 +112,30 @@ export const DEFAULTS: SectionSpec<Config> = {
   ],
 };
 
+const turnSecret = (i: IceSettings) => (i.turnSecret ??= {});
+
 export const ICE: SectionSpec<IceSettings> = {
   name: 'ice',
   keys: [
-    prop('servers', { kind: 'strings' }, 'servers', 'STUN/TURN servers (stun:HOST:PORT, turn:USER:PASS@HOST:PORT)', { fallback: [] }),
+    prop('servers', { kind: 'strings' }, 'servers', 'STUN servers (stun:HOST:PORT); TURN relays go in turn', { fallback: [] }),
+    {
+      key: 'turn',
+      type: { kind: 'strings', item: /^turns?:/i, itemText: '"turn:USER:PASS@HOST:PORT"' },
+      doc: 'TURN relays you run or chose (turn:USER:PASS@HOST:PORT; UDP only); none by default',
+      read: (i, v) => {
+        if ((v as string[]).length > 0) i.turn = v as string[];
+      },
+      write: (i) => (i.turn?.length ? i.turn : undefined),
+    },
+    { key: 'turn_password_command', type: str, doc: 'prints the TURN password (for turn URLs without one)', read: (i, v) => (turnSecret(i).command = v as string), write: (i) => i.turnSecret?.command },
+    { key: 'turn_password_env', type: str, doc: 'environment variable holding the TURN password', read: (i, v) => (turnSecret(i).env = v as string), write: (i) => i.turnSecret?.env },
+    {
+      key: 'turn_password_file',
+      type: str,
+      doc: 'file (mode 0600) whose first line is the TURN password',
+      read: (i, v, ctx) => (turnSecret(i).file = resolvePath(ctx, v as string)),
+      write: (i) => i.turnSecret?.file,
+    },
     prop('bind_address', str, 'bindAddress', 'the local address sessions bind to'),
     prop('port_range_begin', int(1024, 65535), 'portRangeBegin', 'lowest UDP port for sessions'),
     prop('port_range_end', int(1024, 65535), 'portRangeEnd', 'highest UDP port for sessions'),

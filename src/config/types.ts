@@ -54,7 +54,12 @@ export interface AccountConfig {
 }
 
 export interface IceSettings {
+  /** STUN servers (stun:HOST:PORT); TURN relays go in `turn`. */
   servers: string[];
+  /** TURN relays the user chose (turn:USER[:PASS]@HOST:PORT, UDP only); none by default. */
+  turn?: string[];
+  /** Where the TURN password comes from when a `turn` URL has none. */
+  turnSecret?: { command?: string; env?: string; file?: string };
   bindAddress?: string;
   portRangeBegin?: number;
   portRangeEnd?: number;

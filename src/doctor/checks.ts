@@ -35,7 +35,7 @@ import { watchedMailboxes } from '../agent/mailbox.js';
 export type CheckVerdict = 'ok' | 'warn' | 'fail' | 'not-checked';
 
 export interface CheckResult {
-  id: 'config' | 'imap-login' | 'imap-idle' | 'smtp' | 'sieve' | 'mail-kept' | 'stun' | 'nat' | 'port-mapping' | 'ipv6';
+  id: 'config' | 'imap-login' | 'imap-idle' | 'smtp' | 'sieve' | 'mail-kept' | 'stun' | 'nat' | 'turn' | 'port-mapping' | 'ipv6';
   title: string;
   verdict: CheckVerdict;
   detail: string;
@@ -65,11 +65,13 @@ const TITLES: Record<CheckResult['id'], string> = {
   'mail-kept': 'peerdial mail stays until peerdial reads it',
   stun: 'STUN reachability',
   nat: 'NAT behaviour',
+  turn: 'TURN relay (allocation over UDP)',
   'port-mapping': 'port mapping (UPnP-IGD, NAT-PMP/PCP)',
   ipv6: 'IPv6',
 };
 
 export { parseStunUrl } from '../address/discover.js';
+import { checkTurn } from './turn.js';
 import { parseStunUrl } from '../address/discover.js';
 
 function describe(err: unknown): { detail: string; hint?: string } {
@@ -111,7 +113,7 @@ export async function runDoctor(o: DoctorOptions = {}): Promise<CheckResult[]> {
     if (cfg) {
       skip(['imap-login', 'imap-idle', 'smtp', 'sieve', 'mail-kept'], 'needs a usable account');
     } else {
-      skip(['imap-login', 'imap-idle', 'smtp', 'sieve', 'mail-kept', 'stun', 'nat'], 'needs the config');
+      skip(['imap-login', 'imap-idle', 'smtp', 'sieve', 'mail-kept', 'stun', 'nat', 'turn'], 'needs the config');
     }
   }
 
@@ -243,6 +245,7 @@ export async function runDoctor(o: DoctorOptions = {}): Promise<CheckResult[]> {
       }
     }
   }
+  if (cfg) await checkTurn(cfg, report, { timeoutMs: Math.min(timeoutMs, 5000), ...(o.signal ? { signal: o.signal } : {}) });
   // ---- port mapping: map an ephemeral UDP port for 60 s and remove it again
   const pm = o.portMapping ?? {};
   if (pm.method === 'off') report('port-mapping', 'not-checked', 'skipped (--map-method off)');

@@ -18,6 +18,7 @@ import { freeUdpPort } from './ports.js';
 import { noCommonFamily } from './sdp.js';
 import { abortedError } from './session-errors.js';
 import type { CandidatePair, IceConfig } from './types.js';
+import { relayIceServers } from './relay.js';
 
 /** What the current connection reports, handed to the session. */
 export interface ConnectionEvents {
@@ -33,7 +34,7 @@ let connectionCounter = 0;
 
 export function rtcConfig(ice: IceConfig): RtcConfig {
   // The session checks the peer's certificate itself, at `connected` (see index.ts).
-  const config: RtcConfig = { iceServers: [...ice.iceServers], disableFingerprintVerification: true };
+  const config: RtcConfig = { iceServers: [...ice.iceServers, ...relayIceServers(ice.turn)], disableFingerprintVerification: true };
   if (ice.bindAddress !== undefined) config.bindAddress = ice.bindAddress;
   if (ice.portRangeBegin !== undefined) config.portRangeBegin = ice.portRangeBegin;
   if (ice.portRangeEnd !== undefined) config.portRangeEnd = ice.portRangeEnd;

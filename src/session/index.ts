@@ -73,11 +73,13 @@ export {
   type DtlsSetup,
 } from './sdp.js';
 export { checkRemoteDescription, type DescriptionCheck } from './description-check.js';
+export { relayIceServers, callPath, describePath, type CallPath, type RelayIceServer } from './relay.js';
 export { createCallCertificate, type CallCertificate, type CertificateOptions } from './certificate.js';
 export type {
   Channel,
   CandidatePair,
   IceConfig,
+  TurnRelay,
   MediaKind,
   MediaDirection,
   MediaSpec,

@@ -5,12 +5,22 @@
 
 /** ICE configuration, from the user's config. Nothing is hard-wired. */
 export interface IceConfig {
-  /** STUN/TURN servers, e.g. "stun:stun.example.org:3478". Only the first STUN one is used by libjuice. */
+  /** STUN servers, e.g. "stun:stun.example.org:3478". Only the first STUN one is used by libjuice. */
   iceServers: string[];
   /** Bind ICE to this local address (tests: 127.0.0.1 or a namespace address). */
   bindAddress?: string;
   portRangeBegin?: number;
   portRangeEnd?: number;
+  /** TURN relays the user configured (over UDP); relay candidates are gathered only with these. */
+  turn?: TurnRelay[];
+}
+
+/** A TURN relay with its credentials (config/turn.ts reads them). */
+export interface TurnRelay {
+  host: string;
+  port: number;
+  username: string;
+  password: string;
 }
 
 /** A reliable, ordered message channel over the session. */

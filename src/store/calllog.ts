@@ -16,6 +16,8 @@ export interface CallLogEntry {
   /** connected, missed, declined, cancelled, busy, timed-out, failed, rejected, hung-up */
   outcome: string;
   detail?: string;
+  /** outcome "connected": through a TURN relay or directly (from the selected candidate pair). */
+  path?: 'relayed' | 'direct';
   durationMs?: number;
 }
 

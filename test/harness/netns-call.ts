@@ -22,6 +22,8 @@ export class PeerProcess {
   readonly #child: ChildProcess;
   #waiters: Array<() => void> = [];
   #exited = false;
+  /** How the process ended ("code 0", "signal SIGSEGV"), once it has. */
+  exit: string | undefined;
 
   constructor(child: ChildProcess) {
     this.#child = child;
@@ -44,7 +46,8 @@ export class PeerProcess {
     child.stdin!.on('error', (err: Error) => {
       if (this.stderr.length < 200) this.stderr.push(`(stdin: ${err.message})`);
     });
-    child.once('exit', () => {
+    child.once('exit', (code, signal) => {
+      this.exit = signal ? `signal ${signal}` : `code ${code}`;
       this.#exited = true;
       for (const w of this.#waiters.splice(0)) w();
     });
@@ -127,6 +130,10 @@ export interface PeerOptions {
   dir?: string;
   /** Override the site's ICE servers. */
   iceServers?: string[];
+  /** TURN relays for this peer (IceConfig.turn). */
+  turn?: Array<{ host: string; port: number; username: string; password: string }>;
+  /** Offerer: send this many random bytes as a file after the echo; answerer: save it into `dir` (see netns-peer.mjs). */
+  transfer?: { bytes: number; dir: string };
 }
 
 export function startPeer(net: Network, site: Site, role: 'offerer' | 'answerer', opts: PeerOptions = {}): PeerProcess {
@@ -135,7 +142,7 @@ export function startPeer(net: Network, site: Site, role: 'offerer' | 'answerer'
   }
   const config = {
     role,
-    ice: { iceServers: opts.iceServers ?? site.iceServers, bindAddress: site.bindAddress },
+    ice: { iceServers: opts.iceServers ?? site.iceServers, bindAddress: site.bindAddress, ...(opts.turn ? { turn: opts.turn } : {}) },
     connectTimeoutMs: opts.connectTimeoutMs ?? 20_000,
     natpmp: opts.natpmp && site.gateway ? { gateway: site.gateway } : undefined,
     stripEndOfCandidates: opts.stripEndOfCandidates,
@@ -143,6 +150,7 @@ export function startPeer(net: Network, site: Site, role: 'offerer' | 'answerer'
     keepAnswerMs: opts.keepAnswerMs,
     keepAnswerRefreshMs: opts.keepAnswerRefreshMs,
     dir: opts.dir,
+    transfer: opts.transfer,
   };
   return new PeerProcess(net.spawnInNs(site.hostNs, [PEER_SCRIPT, JSON.stringify(config)]));
 }
@@ -155,6 +163,10 @@ export interface CallResult {
   ms?: number;
   /** Selected pair as seen by the callee (the caller's view is unreliable in libjuice). */
   pair?: { local: string; remote: string };
+  /** Selected pair as the caller reported it. */
+  callerPair?: { local: string; remote: string };
+  /** With a transfer: what the caller sent and what the callee has on disk. */
+  transfer?: { sent?: { sha256: string; bytes: number; status: string; ms: number }; received?: { sha256: string; bytes: number; status: string } };
   echo?: boolean;
   failure?: { side: 'caller' | 'callee'; code: string; message: string; hint?: string };
   callerLog: string[];
@@ -195,7 +207,7 @@ export async function placeCall(net: Network, from: Site, to: Site, opts: CallOp
     result.failure = {
       side,
       code: String(f?.code ?? 'HARNESS'),
-      message: f ? String(f.message) : `${what}; stderr: ${p.stderr.join('').slice(-2000)}`,
+      message: f ? String(f.message) : `${what}${p.exit ? ` (exited: ${p.exit})` : ''}; stderr: ${p.stderr.join('').slice(-2000)}; stdout: ${JSON.stringify(p.events.slice(0, 5))}`,
     };
   };
   try {
@@ -220,8 +232,18 @@ export async function placeCall(net: Network, from: Site, to: Site, opts: CallOp
       result.connected = true;
       result.ms = Number(a.ms);
       result.pair = b.pair as CallResult['pair'];
+      result.callerPair = a.pair as CallResult['pair'];
       const echo = await caller.waitFor(['echo'], 6000);
       result.echo = echo?.ok === true;
+      if (opts.caller?.transfer) {
+        // no upper bound of its own: the transfer ends, or a peer fails and exits
+        const sent = await caller.waitFor(['sent', 'failed'], 2_000_000_000);
+        const received = await callee.waitFor(['received'], 2_000_000_000);
+        result.transfer = {
+          ...(sent?.type === 'sent' ? { sent: sent as unknown as NonNullable<CallResult['transfer']>['sent'] } : {}),
+          ...(received ? { received: received as unknown as NonNullable<CallResult['transfer']>['received'] } : {}),
+        };
+      }
     } else {
       const bad = a?.type === 'failed' ? { side: 'caller' as const, ev: a } : b?.type === 'failed' ? { side: 'callee' as const, ev: b } : undefined;
       if (bad) {

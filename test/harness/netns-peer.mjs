@@ -8,6 +8,12 @@
 //            natpmp?: { gateway }, stripEndOfCandidates?: boolean,
 //            stripCandidates?: boolean, keepAnswerMs?: number,
 //            keepAnswerRefreshMs?: number, dir?: string }
+//   ice.turn: TURN relays ({ host, port, username, password }), as IceConfig.
+//   transfer: { bytes, dir }: after the echo the offerer writes `bytes` random
+//   bytes to dir/payload.bin and sends the file with the file carrier on a
+//   channel "file" -> {type:'sent', sha256, bytes, status, ms}; the answerer
+//   saves it into dir and reads the saved file back ->
+//   {type:'received', sha256, bytes, status} (the SHA-256 of what is on disk).
 //   keepAnswerMs, keepAnswerRefreshMs (answerer): Session.acceptOffer's
 //   options; the certificate is made by createCallCertificate() in `dir` when
 //   given (removed at exit), else by the Session itself.
@@ -21,8 +27,10 @@
 //
 // argv[2] may instead be { role: 'stun', servers, localAddress, timeoutMs }:
 // runs stunBinding + natMapping and prints {type:'stun', ...}.
+import { createHash, randomBytes } from 'node:crypto';
 import { createSocket } from 'node:dgram';
-import { mkdirSync } from 'node:fs';
+import { createReadStream, mkdirSync, openSync, writeSync, closeSync } from 'node:fs';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 
 const config = JSON.parse(process.argv[2] ?? '{}');
@@ -149,6 +157,48 @@ function report(err) {
   emit({ type: 'failed', t: since(), code: err?.code ?? 'ERROR', message: String(err?.message ?? err), hint: err?.hint });
 }
 
+async function sha256Of(file) {
+  const h = createHash('sha256');
+  let bytes = 0;
+  for await (const chunk of createReadStream(file)) {
+    h.update(chunk);
+    bytes += chunk.length;
+  }
+  return { sha256: h.digest('hex'), bytes };
+}
+
+async function sendPayload() {
+  const { sendFiles } = await import('../../dist/carriers/index.js');
+  mkdirSync(config.transfer.dir, { recursive: true });
+  const file = join(config.transfer.dir, 'payload.bin');
+  const fd = openSync(file, 'wx', 0o600);
+  for (let left = config.transfer.bytes; left > 0; left -= 1 << 20) writeSync(fd, randomBytes(Math.min(left, 1 << 20)));
+  closeSync(fd);
+  const { sha256, bytes } = await sha256Of(file);
+  const t = performance.now();
+  const ch = await session.openChannel('file');
+  const [sent] = await sendFiles(ch, [file]);
+  emit({ type: 'sent', sha256, bytes, status: sent?.status, ms: Math.round(performance.now() - t) });
+}
+
+function receivePayload() {
+  session.onChannel((ch) => {
+    if (ch.label !== 'file') return;
+    void (async () => {
+      try {
+        const { receiveFiles } = await import('../../dist/carriers/index.js');
+        const got = await receiveFiles(ch, { dir: config.transfer.dir });
+        for (const f of got) {
+          const disk = f.path ? await sha256Of(f.path) : { sha256: undefined, bytes: 0 };
+          emit({ type: 'received', ...disk, status: f.status });
+        }
+      } catch (err) {
+        emit({ type: 'received', status: 'error', message: String(err?.message ?? err) });
+      }
+    })();
+  });
+}
+
 async function connectAndEcho() {
   try {
     const c = await session.connected({ timeoutMs: connectTimeoutMs });
@@ -159,7 +209,9 @@ async function connectAndEcho() {
       await c.channel.send('ping');
       const reply = await Promise.race([got, new Promise((r) => setTimeout(() => r(undefined), 5000))]);
       emit({ type: 'echo', ok: reply === 'pong', ms: Math.round(performance.now() - tSend) });
+      if (config.transfer) await sendPayload();
     } else {
+      if (config.transfer) receivePayload();
       c.channel.onMessage((m) => {
         if (m === 'ping') c.channel.send('pong').catch(() => undefined);
       });

@@ -5,7 +5,8 @@
  * benchmarking (198.18.0.0/24) and documentation (2001:db8::/32) addresses;
  * the root namespace gets no interface, address or rule.
  *
- *   pub (bridge br0, coturn STUN-only on 198.18.0.2 + .3 and 2001:db8::2)
+ *   pub (bridge br0, coturn on 198.18.0.2 + .3 and 2001:db8::2: STUN only, or
+ *        STUN + TURN over UDP with one user when BuildOptions.turn is given)
  *    |-- site "public":    host 198.18.0.x directly on the bridge
  *    |-- site behind NAT:  router (wan0 198.18.0.x, lan0 10.0.i.1) -- host 10.0.i.2
  *    `-- site "v6only":    router (wan0 2001:db8::x, lan0 2001:db8:i::1) -- host 2001:db8:i::2
@@ -72,6 +73,8 @@ export interface Network {
   stun: { v4: [string, string]; v6: string; port: number };
   /** `stun:` URLs of the IPv4 STUN server addresses. */
   stunServers: string[];
+  /** With BuildOptions.turn: coturn's TURN service (UDP, long-term credentials) at the first IPv4 address. */
+  turn?: { host: string; port: number; user: string; password: string; realm: string };
   /** Run a command in a namespace; resolves with stdout, rejects with stderr in the message. */
   exec(ns: string, cmd: string, args: string[], input?: string): Promise<string>;
   /** Start `node <args>` in a namespace (cwd: the repo); killed on destroy(). */
@@ -87,7 +90,11 @@ export interface BuildOptions {
   sites: SiteSpec[];
   /** Extra log lines to stderr while building. */
   verbose?: boolean;
+  /** coturn also relays (TURN over UDP, long-term credentials) for this one user; otherwise it is STUN only. */
+  turn?: { user: string; password: string };
 }
+
+const TURN_REALM = 'peerdial.test';
 
 const PUB_V4 = { gw: '198.18.0.1', stun1: '198.18.0.2', stun2: '198.18.0.3' };
 const PUB_V6 = { gw: '2001:db8::1', stun: '2001:db8::2' };
@@ -266,10 +273,34 @@ export async function buildNetwork(opts: BuildOptions): Promise<Network> {
     for (const a of [PUB_V6.gw, PUB_V6.stun]) await ip('-n', pub, '-6', 'addr', 'add', `${a}/64`, 'dev', 'br0', 'nodad');
     await sysctl(pub, 'net.ipv6.conf.all.forwarding=1');
 
-    // --- coturn, STUN only ----------------------------------------------------
+    // --- coturn: STUN only, or STUN + TURN over UDP for one user ----------------
+    const relay = opts.turn
+      ? [
+          '--lt-cred-mech',
+          '--user',
+          `${opts.turn.user}:${opts.turn.password}`,
+          '--realm',
+          TURN_REALM,
+          '--relay-ip',
+          PUB_V4.stun1,
+          '--min-port',
+          '50000',
+          '--max-port',
+          '59999',
+          '--no-tcp-relay',
+          // The sites' private addresses (host candidates) are not routed on
+          // the public segment; coturn ends an allocation whose relay socket
+          // fails to send there (ENETUNREACH), so it refuses them as peers,
+          // as relays on the Internet commonly do.
+          '--denied-peer-ip',
+          '10.0.0.0-10.255.255.255',
+          '--no-tcp',
+          '--fingerprint',
+        ]
+      : ['--stun-only'];
     const turn = spawnCmdInNs(pub, 'turnserver', [
       '-n', // no config file
-      '--stun-only',
+      ...relay,
       '--no-cli',
       '--no-tls',
       '--no-dtls',
@@ -411,6 +442,7 @@ export async function buildNetwork(opts: BuildOptions): Promise<Network> {
     },
     stun: { v4: [PUB_V4.stun1, PUB_V4.stun2], v6: PUB_V6.stun, port: STUN_PORT },
     stunServers: [`stun:${PUB_V4.stun1}:${STUN_PORT}`, `stun:${PUB_V4.stun2}:${STUN_PORT}`],
+    ...(opts.turn ? { turn: { host: PUB_V4.stun1, port: STUN_PORT, user: opts.turn.user, password: opts.turn.password, realm: TURN_REALM } } : {}),
     exec: (ns, cmd, args, input) => inNs(ns, cmd, args, input),
     spawnInNs: (ns, args) => spawnCmdInNs(ns, process.execPath, args),
     spawnCmdInNs,

@@ -100,6 +100,10 @@ single_call = true
 account = "alice@example.org"
 [ice]
 servers = ["stun:127.0.0.1:3478"]
+turn = ["turn:alice@127.0.0.1:3478"]
+turn_password_command = "pass show relay"
+turn_password_env = "RELAY_PW"
+turn_password_file = "/etc/relay-password"
 bind_address = "127.0.0.1"
 port_range_begin = 40000
 port_range_end = 40100

@@ -12,12 +12,13 @@ import { idArgument } from '../../wire/ids.js';
 import { StrangerLines, countStranger, describeStrangers, type StrangerTally } from '../../store/strangers.js';
 import { Link, type LinkEvent } from '../../link/hooks.js';
 import { PeerdialError } from '../../errors.js';
+import { callPath, describePath } from '../../session/relay.js';
 
 /** One line per event, for the journal or a terminal; JSON with --json. Every field from mail or a peer is sanitised. */
 export function describeEvent(e: AgentEvent): string | undefined {
   switch (e.type) {
     case 'connected':
-      if ('call' in e) return `call ${safe(e.call.callId)} ${e.call.direction === 'in' ? 'from' : 'to'} ${safe(e.call.peer)}: connected via ${safe(e.call.pair.local)} <-> ${safe(e.call.pair.remote)} in ${e.call.setupMs} ms`;
+      if ('call' in e) return `call ${safe(e.call.callId)} ${e.call.direction === 'in' ? 'from' : 'to'} ${safe(e.call.peer)}: connected via ${safe(e.call.pair.local)} <-> ${safe(e.call.pair.remote)} in ${e.call.setupMs} ms, ${safe(describePath(e.call.pair))}`;
       return `mailbox connected (${e.idle ? 'IDLE' : 'polling'})`;
     case 'state':
       return `call ${safe(e.callId)} ${e.direction === 'in' ? 'from' : 'to'} ${safe(e.peer)}: ${safe(e.state)}`;
@@ -57,7 +58,7 @@ export function describeEvent(e: AgentEvent): string | undefined {
 }
 
 function jsonEvent(e: AgentEvent): unknown {
-  if (e.type === 'connected' && 'call' in e) return { type: e.type, callId: e.call.callId, direction: e.call.direction, peer: e.call.peer, pair: e.call.pair, setupMs: e.call.setupMs };
+  if (e.type === 'connected' && 'call' in e) return { type: e.type, callId: e.call.callId, direction: e.call.direction, peer: e.call.peer, pair: e.call.pair, path: callPath(e.call.pair), setupMs: e.call.setupMs };
   if (e.type === 'ringing') return { type: e.type, callId: e.call.callId, peer: e.call.peer, trust: e.call.trust };
   if ('error' in e && e.error instanceof Error) return { ...e, error: e.error.message };
   return e;

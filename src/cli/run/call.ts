@@ -9,7 +9,7 @@ import { connectControl } from '../../agent/control.js';
 import cliProgress from 'cli-progress';
 import { PeerdialError, isPeerdialError } from '../../errors.js';
 import { leaveMessage } from '../../api/messages.js';
-import { defaultMediaSpec } from '../../session/index.js';
+import { defaultMediaSpec, describePath } from '../../session/index.js';
 import { SharedSource, parseCameraSource, play, recordTo, startSource, type SourceOptions } from '../../media/index.js';
 import { receiveFiles, runChat, runPipe, sendFiles, forwardLocal, parseForwardSpec, openCarrierChannel, settleChannel, viaOf, FORWARD_PROTOCOL, type CarrierChannel } from '../../carriers/index.js';
 import { holdCall, placeCall, startCommandAgent } from './session-ui.js';
@@ -210,7 +210,7 @@ export async function listen(g: GlobalOptions, o: Record<string, any>): Promise<
   try {
     const call = await Promise.race([got, stop]);
     if (call === 'stop') return;
-    status(g, `connected to ${call.peer} via ${call.pair.local} <-> ${call.pair.remote}`);
+    status(g, `connected to ${call.peer} via ${call.pair.local} <-> ${call.pair.remote}, ${describePath(call.pair)}`);
     await holdCall(g, call, async () => {
       if (o.pipe && call.purpose !== 'pipe') status(g, `note: ${call.peer} called for ${call.purpose}, not a pipe`);
       const ch = await channelNamed(call, call.purpose);

@@ -52,6 +52,16 @@ export async function init(g: GlobalOptions, o: Record<string, any>): Promise<vo
     ...(o.answer ? { answer: o.answer } : {}),
     ...(o.ringSeconds ? { ringSeconds: Number(o.ringSeconds) } : {}),
     ...(stun ? { iceServers: stun } : {}),
+    ...(o.turn ? { turn: o.turn as string[] } : {}),
+    ...(o.turnPasswordCommand || o.turnPasswordEnv || o.turnPasswordFile
+      ? {
+          turnSecret: {
+            ...(o.turnPasswordCommand ? { command: String(o.turnPasswordCommand) } : {}),
+            ...(o.turnPasswordEnv ? { env: String(o.turnPasswordEnv) } : {}),
+            ...(o.turnPasswordFile ? { file: String(o.turnPasswordFile) } : {}),
+          },
+        }
+      : {}),
     ...(o.bindAddress ? { bindAddress: o.bindAddress } : {}),
     ...(o.downloadDir ? { downloadDir: o.downloadDir } : {}),
     ...(o.sieve === true ? { sieve: true } : o.sieve === false ? { sieve: false } : o.sieve !== undefined ? { sieve: Number(o.sieve) } : {}),

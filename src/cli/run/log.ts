@@ -10,6 +10,6 @@ export async function log(g: GlobalOptions, o: Record<string, any>): Promise<voi
   if (g.json) return printJson(list);
   const strangers = await acc.strangers.read();
   if (!list.length) say('No calls yet.');
-  else say(table([['WHEN', 'DIR', 'PEER', 'OUTCOME', 'DETAIL'], ...list.map((e) => [e.at, e.direction, e.peer, e.outcome, e.detail ?? ''])]));
+  else say(table([['WHEN', 'DIR', 'PEER', 'OUTCOME', 'DETAIL'], ...list.map((e) => [e.at, e.direction, e.peer, e.path ? `${e.outcome} (${e.path})` : e.outcome, e.detail ?? ''])]));
   if (strangers && !o.missed) say(describeStrangers(strangers));
 }

@@ -5,6 +5,7 @@ import type { ActiveCall, CallOptions, Purpose } from '../../agent/phone-types.j
 import { status, type GlobalOptions } from '../output.js';
 import { connectControl } from '../../agent/control.js';
 import { Link } from '../../link/hooks.js';
+import { describePath } from '../../session/relay.js';
 
 const STATE_LINES: Record<string, string> = {
   gathering: 'gathering addresses...',
@@ -67,7 +68,7 @@ export async function placeCall(g: GlobalOptions, agent: Agent, who: string, pur
       ...extra,
     });
     if (process.stderr.isTTY && !g.quiet) process.stderr.write('\r\x1b[K');
-    status(g, `connected to ${call.peer} via ${call.pair.local} <-> ${call.pair.remote} in ${call.setupMs} ms`);
+    status(g, `connected to ${call.peer} via ${call.pair.local} <-> ${call.pair.remote} in ${call.setupMs} ms, ${describePath(call.pair)}`);
     return call;
   } finally {
     clearInterval(ticker);
