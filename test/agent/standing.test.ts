@@ -99,3 +99,18 @@ describe('the caller side: alice holds hitoshi\'s standing answer', () => {
     expect(err.hint).toMatch(/two mails/);
   });
 });
+
+describe("the callee's call machine on a one-mail call", () => {
+  it('answered on the standing identity: straight to connecting, no answer goes to the outbox', async () => {
+    const { newCallee } = await import('../../src/agent/callee.js');
+    const m = newCallee();
+    const outputs = [
+      ...m.handle({ type: 'policy-auto-answer' }),
+      ...m.handle({ type: 'session-answered-standing' }),
+      ...m.handle({ type: 'session-connected' }),
+    ];
+    expect(m.history).toEqual(['offer-received', 'answering', 'connecting', 'connected']);
+    expect(outputs.filter((o) => o.to === 'outbox')).toEqual([]);
+    expect(outputs).toContainEqual({ to: 'clock', start: 'connect' });
+  });
+});
