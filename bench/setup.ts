@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import type { MailStack } from '../test/harness/mail-stack.js';
 import { waitFor, type Peer } from '../test/harness/peers.js';
 import { Agent, type AgentEvent } from '../src/agent/agent.js';
-import type { ActiveCall } from '../src/agent/phone.js';
+import type { ActiveCall } from '../src/agent/phone-types.js';
 import { log, now, sleep, summarize, type Summary } from './lib.js';
 
 export interface Stamped {

@@ -20,7 +20,7 @@ import { startMailStack, type MailStack } from './harness/mail-stack.js';
 import { waitFor, type Peer, aliceAndHitoshi, type Pair } from './harness/peers.js';
 import { agentOf, endedStates } from './harness/agents.js';
 import { Agent, type AgentEvent } from '../src/agent/agent.js';
-import type { ActiveCall } from '../src/agent/phone.js';
+import type { ActiveCall } from '../src/agent/phone-types.js';
 import { liveSessionCount } from '../src/session/index.js';
 
 const CALLS = Math.max(10, Number(process.env.PEERDIAL_SOAK_CALLS ?? 50));

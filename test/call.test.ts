@@ -15,7 +15,7 @@ import { startMailStack, type MailStack } from './harness/mail-stack.js';
 import { introduce, makePeer, tempDir, waitFor, type Peer } from './harness/peers.js';
 import { agentOf, endedStates } from './harness/agents.js';
 import { Agent, channelNamed, type AgentEvent } from '../src/agent/agent.js';
-import type { ActiveCall } from '../src/agent/phone.js';
+import type { ActiveCall } from '../src/agent/phone-types.js';
 import { runChat } from '../src/carriers/chat.js';
 import { sendFiles } from '../src/carriers/file.js';
 import { isPeerdialError } from '../src/errors.js';

@@ -14,7 +14,7 @@ import { waitFor, type Peer, aliceAndHitoshi, type Pair } from './harness/peers.
 import { agentOf, endedStates } from './harness/agents.js';
 import { Agent, type AgentEvent } from '../src/agent/agent.js';
 import type { Channel } from '../src/session/index.js';
-import type { ActiveCall } from '../src/agent/phone.js';
+import type { ActiveCall } from '../src/agent/phone-types.js';
 import { runChat } from '../src/carriers/chat.js';
 
 let stack: MailStack;

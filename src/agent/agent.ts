@@ -7,7 +7,8 @@
 import { Readable, Writable } from 'node:stream';
 import type { Account } from './account.js';
 import { OutboxLoop, ReplyExpectations, watchInbox, type MailboxEvent } from './mailbox.js';
-import { Phone, type ActiveCall, type PhoneEvent, type CallOptions, type RingingCall } from './phone.js';
+import { Phone } from './phone.js';
+import type { ActiveCall, PhoneEvent, CallOptions, RingingCall } from './phone-types.js';
 import type { Timers } from '../util/timers.js';
 import type { Channel, IceConfig } from '../session/types.js';
 import { SessionHosts, shutdownSessions } from '../session/index.js';

@@ -5,7 +5,7 @@
  *   and the endings: declined, busy, cancelled, timed-out, failed
  *   connecting -> gathering again when the connection failed without
  *   timing out (a native failure a fresh offer may cure), at most
- *   OFFERS_PER_CALL offers in all (session/session.ts says why).
+ *   OFFERS_PER_CALL offers in all (session/options.ts says why).
  *
  * Inputs are named after who sends them (session, outbox, peer = the
  * callee's mail or channel, user, clock); outputs after who carries them

@@ -48,3 +48,28 @@ export function addMappedCandidate(sdp: string, m: { externalHost: string; exter
 export function pinnedIce(ice: IceConfig, mapping: PortMapping): IceConfig {
   return { ...ice, portRangeBegin: mapping.internalPort, portRangeEnd: mapping.internalPort };
 }
+
+/**
+ * ICE settings for one attempt of a call: with `port_mapping`, a local UDP
+ * port the router forwards, kept in `call.mapping` (an earlier one is
+ * removed first). A failure is reported and the call goes on without.
+ */
+export async function callIce(
+  call: { mapping?: PortMapping },
+  ice: IceConfig,
+  method: 'auto' | 'upnp' | 'natpmp' | 'off' | undefined,
+  onError: (err: Error) => void,
+): Promise<IceConfig> {
+  if (!method || method === 'off') return ice;
+  await call.mapping?.unmap().catch(() => undefined);
+  delete call.mapping;
+  try {
+    const { mapUdpPort } = await import('../address/portmap.js');
+    const internalPort = await freeUdpPort();
+    call.mapping = await mapUdpPort({ internalPort, method, ttlSeconds: 3600, timeoutMs: 3000 });
+    return pinnedIce(ice, call.mapping);
+  } catch (err) {
+    onError(new Error(`no router port mapping for this call (${(err as Error).message}); going on without`));
+    return ice;
+  }
+}

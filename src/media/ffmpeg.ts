@@ -23,7 +23,7 @@ import { writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { extname } from 'node:path';
 import { PeerdialError } from '../errors.js';
-import { defaultMediaSpec } from '../session/media.js';
+import { defaultMediaSpec } from '../session/tracks.js';
 import { isRtcp, parseRtp, startsH264Keyframe } from '../session/rtp.js';
 import type { MediaKind, MediaSpec, MediaTrack } from '../session/types.js';
 import { RtspPush, type RtspStream } from './rtsp.js';

@@ -9,10 +9,12 @@
  * A mismatch is a named error (FINGERPRINT_MISMATCH) and nothing was
  * exchanged. This does not remove libdatachannel 0.24.5's PR 1612 race: its
  * checkFingerprint() refuses every certificate while no remote description
- * is stored, verification or not (see session.ts).
+ * is stored, verification or not (see index.ts).
  *
  * Pure: parsing and comparing only.
  */
+import { PeerdialError } from '../errors.js';
+import { errorText } from './channel.js';
 
 export interface Fingerprint {
   /** Hash function name, lower case (`sha-256`). */
@@ -57,6 +59,34 @@ export function checkPeerFingerprint(expected: readonly Fingerprint[], actual: F
     };
   }
   return { ok: true };
+}
+
+/**
+ * The session's check at `connected`: the certificate the connection shows
+ * (`readActual`: node-datachannel's remoteFingerprint(), which may throw)
+ * against the description's lines. Undefined when they match, else the
+ * FINGERPRINT_MISMATCH error to fail with.
+ */
+export function peerCertificateError(
+  expected: readonly Fingerprint[],
+  readActual: () => { value?: unknown; algorithm?: unknown } | null | undefined,
+): PeerdialError | undefined {
+  let actual: Fingerprint | undefined;
+  let why = '';
+  try {
+    const fp = readActual();
+    if (fp && typeof fp.value === 'string' && typeof fp.algorithm === 'string') actual = normalizeFingerprint(fp.algorithm, fp.value);
+  } catch (err) {
+    why = errorText(err);
+  }
+  const check = checkPeerFingerprint(expected, actual);
+  if (check.ok) return undefined;
+  const reason = why ? `${check.reason} (${why})` : check.reason;
+  return new PeerdialError('FINGERPRINT_MISMATCH', `the direct connection was closed before any data was exchanged: ${reason}`, {
+    hint:
+      'the connection did not come from the peer that signed the call (someone on the path may be interfering, ' +
+      'or the peer runs a broken client); nothing was sent or received. See "The peer certificate" in the README',
+  });
 }
 
 function short(hex: string): string {

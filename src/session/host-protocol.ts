@@ -8,7 +8,7 @@
  * one host process.
  */
 import { PeerdialError, type ErrorCode } from '../errors.js';
-import type { SessionProgress } from './session.js';
+import type { SessionProgress } from './options.js';
 import type { CandidatePair, IceConfig, MediaDirection, MediaKind, MediaSpec, AnswerMedia } from './types.js';
 
 /** What survives of a PeerdialError (or any error) on its way through IPC. */

@@ -21,7 +21,9 @@
  *   must say goodbye over the calls' channels before their sessions end. The
  *   agent ends this process (and SIGKILL does).
  */
-import { Session, shutdownSessions, type AnswerOptions, type OfferOptions, type SessionProgress } from './session.js';
+import type { AnswerOptions, OfferOptions, SessionProgress } from './options.js';
+import { shutdownSessions } from './registry.js';
+import { Session } from './session.js';
 import type { Channel, MediaTrack } from './types.js';
 import { closeInheritedUdpSockets } from './inherited.js';
 import { toWireError, type ChannelInfo, type FromHost, type PlainSessionOptions, type ToHost, type TrackInfo } from './host-protocol.js';

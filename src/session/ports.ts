@@ -1,7 +1,8 @@
 /**
- * UDP ports for sessions that must keep theirs: a kept answer, and the
- * offerer's fresh connection for the answer (session.ts) bind the port the
- * mailed description names, so it is picked up front and pinned.
+ * UDP ports for sessions that must keep theirs: a kept answer
+ * (kept-answer.ts) and the offerer's fresh connection for the answer
+ * (fresh-agent.ts) bind the port the mailed description names, so it is
+ * picked up front and pinned.
  */
 import { createSocket } from 'node:dgram';
 import { PeerdialError } from '../errors.js';

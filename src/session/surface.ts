@@ -4,7 +4,7 @@
  * (remote.ts, in a session host process) both have this surface, and
  * `Session` and `SessionHosts` both make them.
  */
-import type { AnswerOptions, ChannelOptions, Connected, OfferOptions, SessionRole } from './session.js';
+import type { AnswerOptions, ChannelOptions, Connected, OfferOptions, SessionRole } from './options.js';
 import type { CandidatePair, Channel, MediaKind, MediaTrack } from './types.js';
 
 export interface CallSession {

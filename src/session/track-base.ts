@@ -1,7 +1,7 @@
 /**
  * What every MediaTrack shares, wherever its native track lives: the
  * listeners, the counters (TrackStats, kept from the RTP seen) and the
- * close. SessionTrack (media.ts) holds a node-datachannel Track in this
+ * close. SessionTrack (tracks.ts) holds a node-datachannel Track in this
  * process; RemoteTrack (remote.ts) one in a session process. No
  * node-datachannel import here: the agent loads this without it.
  */

@@ -2,7 +2,7 @@
 import { createInterface } from 'node:readline';
 import { constants as fsConstants, promises as fsp } from 'node:fs';
 import path from 'node:path';
-import type { ActiveCall } from '../../agent/phone.js';
+import type { ActiveCall } from '../../agent/phone-types.js';
 import { Agent, channelNamed, waitEnded } from '../../agent/agent.js';
 import { openAccount } from '../../api/open.js';
 import { connectControl } from '../../agent/control.js';

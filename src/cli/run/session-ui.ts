@@ -1,7 +1,7 @@
 /** Shared by the commands that hold a call in the terminal: progress lines, Ctrl-C, the agent around the call. */
 import { openAccount } from '../../api/open.js';
 import { Agent, type AgentEvent } from '../../agent/agent.js';
-import type { ActiveCall, CallOptions, Purpose } from '../../agent/phone.js';
+import type { ActiveCall, CallOptions, Purpose } from '../../agent/phone-types.js';
 import { status, type GlobalOptions } from '../output.js';
 import { connectControl } from '../../agent/control.js';
 import { Link } from '../../link/hooks.js';

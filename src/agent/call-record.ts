@@ -1,0 +1,175 @@
+/**
+ * What the phone (phone.ts) keeps about each call: the record of an
+ * outgoing or incoming call around its machine (caller.ts, callee.ts), and
+ * the pure readings of it: the mail an output asks for, how long a clock
+ * runs, which error a failed outgoing call ends with.
+ */
+import { PeerdialError, type ErrorCode } from '../errors.js';
+import { OFFERS_PER_CALL, type CallSession, type Connected } from '../session/index.js';
+import type { MediaSpec } from '../session/types.js';
+import type { PeerdialMessage, MessageKind } from '../wire/message.js';
+import type { PortMapping } from '../address/portmap.js';
+import type { TrustLevel } from '../store/contacts.js';
+import { sanitizeText } from '../wire/sanitize.js';
+import type { Account } from './account.js';
+import type { Machine } from './machine.js';
+import { newCaller, type CallerEvent, type CallerOutput, type CallerState } from './caller.js';
+import { newCallee, type CalleeEvent, type CalleeOutput, type CalleeState } from './callee.js';
+import type { ActiveCall, CallOptions, Direction } from './phone-types.js';
+import { addressesFromSdp } from './sdp-addresses.js';
+
+export interface CallRecord {
+  /** The router mapping this call's ICE port uses, if any. */
+  mapping?: PortMapping;
+  callId: string;
+  direction: Direction;
+  peer: string;
+  purpose: string;
+  started: number;
+  offerMessageId?: string;
+  session?: CallSession;
+  connected?: Connected;
+  cancelTimers: (() => void)[];
+  /** Outputs are carried out one after another, in order. */
+  chain: Promise<void>;
+  endedResolve: (state: string) => void;
+  ended: Promise<string>;
+  detail?: string;
+  active?: ActiveCall;
+}
+
+export interface OutgoingRecord extends CallRecord {
+  direction: 'out';
+  m: Machine<CallerState, CallerEvent, CallerOutput>;
+  ringSeconds: number;
+  /** Offers made for this call (a fresh one after a connection failure a new offer cures). */
+  attempts: number;
+  media?: MediaSpec;
+  resolve: (c: ActiveCall) => void;
+  reject: (e: Error) => void;
+  onProgress?: CallOptions['onProgress'];
+  plain?: boolean;
+  /** Ends the expectation of the callee's reply mail (PhoneOptions.expectReply). */
+  replyExpected?: () => void;
+}
+
+export interface IncomingRecord extends CallRecord {
+  direction: 'in';
+  m: Machine<CalleeState, CalleeEvent, CalleeOutput>;
+  offer: PeerdialMessage;
+  trust?: TrustLevel;
+}
+
+export type AnyRecord = OutgoingRecord | IncomingRecord;
+
+/** Said over the control channel to hang up. */
+export const CONTROL_BYE = JSON.stringify({ t: 'bye' });
+
+/** The caller's record of a call placed now; `connected` resolves with the call once it is up. */
+export function newOutgoingRecord(
+  callId: string,
+  peer: string,
+  opts: CallOptions,
+  ringSeconds: number,
+): { rec: OutgoingRecord; connected: Promise<ActiveCall> } {
+  let resolve!: (c: ActiveCall) => void;
+  let reject!: (e: Error) => void;
+  const connected = new Promise<ActiveCall>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  let endedResolve!: (s: string) => void;
+  const rec: OutgoingRecord = {
+    callId,
+    direction: 'out',
+    peer,
+    purpose: opts.purpose ?? 'chat',
+    started: Date.now(),
+    cancelTimers: [],
+    chain: Promise.resolve(),
+    ended: new Promise<string>((r) => (endedResolve = r)),
+    endedResolve: (s) => endedResolve(s),
+    m: newCaller(),
+    ringSeconds,
+    attempts: 0,
+    ...(opts.plain ? { plain: true } : {}),
+    ...(opts.media ? { media: opts.media } : {}),
+    resolve,
+    reject,
+    ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+  };
+  return { rec, connected };
+}
+
+/** The callee's record of an offer seen now. */
+export function newIncomingRecord(offer: PeerdialMessage, messageId: string, trust: TrustLevel | undefined): IncomingRecord {
+  let endedResolve!: (s: string) => void;
+  return {
+    callId: offer.callId,
+    direction: 'in',
+    peer: offer.from,
+    purpose: offer.purpose ?? 'chat',
+    started: Date.now(),
+    offerMessageId: messageId,
+    cancelTimers: [],
+    chain: Promise.resolve(),
+    ended: new Promise<string>((r) => (endedResolve = r)),
+    endedResolve: (s) => endedResolve(s),
+    m: newCallee(),
+    offer,
+    trust,
+  };
+}
+
+/** The mail an outbox output asks for; an answer is good for `answerTtlMs` (as long as the callee waits for the connection). */
+export function outboxMail(rec: AnyRecord, out: Extract<CallerOutput | CalleeOutput, { to: 'outbox' }>, answerTtlMs: number): Parameters<Account['queue']>[0] {
+  const kind: MessageKind = out.send === 'busy' ? 'decline' : out.send;
+  const text = out.send === 'busy' ? 'busy' : 'text' in out ? out.text : undefined;
+  const sdp = 'sdp' in out ? out.sdp : undefined;
+  return {
+    kind,
+    to: rec.peer,
+    callId: rec.callId,
+    ...(sdp ? { sdp, addresses: addressesFromSdp(sdp) } : {}),
+    ...(text ? { text } : {}),
+    ...(kind === 'offer' ? { purpose: rec.purpose, ttlSeconds: (rec as OutgoingRecord).ringSeconds } : {}),
+    // an answer is good for as long as this side waits for the connection
+    ...(kind === 'answer' ? { ttlSeconds: Math.ceil(answerTtlMs / 1000) } : {}),
+    ...(rec.offerMessageId && kind !== 'offer' ? { inReplyTo: rec.offerMessageId } : {}),
+    ...(rec.direction === 'out' && (rec as OutgoingRecord).plain ? { plain: true } : {}),
+  };
+}
+
+/** How long the ring clock runs: the caller's ring time, or until the callee's offer expires. */
+export function ringMs(rec: AnyRecord, now: Date): number {
+  return rec.direction === 'out' ? (rec as OutgoingRecord).ringSeconds * 1000 : Math.max(0, Date.parse((rec as IncomingRecord).offer.expires) - now.getTime());
+}
+
+/**
+ * A connection failure: on the caller, one that a fresh offer cures (the
+ * fingerprint race, a failed DTLS handshake; not a timeout, which means
+ * there is no path) leads to one more offer for the same call.
+ */
+export function failureEvent(rec: AnyRecord, err: unknown): { type: 'session-failed' | 'session-retry'; reason: string } {
+  const reason = (err as Error).message;
+  const timedOut = /within|timed? ?out|timeout/i.test(reason);
+  if (rec.direction === 'out' && rec.m.state === 'connecting' && !timedOut && (rec as OutgoingRecord).attempts < OFFERS_PER_CALL) return { type: 'session-retry', reason };
+  return { type: 'session-failed', reason };
+}
+
+const ENDING_ERRORS: Record<string, [ErrorCode, string, string]> = {
+  declined: ['CALL_DECLINED', 'declined the call', 'Try again later, or send a message.'],
+  busy: ['CALL_BUSY', 'is busy in another call', 'Try again in a few minutes.'],
+  cancelled: ['CALL_CANCELLED', 'call cancelled', ''],
+  'timed-out': ['CALL_TIMEOUT', 'did not answer', 'Their agent may be offline: it sees your offer when it comes back and logs a missed call. Try again later.'],
+  failed: ['SESSION_FAILED', 'could not be reached directly', 'Call again so that a fresh offer is sent; if it keeps failing, run peerdial doctor.'],
+  closed: ['SESSION_CLOSED', 'hung up before the call was connected', ''],
+};
+
+/** What placing an outgoing call that ended before it was connected rejects with. */
+export function endingError(rec: OutgoingRecord): PeerdialError {
+  const state = rec.m.state;
+  const [code, what, hint] = ENDING_ERRORS[state] ?? ['SESSION_FAILED', state, ''];
+  const text = code === 'CALL_CANCELLED' ? 'Call cancelled.' : `${rec.peer} ${what}${rec.detail ? ` (${sanitizeText(rec.detail)})` : ''}.`;
+  return new PeerdialError(code, text, hint ? { hint } : {});
+}
