@@ -57,7 +57,8 @@ export async function measureOneMail(caller: RunningAgent, callee: RunningAgent,
       log(`one-mail vs two-mail ${i + 1}/${n}: ${Math.round(a.ms)} ms vs ${Math.round(b.ms)} ms`);
     } catch (err) {
       failures.push((err as Error).message);
-      log(`one-mail round ${i + 1}/${n} failed: ${(err as Error).message}`);
+      const said = [...caller.events, ...callee.events].filter((s) => s.e.type === 'error' || s.e.type === 'mail-rejected').map((s) => ('error' in s.e ? s.e.error.message : JSON.stringify(s.e)));
+      log(`one-mail round ${i + 1}/${n} failed: ${(err as Error).message}${said.length ? ` (the agents said: ${said.slice(-3).join('; ')})` : ''}`);
     }
   }
   return { oneMail: summarize(one), twoMail: summarize(two), oneMailOfferToConnected: summarize(legs), fellBack, failures };
