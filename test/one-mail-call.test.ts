@@ -5,7 +5,10 @@
  * system once: her offer. Hitoshi's agent connects as soon as it has it;
  * no answer is mailed (the mails are counted in both mailboxes). The
  * standing answer serves one call: the next one is refused as used, and an
- * expired one is refused as expired, and those calls go with two mails.
+ * expired one is refused as expired, and those calls go with two mails;
+ * so does a call whose standing answer hitoshi's agent no longer knows (it
+ * restarted): he refuses it and mails his answer, which replaces the one
+ * alice made from the standing answer.
  */
 import { promises as fs } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -108,6 +111,29 @@ describe('alice calls hitoshi with one mail', () => {
     } finally {
       await a.agent.stop();
       await h.agent.stop();
+    }
+  }, 120_000);
+
+  it("hitoshi's agent restarted after the announce: it refuses the standing answer alice's offer names (unknown), mails its answer, and the call connects with two mails", async () => {
+    const before = await agentOf(hitoshi);
+    const a = await agentOf(alice);
+    let h: RecordedAgent | undefined;
+    try {
+      await before.agent.announce({ to: ['alice'], addresses: [{ ip: '192.0.2.10', source: 'interface', scope: 'documentation' }] });
+      await waitFor('alice holds a fresh standing answer from hitoshi', async () => (await a.agent.account.standing.peek(hitoshi.email))?.state === 'fresh', 30_000);
+      await before.agent.stop();
+      h = await agentOf(hitoshi);
+      const r = await callAndCount(a, h);
+      expect(refusals(h.events)).toEqual(['in STANDING_ANSWER_UNKNOWN']);
+      expect(refusals(a.events)).toEqual([]);
+      expect(r.toHitoshi).toBe(1);
+      expect(r.toAlice).toBe(1);
+      // alice applied the answer made from the standing one, then hitoshi's mailed answer replaced it
+      expect(r.states).toEqual(['gathering', 'connecting-one-mail', 'connecting', 'connected', 'closed']);
+      expect(r.calleeStates).toEqual(['offer-received', 'answering', 'answer-queued', 'connecting', 'connected', 'closed']);
+    } finally {
+      await a.agent.stop();
+      await h?.agent.stop();
     }
   }, 120_000);
 });
