@@ -31,13 +31,15 @@ export async function prepareStanding(sessions: SessionFactory, ice: IceConfig, 
   const pinned = await pinPort(ice);
   const certificate = await createCallCertificate();
   try {
-    const { session, sdp } = await sessions.createOffer({ ice: pinned, certificate, ...(opts.gatherTimeoutMs ? { gatherTimeoutMs: opts.gatherTimeoutMs } : {}) });
+    // only the files: the options may cross to a session host process
+    const files = { certPemFile: certificate.certPemFile, keyPemFile: certificate.keyPemFile };
+    const { session, sdp } = await sessions.createOffer({ ice: pinned, certificate: files, ...(opts.gatherTimeoutMs ? { gatherTimeoutMs: opts.gatherTimeoutMs } : {}) });
     session.close('standing answer prepared');
     const identity = standingFromDescription(sdp);
     if (!identity) throw new PeerdialError('SESSION_FAILED', 'the connection for a standing answer gathered no candidate or has no SHA-256 fingerprint');
     return {
       identity,
-      kept: { iceUfrag: identity.iceUfrag, icePwd: identity.icePwd, port: pinned.portRangeBegin!, certificate: { certPemFile: certificate.certPemFile, keyPemFile: certificate.keyPemFile } },
+      kept: { iceUfrag: identity.iceUfrag, icePwd: identity.icePwd, port: pinned.portRangeBegin!, certificate: files },
       certificate,
     };
   } catch (err) {

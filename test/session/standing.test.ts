@@ -9,7 +9,7 @@
  * answer and mails a real one, which replaces the provisional one.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { Session, shutdownSessions, type IceConfig } from '../../src/session/index.js';
+import { Session, SessionHosts, shutdownSessions, type IceConfig } from '../../src/session/index.js';
 import { prepareStanding } from '../../src/session/standing.js';
 import { answerFromStanding } from '../../src/session/standing-sdp.js';
 import { iceIdentity } from '../../src/session/sdp.js';
@@ -64,6 +64,26 @@ describe('hitoshi keeps an answer standing; alice calls with her offer alone', (
       }
     } finally {
       prepared.certificate.remove();
+    }
+  }, 60_000);
+
+  it('with isolated sessions (session host processes, as the agent runs them) the same: prepared and answered in hosts, connected', async () => {
+    const hosts = new SessionHosts();
+    try {
+      const prepared = await prepareStanding(hosts, ice);
+      try {
+        const { session: alice, sdp: offer } = await hosts.createOffer({ ice });
+        alice.acceptAnswer(answerFromStanding(offer, prepared.identity)!, { provisional: true });
+        const { session: hitoshi } = await hosts.acceptOffer(offer, { ice, standing: prepared.kept });
+        const [a] = await Promise.all([alice.connected({ timeoutMs: 20_000 }), hitoshi.connected({ timeoutMs: 20_000 })]);
+        expect(a.pair.remote).toContain(String(prepared.kept.port));
+        alice.close();
+        hitoshi.close();
+      } finally {
+        prepared.certificate.remove();
+      }
+    } finally {
+      await hosts.shutdown();
     }
   }, 60_000);
 });
