@@ -5,7 +5,8 @@
  *
  * Environment:
  *   BENCH_QUICK=1           small sizes and few repeats (a smoke run of ~3 min)
- *   BENCH_ONLY=a,b          only these sections: startup, setup, mailleg, concurrency, deltachat, idle, mailbox, bulk, media
+ *   BENCH_ONLY=a,b          only these sections: startup, setup, onemail, mailleg, concurrency, deltachat, idle, mailbox, bulk, media
+ *   BENCH_ONEMAIL_CALLS=10  one-mail calls (each beside a two-mail call) for figure 1b
  *   BENCH_LEG_ROUNDS=10     mails of the mail-leg split, per way of waiting
  *   BENCH_STARTUP_RUNS=15   cold starts of each command (bench/startup.mjs)
  *   BENCH_MEDIA_SECONDS=10  how long the camera streams for the media figures
@@ -30,8 +31,9 @@ import { cliPipe, cliSend, makeSource, rawDataChannel, summarizeTransfers, tcpCo
 import { fillMaildir, measureScale, type ScaleResult } from './mailbox.js';
 import { measureMedia } from './media.js';
 import { LEG_PARTS, measureMailLeg, type MailLegResult } from './mail-leg.js';
+import { measureOneMail } from './one-mail.js';
 
-const SECTIONS = ['startup', 'setup', 'mailleg', 'concurrency', 'deltachat', 'idle', 'mailbox', 'bulk', 'media'] as const;
+const SECTIONS = ['startup', 'setup', 'onemail', 'mailleg', 'concurrency', 'deltachat', 'idle', 'mailbox', 'bulk', 'media'] as const;
 type Section = (typeof SECTIONS)[number];
 const only = (process.env.BENCH_ONLY ?? '').split(',').map((s) => s.trim()).filter(Boolean);
 for (const s of only) if (!(SECTIONS as readonly string[]).includes(s)) throw new Error(`BENCH_ONLY: unknown section ${s} (known: ${SECTIONS.join(', ')})`);
@@ -40,6 +42,7 @@ const wanted = (s: Section) => only.length === 0 || only.includes(s);
 const settings = {
   quick: QUICK,
   calls: envInt('BENCH_CALLS', QUICK ? 6 : 20),
+  oneMailCalls: envInt('BENCH_ONEMAIL_CALLS', QUICK ? 4 : 10),
   cliCalls: envInt('BENCH_CLI_CALLS', QUICK ? 2 : 5),
   concurrent: envInt('BENCH_CONCURRENT', 20),
   concurrentRounds: envInt('BENCH_CONCURRENT_ROUNDS', QUICK ? 1 : 2),
@@ -223,6 +226,28 @@ async function main(): Promise<void> {
       }
     });
     results.setup = setup;
+
+    // ------------------------------------------------------------ 1b. one-mail vs two-mail calls
+    results.onemail = await section('onemail', async () => {
+      // standing answers are for introduced or verified contacts: alice and hitoshi pin each other's keys
+      const ha = await hitoshi.open();
+      const aa = await alice.open();
+      await ha.contacts.pinKey(alice.email, aa.identity.armoredPublicKey, aa.identity.fingerprint, 'manual');
+      await aa.contacts.pinKey(hitoshi.email, ha.identity.armoredPublicKey, ha.identity.fingerprint, 'manual');
+      const h = await startAgent(hitoshi);
+      agents.push(h);
+      const a = await startAgent(alice);
+      agents.push(a);
+      try {
+        const r = await measureOneMail(a, h, alice.email, hitoshi.email, 'hitoshi', settings.oneMailCalls);
+        log(`one-mail p50 ${fmt(r.oneMail.p50)} ms, two-mail p50 ${fmt(r.twoMail.p50)} ms, fell back ${r.fellBack}`);
+        rows.push({ fig: '1b', figure: 'two-mail call set-up, agent.call() -> channel open (interleaved)', unit: 'ms', s: r.twoMail });
+        ratioRow('1b', 'one-mail call set-up (standing answer), agent.call() -> channel open', 'ms', r.oneMail, 'two-mail call', r.twoMail.p50, `of it, offer queued -> connected: ${fmt(r.oneMailOfferToConnected.p50)} ms; fell back to two mails: ${r.fellBack}; failed: ${r.failures.length}`);
+        return r;
+      } finally {
+        for (const ag of agents.splice(0)) await ag.stop();
+      }
+    });
 
     // ------------------------------------------------------------ 7. one mail leg, split into its parts
     const mailLeg = await section('mailleg', async () => {

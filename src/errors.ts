@@ -46,6 +46,16 @@ export type ErrorCode =
   | 'CONTROL_SOCKET_FAILED'
   | 'LINK_FAILED'
   | 'PORTMAP_FAILED'
+  /**
+   * A standing answer (one-mail call, wire/standing.ts) that may not serve
+   * this call: it served one already, it expired, the contact is not
+   * introduced or verified, or it is not known (withdrawn, made before the
+   * agent restarted, for somebody else). The call goes with two mails.
+   */
+  | 'STANDING_ANSWER_USED'
+  | 'STANDING_ANSWER_EXPIRED'
+  | 'STANDING_ANSWER_UNTRUSTED'
+  | 'STANDING_ANSWER_UNKNOWN'
   /** A message over one of the limits of the address mail (src/wire/limits.ts). */
   | 'LIMIT_EXCEEDED'
   | 'USAGE';

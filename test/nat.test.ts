@@ -24,7 +24,7 @@ import {
   stunBinding,
 } from '../src/address/stun.js';
 import { OFFERS_PER_CALL } from '../src/session/index.js';
-import { type CallResult, placeCall } from './harness/netns-call.js';
+import { type CallResult, placeCall, placeOneMailCall } from './harness/netns-call.js';
 import { type Network, type Site, type SiteKind, SITE_KINDS, buildNetwork } from './harness/netns.js';
 
 // ---------------------------------------------------------------------------
@@ -404,6 +404,24 @@ describe('calls across NATs in network namespaces (root)', () => {
       }
     },
     200_000,
+  );
+
+  it(
+    'one-mail calls: the caller applies the callee\'s standing answer with its offer, the offer arrives 3 s later; port-restricted -> full-cone and full-cone -> port-restricted connect',
+    async () => {
+      const n = net!;
+      const pairs = [
+        ['restricted-a', 'fullcone-b'],
+        ['fullcone-a', 'restricted-b'],
+      ] as const;
+      const results = await Promise.all(pairs.map(([from, to]) => placeOneMailCall(n, site(from), site(to), { offerDelayMs: 3_000, connectTimeoutMs: CONNECT_TIMEOUT_MS })));
+      for (const r of results) {
+        const show = `${r.caller} -> ${r.callee}: ${r.connected ? `connected ${r.ms} ms after the offer arrived, pair ${JSON.stringify(r.pair)}` : `FAILED ${r.failure?.message}`}\n  caller: ${r.callerLog.join(' | ')}\n  callee: ${r.calleeLog.join(' | ')}`;
+        console.log(show);
+        expect(r.connected && r.echo, show).toBe(true);
+      }
+    },
+    120_000,
   );
 
   // Kept answers replaced every 3 s for 45 s behind NAT, to catch a callee

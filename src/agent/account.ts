@@ -30,6 +30,8 @@ import type { Verdict } from '../mail/inbox.js';
 import { TokenProvider } from '../mail/oauth2.js';
 import { InviteStore } from '../store/invites.js';
 import { KeptStore } from '../store/kept.js';
+import { StandingStore } from '../store/standing.js';
+import type { StandingAnswer } from '../wire/standing.js';
 import { trustGate } from './introduction.js';
 
 export type Clock = () => Date;
@@ -50,6 +52,8 @@ export class Account {
   readonly messages: MessageStore;
   readonly invites: InviteStore;
   readonly kept: KeptStore;
+  /** Standing answers held from contacts (one-mail calls). */
+  readonly standing: StandingStore;
   /** Rejected mail from strangers, counted (the call log holds calls only). */
   readonly strangers: StrangerLog;
   private keyCache = new Map<string, openpgp.PublicKey>();
@@ -73,6 +77,7 @@ export class Account {
     this.messages = new MessageStore(stateDir);
     this.invites = new InviteStore(stateDir);
     this.kept = new KeptStore(stateDir);
+    this.standing = new StandingStore(stateDir);
     this.strangers = new StrangerLog(stateDir);
   }
 
@@ -163,6 +168,10 @@ export class Account {
     mac?: string;
     /** The user asked for it: addresses may go in clear text to a contact without a key. */
     plain?: boolean;
+    /** An announce: the recipient's standing answer (wire/standing.ts); sent only encrypted. */
+    standing?: StandingAnswer;
+    /** An offer made against the callee's standing answer: its id. */
+    standingId?: string;
   }): Promise<{ entry: OutboxEntry; message: PeerdialMessage; messageId: string }> {
     const now = this.clock();
     const contact = await this.contacts.byEmail(input.to);
@@ -184,6 +193,7 @@ export class Account {
       ...(input.purpose !== undefined ? { purpose: input.purpose } : {}),
       ...(input.attachment !== undefined ? { attachment: input.attachment } : {}),
       ...(input.mac !== undefined ? { mac: input.mac } : {}),
+      ...(input.standingId !== undefined ? { standing: input.standingId } : {}),
     };
     const recipientKey = (contact ? await this.keyOf(contact) : undefined) ?? this.senderKeys.get(message.to);
     if (!recipientKey && !input.plain && revealsAddresses(message)) throw noKeyError(message.to, message.kind, contact);
@@ -193,6 +203,8 @@ export class Account {
       ...(recipientKey ? { recipientKey } : {}),
       ...(input.inReplyTo ? { inReplyTo: input.inReplyTo, references: [input.inReplyTo] } : {}),
       ...(this.account.name ? { fromName: this.account.name } : {}),
+      // a standing answer carries ICE credentials: without the recipient's key it is left out
+      ...(input.standing && recipientKey ? { standing: input.standing } : {}),
     });
     const entry = await this.outbox.enqueue({
       raw: built.raw,
@@ -324,6 +336,8 @@ export class Account {
         await this.contacts.update(contact.email, (c) => {
           c.presence = { addresses: m.addresses, updated: m.created, validUntil: m.expires };
         });
+        // a one-mail call to this contact becomes possible (agent/one-mail.ts decides when it is used)
+        if (parsed.standing) await this.standing.keep(parsed.standing, this.clock()).catch(() => undefined);
       }
       return { ok: true, messageId: parsed.messageId, nonce: m.nonce, expires: m.expires, parsed };
     }

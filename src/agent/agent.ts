@@ -18,7 +18,8 @@ import { SharedSource, startSource, type MediaSource, type SourceOptions } from 
 import { serveControl, type ControlClient, type ControlServer } from './control.js';
 import { watchAddresses, type AddressWatcher, type AddressWatchOptions } from '../address/watch.js';
 import type { DetectedAddress } from '../address/interfaces.js';
-import { addressEntries, announce } from './announce.js';
+import { addressEntries, announce, type AnnounceOptions, type AnnounceResult } from './announce.js';
+import type { StandingAnswer } from '../wire/standing.js';
 import { HealthRecord, type AgentHealth } from './health.js';
 import type { Link } from '../link/hooks.js';
 import { pollMailbox } from './poll.js';
@@ -137,7 +138,8 @@ export class Agent {
       }
       emit(e);
     });
-    this.desk = new Desk(o.account, this.outbox);
+    // announces of this agent carry standing answers (one-mail calls) where the phone makes them
+    this.desk = new Desk(o.account, this.outbox, (to) => this.phone.standingFor(to));
     this.phone = new Phone({
       account: o.account,
       ice: iceFromConfig(o.account),
@@ -303,6 +305,28 @@ export class Agent {
   /** Contacts already told about in a log line: not announced to, for want of a key. */
   private readonly notAnnounced = new Set<string>();
 
+  /** A standing answer for `to` (one-mail calls), or undefined; a failure to make one is reported, the announce goes without. */
+  private async standingFor(to: string, seconds?: number): Promise<StandingAnswer | undefined> {
+    try {
+      return await this.phone.standingFor(to, seconds);
+    } catch (err) {
+      this.o.onEvent?.({ type: 'error', error: err as Error });
+      return undefined;
+    }
+  }
+
+  /**
+   * Announce this machine's addresses (agent/announce.ts), each with a
+   * standing answer where the contact may call with one mail; queued and
+   * sent by this agent's outbox.
+   */
+  async announce(opts: Omit<AnnounceOptions, 'standingFor' | 'queueOnly'> & { standingSeconds?: number } = {}): Promise<AnnounceResult> {
+    const { standingSeconds, ...rest } = opts;
+    const r = await announce(this.o.account, { ...rest, queueOnly: true, standingFor: (to) => this.standingFor(to, standingSeconds) });
+    this.outbox.poke();
+    return r;
+  }
+
   /** Our addresses changed: tell the contacts that asked for announcements. */
   private async announceChange(now: DetectedAddress[]): Promise<void> {
     const acc = this.o.account;
@@ -314,7 +338,7 @@ export class Agent {
     notAnnounced.forEach((e) => this.notAnnounced.add(e));
     const announcedTo: string[] = [];
     if (entries.length && wanting.length) {
-      const r = await announce(acc, { to: wanting.map((c) => c.email), addresses: entries, queueOnly: true }).catch((err) => {
+      const r = await announce(acc, { to: wanting.map((c) => c.email), addresses: entries, queueOnly: true, standingFor: (to) => this.standingFor(to) }).catch((err) => {
         this.o.onEvent?.({ type: 'error', error: err as Error });
         return undefined;
       });

@@ -11,6 +11,7 @@ import type { DrainResult } from '../mail/outbox-sender.js';
 import { interfaceAddresses, type DetectedAddress } from '../address/interfaces.js';
 import { isAnnounceable } from '../address/classify.js';
 import type { AddressEntry } from '../wire/message.js';
+import type { StandingAnswer } from '../wire/standing.js';
 
 export function addressEntries(detected: DetectedAddress[] = interfaceAddresses()): AddressEntry[] {
   return detected.filter((a) => isAnnounceable(a.scope)).map((a) => ({ ip: a.ip, source: a.source, scope: a.scope }));
@@ -26,6 +27,11 @@ export interface AnnounceOptions {
   queueOnly?: boolean;
   /** The user asked for it (`--plain`): contacts without a key get the addresses in clear text. */
   plain?: boolean;
+  /**
+   * A standing answer for this contact (one-mail calls, agent/one-mail.ts),
+   * or undefined: only the agent that answers calls makes them.
+   */
+  standingFor?: (to: string) => Promise<StandingAnswer | undefined>;
 }
 
 export interface AnnounceResult {
@@ -67,7 +73,15 @@ export async function announce(account: Account, opts: AnnounceOptions = {}): Pr
   }
   const result: AnnounceResult = { queued: [], skipped, addresses };
   for (const to of targets) {
-    const q = await account.queue({ kind: 'announce', to, addresses, ttlSeconds: opts.validSeconds ?? 86_400, ...(opts.plain ? { plain: true } : {}) });
+    const standing = await opts.standingFor?.(to);
+    const q = await account.queue({
+      kind: 'announce',
+      to,
+      addresses,
+      ttlSeconds: opts.validSeconds ?? 86_400,
+      ...(opts.plain ? { plain: true } : {}),
+      ...(standing ? { standing } : {}),
+    });
     result.queued.push({ to, messageId: q.messageId });
   }
   if (!opts.queueOnly) result.drain = await flushOutbox(account);

@@ -54,6 +54,10 @@ export interface OutgoingRecord extends CallRecord {
   plain?: boolean;
   /** Ends the expectation of the callee's reply mail (PhoneOptions.expectReply). */
   replyExpected?: () => void;
+  /** A one-mail call: the id of the callee's standing answer the offer names. */
+  standingId?: string;
+  /** The caller asked for two mails whatever is held (CallOptions.standing false). */
+  noStanding?: boolean;
 }
 
 export interface IncomingRecord extends CallRecord {
@@ -61,6 +65,8 @@ export interface IncomingRecord extends CallRecord {
   m: Machine<CalleeState, CalleeEvent, CalleeOutput>;
   offer: PeerdialMessage;
   trust?: TrustLevel;
+  /** Answered on a standing answer this agent kept: its certificate files go when the call ends. */
+  standingKept?: CallCertificate;
 }
 
 export type AnyRecord = OutgoingRecord | IncomingRecord;
@@ -100,6 +106,7 @@ export function newOutgoingRecord(
     resolve,
     reject,
     ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+    ...(opts.standing === false ? { noStanding: true } : {}),
   };
   return { rec, connected };
 }
@@ -136,6 +143,7 @@ export function outboxMail(rec: AnyRecord, out: Extract<CallerOutput | CalleeOut
     ...(sdp ? { sdp, addresses: addressesFromSdp(sdp) } : {}),
     ...(text ? { text } : {}),
     ...(kind === 'offer' ? { purpose: rec.purpose, ttlSeconds: (rec as OutgoingRecord).ringSeconds } : {}),
+    ...(kind === 'offer' && (rec as OutgoingRecord).standingId ? { standingId: (rec as OutgoingRecord).standingId } : {}),
     // an answer is good for as long as this side waits for the connection
     ...(kind === 'answer' ? { ttlSeconds: Math.ceil(answerTtlMs / 1000) } : {}),
     ...(rec.offerMessageId && kind !== 'offer' ? { inReplyTo: rec.offerMessageId } : {}),

@@ -2,6 +2,8 @@
  * The callee's state machine: one incoming offer.
  *
  *   offer-received -> ringing | answering -> answer-queued -> connecting -> connected -> closed
+ *   one-mail call (the offer names a standing answer this agent honours,
+ *   agent/one-mail.ts): answering -> connecting, no answer is mailed
  *   and the endings: missed, declined, busy, denied, cancelled, failed
  *
  * The policy decision (src/agent/policy.ts) arrives as an event, as does
@@ -34,6 +36,8 @@ export type CalleeEvent =
   | { type: 'peer-cancel' }
   | { type: 'peer-hangup'; how: 'channel' | 'mail' }
   | { type: 'session-answered'; sdp: string }
+  /** Answered on the identity of a standing answer the caller already holds: nothing to mail. */
+  | { type: 'session-answered-standing' }
   | { type: 'session-connected' }
   | { type: 'session-failed'; reason: string }
   | { type: 'session-closed'; reason: string }
@@ -93,6 +97,7 @@ export const CALLEE_TABLE: Table<CalleeState, CalleeEvent, CalleeOutput> = {
   },
   answering: {
     'session-answered': (e) => ({ to: 'answer-queued', out: [{ to: 'outbox', send: 'answer', sdp: e.sdp }, { to: 'clock', start: 'connect' }] }),
+    'session-answered-standing': () => ({ to: 'connecting', out: [{ to: 'clock', start: 'connect' }] }),
     'session-failed': (e) => finish('failed', 'failed', e.reason, [{ to: 'outbox', send: 'decline', text: 'the callee could not set up a session' }]),
     'peer-cancel': () => finish('cancelled', 'cancelled'),
   },

@@ -24,6 +24,7 @@ import { buildMail } from '../wire/build.js';
 import { newId } from '../wire/ids.js';
 import { headerValues } from '../wire/headers.js';
 import { announce, type AnnounceResult } from './announce.js';
+import type { StandingAnswer } from '../wire/standing.js';
 import { inboxItem, type InboxItem } from './inbox-item.js';
 
 /** Mails kept for the next `peerdial inbox` (the oldest go first beyond this). */
@@ -98,6 +99,8 @@ export class Desk {
   constructor(
     private readonly account: Account,
     private readonly outbox: OutboxLoop,
+    /** A standing answer for an announce's recipient (one-mail calls), when this agent makes them. */
+    private readonly standingFor?: (to: string) => Promise<StandingAnswer | undefined>,
   ) {}
 
   // ---- what the agent's mailbox reports
@@ -148,6 +151,7 @@ export class Desk {
           ...(typeof a.validSeconds === 'number' && Number.isFinite(a.validSeconds) ? { validSeconds: a.validSeconds } : {}),
           queueOnly: true,
           plain: a.plain === true,
+          ...(this.standingFor ? { standingFor: this.standingFor } : {}),
         });
         if (a.queueOnly !== true) r.drain = await this.outbox.flush();
         else this.outbox.poke();

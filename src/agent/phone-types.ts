@@ -47,6 +47,12 @@ export type PhoneEvent =
   | { type: 'message'; message: PeerdialMessage }
   /** The session process of a call crashed (isolated sessions): the call ended, the agent goes on. */
   | { type: 'session-crashed'; callId: string; direction: Direction; peer: string; detail: string }
+  /**
+   * A standing answer was not used (one-mail calls, agent/one-mail.ts): on
+   * the caller before its offer went, on the callee when the offer came.
+   * The call goes with two mails.
+   */
+  | { type: 'standing-refused'; callId: string; direction: Direction; peer: string; code: string; detail: string }
   | { type: 'error'; error: Error };
 
 /** An incoming call that rings: answer or decline it. */
@@ -107,4 +113,6 @@ export interface CallOptions {
   media?: MediaSpec;
   /** The user asked for it (`--plain`): the offer may go in clear text to a contact without a key. */
   plain?: boolean;
+  /** false: two mails (offer and answer) even when a standing answer of the callee is held. */
+  standing?: boolean;
 }

@@ -7,7 +7,9 @@
  */
 import { PeerdialError } from '../errors.js';
 import { requireMailAddress } from '../wire/address.js';
-import { Session, callPath, createCallCertificate, type CallCertificate, type CallSession, type SessionFactory } from '../session/index.js';
+import { Session, answerFromStanding, answerableByStanding, callPath, createCallCertificate, prepareStanding, type CallCertificate, type CallSession, type PreparedStanding, type SessionFactory } from '../session/index.js';
+import type { StandingAnswer } from '../wire/standing.js';
+import { StandingKeeper, makeStanding, takeStanding } from './one-mail.js';
 import type { IceConfig } from '../session/types.js';
 import type { PeerdialMessage } from '../wire/message.js';
 import type { Received } from './account.js';
@@ -15,7 +17,7 @@ import type { InboxMail } from '../mail/inbox.js';
 import type { Machine } from './machine.js';
 import type { CallerEvent, CallerOutput } from './caller.js';
 import type { CalleeEvent, CalleeOutput } from './callee.js';
-import { decide, trustOf, type PolicyDecision } from './policy.js';
+import { decide, isTrusted, trustOf, type PolicyDecision } from './policy.js';
 import { realTimers, type Timers } from '../util/timers.js';
 import { newId } from '../wire/ids.js';
 import { addMappedCandidate, callIce } from './mapped-ice.js';
@@ -41,6 +43,8 @@ export class Phone {
   private readonly byMessageId = new Map<string, string>();
 
   private readonly sessions: SessionFactory;
+  /** The standing answers this phone announced (one-mail calls): what is kept for each. */
+  readonly standing = new StandingKeeper<PreparedStanding>((p) => p.certificate.remove());
 
   constructor(private readonly o: PhoneOptions) {
     this.timers = o.timers ?? realTimers;
@@ -82,17 +86,72 @@ export class Phone {
     this.iceFor(rec)
       .then(async (ice) => this.sessions.createOffer({ ice, certificate: pemFiles((rec.certificate ??= await createCallCertificate())), ...(rec.media ? { media: rec.media } : {}) }))
       .then(
-      ({ session, sdp }) => {
+      async ({ session, sdp }) => {
         rec.session = session;
         if (rec.m.done) {
           session.close('call ended');
           return;
         }
         this.watchSession(rec, session);
-        this.feed(rec, { type: 'session-gathered', sdp: rec.mapping ? addMappedCandidate(sdp, rec.mapping) : sdp });
+        const offer = rec.mapping ? addMappedCandidate(sdp, rec.mapping) : sdp;
+        const answer = await this.standingAnswerFor(rec, offer);
+        if (rec.m.done) return;
+        this.feed(rec, answer ? { type: 'session-gathered-standing', sdp: offer, answer } : { type: 'session-gathered', sdp: offer });
       },
       (err) => this.feed(rec, { type: 'session-failed', reason: (err as Error).message }),
-    );
+    )
+      .catch((err) => this.feed(rec, { type: 'session-failed', reason: (err as Error).message }));
+  }
+
+  /**
+   * One-mail call, caller side: the answer made from the callee's standing
+   * answer for this offer, when one is held and may serve this call (first
+   * offer of the call, a data-channel call); it is used up here. Otherwise
+   * undefined (two mails), and a refusal is told as 'standing-refused'.
+   */
+  private async standingAnswerFor(rec: OutgoingRecord, offer: string): Promise<string | undefined> {
+    if (rec.noStanding || rec.attempts > 1 || !answerableByStanding(offer)) return undefined;
+    const acc = this.o.account;
+    if (!(await acc.standing.peek(rec.peer))) return undefined;
+    // the account's clock: the one the offer's times are written with
+    const taken = await takeStanding(acc.standing, rec.peer, trustOf(await acc.contacts.byEmail(rec.peer)), acc.clock());
+    if (!taken.ok) {
+      this.emit({ type: 'standing-refused', callId: rec.callId, direction: 'out', peer: rec.peer, code: taken.error.code, detail: taken.error.message });
+      return undefined;
+    }
+    const answer = answerFromStanding(offer, taken.standing);
+    if (answer) rec.standingId = taken.standing.id;
+    return answer;
+  }
+
+  /**
+   * One-mail call, callee side: a standing answer for `to`, to go with an
+   * announce, when `to` is introduced or verified and its calls are
+   * answered automatically; undefined otherwise. Its identity is kept here
+   * until an offer names it, it expires, or a newer one replaces it.
+   */
+  async standingFor(to: string, seconds?: number): Promise<StandingAnswer | undefined> {
+    const acc = this.o.account;
+    const now = this.timers.now();
+    this.standing.sweep(now);
+    const contact = await acc.contacts.byEmail(to);
+    if (!contact || contact.blocked || !isTrusted(contact)) return undefined;
+    const decided = decide({
+      from: contact.email,
+      contact,
+      whoMayCall: acc.config.whoMayCall,
+      defaultAnswer: acc.config.answer,
+      activeCalls: 0,
+      singleCall: false,
+      expires: new Date(now.getTime() + 60_000).toISOString(),
+      now,
+      purpose: 'chat',
+    });
+    if (decided.type !== 'policy-auto-answer') return undefined;
+    const prepared = await prepareStanding(this.sessions, this.o.ice);
+    const standing = makeStanding(acc.email, contact.email, prepared.identity, now, seconds);
+    this.standing.issue(standing, prepared);
+    return standing;
   }
 
   // ------------------------------------------------------------------ incoming mail
@@ -264,14 +323,16 @@ export class Phone {
     }
     if (out.do === 'apply-answer') {
       const session = rec.session!;
+      const replacing = (rec as OutgoingRecord).standingId !== undefined && !out.provisional;
       try {
-        session.acceptAnswer(out.sdp);
+        session.acceptAnswer(out.sdp, out.provisional ? { provisional: true } : {});
         rec.peerSdp = out.sdp;
       } catch (err) {
         this.feed(rec, failureEvent(rec, err));
         return;
       }
-      this.awaitConnected(rec, session, this.o.connectTimeoutMs ?? 30_000);
+      // a mailed answer replacing a standing one: connected() is awaited already
+      if (!replacing) this.awaitConnected(rec, session, out.provisional ? (rec as OutgoingRecord).ringSeconds * 1000 : (this.o.connectTimeoutMs ?? 30_000));
       return;
     }
     if (out.do === 'answer') {
@@ -286,7 +347,16 @@ export class Phone {
         // Keep the answer usable while it travels back by mail (behind a filtering NAT the
         // callee's ICE would give up after ~40 s), media calls too.
         const keepAnswerMs = this.o.calleeConnectTimeoutMs ?? 180_000;
-        const answered = await this.sessions.acceptOffer(inc.offer.sdp, { ice, certificate: pemFiles((rec.certificate ??= await createCallCertificate())), ...(media ? { media } : {}), ...(keepAnswerMs ? { keepAnswerMs } : {}) });
+        const standing = media ? undefined : this.honourStanding(inc);
+        if (standing) inc.standingKept = standing.certificate;
+        else rec.certificate ??= await createCallCertificate();
+        const answered = await this.sessions.acceptOffer(inc.offer.sdp, {
+          ice,
+          ...(media ? { media } : {}),
+          ...(keepAnswerMs ? { keepAnswerMs } : {}),
+          // the standing answer's kept identity brings its own certificate
+          ...(standing ? { standing: standing.kept } : { certificate: pemFiles(rec.certificate!) }),
+        });
         rec.peerSdp = inc.offer.sdp;
         const session = answered.session;
         const sdp = rec.mapping ? addMappedCandidate(answered.sdp, rec.mapping) : answered.sdp;
@@ -297,11 +367,22 @@ export class Phone {
         }
         this.watchSession(rec, session);
         this.awaitConnected(rec, session, this.o.calleeConnectTimeoutMs ?? 180_000);
-        this.feed(rec, { type: 'session-answered', sdp });
+        // one mail: the caller holds this answer already
+        this.feed(rec, standing ? { type: 'session-answered-standing' } : { type: 'session-answered', sdp });
       } catch (err) {
         this.feed(rec, { type: 'session-failed', reason: (err as Error).message });
       }
     }
+  }
+
+  /** One-mail call, callee side: the kept identity of the standing answer the offer names, if it is honoured (else two mails). */
+  private honourStanding(inc: IncomingRecord): PreparedStanding | undefined {
+    const id = inc.offer.standing;
+    if (!id) return undefined;
+    const r = this.standing.honour(id, inc.peer, inc.trust ?? 'learned', this.timers.now());
+    if (r.ok) return r.kept;
+    this.emit({ type: 'standing-refused', callId: inc.callId, direction: 'in', peer: inc.peer, code: r.error.code, detail: r.error.message });
+    return undefined;
   }
 
   private awaitConnected(rec: AnyRecord, session: CallSession, timeoutMs: number): void {
@@ -346,7 +427,7 @@ export class Phone {
       states: rec.m.history,
       hangup: () => this.feed(rec, { type: 'user-hangup' }),
       ended: rec.ended,
-      ...(rec.certificate && rec.peerSdp ? { tls: { certPemFile: rec.certificate.certPemFile, keyPemFile: rec.certificate.keyPemFile, peerSdp: rec.peerSdp } } : {}),
+      ...(callCertificate(rec) && rec.peerSdp ? { tls: { ...pemFiles(callCertificate(rec)!), peerSdp: rec.peerSdp } } : {}),
     };
     rec.active = active;
     this.emit({ type: 'connected', call: active });
@@ -367,6 +448,11 @@ export class Phone {
     if (rec.direction === 'out') this.replyExpectation(rec as OutgoingRecord);
     void rec.mapping?.unmap().catch(() => undefined);
     rec.certificate?.remove();
+    // a standing answer's certificate served this call: its files go with it (once the session has let go)
+    if (rec.direction === 'in' && (rec as IncomingRecord).standingKept) {
+      const kept = (rec as IncomingRecord).standingKept!;
+      this.timers.after(5_000, () => kept.remove(), { weak: true });
+    }
     const state = rec.m.state;
     if (rec.direction === 'out' && !rec.active) {
       (rec as OutgoingRecord).reject(endingError(rec as OutgoingRecord));
@@ -414,6 +500,7 @@ export class Phone {
 
   /** Ends every call: cancels ringing ones, hangs up connected ones. */
   async shutdown(): Promise<void> {
+    this.standing.withdrawAll('the agent shut down');
     for (const rec of this.calls.values()) {
       if (rec.m.done) continue;
       if (rec.m.state === 'connected') this.feed(rec, { type: 'user-hangup' });
@@ -428,4 +515,9 @@ export class Phone {
 /** A call certificate as session options carry it: its two files only (they cross to a session host). */
 function pemFiles(c: CallCertificate): { certPemFile: string; keyPemFile: string } {
   return { certPemFile: c.certPemFile, keyPemFile: c.keyPemFile };
+}
+
+/** The certificate this call's DTLS (and so its TLS lane) runs on: its own, or a standing answer's. */
+function callCertificate(rec: AnyRecord): CallCertificate | undefined {
+  return rec.certificate ?? (rec.direction === 'in' ? (rec as IncomingRecord).standingKept : undefined);
 }

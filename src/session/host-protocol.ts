@@ -49,7 +49,7 @@ export type ToHost =
   | { op: 'offer'; sid: number; opts: PlainSessionOptions }
   | { op: 'answer'; sid: number; offer: string; opts: PlainSessionOptions }
   | { op: 'abort'; sid: number }
-  | { op: 'accept-answer'; sid: number; sdp: string }
+  | { op: 'accept-answer'; sid: number; sdp: string; provisional?: boolean }
   | { op: 'candidate'; sid: number; candidate: string; mid: string }
   | { op: 'connected'; sid: number; req: number; timeoutMs?: number }
   | { op: 'open-channel'; sid: number; req: number; label: string; protocol?: string; lowWaterMark?: number }

@@ -157,7 +157,7 @@ function handle(m: ToHost): void {
       const session = hosted?.session;
       if (!hosted || !session) return;
       try {
-        session.acceptAnswer(m.sdp);
+        session.acceptAnswer(m.sdp, m.provisional ? { provisional: true } : {});
       } catch (err) {
         post({ ev: 'answer-failed', sid: m.sid, error: toWireError(err) });
         return;

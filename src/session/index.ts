@@ -92,3 +92,6 @@ export type {
 export { defaultMediaSpec, randomSsrc, DEFAULT_VIDEO_PAYLOAD_TYPE, DEFAULT_AUDIO_PAYLOAD_TYPE } from './tracks.js';
 export { mediaSections, type OfferedMedia } from './sdp.js';
 export { parseRtp, isRtcp, startsH264Keyframe, isKeyframeRequest, withPayloadTypeAndSsrc, sequenceDelta, type RtpHeader } from './rtp.js';
+export { prepareStanding, type PreparedStanding } from './standing.js';
+export { answerFromStanding, answerableByStanding, standingFromDescription, type StandingIdentity } from './standing-sdp.js';
+export type { StandingKept } from './options.js';

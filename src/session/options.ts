@@ -72,6 +72,21 @@ export interface AnswerOptions extends SessionOptions {
   keepAnswerMs?: number;
   /** How often a kept answer's connection is replaced; default 25 s (libjuice gives up ~39.5 s). */
   keepAnswerRefreshMs?: number;
+  /**
+   * Answer on the identity of a standing answer (one-mail call,
+   * standing.ts): its ICE credentials, DTLS certificate and UDP port, which
+   * the caller already holds. The answer made is not mailed; its identity
+   * is checked against these.
+   */
+  standing?: StandingKept;
+}
+
+/** What a callee keeps for a standing answer: the identity its answer will have. */
+export interface StandingKept {
+  iceUfrag: string;
+  icePwd: string;
+  port: number;
+  certificate: { certPemFile: string; keyPemFile: string };
 }
 
 export interface Connected {

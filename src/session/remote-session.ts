@@ -24,6 +24,8 @@ export class RemoteSession implements CallSession {
   readonly #onProgress: ((e: SessionProgress) => void) | undefined;
   readonly #made = deferred<string>();
   #answered = false;
+  /** The answer given was made from a standing answer: a mailed one may replace it. */
+  #provisional = false;
   #answerError: PeerdialError | undefined;
   #crash: PeerdialError | undefined;
   #closed = false;
@@ -61,13 +63,14 @@ export class RemoteSession implements CallSession {
     return this.#made.promise;
   }
 
-  acceptAnswer(answerSdp: string): void {
+  acceptAnswer(answerSdp: string, opts: { provisional?: boolean } = {}): void {
     if (this.role !== 'offerer') throw new PeerdialError('USAGE', 'acceptAnswer() is for the offering side');
     if (this.#closed) throw this.#closedError();
-    if (this.#answered) throw new PeerdialError('SESSION_FAILED', 'this offer has already been answered', { hint: 'call again so that a fresh offer is sent' });
+    if (this.#answered && !this.#provisional) throw new PeerdialError('SESSION_FAILED', 'this offer has already been answered', { hint: 'call again so that a fresh offer is sent' });
     this.#answered = true;
+    this.#provisional = opts.provisional === true;
     // Checked and applied in the host; a refusal there rejects connected().
-    this.#host.send({ op: 'accept-answer', sid: this.sid, sdp: answerSdp });
+    this.#host.send({ op: 'accept-answer', sid: this.sid, sdp: answerSdp, ...(opts.provisional ? { provisional: true } : {}) });
   }
 
   addRemoteCandidate(candidate: string, mid: string): void {

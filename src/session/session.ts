@@ -22,6 +22,7 @@ import {
   CONTROL_LABEL,
   DEFAULT_CONNECT_TIMEOUT_MS,
   DEFAULT_GATHER_TIMEOUT_MS,
+  PORT_RELEASE_TIMEOUT_MS,
   type AnswerOptions,
   type ChannelOptions,
   type Connected,
@@ -31,10 +32,10 @@ import {
   type SessionRole,
   keepAnswerTimes,
 } from './options.js';
-import { pinPort } from './ports.js';
+import { freeUdpPort, pinPort } from './ports.js';
 import { register, unregister } from './registry.js';
 import { checkRemoteDescription } from './description-check.js';
-import { countCandidates, dtlsSetups, forceOffererDtlsClient } from './sdp.js';
+import { countCandidates, dtlsSetups, forceOffererDtlsClient, iceIdentity } from './sdp.js';
 import { FRESH_OFFER_HINT, abortedError, connectTimeoutError, remoteRefusedError, toSessionError } from './session-errors.js';
 import type { SessionInside } from './session-inside.js';
 import { planAnswer, planOffer } from './tracks.js';
@@ -61,6 +62,10 @@ export class Session {
   #firstChannel: SessionChannel | undefined;
   #firstOpen = false;
   #remoteSetAt: number | undefined;
+  /** The answer applied was made from a standing answer: a mailed one may still replace it. */
+  #provisional = false;
+  /** The answer being applied (applyAnswerFresh): a replacing one waits for it. */
+  #applying: Promise<void> | undefined;
   #pendingCandidates: Array<{ candidate: string; mid: string }> = [];
   readonly #ready = deferred<Connected>();
   /** What the kept answer and the fresh agent may use of this session. */
@@ -180,26 +185,36 @@ export class Session {
     if (!check.ok) throw new PeerdialError('SESSION_FAILED', `unusable offer: ${check.reason}`, { hint: FRESH_OFFER_HINT });
     const { keepMs, refreshMs } = keepAnswerTimes(opts);
     const keep = keepMs > 0;
+    const standing = opts.standing;
     const offer = forceOffererDtlsClient(check.sdp);
     const plans = planAnswer(offer, opts.media);
     let ownCertificate: CallCertificate | undefined;
     let sessionOpts: SessionOptions = opts;
-    if (keep) {
+    if (standing) {
+      // the identity the caller already holds: its port (free again once the preparing connection let go), its certificate
+      await portFreed(standing.port, opts.ice.bindAddress);
+      sessionOpts = { ...opts, ice: { ...opts.ice, portRangeBegin: standing.port, portRangeEnd: standing.port }, certificate: standing.certificate };
+    } else if (keep) {
       const ice = await pinPort(opts.ice);
       let certificate = opts.certificate;
       if (!certificate) certificate = ownCertificate = await createCallCertificate();
       sessionOpts = { ...opts, ice, certificate };
     }
-    const session = Session.#make('answerer', sessionOpts, keep, ownCertificate);
+    const session = Session.#make('answerer', sessionOpts, keep || standing !== undefined, ownCertificate);
     try {
       // Tracks with the offer's mids before the offer is applied: the answer
       // then carries our directions and SSRCs instead of a plain mirror.
       for (const plan of plans) session.#carried.addTrack(session.#conn.pc, plan);
       session.#applyRemote(offer, 'offer');
-      if (keep) session.#conn.pc.setLocalDescription('answer');
+      if (standing) session.#conn.pc.setLocalDescription('answer', { iceUfrag: standing.iceUfrag, icePwd: standing.icePwd });
+      else if (keep) session.#conn.pc.setLocalDescription('answer');
       await session.#gathered(opts);
       const local = session.#conn.pc.localDescription();
       if (!local || local.type !== 'answer') throw new Error('no local answer after gathering');
+      const made = iceIdentity(local.sdp);
+      if (standing && (made?.ufrag !== standing.iceUfrag || made?.pwd !== standing.icePwd)) {
+        throw new Error('the answer does not have the standing answer\'s ICE credentials');
+      }
       if (keep) {
         session.#kept = new KeptAnswer(session.#inside, offer, local.sdp, keepMs, refreshMs);
         session.#kept.schedule();
@@ -215,10 +230,11 @@ export class Session {
    * Caller side: apply the mailed answer, on a fresh connection with the
    * offer's identity (fresh-agent.ts says why). Then await connected().
    */
-  acceptAnswer(answerSdp: string): void {
+  acceptAnswer(answerSdp: string, opts: { provisional?: boolean } = {}): void {
     if (this.role !== 'offerer') throw new PeerdialError('USAGE', 'acceptAnswer() is for the offering side');
     if (this.#closed) throw this.#closedError();
-    if (this.#remoteSetAt !== undefined) {
+    // An answer made from a standing answer is provisional: the callee may refuse it and mail a real one, which replaces it.
+    if (this.#remoteSetAt !== undefined && !this.#provisional) {
       throw new PeerdialError('SESSION_FAILED', 'this offer has already been answered', { hint: FRESH_OFFER_HINT });
     }
     const check = checkRemoteDescription(answerSdp, 'answer', { loopback: isLoopbackOnly(this.#conn.rtc.bindAddress) });
@@ -229,9 +245,20 @@ export class Session {
         hint: FRESH_OFFER_HINT,
       });
     }
+    // A provisional answer's connection is replaced only once it has gathered: closed while
+    // gathering, libjuice aborts the process ("Failed to gather local ICE candidates").
+    const replacing = this.#remoteSetAt !== undefined;
     this.#remoteSetAt = performance.now();
+    this.#provisional = opts.provisional === true;
     const offered = this.#offered;
-    const fresh = offered ? applyAnswerFresh(this.#inside, offered, check.sdp, answerSdp) : Promise.reject(new Error('no offer was made on this session'));
+    const apply = () => (offered ? applyAnswerFresh(this.#inside, offered, check.sdp, answerSdp) : Promise.reject(new Error('no offer was made on this session')));
+    const fresh = replacing
+      ? (this.#applying ?? Promise.resolve())
+          .catch(() => undefined)
+          .then(() => this.#conn.gathered(undefined, DEFAULT_GATHER_TIMEOUT_MS))
+          .then(apply)
+      : apply();
+    this.#applying = fresh;
     void fresh.catch((err) => this.#fail(errorText(err), isPeerdialError(err) ? err : undefined));
   }
 
@@ -454,5 +481,16 @@ export class Session {
 
   #closedError(): PeerdialError {
     return new PeerdialError('SESSION_CLOSED', `the session is closed (${this.#closeReason || 'closed'})`);
+  }
+}
+
+/** Wait (at most PORT_RELEASE_TIMEOUT_MS) until `port` is free to bind again: a standing answer's port, after the connection that prepared it closed. */
+async function portFreed(port: number, bindAddress: string | undefined): Promise<void> {
+  const until = performance.now() + PORT_RELEASE_TIMEOUT_MS;
+  while ((await freeUdpPort(port, bindAddress)) === undefined) {
+    if (performance.now() > until) {
+      throw new PeerdialError('SESSION_FAILED', `the standing answer's UDP port ${port} is taken by another program`, { hint: FRESH_OFFER_HINT });
+    }
+    await new Promise((r) => setTimeout(r, 20));
   }
 }

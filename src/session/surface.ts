@@ -10,8 +10,11 @@ import type { CandidatePair, Channel, MediaKind, MediaTrack } from './types.js';
 export interface CallSession {
   readonly role: SessionRole;
   readonly isClosed: boolean;
-  /** Caller side: apply the mailed answer, then await connected(). */
-  acceptAnswer(answerSdp: string): void;
+  /**
+   * Caller side: apply the mailed answer, then await connected(). An answer
+   * made from a standing answer is `provisional`: a mailed one may replace it.
+   */
+  acceptAnswer(answerSdp: string, opts?: { provisional?: boolean }): void;
   addRemoteCandidate(candidate: string, mid: string): void;
   connected(opts?: { signal?: AbortSignal; timeoutMs?: number }): Promise<Connected>;
   openChannel(label: string, opts?: ChannelOptions): Promise<Channel>;

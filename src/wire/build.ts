@@ -18,11 +18,14 @@ import {
   PAYLOAD_FILENAME,
   PAYLOAD_MEDIA_TYPE,
   PROTOCOL_VERSION,
+  STANDING_FILENAME,
+  STANDING_MEDIA_TYPE,
 } from './headers.js';
 import { fingerprintOf, type Identity } from './identity.js';
 import { LIMITS, lifetimeLimitMs } from './limits.js';
 import type { PeerdialMessage } from './message.js';
 import { validateMessage } from './validate.js';
+import { standingMismatch, validateStanding, type StandingAnswer } from './standing.js';
 
 export interface BuildOptions {
   sender: Identity;
@@ -36,6 +39,11 @@ export interface BuildOptions {
   date: Date;
   /** Display name in From. */
   fromName?: string;
+  /**
+   * An announce only, encrypted only: a standing answer for the recipient
+   * (wire/standing.ts), sealed like the payload as a second attachment.
+   */
+  standing?: StandingAnswer;
 }
 
 export interface BuiltMail {
@@ -103,8 +111,8 @@ export function checkSendLimits(msg: PeerdialMessage): void {
 }
 
 /** Sign (and encrypt, when the recipient's key is known) the payload as an armored OpenPGP message. */
-async function sealPayload(msg: PeerdialMessage, opts: BuildOptions): Promise<string> {
-  const message = await openpgp.createMessage({ text: JSON.stringify(msg), format: 'utf8', date: opts.date });
+async function sealPayload(msg: PeerdialMessage, opts: BuildOptions, text: string = JSON.stringify(msg)): Promise<string> {
+  const message = await openpgp.createMessage({ text, format: 'utf8', date: opts.date });
   try {
     if (opts.recipientKey) {
       return await openpgp.encrypt({
@@ -119,6 +127,25 @@ async function sealPayload(msg: PeerdialMessage, opts: BuildOptions): Promise<st
   } catch (cause) {
     return fail(`Could not ${opts.recipientKey ? 'encrypt' : 'sign'} the ${msg.kind} mail: ${(cause as Error).message}`, cause);
   }
+}
+
+/**
+ * The standing answer of an announce, sealed like its payload. Only in an
+ * announce, only encrypted (it carries ICE credentials and addresses), only
+ * from the announce's sender to its recipient, and not already expired.
+ */
+async function sealStanding(msg: PeerdialMessage, standing: StandingAnswer, opts: BuildOptions): Promise<string> {
+  if (msg.kind !== 'announce') fail(`A standing answer rides only in an announce, not in a ${msg.kind}.`);
+  if (!opts.recipientKey) fail('A standing answer carries ICE credentials and addresses: it is sent only encrypted, and no key of the recipient was given.');
+  const checked = validateStanding(standing);
+  if (!checked.ok) fail(`Refusing to build an invalid ${checked.detail}.`);
+  const mismatch = standingMismatch(standing, msg, opts.date);
+  if (mismatch) fail(`Refusing to send a standing answer that does not fit its announce: ${mismatch}.`);
+  const armored = await sealPayload(msg, opts, JSON.stringify(standing));
+  if (armored.length > LIMITS.armoredBytes) {
+    tooLarge(`The sealed standing answer is ${armored.length} bytes, more than ${LIMITS.armoredBytes} (LIMITS.armoredBytes).`, 'Fewer candidates make it shorter.');
+  }
+  return armored;
 }
 
 /** Build the raw RFC 5322 mail for `msg`. Throws PeerdialError WIRE_BUILD on an invalid message. */
@@ -139,6 +166,7 @@ export async function buildMail(msg: PeerdialMessage, opts: BuildOptions): Promi
     tooLarge(`The signed ${msg.kind} payload is ${armored.length} bytes, more than ${LIMITS.armoredBytes} (LIMITS.armoredBytes).`, 'Send less: a shorter text or a smaller voice message.');
   }
   const messageId = opts.messageId ? angle(opts.messageId) : newMessageId(msg.from);
+  const standing = opts.standing ? await sealStanding(msg, opts.standing, opts) : undefined;
 
   const mail: ConstructorParameters<typeof MailComposer>[0] = {
     from: opts.fromName ? { name: opts.fromName, address: msg.from } : msg.from,
@@ -161,6 +189,7 @@ export async function buildMail(msg: PeerdialMessage, opts: BuildOptions): Promi
         contentType: PAYLOAD_MEDIA_TYPE,
         contentTransferEncoding: '7bit',
       },
+      ...(standing ? [{ filename: STANDING_FILENAME, content: standing, contentType: STANDING_MEDIA_TYPE, contentTransferEncoding: '7bit' as const }] : []),
     ],
   };
   if (opts.inReplyTo) mail.inReplyTo = angle(opts.inReplyTo);

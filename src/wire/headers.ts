@@ -43,6 +43,15 @@ export const HEADER_SIGNER = 'Peerdial-Signer';
 /** Media type and file name of the OpenPGP payload attachment. */
 export const PAYLOAD_MEDIA_TYPE = 'application/vnd.peerdial.v1+pgp';
 export const PAYLOAD_FILENAME = 'peerdial.asc';
+/**
+ * Media type and file name of a standing answer (wire/standing.ts), a
+ * second OpenPGP attachment an announce may carry. A peerdial that does
+ * not know it reads only the one PAYLOAD_MEDIA_TYPE attachment and leaves
+ * this one alone (its payload schema is closed: a new field in the payload
+ * would make it refuse the whole announce).
+ */
+export const STANDING_MEDIA_TYPE = 'application/vnd.peerdial.v1.standing+pgp';
+export const STANDING_FILENAME = 'standing.asc';
 
 /** Neutral Subject: it says nothing about who calls whom or why. */
 export const NEUTRAL_SUBJECT = 'peerdial';

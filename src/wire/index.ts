@@ -20,3 +20,4 @@ export {
   type ParseRejected,
   type PeekedHeaders,
 } from './parse.js';
+export { validateStanding, candidateProblem, standingMismatch, type StandingAnswer, type StandingValidation } from './standing.js';

@@ -48,6 +48,16 @@ export const LIMITS = {
   messageLifetimeMs: 31 * 86_400 * 1000,
   /** Longest lifetime of an introduction and its confirmation (an invite is answered when the other side gets to it). */
   introductionLifetimeMs: 7 * 86_400 * 1000,
+  /**
+   * Longest lifetime of a standing answer (wire/standing.ts): the callee
+   * holds its ICE credentials, certificate and UDP port that long, and its
+   * candidates must still be true when the offer comes.
+   */
+  standingLifetimeMs: 86_400 * 1000,
+  /** Candidates a standing answer may carry. */
+  standingCandidates: 16,
+  /** One candidate line of a standing answer (without `a=`). */
+  candidateChars: 256,
   /** Heap of the worker that decrypts and parses one mail. */
   parseHeapMb: 64,
   /** Wall time for decrypting and parsing one mail before its worker is replaced. */

@@ -44,6 +44,13 @@ export interface PeerdialMessage {
    * addresses and fingerprints (src/wire/invite.ts), base64url.
    */
   mac?: string;
+  /**
+   * An `offer` made against the callee's standing answer (wire/standing.ts):
+   * its id. The callee connects when the offer arrives and mails no answer.
+   * Sent only to a peer that made a standing answer, so only to a peerdial
+   * that reads this field.
+   */
+  standing?: string;
   /** Optional attachment of a `message` (voicemail audio), base64. */
   attachment?: { filename: string; contentType: string; data: string };
 }

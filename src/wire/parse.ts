@@ -7,7 +7,7 @@
 import { simpleParser, type ParsedMail } from 'mailparser';
 import type * as openpgp from 'openpgp';
 import { parseAutocryptHeader, readAutocryptKey } from './autocrypt.js';
-import { HEADER_KEY, HEADER_LEGACY_AUTOCRYPT, HEADER_SIGNER, HEADER_VERSION, PAYLOAD_MEDIA_TYPE, PROTOCOL_VERSION, splitHeaderSection } from './headers.js';
+import { HEADER_KEY, HEADER_LEGACY_AUTOCRYPT, HEADER_SIGNER, HEADER_VERSION, PAYLOAD_MEDIA_TYPE, PROTOCOL_VERSION, STANDING_MEDIA_TYPE, headerValues, splitHeaderSection, type HeaderSource } from './headers.js';
 import { LIMITS, lifetimeLimitMs } from './limits.js';
 import { fingerprintOf, keyHasKeyID, type Identity } from './identity.js';
 import type { PeerdialMessage, RejectReason } from './message.js';
@@ -16,6 +16,7 @@ import { firstMessageIdIn, singleAddress, type SenderPolicy } from './peek.js';
 import { errorText, reject, Rejection } from './rejection.js';
 import { validateMessage } from './validate.js';
 import { sanitizeText } from './sanitize.js';
+import { standingMismatch, validateStanding, type StandingAnswer } from './standing.js';
 
 // The header-only looks live in peek.ts; importers of this module find them here too.
 export { peekHeaders, screenHeaders, type MailOutline, type PeekedHeaders, type ScreenContext, type SenderPolicy } from './peek.js';
@@ -52,6 +53,10 @@ export interface ParseAccepted {
   /** For a learned key: the header it came from (`Autocrypt` only from a peer on an older peerdial, HEADER_LEGACY_AUTOCRYPT). */
   keyHeader?: typeof HEADER_KEY | typeof HEADER_LEGACY_AUTOCRYPT;
   encrypted: boolean;
+  /** An announce's standing answer (wire/standing.ts), verified like the payload and fitting the announce. */
+  standing?: StandingAnswer;
+  /** A standing answer was attached but is not taken (the mail itself still counts): why. */
+  standingRefused?: string;
 }
 
 export interface ParseRejected {
@@ -204,9 +209,48 @@ async function parseChecked(raw: Buffer, ctx: ParseContext, out: { messageId?: s
     encrypted: opened.encrypted,
   };
   if (!pinned) accepted.keyHeader = ownHeaders ? HEADER_KEY : HEADER_LEGACY_AUTOCRYPT;
+  const standingParts = parsed.attachments.filter((a) => a.contentType?.toLowerCase() === STANDING_MEDIA_TYPE);
+  if (standingParts.length > 0) {
+    const read = await readStanding(standingParts.map((p) => p.content), msg, key, ctx, verifyDate);
+    if (typeof read === 'string') accepted.standingRefused = sanitizeText(read);
+    else accepted.standing = read;
+  }
   const inReplyTo = firstMessageIdIn(header('in-reply-to')[0]);
   if (inReplyTo) accepted.inReplyTo = inReplyTo;
   return accepted;
+}
+
+/** A standing answer is a few candidates and credentials: far below the payload's limit. */
+const STANDING_TEXT_BYTES = 16 * 1024;
+
+/**
+ * The standing answer of a verified announce: the same checks as the
+ * payload (armored OpenPGP, encrypted to us, signed by exactly the key that
+ * signed the payload), then its schema and whether it fits the announce.
+ * Returns it, or why it is not taken; never throws. A refused standing
+ * answer leaves the announce alone: the caller simply calls with two mails.
+ */
+async function readStanding(parts: unknown[], msg: PeerdialMessage, key: openpgp.PublicKey, ctx: ParseContext, verifyDate: Date): Promise<StandingAnswer | string> {
+  if (msg.kind !== 'announce') return `a ${msg.kind} carries a standing answer; only an announce may`;
+  if (parts.length !== 1) return `${parts.length} standing answers; an announce carries at most 1`;
+  const content = parts[0];
+  if (!Buffer.isBuffer(content) || content.length === 0 || content.length > LIMITS.armoredBytes) return 'standing answer attachment is empty or too large';
+  // eslint-disable-next-line no-control-regex
+  if (/[^\x09\x0a\x0d\x20-\x7e]/.test(content.toString('latin1'))) return 'standing answer is not ASCII-armored';
+  const armored = content.toString('ascii');
+  try {
+    const opened = await openPayload(armored, ctx.self.identity.privateKey, verifyDate);
+    if (!opened.encrypted) return 'standing answer is not encrypted';
+    if (opened.signingKeyIDs.length !== 1 || !keyHasKeyID(key, opened.signingKeyIDs[0]!)) return 'standing answer is not signed by the key that signed the announce';
+    const text = await verifyWith(armored, key, ctx.self.identity.privateKey, true, verifyDate);
+    if (text !== opened.text) return 'standing answer: verified text differs from the decrypted text';
+    if (Buffer.byteLength(text) > STANDING_TEXT_BYTES) return `standing answer is more than ${STANDING_TEXT_BYTES} bytes`;
+    const checked = validateStanding(JSON.parse(text));
+    if (!checked.ok) return checked.detail;
+    return standingMismatch(checked.standing, msg, ctx.now) ?? checked.standing;
+  } catch (err) {
+    return err instanceof Rejection ? `standing answer: ${err.reason} (${err.detail})` : `standing answer cannot be read (${errorText(err)})`;
+  }
 }
 
 /**

@@ -12,7 +12,7 @@ import { MESSAGE_KINDS, type MessageKind, type PeerdialMessage } from './message
 export type Validation = { ok: true; message: PeerdialMessage } | { ok: false; detail: string };
 
 const TOP_FIELDS = new Set([
-  'v', 'kind', 'from', 'to', 'callId', 'created', 'expires', 'nonce', 'addresses', 'sdp', 'text', 'purpose', 'attachment', 'mac',
+  'v', 'kind', 'from', 'to', 'callId', 'created', 'expires', 'nonce', 'addresses', 'sdp', 'text', 'purpose', 'attachment', 'mac', 'standing',
 ]);
 const ADDRESS_FIELDS = new Set(['ip', 'port', 'source', 'scope']);
 const ADDRESS_SOURCES = new Set(['interface', 'stun', 'mapping', 'relay']);
@@ -121,6 +121,10 @@ export function validateMessage(value: unknown): Validation {
   const needsMac = kind === 'introduce' || kind === 'introduced';
   if (needsMac && (typeof m.mac !== 'string' || !/^[A-Za-z0-9_-]{43}$/.test(m.mac))) return bad(`${kind} carries no valid mac`);
   if (!needsMac && m.mac !== undefined) return bad(`${kind} must not carry a mac`);
+  if (m.standing !== undefined) {
+    if (kind !== 'offer') return bad(`${kind} must not name a standing answer`);
+    if (typeof m.standing !== 'string' || !ID_RE.test(m.standing)) return bad('field "standing" is not a random id');
+  }
   return { ok: true, message: m as unknown as PeerdialMessage };
 }
 

@@ -267,3 +267,59 @@ export async function placeCall(net: Network, from: Site, to: Site, opts: CallOp
     result.exits = { caller: callerExit, callee: calleeExit, callerLagMs: caller.maxLag(), calleeLagMs: callee.maxLag() };
   }
 }
+
+/**
+ * A one-mail call: the callee prepares a standing answer first; the caller
+ * makes its offer and at once applies the answer made from the standing
+ * one; `offerDelayMs` later (the offer's mail leg) the callee gets the offer
+ * and answers on the kept identity. The callee's answer is never given to
+ * the caller. `ms` is from the offer reaching the callee to the caller
+ * connected. Never throws for a failed call.
+ */
+export async function placeOneMailCall(net: Network, from: Site, to: Site, opts: { offerDelayMs?: number; connectTimeoutMs?: number } = {}): Promise<CallResult> {
+  const connectTimeoutMs = opts.connectTimeoutMs ?? 20_000;
+  const delay = opts.offerDelayMs ?? 0;
+  const caller = startPeer(net, from, 'offerer', { connectTimeoutMs: connectTimeoutMs + delay, natpmp: from.kind === 'upnp' });
+  const callee = startPeer(net, to, 'answerer', { connectTimeoutMs, natpmp: to.kind === 'upnp' });
+  const result: CallResult = { caller: from.name, callee: to.name, connected: false, callerLog: [], calleeLog: [] };
+  const fail = (side: 'caller' | 'callee', p: PeerProcess, what: string) => {
+    const f = p.events.find((e) => e.type === 'failed');
+    result.failure = { side, code: String(f?.code ?? 'HARNESS'), message: f ? String(f.message) : `${what}; stderr: ${p.stderr.join('').slice(-2000)}` };
+  };
+  try {
+    callee.send({ cmd: 'prepare-standing' });
+    const standing = await callee.waitFor(['standing', 'failed'], 30_000);
+    if (standing?.type !== 'standing') {
+      fail('callee', callee, 'no standing answer');
+      return result;
+    }
+    const offer = await caller.waitFor(['offer', 'failed'], 30_000);
+    if (offer?.type !== 'offer') {
+      fail('caller', caller, 'no offer');
+      return result;
+    }
+    caller.send({ cmd: 'standing-answer', identity: standing.identity });
+    if (delay > 0) await new Promise((r) => setTimeout(r, delay));
+    const t = performance.now();
+    callee.send({ cmd: 'offer', sdp: offer.sdp, standing: true });
+    const [a, b] = await Promise.all([
+      caller.waitFor(['connected', 'failed'], connectTimeoutMs + delay + 5000),
+      callee.waitFor(['connected', 'failed'], connectTimeoutMs + 5000),
+    ]);
+    if (a?.type === 'connected' && b?.type === 'connected') {
+      result.connected = true;
+      result.ms = Math.round(performance.now() - t);
+      result.pair = b.pair as CallResult['pair'];
+      const echo = await caller.waitFor(['echo'], 6000);
+      result.echo = echo?.ok === true;
+    } else if (a?.type === 'failed') fail('caller', caller, 'failed');
+    else if (b?.type === 'failed') fail('callee', callee, 'failed');
+    else result.failure = { side: 'caller', code: 'HARNESS', message: 'neither connected nor failed in time' };
+    return result;
+  } finally {
+    result.callerLog = caller.timeline();
+    result.calleeLog = callee.timeline();
+    const [callerExit, calleeExit] = await Promise.all([caller.close(), callee.close()]);
+    result.exits = { caller: callerExit, callee: calleeExit, callerLagMs: caller.maxLag(), calleeLagMs: callee.maxLag() };
+  }
+}

@@ -19,6 +19,11 @@
 //   given (removed at exit), else by the Session itself.
 //   offerer:  -> {type:'offer', sdp}   <- {cmd:'answer', sdp}
 //   answerer: <- {cmd:'offer', sdp}    -> {type:'answer', sdp}
+//   one-mail call (a standing answer, src/session/standing.ts):
+//   answerer: <- {cmd:'prepare-standing'} -> {type:'standing', identity}
+//             then <- {cmd:'offer', sdp, standing: true} answers on it
+//   offerer:  <- {cmd:'standing-answer', identity}: applies the answer made
+//             from it (provisional) at once
 //   both:     -> {type:'connected', ms, pair} then {type:'echo', ms}
 //             or {type:'failed', code, message, hint}
 //             -> {type:'progress', t, event} along the way
@@ -61,7 +66,8 @@ if (config.role === 'stun') {
   process.exit(0);
 }
 
-const { Session, shutdownSessions, createCallCertificate } = await import('../../dist/session/index.js');
+const { Session, shutdownSessions, createCallCertificate, prepareStanding, answerFromStanding } = await import('../../dist/session/index.js');
+let prepared;
 
 // Event-loop stalls (a native call that blocks, e.g. a hanging close()).
 let maxLag = 0;
@@ -149,6 +155,7 @@ function finish(code) {
     /* ignore */
   }
   certificate?.remove();
+  prepared?.certificate.remove();
   emit({ type: 'lag', max: maxLag });
   setTimeout(() => process.exit(code), 20).unref?.();
 }
@@ -232,12 +239,19 @@ try {
         emit({ type: 'progress', t: since(), event: { type: 'answer-applied' } });
         session.acceptAnswer(c.sdp);
         void connectAndEcho();
+      } else if (c.cmd === 'standing-answer') {
+        emit({ type: 'progress', t: since(), event: { type: 'answer-applied', standing: true } });
+        session.acceptAnswer(answerFromStanding(made.sdp, c.identity), { provisional: true });
+        void connectAndEcho();
       } else if (c.cmd === 'close') break;
     }
   } else if (config.role === 'answerer') {
     for (;;) {
       const c = await next();
-      if (c.cmd === 'offer') {
+      if (c.cmd === 'prepare-standing') {
+        prepared = await prepareStanding(Session, ice);
+        emit({ type: 'standing', identity: prepared.identity });
+      } else if (c.cmd === 'offer') {
         let offer = c.sdp;
         if (config.stripEndOfCandidates || config.stripCandidates) offer = offer.replace(/^a=end-of-candidates\r?\n/gm, '');
         if (config.stripCandidates) offer = offer.replace(/^a=candidate:.*\r?\n/gm, '');
@@ -251,6 +265,7 @@ try {
             opts.certificate = certificate;
           }
         }
+        if (c.standing) opts.standing = prepared.kept;
         const made = await Session.acceptOffer(offer, opts);
         session = made.session;
         emit({ type: 'answer', sdp: made.sdp });

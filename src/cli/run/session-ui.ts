@@ -12,6 +12,7 @@ const STATE_LINES: Record<string, string> = {
   'offer-queued': 'offer queued...',
   'offer-sent': 'offer sent by mail; ringing...',
   connecting: 'answer received; connecting...',
+  'connecting-one-mail': 'one-mail call: their standing answer is applied, the offer goes by mail; connecting as soon as it arrives...',
 };
 
 /** Starts a private agent for this command (refusing other incoming calls as busy). */
