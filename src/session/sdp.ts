@@ -172,6 +172,20 @@ export function sectionMids(sdp: string): string {
     .join(' ');
 }
 
+/**
+ * The one section of a data-channel-only description (`m=application ...
+ * UDP/DTLS/SCTP webrtc-datachannel` with a mid): its mid and SCTP port.
+ * Undefined when the description has any other section, or more than one.
+ */
+export function onlyDataSection(sdp: string): { mid: string; sctpPort: string } | undefined {
+  const all = sections(sdp);
+  if (all.length !== 1) return undefined;
+  const [s] = all as [Section];
+  const mid = firstWord(s.lines, 'mid');
+  if (!/^m=application \d{1,5} UDP\/DTLS\/SCTP webrtc-datachannel$/.test(s.mLine) || mid === undefined) return undefined;
+  return { mid, sctpPort: firstWord(s.lines, 'sctp-port') ?? '5000' };
+}
+
 // ---------------------------------------------------------------------------
 // DTLS roles, ICE identity, fingerprints
 

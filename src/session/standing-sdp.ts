@@ -8,7 +8,7 @@
  * video sections needs the callee's tracks and directions in its answer,
  * which a standing answer cannot know, so it goes with two mails.
  */
-import { forceOffererDtlsClient, iceIdentity } from './sdp.js';
+import { candidateLine, candidates as candidatesOf, fingerprintLines, forceOffererDtlsClient, iceIdentity, onlyDataSection, parseCandidate } from './sdp.js';
 
 /** What a standing answer promises: the callee's ICE credentials, certificate fingerprint and candidates. */
 export interface StandingIdentity {
@@ -23,31 +23,22 @@ export interface StandingIdentity {
 /** Read a standing answer's identity from a gathered description (SHA-256 fingerprints only). */
 export function standingFromDescription(sdp: string): StandingIdentity | undefined {
   const id = iceIdentity(sdp);
-  const fp = id ? /^sha-256 ((?:[0-9A-Fa-f]{2}:){31}[0-9A-Fa-f]{2})$/i.exec(id.fingerprint.trim())?.[1] : undefined;
+  const fp = fingerprintLines(sdp).find((f) => f.algorithm.toLowerCase() === 'sha-256' && /^(?:[0-9A-Fa-f]{2}:){31}[0-9A-Fa-f]{2}$/.test(f.value))?.value;
   if (!id || !fp) return undefined;
-  const candidates = [...sdp.matchAll(/^a=(candidate:[^\r\n]+)/gm)].map((m) => m[1]!);
+  const candidates = candidatesOf(sdp).map((c) => candidateLine(c).slice('a='.length));
   if (candidates.length === 0) return undefined;
   return { iceUfrag: id.ufrag, icePwd: id.pwd, fingerprint: fp.toUpperCase(), candidates };
 }
 
-/** The m-sections of an offer as [kind, mid]. */
-function sections(sdp: string): Array<{ kind: string; mid: string | undefined }> {
-  return sdp
-    .split(/\r?\nm=/)
-    .slice(1)
-    .map((s) => ({ kind: /^(\S+)/.exec(s)?.[1] ?? '?', mid: /^a=mid:(\S+)/m.exec(s)?.[1] }));
-}
-
 /** Is this offer one a standing answer can answer: exactly one section, a data channel's? */
 export function answerableByStanding(offerSdp: string): boolean {
-  const s = sections(offerSdp);
-  return s.length === 1 && s[0]!.kind === 'application' && s[0]!.mid !== undefined && /^m=application \d+ UDP\/DTLS\/SCTP webrtc-datachannel\r?$/m.test(offerSdp);
+  return onlyDataSection(offerSdp) !== undefined;
 }
 
 /** First candidate's address and port, for the `c=` and `m=` lines (ICE ignores them; they must be well-formed). */
 function defaultAddress(candidates: string[]): { ip: string; port: number } {
-  const m = /^candidate:\S+ \d+ \S+ \d+ (\S+) (\d+) typ /.exec(candidates[0] ?? '');
-  return m ? { ip: m[1]!, port: Number(m[2]) } : { ip: '0.0.0.0', port: 9 };
+  const c = parseCandidate(candidates[0] ?? '');
+  return c ? { ip: c.address, port: c.port } : { ip: '0.0.0.0', port: 9 };
 }
 
 /**
@@ -58,9 +49,7 @@ function defaultAddress(candidates: string[]): { ip: string; port: number } {
  */
 export function answerFromStanding(offerSdp: string, s: StandingIdentity): string | undefined {
   if (!answerableByStanding(offerSdp)) return undefined;
-  const offer = forceOffererDtlsClient(offerSdp);
-  const mid = sections(offer)[0]!.mid!;
-  const sctpPort = /^a=sctp-port:(\d+)\r?$/m.exec(offer)?.[1] ?? '5000';
+  const { mid, sctpPort } = onlyDataSection(forceOffererDtlsClient(offerSdp))!;
   const { ip, port } = defaultAddress(s.candidates);
   const family = ip.includes(':') ? 'IP6' : 'IP4';
   const lines = [
