@@ -4,7 +4,8 @@
  * STARTTLS, AUTHENTICATE PLAIN, LISTSCRIPTS, GETSCRIPT, HAVESPACE,
  * PUTSCRIPT, SETACTIVE, LOGOUT. Strings go out quoted when they can and
  * as non-synchronising literals (`{n+}`) otherwise; answers may carry
- * quoted strings and literals (`{n}` / `{n+}`).
+ * quoted strings and literals (`{n}` / `{n+}`); the syntax itself is in
+ * src/mail/managesieve-syntax.ts.
  *
  * The server is not trusted: a line longer than `maxLineBytes`, a literal
  * larger than `maxLiteralBytes`, an answer of more than `maxResponseLines`
@@ -15,6 +16,9 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { PeerdialError } from '../errors.js';
 import { sanitizeText } from '../wire/sanitize.js';
+import { parseLine, SieveFailed, sieveString, words, type Token } from './managesieve-syntax.js';
+
+export { parseLine, sieveString, type Token } from './managesieve-syntax.js';
 
 export interface ManageSieveOptions {
   host: string;
@@ -32,9 +36,6 @@ export interface ManageSieveOptions {
 
 export const MANAGESIEVE_LIMITS = { timeoutMs: 20_000, maxLineBytes: 8192, maxLiteralBytes: 1 << 20, maxResponseLines: 1000 };
 
-/** One token of an answer: an atom (OK, NO, ACTIVE...), a string (quoted or literal), or a parenthesised response code. */
-export type Token = { atom: string } | { str: string } | { code: Token[] };
-
 export interface SieveResponse {
   status: 'OK' | 'NO' | 'BYE';
   /** The response code's words, e.g. ['QUOTA/MAXSIZE'] or ['SASL', '...']. */
@@ -48,145 +49,6 @@ export interface SieveResponse {
 export interface SieveScriptEntry {
   name: string;
   active: boolean;
-}
-
-/** Quotes a string for a command: a quoted string when short and plain, else a `{n+}` literal. */
-export function sieveString(s: string): string {
-  const bytes = Buffer.byteLength(s, 'utf8');
-  if (bytes <= 1024 && !/[\r\n\0"\\]/.test(s)) return `"${s}"`;
-  return `{${bytes}+}\r\n${s}`;
-}
-
-class Fail extends PeerdialError {
-  constructor(message: string, hint?: string, cause?: unknown) {
-    super('SIEVE_FAILED', message, { ...(hint ? { hint } : {}), ...(cause !== undefined ? { cause } : {}) });
-  }
-}
-
-/**
- * Parses one whole answer line (with its literals) from the start of `buf`:
- * the tokens and the bytes used, or undefined when more bytes are needed.
- * Throws on a line or literal over the limits or on bytes that are no token.
- */
-export function parseLine(buf: Buffer, limits: { maxLineBytes: number; maxLiteralBytes: number }): { tokens: Token[]; used: number } | undefined {
-  let i = 0;
-  let lineBytes = 0;
-  const stack: Token[][] = [[]];
-  const push = (t: Token) => stack[stack.length - 1]!.push(t);
-  const need = () => {
-    if (lineBytes > limits.maxLineBytes) throw new Fail(`the ManageSieve server sent a line longer than ${limits.maxLineBytes} bytes`);
-    return undefined;
-  };
-  while (true) {
-    if (i >= buf.length) return need();
-    const c = buf[i]!;
-    if (c === 0x20) {
-      i++;
-      lineBytes++;
-      continue;
-    }
-    if (c === 0x0d || c === 0x0a) {
-      if (c === 0x0d) {
-        if (i + 1 >= buf.length) return need();
-        if (buf[i + 1] !== 0x0a) throw new Fail('the ManageSieve server sent a bare CR');
-        i += 2;
-      } else i += 1;
-      if (stack.length !== 1) throw new Fail('the ManageSieve server sent an unclosed "("');
-      return { tokens: stack[0]!, used: i };
-    }
-    if (c === 0x28) {
-      // (
-      stack.push([]);
-      i++;
-      lineBytes++;
-      if (stack.length > 8) throw new Fail('the ManageSieve server nested response codes too deeply');
-      continue;
-    }
-    if (c === 0x29) {
-      if (stack.length === 1) throw new Fail('the ManageSieve server sent an unmatched ")"');
-      const inner = stack.pop()!;
-      push({ code: inner });
-      i++;
-      lineBytes++;
-      continue;
-    }
-    if (c === 0x22) {
-      // "quoted", with \\ and \" escapes
-      const bytes: number[] = [];
-      let j = i + 1;
-      for (;;) {
-        if (j >= buf.length) {
-          lineBytes += j - i;
-          return need();
-        }
-        const d = buf[j]!;
-        if (d === 0x5c) {
-          if (j + 1 >= buf.length) {
-            lineBytes += j - i;
-            return need();
-          }
-          bytes.push(buf[j + 1]!);
-          j += 2;
-          continue;
-        }
-        if (d === 0x22) break;
-        if (d === 0x0d || d === 0x0a) throw new Fail('the ManageSieve server sent a line break inside a quoted string');
-        bytes.push(d);
-        j++;
-        if (lineBytes + (j - i) > limits.maxLineBytes) throw new Fail(`the ManageSieve server sent a line longer than ${limits.maxLineBytes} bytes`);
-      }
-      push({ str: Buffer.from(bytes).toString('utf8') });
-      lineBytes += j + 1 - i;
-      i = j + 1;
-      continue;
-    }
-    if (c === 0x7b) {
-      // {n} or {n+} CRLF, then n bytes
-      const close = buf.indexOf(0x7d, i);
-      if (close < 0) {
-        if (buf.length - i > 24) throw new Fail('the ManageSieve server sent a malformed literal length');
-        return need();
-      }
-      const m = /^\{(\d{1,10})\+?\}$/.exec(buf.subarray(i, close + 1).toString('latin1'));
-      if (!m) throw new Fail('the ManageSieve server sent a malformed literal length');
-      const n = Number(m[1]);
-      if (n > limits.maxLiteralBytes) throw new Fail(`the ManageSieve server announced a literal of ${n} bytes, more than ${limits.maxLiteralBytes}`);
-      let start = close + 1;
-      if (start >= buf.length) return need();
-      if (buf[start] === 0x0d) start++;
-      if (start >= buf.length) return need();
-      if (buf[start] !== 0x0a) throw new Fail('the ManageSieve server sent no line break after a literal length');
-      start++;
-      if (buf.length < start + n) return undefined;
-      push({ str: buf.subarray(start, start + n).toString('utf8') });
-      i = start + n;
-      lineBytes = 0;
-      continue;
-    }
-    // an atom: up to a space, a paren or the line end
-    let j = i;
-    while (j < buf.length) {
-      const d = buf[j]!;
-      if (d === 0x20 || d === 0x0d || d === 0x0a || d === 0x28 || d === 0x29 || d === 0x22 || d === 0x7b) break;
-      if (d < 0x21 || d > 0x7e) throw new Fail('the ManageSieve server sent a byte that is no token');
-      j++;
-      if (lineBytes + (j - i) > limits.maxLineBytes) throw new Fail(`the ManageSieve server sent a line longer than ${limits.maxLineBytes} bytes`);
-    }
-    if (j >= buf.length) {
-      lineBytes += j - i;
-      return need();
-    }
-    push({ atom: buf.subarray(i, j).toString('latin1') });
-    lineBytes += j - i;
-    i = j;
-  }
-}
-
-function words(t: Token | undefined): string[] {
-  if (!t) return [];
-  if ('atom' in t) return [t.atom];
-  if ('str' in t) return [t.str];
-  return t.code.flatMap(words);
 }
 
 export class ManageSieveClient {
@@ -216,7 +78,7 @@ export class ManageSieveClient {
         mode === 'tls' ? tls.connect({ host: o.host, port: o.port, servername: net.isIP(o.host) ? undefined : o.host, ...(o.ca ? { ca: o.ca } : {}) }) : net.connect({ host: o.host, port: o.port });
       const t = setTimeout(() => {
         s.destroy();
-        reject(new Fail(`${where}: no connection within ${Math.round(timeoutMs / 1000)} s`, 'Check the host, the port (ManageSieve is usually 4190) and the firewall.'));
+        reject(new SieveFailed(`${where}: no connection within ${Math.round(timeoutMs / 1000)} s`, 'Check the host, the port (ManageSieve is usually 4190) and the firewall.'));
       }, timeoutMs);
       s.once(mode === 'tls' ? 'secureConnect' : 'connect', () => {
         clearTimeout(t);
@@ -225,14 +87,14 @@ export class ManageSieveClient {
       });
       s.once('error', (err) => {
         clearTimeout(t);
-        reject(new Fail(`${where}: ${(err as Error).message}`, 'Check the host, the port (ManageSieve is usually 4190) and the firewall; many providers do not offer ManageSieve at all.', err));
+        reject(new SieveFailed(`${where}: ${(err as Error).message}`, 'Check the host, the port (ManageSieve is usually 4190) and the firewall; many providers do not offer ManageSieve at all.', err));
       });
     });
     const c = new ManageSieveClient(o, socket);
     try {
       c.readCapabilities(await c.response('greeting'));
       if (mode === 'starttls') {
-        if (!c.capabilities.has('STARTTLS')) throw new Fail(`${where} does not offer STARTTLS: peerdial will not send the password in clear text`);
+        if (!c.capabilities.has('STARTTLS')) throw new SieveFailed(`${where} does not offer STARTTLS: peerdial will not send the password in clear text`);
         await c.command('STARTTLS');
         await c.upgrade();
         // RFC 5804 2.2: the server sends its capabilities again after the handshake
@@ -250,8 +112,8 @@ export class ManageSieveClient {
       this.buf = this.buf.length ? Buffer.concat([this.buf, d]) : d;
       this.waiter?.();
     });
-    s.on('error', (err) => this.fail(new Fail(`ManageSieve ${this.o.host}:${this.o.port}: ${err.message}`, undefined, err)));
-    s.on('close', () => this.fail(new Fail(`ManageSieve ${this.o.host}:${this.o.port}: the server closed the connection`)));
+    s.on('error', (err) => this.fail(new SieveFailed(`ManageSieve ${this.o.host}:${this.o.port}: ${err.message}`, undefined, err)));
+    s.on('close', () => this.fail(new SieveFailed(`ManageSieve ${this.o.host}:${this.o.port}: the server closed the connection`)));
   }
 
   private fail(err: Error): void {
@@ -270,7 +132,7 @@ export class ManageSieveClient {
       const s = tls.connect({ socket: plain, host: this.o.host, servername: net.isIP(this.o.host) ? undefined : this.o.host, ...(this.o.ca ? { ca: this.o.ca } : {}) });
       const t = setTimeout(() => {
         s.destroy();
-        reject(new Fail(`ManageSieve ${this.o.host}:${this.o.port}: no TLS handshake within ${Math.round(timeoutMs / 1000)} s`));
+        reject(new SieveFailed(`ManageSieve ${this.o.host}:${this.o.port}: no TLS handshake within ${Math.round(timeoutMs / 1000)} s`));
       }, timeoutMs);
       s.once('secureConnect', () => {
         clearTimeout(t);
@@ -286,7 +148,7 @@ export class ManageSieveClient {
   }
 
   private readCapabilities(r: SieveResponse): void {
-    if (r.status !== 'OK') throw new Fail(`ManageSieve ${this.o.host}:${this.o.port} refused the connection: ${r.text}`);
+    if (r.status !== 'OK') throw new SieveFailed(`ManageSieve ${this.o.host}:${this.o.port} refused the connection: ${r.text}`);
     this.capabilities = new Map();
     for (const line of r.lines) {
       const [k, v] = line.map((t) => words(t).join(' '));
@@ -303,7 +165,7 @@ export class ManageSieveClient {
       if (!parsed) {
         if (this.failure) throw this.failure;
         const left = deadline - Date.now();
-        if (left <= 0) throw this.abort(new Fail(`ManageSieve ${this.o.host}:${this.o.port}: no answer to ${what} within ${Math.round(this.limits.timeoutMs / 1000)} s`));
+        if (left <= 0) throw this.abort(new SieveFailed(`ManageSieve ${this.o.host}:${this.o.port}: no answer to ${what} within ${Math.round(this.limits.timeoutMs / 1000)} s`));
         await new Promise<void>((resolve) => {
           const t = setTimeout(resolve, left);
           this.waiter = () => {
@@ -325,7 +187,7 @@ export class ManageSieveClient {
         return { status, code, text, lines };
       }
       lines.push(parsed.tokens);
-      if (lines.length > this.limits.maxResponseLines) throw this.abort(new Fail(`ManageSieve ${this.o.host}:${this.o.port}: more than ${this.limits.maxResponseLines} lines in one answer`));
+      if (lines.length > this.limits.maxResponseLines) throw this.abort(new SieveFailed(`ManageSieve ${this.o.host}:${this.o.port}: more than ${this.limits.maxResponseLines} lines in one answer`));
     }
   }
 
@@ -339,12 +201,12 @@ export class ManageSieveClient {
   async command(line: string, opts: { allowNo?: boolean } = {}): Promise<SieveResponse> {
     const run = async () => {
       if (this.failure) throw this.failure;
-      if (this.closed) throw new Fail('the ManageSieve connection is closed');
+      if (this.closed) throw new SieveFailed('the ManageSieve connection is closed');
       this.socket.write(line + '\r\n');
       const verb = line.split(' ')[0]!;
       const r = await this.response(verb);
-      if (r.status === 'BYE') throw this.abort(new Fail(`ManageSieve ${this.o.host}:${this.o.port} ended the connection on ${verb}: ${r.text}`));
-      if (r.status === 'NO' && !opts.allowNo) throw new Fail(`ManageSieve ${this.o.host}:${this.o.port} refused ${verb}: ${r.text}${r.code.length ? ` (${r.code.join(' ')})` : ''}`);
+      if (r.status === 'BYE') throw this.abort(new SieveFailed(`ManageSieve ${this.o.host}:${this.o.port} ended the connection on ${verb}: ${r.text}`));
+      if (r.status === 'NO' && !opts.allowNo) throw new SieveFailed(`ManageSieve ${this.o.host}:${this.o.port} refused ${verb}: ${r.text}${r.code.length ? ` (${r.code.join(' ')})` : ''}`);
       return r;
     };
     const p = this.busy.then(run, run);
@@ -355,7 +217,7 @@ export class ManageSieveClient {
   /** AUTHENTICATE "PLAIN" with the initial response (RFC 4616). */
   async authenticate(user: string, password: string): Promise<void> {
     const sasl = (this.capabilities.get('SASL') ?? '').toUpperCase().split(/\s+/);
-    if (!sasl.includes('PLAIN')) throw new Fail(`ManageSieve ${this.o.host}:${this.o.port} does not offer SASL PLAIN (offers: ${sasl.join(' ') || 'nothing'})`);
+    if (!sasl.includes('PLAIN')) throw new SieveFailed(`ManageSieve ${this.o.host}:${this.o.port} does not offer SASL PLAIN (offers: ${sasl.join(' ') || 'nothing'})`);
     const ir = Buffer.from(`\0${user}\0${password}`, 'utf8').toString('base64');
     const r = await this.command(`AUTHENTICATE "PLAIN" ${sieveString(ir)}`, { allowNo: true });
     if (r.status === 'NO') {
@@ -373,7 +235,7 @@ export class ManageSieveClient {
   async getScript(name: string): Promise<string> {
     const r = await this.command(`GETSCRIPT ${sieveString(name)}`);
     const t = r.lines[0]?.[0];
-    if (!t || !('str' in t)) throw new Fail(`ManageSieve ${this.o.host}:${this.o.port}: GETSCRIPT answered without the script`);
+    if (!t || !('str' in t)) throw new SieveFailed(`ManageSieve ${this.o.host}:${this.o.port}: GETSCRIPT answered without the script`);
     return t.str;
   }
 
