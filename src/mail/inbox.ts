@@ -6,7 +6,8 @@
  * verified mail into peerdial's folder and leaves every
  * other mail exactly as it was (no flags, no moves: fetches use
  * BODY.PEEK). Where it stopped is kept in the ledger, so a restart
- * neither reprocesses nor misses mail.
+ * neither reprocesses nor misses mail. One new mail at a time is handled in
+ * src/mail/inbox-new-mail.ts; the types are in src/mail/inbox-types.ts.
  *
  * Before a body is classified the ledger marks the mail as being
  * examined; a mail still marked so on the next pass killed the process
@@ -22,69 +23,13 @@
  * It does not reconnect: when the connection drops, watch() rejects and
  * the owner (src/agent/mailbox.ts) builds a fresh watcher after a backoff.
  */
-import type { ImapFlow } from 'imapflow';
 import { PeerdialError } from '../errors.js';
-import type { Ledger } from '../store/ledger.js';
-import { EXAMINING } from '../store/ledger.js';
-import { HEADER_SIGNER, HEADER_VERSION, IMAP_SEARCH_QUERY } from '../wire/headers.js';
-import { LIMITS } from '../wire/limits.js';
-import { sanitizeText } from '../wire/sanitize.js';
-import type { MailOutline } from '../wire/parse.js';
-import { REPLY_CHECKS, replyCheckOffsets, type ReplyCheckPlan } from './reply-checks.js';
+import { IMAP_SEARCH_QUERY } from '../wire/headers.js';
+import { handleNewMail } from './inbox-new-mail.js';
+import type { CheckResult, InboxOptions, ReplyCheckCount, Verdict } from './inbox-types.js';
+import { REPLY_CHECKS, replyCheckOffsets } from './reply-checks.js';
 
-/** What the classifier says about one mail. */
-export type Verdict =
-  | { ok: true; messageId: string; nonce: string; expires: string; detail?: string }
-  | { ok: false; messageId: string; reason: string; detail: string; nonce?: string; expires?: string };
-
-export interface InboxMail<V extends Verdict> {
-  uid: number;
-  verdict: V;
-  /** Where the mail is now: the peerdial folder when verified, else INBOX. */
-  folder: string;
-}
-
-export interface CheckResult {
-  scanned: number;
-  ours: number;
-  filed: number;
-  left: number;
-  ms: number;
-  /** New mail in this pass was first noticed by IDLE's EXISTS or by a check for an expected reply (a NOOP's EXISTS). */
-  seenBy?: 'idle' | 'reply-check';
-}
-
-/** What the reply checks cost: IMAP NOOPs sent for them, and passes whose new mail they noticed first. */
-export interface ReplyCheckCount {
-  noops: number;
-  found: number;
-}
-
-export interface InboxOptions<V extends Verdict> {
-  client: ImapFlow;
-  ledger: Ledger;
-  folder: string;
-  mailbox?: string;
-  /**
-   * Another mailbox to check on every pass, beside the watched one (IDLE
-   * stays on `mailbox`): the INBOX while a server-side rule delivers
-   * peerdial mail into the folder, for mail that came before the rule.
-   * Checked with a STATUS; selected only when it has new mail.
-   */
-  alsoCheck?: string;
-  /**
-   * First look, from size and outer headers only: a verdict here (a
-   * rejection) means the body is never fetched. Undefined: fetch it.
-   */
-  screen?: (outline: MailOutline, uid: number) => Promise<V | undefined>;
-  classify: (raw: Buffer, uid: number) => Promise<V>;
-  onMail: (mail: InboxMail<V>) => Promise<void> | void;
-  pollMs?: number;
-  now?: () => Date;
-  onProgress?: (e: { type: 'checked'; result: CheckResult } | { type: 'idle' } | { type: 'poll'; ms: number } | { type: 'reply-check' }) => void;
-  /** The schedule of checks while a reply is expected (REPLY_CHECKS). */
-  replyChecks?: ReplyCheckPlan;
-}
+export type { CheckResult, InboxMail, InboxOptions, ReplyCheckCount, Verdict } from './inbox-types.js';
 
 export class InboxWatcher<V extends Verdict> {
   private readonly mailbox: string;
@@ -277,7 +222,7 @@ export class InboxWatcher<V extends Verdict> {
       .sort((a, b) => a - b);
     result.ours = ours.length;
     for (const uid of ours) {
-      const filed = await this.handleOne(uid, box);
+      const filed = await handleNewMail(this.o, uid, box, () => this.commands++);
       if (filed) result.filed++;
       else result.left++;
       // Mail by mail: after a crash, what was handled is not reported again.
@@ -286,74 +231,6 @@ export class InboxWatcher<V extends Verdict> {
     await this.o.ledger.setMark(box, { uidValidity, lastUid: maxUid });
     result.ms = Date.now() - started;
     return result;
-  }
-
-  private async handleOne(uid: number, box: string): Promise<boolean> {
-    const c = this.o.client;
-    const now = this.o.now?.() ?? new Date();
-    this.commands++;
-    // First round trip: envelope, size and two outer headers, never the body
-    // (BODY.PEEK[HEADER.FIELDS]: no \Seen on anything).
-    const meta = await c.fetchOne(String(uid), { uid: true, size: true, envelope: true, headers: [HEADER_VERSION, HEADER_SIGNER] }, { uid: true });
-    const messageId = (meta && meta.envelope?.messageId) || '';
-    const id = messageId || `uid:${uid}`;
-    const reject = (reason: string, detail: string): V => ({ ok: false, messageId, reason, detail: sanitizeText(detail) }) as V;
-    if (!meta || !meta.size) {
-      // Found by the search, gone before the first fetch (no data, size 0): another mail client took it.
-      await this.o.onMail({ uid, verdict: reject('vanished', vanished(`UID ${uid}`)), folder: box });
-      return false;
-    }
-    const before = await this.o.ledger.resultOf(id);
-    if (before === EXAMINING) {
-      // The process died while examining it: report it once, never look inside again.
-      await this.o.ledger.record({ messageId: id, result: 'quarantined', now });
-      await this.o.onMail({ uid, verdict: reject('quarantined', `examining ${id} stopped the process once; it stays in ${box}, never parsed again`), folder: box });
-      return false;
-    }
-    if (before === 'quarantined') return false;
-    // in peerdial's own folder, mail it filed there itself (from the INBOX) is seen again: not news
-    if (before !== undefined && box === this.o.folder) return false;
-    if (before !== undefined) {
-      // Already handled once (a copy, a replay, or a restart after a crash): report, leave alone.
-      await this.o.onMail({ uid, verdict: reject('replayed', `Message-ID ${id} was processed before`), folder: box });
-      return false;
-    }
-    const outline: MailOutline = {
-      size: meta.size ?? 0,
-      from: (meta.envelope?.from ?? []).map((a) => a.address ?? ''),
-      headers: meta.headers ?? '',
-      ...(messageId ? { messageId } : {}),
-    };
-    let verdict: V | undefined = await this.o.screen?.(outline, uid);
-    if (!verdict && outline.size > LIMITS.mailBytes) {
-      verdict = reject('too-large', `mail is ${outline.size} bytes, more than ${LIMITS.mailBytes} (LIMITS.mailBytes)`);
-    }
-    if (!verdict) {
-      await this.o.ledger.beginExamining(id, now);
-      this.commands++;
-      const body = await c.fetchOne(String(uid), { uid: true, source: { maxLength: LIMITS.mailBytes } }, { uid: true });
-      // A mail expunged by another client meanwhile comes back without (or with an empty) source.
-      verdict = body && body.source && body.source.length > 0 ? await this.o.classify(body.source, uid) : reject('vanished', vanished(id));
-    }
-    await this.o.ledger.record({
-      messageId: id,
-      result: verdict.ok ? 'accepted' : verdict.reason,
-      now,
-      ...(verdict.nonce ? { nonce: verdict.nonce } : {}),
-      ...(verdict.expires ? { expires: verdict.expires } : {}),
-    });
-    if (verdict.ok && verdict.messageId && verdict.messageId !== id) {
-      // The parser's Message-ID names the same mail: remember it too.
-      await this.o.ledger.record({ messageId: verdict.messageId, result: 'accepted', now, ...(verdict.expires ? { expires: verdict.expires } : {}) });
-    }
-    let folder = box;
-    if (verdict.ok && box !== this.o.folder) {
-      this.commands++;
-      await c.messageMove(String(uid), this.o.folder, { uid: true });
-      folder = this.o.folder;
-    }
-    await this.o.onMail({ uid, verdict, folder });
-    return verdict.ok;
   }
 
   /**
@@ -442,9 +319,4 @@ export class InboxWatcher<V extends Verdict> {
     }
     this.wake?.();
   }
-}
-
-/** What a mail that another client deleted or moved before peerdial read it is reported as. */
-function vanished(what: string): string {
-  return `${what} was deleted or moved by another mail client before peerdial read it (a client that deletes from the server at once, or a filter, can lose calls; see "Using peerdial beside other mail clients" in the README)`;
 }
