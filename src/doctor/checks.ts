@@ -11,37 +11,26 @@
  * agent (control socket) whether it is logged in, and the agent times the
  * test mail with its own watcher.
  */
-import os from 'node:os';
-import path from 'node:path';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { randomBytes } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { loadConfig, pickAccount, type Config } from '../config/config.js';
 import { defaultConfigPath } from '../store/paths.js';
 import { Account } from '../agent/account.js';
 import { connectImap } from '../mail/imap.js';
-import { probeSmtp, sendRaw, smtpTransport } from '../mail/smtp.js';
-import { InboxWatcher, type Verdict } from '../mail/inbox.js';
-import { Ledger } from '../store/ledger.js';
+import { probeSmtp } from '../mail/smtp.js';
 import { connectControl } from '../agent/control.js';
-import { DESK, messageIdOf, selfTestMail, type DeskMailbox } from '../agent/desk.js';
+import { DESK, type DeskMailbox } from '../agent/desk.js';
 import { natMapping, stunBinding, type StunServer } from '../address/stun.js';
 import { interfaceAddresses } from '../address/interfaces.js';
 import { describeMapping, mapUdpPort, MAPPING_MEANING, PORTMAP_HINT } from '../address/portmap.js';
-import { PeerdialError } from '../errors.js';
-import { checkSieveRule, describeSieveRule, MANAGESIEVE_PORT, sieveLoginFor, type SieveRuleStatus } from '../mail/sieve-rule.js';
-import { watchedMailboxes } from '../agent/mailbox.js';
+import { parseStunUrl } from '../address/discover.js';
+import { describe, withTimeout, type CheckResult, type CheckVerdict } from './result.js';
+import { timeIdle } from './idle-timing.js';
+import { sieveCheck } from './sieve.js';
+import { keptCheck } from './mail-kept.js';
+import { checkTurn } from './turn.js';
 
-export type CheckVerdict = 'ok' | 'warn' | 'fail' | 'not-checked';
-
-export interface CheckResult {
-  id: 'config' | 'imap-login' | 'imap-idle' | 'smtp' | 'sieve' | 'mail-kept' | 'stun' | 'nat' | 'turn' | 'port-mapping' | 'ipv6';
-  title: string;
-  verdict: CheckVerdict;
-  detail: string;
-  hint?: string;
-  ms?: number;
-}
+export type { CheckResult, CheckVerdict } from './result.js';
+export { parseStunUrl } from '../address/discover.js';
 
 export interface DoctorOptions {
   config?: string;
@@ -69,23 +58,6 @@ const TITLES: Record<CheckResult['id'], string> = {
   'port-mapping': 'port mapping (UPnP-IGD, NAT-PMP/PCP)',
   ipv6: 'IPv6',
 };
-
-export { parseStunUrl } from '../address/discover.js';
-import { checkTurn } from './turn.js';
-import { parseStunUrl } from '../address/discover.js';
-
-function describe(err: unknown): { detail: string; hint?: string } {
-  if (err instanceof PeerdialError) return { detail: `${err.message} [${err.code}]`, ...(err.hint ? { hint: err.hint } : {}) };
-  return { detail: (err as Error)?.message ?? String(err) };
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let t: NodeJS.Timeout;
-  const timeout = new Promise<never>((_, reject) => {
-    t = setTimeout(() => reject(new PeerdialError('TCP_FAILED', `${what}: no answer within ${Math.round(ms / 1000)} s`, { hint: 'Check the host, port and firewall.' })), ms);
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(t));
-}
 
 /** Runs every check; never throws for a failed check (that is a `fail` verdict). */
 export async function runDoctor(o: DoctorOptions = {}): Promise<CheckResult[]> {
@@ -294,154 +266,4 @@ export async function runDoctor(o: DoctorOptions = {}): Promise<CheckResult[]> {
     });
   }
   return out;
-}
-
-/** Sends a peerdial `announce` to ourselves and times it until our IDLE watcher has it; files it into peerdial's folder. */
-async function timeIdle(account: Account, timeoutMs: number): Promise<{ ms: number }> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'peerdial-doctor-'));
-  const client = await connectImap(await account.imapTarget());
-  const ac = new AbortController();
-  let watching: Promise<void> | undefined;
-  try {
-    const ledger = new Ledger(dir);
-    let ourId = '';
-    let resolveSeen!: () => void;
-    const seen = new Promise<void>((r) => (resolveSeen = r));
-    const watcher = new InboxWatcher<Verdict>({
-      client,
-      ledger,
-      folder: account.account.folder,
-      ...watchedMailboxes(account),
-      classify: async (raw) => {
-        const id = messageIdOf(raw);
-        // Only our test mail is "verified" (and so filed); everything else stays where it is, untouched.
-        return id && id === ourId
-          ? { ok: true, messageId: id, nonce: randomBytes(8).toString('hex'), expires: new Date(Date.now() + 60_000).toISOString() }
-          : { ok: false, messageId: id, reason: 'not-doctors', detail: 'not the doctor\'s test mail' };
-      },
-      onMail: (m) => {
-        if (m.verdict.ok) resolveSeen();
-      },
-    });
-    await watcher.prepare();
-    // Start at the current end of the INBOX (and the folder): older mail is not the doctor's business.
-    const mb = client.mailbox;
-    if (mb) await ledger.setMark(mb.path, { uidValidity: String(mb.uidValidity), lastUid: Number(mb.uidNext) - 1 });
-    const other = watchedMailboxes(account).alsoCheck;
-    const st = other ? await client.status(other, { uidNext: true, uidValidity: true }) : undefined;
-    if (other && st) await ledger.setMark(other, { uidValidity: String(st.uidValidity), lastUid: Number(st.uidNext) - 1 });
-    const built = await selfTestMail(account);
-    ourId = built.messageId;
-    watching = watcher.watch({ signal: ac.signal });
-    const target = await account.smtpTarget();
-    const transport = await smtpTransport(target);
-    const t0 = Date.now();
-    try {
-      await sendRaw(transport, target, { from: account.email, to: [account.email] }, built.raw);
-    } finally {
-      transport.close();
-    }
-    await withTimeout(Promise.race([seen, watching!.then(() => Promise.reject(new PeerdialError('IMAP_FAILED', 'the IMAP connection ended')))]), timeoutMs, 'the test mail to yourself');
-    return { ms: Date.now() - t0 };
-  } finally {
-    ac.abort();
-    // the watcher's pass ends (its last ledger write) before its ledger is removed
-    await watching?.catch(() => undefined);
-    await client.logout().catch(() => client.close());
-    await rm(dir, { recursive: true, force: true, maxRetries: 3 });
-  }
-}
-
-const pause = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-type Found = { verdict: CheckVerdict; detail: string; hint?: string };
-
-/** The rule on the server (ManageSieve on the IMAP host: sieve_port, else 4190). */
-async function sieveCheck(account: Account, timeoutMs: number): Promise<Found> {
-  const configured = account.account.sievePort;
-  const port = configured ?? MANAGESIEVE_PORT;
-  const folder = account.account.folder;
-  const target = await account.imapTarget();
-  if (target.password === undefined) return { verdict: 'not-checked', detail: 'the account logs in with OAuth2; a server-side rule cannot be checked with it' };
-  let status: SieveRuleStatus;
-  try {
-    // only a look whether the standard port answers when none is configured: a short wait
-    status = await checkSieveRule(await sieveLoginFor(target, port, { timeoutMs: configured ? timeoutMs : Math.min(timeoutMs, 5000) }), folder);
-  } catch (err) {
-    const d = describe(err);
-    if (!configured && !(err instanceof PeerdialError && err.code === 'AUTH_FAILED')) {
-      return { verdict: 'not-checked', detail: `no ManageSieve server at ${target.server.host}:${port} (${d.detail}): peerdial mail lands in the INBOX` };
-    }
-    return { verdict: 'fail', detail: `ManageSieve at ${target.server.host}:${port}: ${d.detail}`, ...(d.hint ? { hint: d.hint } : {}) };
-  }
-  const d = describeSieveRule(status, folder);
-  if (d.ok && !configured) {
-    return { verdict: 'warn', detail: `${d.detail}; but this config does not know it (no sieve_port), so the agent watches the INBOX and notices peerdial mail late`, hint: `Set sieve_port = ${port} for this account in the config (or run peerdial init --sieve --force with your usual options).` };
-  }
-  return { verdict: d.ok ? 'ok' : 'warn', detail: d.detail, ...(d.hint ? { hint: d.hint } : {}) };
-}
-
-/**
- * Sends a peerdial mail to ourselves and leaves it alone for `watchMs`: if
- * it disappears from the INBOX and peerdial's folder meanwhile, another
- * mail client deletes (or moves) peerdial mail before peerdial can read it.
- * The test mail is removed at the end (only it: by UID).
- */
-async function keptCheck(account: Account, timeoutMs: number, watchMs: number): Promise<Found> {
-  const folder = account.account.folder;
-  const client = await connectImap(await account.imapTarget());
-  try {
-    const built = await selfTestMail(account);
-    const boxes = ['INBOX', folder];
-    for (const box of boxes) {
-      // the folder may not exist yet (a fresh account)
-      if (box !== 'INBOX') await client.mailboxCreate(box).catch(() => undefined);
-    }
-    const where = async (): Promise<{ box: string; uid: number } | undefined> => {
-      for (const box of boxes) {
-        await client.mailboxOpen(box);
-        const uids = (await client.search({ header: { 'message-id': built.messageId } }, { uid: true })) || [];
-        if (uids.length) return { box, uid: uids[0]! };
-      }
-      return undefined;
-    };
-    const target = await account.smtpTarget();
-    const transport = await smtpTransport(target);
-    try {
-      await sendRaw(transport, target, { from: account.email, to: [account.email] }, built.raw);
-    } finally {
-      transport.close();
-    }
-    const sent = Date.now();
-    let seen: { box: string; uid: number } | undefined;
-    while (!seen && Date.now() - sent < timeoutMs) {
-      seen = await where();
-      if (!seen) await pause(250);
-    }
-    const gone: Found = {
-      verdict: 'fail',
-      detail: '',
-      hint: `Another mail program on this address deletes or moves peerdial mail before peerdial reads it: calls can be lost. Turn on the server-side rule (peerdial init --sieve --force with your usual options), which files peerdial mail into ${folder} at delivery; in Delta Chat, turn off "Delete from server" (Settings, Chats and media, Delete messages from server: never).`,
-    };
-    if (!seen) {
-      return { ...gone, detail: `the test mail to yourself did not show up in INBOX or ${folder} within ${Math.round(timeoutMs / 1000)} s: another mail client deleted or moved it at once, or a filter put it elsewhere (spam?)`, hint: `${gone.hint} If a filter of yours moves it, let mail with the header Peerdial-Version stay in the INBOX.` };
-    }
-    const firstSeen = seen.box;
-    while (Date.now() - sent < watchMs) {
-      await pause(500);
-      seen = await where();
-      if (!seen) {
-        return { ...gone, detail: `the test mail to yourself was deleted or moved by another mail client ${Date.now() - sent} ms after it was sent (it had arrived in ${firstSeen}; peerdial had not read it)` };
-      }
-    }
-    // only our own test mail goes: by UID in the mailbox it is in
-    await client.mailboxOpen(seen.box);
-    await client.messageDelete(String(seen.uid), { uid: true }).catch(() => undefined);
-    return {
-      verdict: 'ok',
-      detail: `a test mail to yourself stayed ${Math.round(watchMs / 1000)} s in ${seen.box} untouched${seen.box === folder && firstSeen === folder ? ' (filed there at delivery by the server-side rule)' : ''}; removed again`,
-    };
-  } finally {
-    await client.logout().catch(() => client.close());
-  }
 }
