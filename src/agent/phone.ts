@@ -3,31 +3,35 @@
  * (caller.ts, callee.ts) to their edges: the direct session
  * (src/session), the outbox, the verified mail coming in, the clock and
  * the call log. Every outgoing or incoming call is one machine; this file
- * carries out what the machines say and feeds them what happens.
+ * carries out what the machines say and feeds them what happens. The
+ * session steps of a call are in phone-offer.ts (caller) and
+ * phone-answer.ts (callee), their watching in phone-session.ts, one-mail
+ * calls in phone-standing.ts.
  */
 import { PeerdialError } from '../errors.js';
 import { requireMailAddress } from '../wire/address.js';
-import { Session, answerFromStanding, answerableByStanding, callPath, createCallCertificate, prepareStanding, type CallCertificate, type CallSession, type PreparedStanding, type SessionFactory } from '../session/index.js';
+import { Session, callPath, type PreparedStanding, type SessionFactory } from '../session/index.js';
 import type { StandingAnswer } from '../wire/standing.js';
-import { StandingKeeper, makeStanding, takeStanding } from './one-mail.js';
-import type { IceConfig } from '../session/types.js';
+import { StandingKeeper } from './one-mail.js';
 import type { PeerdialMessage } from '../wire/message.js';
 import type { Received } from './account.js';
 import type { InboxMail } from '../mail/inbox.js';
 import type { Machine } from './machine.js';
 import type { CallerEvent, CallerOutput } from './caller.js';
 import type { CalleeEvent, CalleeOutput } from './callee.js';
-import { decide, isTrusted, trustOf, type PolicyDecision } from './policy.js';
+import { decide, trustOf, type PolicyDecision } from './policy.js';
 import { realTimers, type Timers } from '../util/timers.js';
 import { newId } from '../wire/ids.js';
-import { addMappedCandidate, callIce } from './mapped-ice.js';
-import { withRelays } from './relays.js';
 import { sortMail } from './phone-mail.js';
 import type { ActiveCall, CallOptions, PhoneEvent, PhoneOptions, RingingCall } from './phone-types.js';
+import type { PhoneParts } from './phone-parts.js';
+import { applyAnswer, makeOffer } from './phone-offer.js';
+import { answerOffer } from './phone-answer.js';
+import { issueStanding } from './phone-standing.js';
+import { callCertificate, pemFiles } from './call-certificate-files.js';
 import {
   CONTROL_BYE,
   endingError,
-  failureEvent,
   newIncomingRecord,
   newOutgoingRecord,
   outboxMail,
@@ -46,9 +50,20 @@ export class Phone {
   /** The standing answers this phone announced (one-mail calls): what is kept for each. */
   readonly standing = new StandingKeeper<PreparedStanding>((p) => p.certificate.remove());
 
+  /** What the step files (phone-offer.ts, phone-answer.ts, phone-session.ts, phone-standing.ts) use of this phone. */
+  private readonly parts: PhoneParts;
+
   constructor(private readonly o: PhoneOptions) {
     this.timers = o.timers ?? realTimers;
     this.sessions = o.sessions ?? Session;
+    this.parts = {
+      o,
+      timers: this.timers,
+      sessions: this.sessions,
+      standing: this.standing,
+      feed: (rec, e) => this.feed(rec, e),
+      emit: (e) => this.emit(e),
+    };
   }
 
   /** Calls not yet ended. */
@@ -76,82 +91,17 @@ export class Phone {
     const onAbort = () => this.feed(rec, { type: 'user-cancel' });
     opts.signal?.addEventListener('abort', onAbort, { once: true });
     rec.ended.then(() => opts.signal?.removeEventListener('abort', onAbort));
-    this.makeOffer(rec);
+    makeOffer(this.parts, rec);
     return connected;
-  }
-
-  /** Gathering: a new session and its complete offer. */
-  private makeOffer(rec: OutgoingRecord): void {
-    rec.attempts++;
-    this.iceFor(rec)
-      .then(async (ice) => this.sessions.createOffer({ ice, certificate: pemFiles((rec.certificate ??= await createCallCertificate())), ...(rec.media ? { media: rec.media } : {}) }))
-      .then(
-      async ({ session, sdp }) => {
-        rec.session = session;
-        if (rec.m.done) {
-          session.close('call ended');
-          return;
-        }
-        this.watchSession(rec, session);
-        const offer = rec.mapping ? addMappedCandidate(sdp, rec.mapping) : sdp;
-        const answer = await this.standingAnswerFor(rec, offer);
-        if (rec.m.done) return;
-        this.feed(rec, answer ? { type: 'session-gathered-standing', sdp: offer, answer } : { type: 'session-gathered', sdp: offer });
-      },
-      (err) => this.feed(rec, { type: 'session-failed', reason: (err as Error).message }),
-    )
-      .catch((err) => this.feed(rec, { type: 'session-failed', reason: (err as Error).message }));
-  }
-
-  /**
-   * One-mail call, caller side: the answer made from the callee's standing
-   * answer for this offer, when one is held and may serve this call (first
-   * offer of the call, a data-channel call); it is used up here. Otherwise
-   * undefined (two mails), and a refusal is told as 'standing-refused'.
-   */
-  private async standingAnswerFor(rec: OutgoingRecord, offer: string): Promise<string | undefined> {
-    if (rec.noStanding || rec.attempts > 1 || !answerableByStanding(offer)) return undefined;
-    const acc = this.o.account;
-    if (!(await acc.standing.peek(rec.peer))) return undefined;
-    // the account's clock: the one the offer's times are written with
-    const taken = await takeStanding(acc.standing, rec.peer, trustOf(await acc.contacts.byEmail(rec.peer)), acc.clock());
-    if (!taken.ok) {
-      this.emit({ type: 'standing-refused', callId: rec.callId, direction: 'out', peer: rec.peer, code: taken.error.code, detail: taken.error.message });
-      return undefined;
-    }
-    const answer = answerFromStanding(offer, taken.standing);
-    if (answer) rec.standingId = taken.standing.id;
-    return answer;
   }
 
   /**
    * One-mail call, callee side: a standing answer for `to`, to go with an
    * announce, when `to` is introduced or verified and its calls are
-   * answered automatically; undefined otherwise. Its identity is kept here
-   * until an offer names it, it expires, or a newer one replaces it.
+   * answered automatically; undefined otherwise (phone-standing.ts).
    */
-  async standingFor(to: string, seconds?: number): Promise<StandingAnswer | undefined> {
-    const acc = this.o.account;
-    const now = this.timers.now();
-    this.standing.sweep(now);
-    const contact = await acc.contacts.byEmail(to);
-    if (!contact || contact.blocked || !isTrusted(contact)) return undefined;
-    const decided = decide({
-      from: contact.email,
-      contact,
-      whoMayCall: acc.config.whoMayCall,
-      defaultAnswer: acc.config.answer,
-      activeCalls: 0,
-      singleCall: false,
-      expires: new Date(now.getTime() + 60_000).toISOString(),
-      now,
-      purpose: 'chat',
-    });
-    if (decided.type !== 'policy-auto-answer') return undefined;
-    const prepared = await prepareStanding(this.sessions, this.o.ice);
-    const standing = makeStanding(acc.email, contact.email, prepared.identity, now, seconds);
-    this.standing.issue(standing, prepared);
-    return standing;
+  standingFor(to: string, seconds?: number): Promise<StandingAnswer | undefined> {
+    return issueStanding(this.parts, to, seconds);
   }
 
   // ------------------------------------------------------------------ incoming mail
@@ -311,7 +261,7 @@ export class Phone {
       return;
     }
     if (out.do === 'new-offer') {
-      this.makeOffer(rec as OutgoingRecord);
+      makeOffer(this.parts, rec as OutgoingRecord);
       return;
     }
     if (out.do === 'say-bye') {
@@ -322,95 +272,10 @@ export class Phone {
       return;
     }
     if (out.do === 'apply-answer') {
-      const session = rec.session!;
-      const replacing = (rec as OutgoingRecord).standingId !== undefined && !out.provisional;
-      try {
-        session.acceptAnswer(out.sdp, out.provisional ? { provisional: true } : {});
-        rec.peerSdp = out.sdp;
-      } catch (err) {
-        this.feed(rec, failureEvent(rec, err));
-        return;
-      }
-      // a mailed answer replacing a standing one: connected() is awaited already
-      if (!replacing) this.awaitConnected(rec, session, out.provisional ? (rec as OutgoingRecord).ringSeconds * 1000 : (this.o.connectTimeoutMs ?? 30_000));
+      applyAnswer(this.parts, rec as OutgoingRecord, out.sdp, out.provisional);
       return;
     }
-    if (out.do === 'answer') {
-      const inc = rec as IncomingRecord;
-      if (!inc.offer.sdp) {
-        this.feed(rec, { type: 'session-failed', reason: 'the offer carries no SDP' });
-        return;
-      }
-      try {
-        const media = this.o.answerMedia?.(inc.offer);
-        const ice = await this.iceFor(rec);
-        // Keep the answer usable while it travels back by mail (behind a filtering NAT the
-        // callee's ICE would give up after ~40 s), media calls too.
-        const keepAnswerMs = this.o.calleeConnectTimeoutMs ?? 180_000;
-        const standing = media ? undefined : this.honourStanding(inc);
-        if (standing) inc.standingKept = standing.certificate;
-        else rec.certificate ??= await createCallCertificate();
-        const answered = await this.sessions.acceptOffer(inc.offer.sdp, {
-          ice,
-          ...(media ? { media } : {}),
-          ...(keepAnswerMs ? { keepAnswerMs } : {}),
-          // the standing answer's kept identity brings its own certificate
-          ...(standing ? { standing: standing.kept } : { certificate: pemFiles(rec.certificate!) }),
-        });
-        rec.peerSdp = inc.offer.sdp;
-        const session = answered.session;
-        const sdp = rec.mapping ? addMappedCandidate(answered.sdp, rec.mapping) : answered.sdp;
-        rec.session = session;
-        if (rec.m.done) {
-          session.close('call ended');
-          return;
-        }
-        this.watchSession(rec, session);
-        this.awaitConnected(rec, session, this.o.calleeConnectTimeoutMs ?? 180_000);
-        // one mail: the caller holds this answer already
-        this.feed(rec, standing ? { type: 'session-answered-standing' } : { type: 'session-answered', sdp });
-      } catch (err) {
-        this.feed(rec, { type: 'session-failed', reason: (err as Error).message });
-      }
-    }
-  }
-
-  /** One-mail call, callee side: the kept identity of the standing answer the offer names, if it is honoured (else two mails). */
-  private honourStanding(inc: IncomingRecord): PreparedStanding | undefined {
-    const id = inc.offer.standing;
-    if (!id) return undefined;
-    const r = this.standing.honour(id, inc.peer, inc.trust ?? 'learned', this.timers.now());
-    if (r.ok) return r.kept;
-    this.emit({ type: 'standing-refused', callId: inc.callId, direction: 'in', peer: inc.peer, code: r.error.code, detail: r.error.message });
-    return undefined;
-  }
-
-  private awaitConnected(rec: AnyRecord, session: CallSession, timeoutMs: number): void {
-    session.connected({ timeoutMs }).then(
-      (c) => {
-        rec.connected = c;
-        c.channel.onMessage((data) => {
-          if (typeof data === 'string' && data === CONTROL_BYE) this.feed(rec, { type: 'peer-hangup', how: 'channel' });
-        });
-        this.feed(rec, { type: 'session-connected' });
-      },
-      (err) => this.feed(rec, failureEvent(rec, err)),
-    );
-  }
-
-  private watchSession(rec: AnyRecord, session: CallSession): void {
-    session.onClose((reason) => {
-      if ('crash' in session && session.crash) void this.crashed(rec, reason);
-      this.feed(rec, { type: 'session-closed', reason });
-    });
-  }
-
-  /** The session process of this call crashed: the call log and the agent's log say so. */
-  private async crashed(rec: AnyRecord, reason: string): Promise<void> {
-    this.emit({ type: 'session-crashed', callId: rec.callId, direction: rec.direction, peer: rec.peer, detail: reason });
-    await this.o.account.calls
-      .append({ at: this.timers.now().toISOString(), direction: rec.direction, peer: rec.peer, callId: rec.callId, outcome: 'session-crashed', detail: reason })
-      .catch((err) => this.emit({ type: 'error', error: err as Error }));
+    if (out.do === 'answer') await answerOffer(this.parts, rec as IncomingRecord);
   }
 
   private becameConnected(rec: AnyRecord): void {
@@ -432,15 +297,6 @@ export class Phone {
     rec.active = active;
     this.emit({ type: 'connected', call: active });
     if (rec.direction === 'out') (rec as OutgoingRecord).resolve(active);
-  }
-
-  /**
-   * ICE settings for one attempt: with `port_mapping`, a local UDP port the
-   * router forwards (a failure is reported and the call goes on without).
-   */
-  private iceFor(rec: AnyRecord): Promise<IceConfig> {
-    const onError = (error: Error) => this.emit({ type: 'error', error });
-    return withRelays(this.o.ice, this.o.relays, onError).then((ice) => callIce(rec, ice, this.o.portMapping, onError));
   }
 
   private finish(rec: AnyRecord): void {
@@ -510,14 +366,4 @@ export class Phone {
     }
     await Promise.all([...this.calls.values()].map((r) => r.chain));
   }
-}
-
-/** A call certificate as session options carry it: its two files only (they cross to a session host). */
-function pemFiles(c: CallCertificate): { certPemFile: string; keyPemFile: string } {
-  return { certPemFile: c.certPemFile, keyPemFile: c.keyPemFile };
-}
-
-/** The certificate this call's DTLS (and so its TLS lane) runs on: its own, or a standing answer's. */
-function callCertificate(rec: AnyRecord): CallCertificate | undefined {
-  return rec.certificate ?? (rec.direction === 'in' ? (rec as IncomingRecord).standingKept : undefined);
 }

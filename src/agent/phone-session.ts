@@ -1,0 +1,50 @@
+/**
+ * A call's session as the phone (phone.ts) watches it: the ICE settings it
+ * starts with, and its machine fed when it connects, fails to, closes, or
+ * its session process crashes.
+ */
+import type { CallSession } from '../session/index.js';
+import type { IceConfig } from '../session/types.js';
+import { callIce } from './mapped-ice.js';
+import { withRelays } from './relays.js';
+import { CONTROL_BYE, failureEvent, type AnyRecord } from './call-record.js';
+import type { PhoneParts } from './phone-parts.js';
+
+/**
+ * ICE settings for one attempt: with `port_mapping`, a local UDP port the
+ * router forwards (a failure is reported and the call goes on without).
+ */
+export function iceFor(p: PhoneParts, rec: AnyRecord): Promise<IceConfig> {
+  const onError = (error: Error) => p.emit({ type: 'error', error });
+  return withRelays(p.o.ice, p.o.relays, onError).then((ice) => callIce(rec, ice, p.o.portMapping, onError));
+}
+
+/** The session connected (a bye on its control channel is the peer hanging up), or failed to within `timeoutMs`. */
+export function awaitConnected(p: PhoneParts, rec: AnyRecord, session: CallSession, timeoutMs: number): void {
+  session.connected({ timeoutMs }).then(
+    (c) => {
+      rec.connected = c;
+      c.channel.onMessage((data) => {
+        if (typeof data === 'string' && data === CONTROL_BYE) p.feed(rec, { type: 'peer-hangup', how: 'channel' });
+      });
+      p.feed(rec, { type: 'session-connected' });
+    },
+    (err) => p.feed(rec, failureEvent(rec, err)),
+  );
+}
+
+/** The session closed (its process may have crashed). */
+export function watchSession(p: PhoneParts, rec: AnyRecord, session: CallSession): void {
+  session.onClose((reason) => {
+    if ('crash' in session && session.crash) void crashed(p, rec, reason);
+    p.feed(rec, { type: 'session-closed', reason });
+  });
+}
+
+/** The session process of this call crashed: the call log and the agent's log say so. */
+async function crashed(p: PhoneParts, rec: AnyRecord, reason: string): Promise<void> {
+  p.emit({ type: 'session-crashed', callId: rec.callId, direction: rec.direction, peer: rec.peer, detail: reason });
+  await p.o.account.calls
+    .append({ at: p.timers.now().toISOString(), direction: rec.direction, peer: rec.peer, callId: rec.callId, outcome: 'session-crashed', detail: reason })
+    .catch((err) => p.emit({ type: 'error', error: err as Error }));
+}
