@@ -9,20 +9,21 @@
 import type { DataChannel, Track } from 'node-datachannel';
 import { PeerdialError, isPeerdialError } from '../errors.js';
 import { isLoopbackOnly } from '../wire/peer-ip.js';
+import { answererIdentity, offererIdentity } from './call-identity.js';
 import { candidateProblem } from './candidates.js';
 import { Carried } from './carried.js';
-import { type SessionChannel, deliver, errorText } from './channel.js';
-import { type CallCertificate, createCallCertificate } from './certificate.js';
+import { deliver, errorText } from './channel.js';
+import type { CallCertificate } from './certificate.js';
+import { ConnectStep } from './connect-step.js';
 import { Connection, rtcConfig } from './connection.js';
-import { deferred, settledWithin } from './deferred.js';
-import { type Fingerprint, descriptionFingerprints, peerCertificateError } from './fingerprint.js';
-import { type Offered, applyAnswerFresh, offeredIdentity } from './fresh-agent.js';
+import { settledWithin } from './deferred.js';
+import { type Offered, applyAnswerFresh } from './fresh-agent.js';
 import { KeptAnswer } from './kept-answer.js';
+import { makeAnswer, makeOffer } from './local-description.js';
 import {
   CONTROL_LABEL,
   DEFAULT_CONNECT_TIMEOUT_MS,
   DEFAULT_GATHER_TIMEOUT_MS,
-  PORT_RELEASE_TIMEOUT_MS,
   type AnswerOptions,
   type ChannelOptions,
   type Connected,
@@ -32,10 +33,8 @@ import {
   type SessionRole,
   keepAnswerTimes,
 } from './options.js';
-import { freeUdpPort, pinPort } from './ports.js';
+import { usableAnswer, usableOffer } from './peer-description.js';
 import { register, unregister } from './registry.js';
-import { checkRemoteDescription } from './description-check.js';
-import { countCandidates, dtlsSetups, forceOffererDtlsClient, iceIdentity } from './sdp.js';
 import { FRESH_OFFER_HINT, abortedError, connectTimeoutError, remoteRefusedError, toSessionError } from './session-errors.js';
 import type { SessionInside } from './session-inside.js';
 import { planAnswer, planOffer } from './tracks.js';
@@ -56,19 +55,22 @@ export class Session {
   #closeCbs: Array<(reason: string) => void> = [];
   #closed = false;
   #closeReason = '';
-  #pcConnected = false;
-  /** The `a=fingerprint` lines of the remote description, normalised. */
-  #remoteFingerprints: Fingerprint[] = [];
-  #firstChannel: SessionChannel | undefined;
-  #firstOpen = false;
   #remoteSetAt: number | undefined;
   /** The answer applied was made from a standing answer: a mailed one may still replace it. */
   #provisional = false;
   /** The answer being applied (applyAnswerFresh): a replacing one waits for it. */
   #applying: Promise<void> | undefined;
   #pendingCandidates: Array<{ candidate: string; mid: string }> = [];
-  readonly #ready = deferred<Connected>();
-  /** What the kept answer and the fresh agent may use of this session. */
+  /** Connected, the peer checked, the control channel open: connected() waits for it. */
+  readonly #step = new ConnectStep({
+    carried: this.#carried,
+    conn: () => this.#conn,
+    isClosed: () => this.#closed,
+    fail: (reason, error) => this.#fail(reason, error),
+    progress: (e) => this.#progress(e),
+    remoteSetAt: () => this.#remoteSetAt,
+  });
+  /** What the kept answer, the fresh agent and the making of our description (local-description.ts) may use of this session. */
   readonly #inside: SessionInside;
 
   private constructor(role: SessionRole, opts: SessionOptions, manualAnswer = false) {
@@ -102,7 +104,7 @@ export class Session {
       conn: this.#conn,
       carried: this.#carried,
       isClosed: () => this.#closed,
-      isConnected: () => this.#pcConnected,
+      isConnected: () => this.#step.connected,
       fail: (reason, error) => this.#fail(reason, error),
       progress: (e) => this.#progress(e),
       whenGathered: (cb) => this.#conn.whenGathered(cb),
@@ -134,21 +136,14 @@ export class Session {
     const plans = planOffer(opts.media);
     // The answer is applied on a fresh connection with the offer's identity
     // (see acceptAnswer): its UDP port is pinned and its certificate kept.
-    const ice = await pinPort(opts.ice);
-    const ownCertificate = opts.certificate ? undefined : await createCallCertificate();
-    const certificate = opts.certificate ?? ownCertificate!;
-    const session = Session.#make('offerer', { ...opts, ice, certificate }, true, ownCertificate);
+    const { sessionOpts, ownCertificate } = await offererIdentity(opts);
+    const session = Session.#make('offerer', sessionOpts, true, ownCertificate);
     session.#conn.configuredPorts = { begin: opts.ice.portRangeBegin, end: opts.ice.portRangeEnd };
     const control = { label: opts.control?.label ?? CONTROL_LABEL, protocol: opts.control?.protocol ?? '' };
     try {
-      for (const plan of plans) session.#carried.addTrack(session.#conn.pc, plan);
-      session.#openControl(control);
-      session.#conn.pc.setLocalDescription('offer');
-      await session.#gathered(opts);
-      const local = session.#conn.pc.localDescription();
-      if (!local || local.type !== 'offer') throw new Error('no local offer after gathering');
-      session.#offered = offeredIdentity(local.sdp, control);
-      return { session, sdp: forceOffererDtlsClient(local.sdp) };
+      const { sdp, offered } = await makeOffer(session.#inside, plans, control, opts);
+      session.#offered = offered;
+      return { session, sdp };
     } catch (err) {
       session.close('offer not made');
       throw toSessionError(err, 'could not make an offer');
@@ -158,17 +153,7 @@ export class Session {
   /** The offerer's control channel on the current connection; the session is ready once it opens. */
   #openControl(control: { label: string; protocol: string }): void {
     const dc = this.#conn.pc.createDataChannel(control.label, { protocol: control.protocol });
-    const channel = this.#carried.adopt(dc, false);
-    this.#firstChannel = channel;
-    this.#firstOpen = false;
-    channel.whenOpen().then(
-      () => {
-        if (this.#firstChannel !== channel) return;
-        this.#firstOpen = true;
-        this.#maybeReady();
-      },
-      () => undefined,
-    );
+    this.#step.controlChannel(this.#carried.adopt(dc, false));
   }
 
   /**
@@ -181,45 +166,20 @@ export class Session {
    */
   static async acceptOffer(offerSdp: string, opts: AnswerOptions): Promise<{ session: Session; sdp: string }> {
     if (opts.signal?.aborted) throw abortedError(opts.signal);
-    const check = checkRemoteDescription(offerSdp, 'offer', { loopback: isLoopbackOnly(opts.ice.bindAddress) });
-    if (!check.ok) throw new PeerdialError('SESSION_FAILED', `unusable offer: ${check.reason}`, { hint: FRESH_OFFER_HINT });
+    const offer = usableOffer(offerSdp, opts.ice.bindAddress);
     const { keepMs, refreshMs } = keepAnswerTimes(opts);
     const keep = keepMs > 0;
     const standing = opts.standing;
-    const offer = forceOffererDtlsClient(check.sdp);
     const plans = planAnswer(offer, opts.media);
-    let ownCertificate: CallCertificate | undefined;
-    let sessionOpts: SessionOptions = opts;
-    if (standing) {
-      // the identity the caller already holds: its port (free again once the preparing connection let go), its certificate
-      await portFreed(standing.port, opts.ice.bindAddress);
-      sessionOpts = { ...opts, ice: { ...opts.ice, portRangeBegin: standing.port, portRangeEnd: standing.port }, certificate: standing.certificate };
-    } else if (keep) {
-      const ice = await pinPort(opts.ice);
-      let certificate = opts.certificate;
-      if (!certificate) certificate = ownCertificate = await createCallCertificate();
-      sessionOpts = { ...opts, ice, certificate };
-    }
+    const { sessionOpts, ownCertificate } = await answererIdentity(opts, keep);
     const session = Session.#make('answerer', sessionOpts, keep || standing !== undefined, ownCertificate);
     try {
-      // Tracks with the offer's mids before the offer is applied: the answer
-      // then carries our directions and SSRCs instead of a plain mirror.
-      for (const plan of plans) session.#carried.addTrack(session.#conn.pc, plan);
-      session.#applyRemote(offer, 'offer');
-      if (standing) session.#conn.pc.setLocalDescription('answer', { iceUfrag: standing.iceUfrag, icePwd: standing.icePwd });
-      else if (keep) session.#conn.pc.setLocalDescription('answer');
-      await session.#gathered(opts);
-      const local = session.#conn.pc.localDescription();
-      if (!local || local.type !== 'answer') throw new Error('no local answer after gathering');
-      const made = iceIdentity(local.sdp);
-      if (standing && (made?.ufrag !== standing.iceUfrag || made?.pwd !== standing.icePwd)) {
-        throw new Error('the answer does not have the standing answer\'s ICE credentials');
-      }
+      const sdp = await makeAnswer(session.#inside, offer, plans, opts, keep);
       if (keep) {
-        session.#kept = new KeptAnswer(session.#inside, offer, local.sdp, keepMs, refreshMs);
+        session.#kept = new KeptAnswer(session.#inside, offer, sdp, keepMs, refreshMs);
         session.#kept.schedule();
       }
-      return { session, sdp: local.sdp };
+      return { session, sdp };
     } catch (err) {
       session.close('answer not made');
       throw toSessionError(err, 'could not answer the offer');
@@ -237,21 +197,14 @@ export class Session {
     if (this.#remoteSetAt !== undefined && !this.#provisional) {
       throw new PeerdialError('SESSION_FAILED', 'this offer has already been answered', { hint: FRESH_OFFER_HINT });
     }
-    const check = checkRemoteDescription(answerSdp, 'answer', { loopback: isLoopbackOnly(this.#conn.rtc.bindAddress) });
-    if (!check.ok) throw new PeerdialError('SESSION_FAILED', `unusable answer: ${check.reason}`, { hint: FRESH_OFFER_HINT });
-    if (dtlsSetups(answerSdp).includes('active')) {
-      // Our offer went out as active; an active answer would make both sides DTLS clients.
-      throw new PeerdialError('SESSION_FAILED', 'the answer also wants to be the DTLS client (a=setup:active)', {
-        hint: FRESH_OFFER_HINT,
-      });
-    }
+    const answer = usableAnswer(answerSdp, this.#conn.rtc.bindAddress);
     // A provisional answer's connection is replaced only once it has gathered: closed while
     // gathering, libjuice aborts the process ("Failed to gather local ICE candidates").
     const replacing = this.#remoteSetAt !== undefined;
     this.#remoteSetAt = performance.now();
     this.#provisional = opts.provisional === true;
     const offered = this.#offered;
-    const apply = () => (offered ? applyAnswerFresh(this.#inside, offered, check.sdp, answerSdp) : Promise.reject(new Error('no offer was made on this session')));
+    const apply = () => (offered ? applyAnswerFresh(this.#inside, offered, answer, answerSdp) : Promise.reject(new Error('no offer was made on this session')));
     const fresh = replacing
       ? (this.#applying ?? Promise.resolve())
           .catch(() => undefined)
@@ -283,11 +236,12 @@ export class Session {
    * close the session.
    */
   connected(opts: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<Connected> {
-    if (this.#ready.settled) return this.#ready.promise;
+    const ready = this.#step.ready;
+    if (ready.settled) return ready.promise;
     const { signal } = opts;
     if (signal?.aborted) return Promise.reject(abortedError(signal));
     const timeoutMs = opts.timeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
-    return settledWithin(this.#ready.promise, timeoutMs, signal, () => connectTimeoutError(this.#conn.noCommonFamily(), timeoutMs));
+    return settledWithin(ready.promise, timeoutMs, signal, () => connectTimeoutError(this.#conn.noCommonFamily(), timeoutMs));
   }
 
   /** Open another channel; resolves once it is open. */
@@ -295,7 +249,7 @@ export class Session {
     if (this.#closed) throw this.#closedError();
     // The connection may still be replaced (a kept answer; the offerer's
     // fresh connection for the answer): open on the one that connects.
-    if (!this.#pcConnected) await this.#ready.promise;
+    if (!this.#step.connected) await this.#step.ready.promise;
     if (this.#closed) throw this.#closedError();
     let dc: DataChannel;
     try {
@@ -362,7 +316,7 @@ export class Session {
     this.#closeReason = reason;
     this.#kept?.stop();
     const err = this.#closedError();
-    this.#ready.reject(err);
+    this.#step.ready.reject(err);
     this.#conn.abandonWaits(err);
     this.#carried.closeAll(`the session was closed (${reason})`);
     this.#conn.close();
@@ -375,7 +329,7 @@ export class Session {
   // -------------------------------------------------------------------------
 
   #applyRemote(sdp: string, type: 'offer' | 'answer'): void {
-    this.#remoteFingerprints = descriptionFingerprints(sdp);
+    this.#step.remoteDescription(sdp);
     try {
       this.#conn.pc.setRemoteDescription(sdp, type);
     } catch (err) {
@@ -389,20 +343,6 @@ export class Session {
     for (const c of this.#pendingCandidates.splice(0)) this.#conn.addCandidate(c.candidate, c.mid);
   }
 
-  async #gathered(opts: SessionOptions): Promise<void> {
-    const t0 = performance.now();
-    this.#progress({ type: 'gathering', role: this.role });
-    const complete = await this.#conn.gathered(opts.signal, opts.gatherTimeoutMs ?? DEFAULT_GATHER_TIMEOUT_MS);
-    const sdp = this.#conn.localSdp();
-    this.#progress({
-      type: 'gathered',
-      role: this.role,
-      candidates: countCandidates(sdp),
-      complete,
-      ms: Math.round(performance.now() - t0),
-    });
-  }
-
   /** A media section of the peer's description that no plan covered. */
   #onRemoteTrack(native: Track): void {
     if (this.#closed) return;
@@ -411,67 +351,32 @@ export class Session {
 
   #onRemoteChannel(dc: DataChannel): void {
     if (this.#closed) return;
-    const channel = this.#carried.adopt(dc, true);
-    if (this.#firstChannel === undefined) {
-      this.#firstChannel = channel;
-      this.#firstOpen = true;
-    }
-    // Listeners see the peer's channels only once the peer is checked (#verifyPeer).
-    this.#carried.addRemoteChannel(channel);
-    this.#maybeReady();
+    this.#step.remoteChannel(this.#carried.adopt(dc, true));
   }
 
   #onState(state: string): void {
     if (this.#closed) return;
     this.#progress({ type: 'state', state });
     if (state === 'connected') {
-      if (!this.#carried.verified && !this.#verifyPeer()) return;
-      this.#pcConnected = true;
-      this.#maybeReady();
-    } else if (state === 'failed' && !this.#pcConnected && this.#kept?.keeping()) {
+      this.#step.connectionUp();
+    } else if (state === 'failed' && !this.#step.connected && this.#kept?.keeping()) {
       // The agent gave up before the caller had the answer: replace it now
       // (on a later tick, outside the native callback).
       setTimeout(() => void this.#kept?.replace('the agent gave up'), 0);
     } else if (state === 'failed') {
-      this.#fail(this.#pcConnected ? 'the direct connection was lost' : 'the direct connection failed');
+      this.#fail(this.#step.connected ? 'the direct connection was lost' : 'the direct connection failed');
     } else if (state === 'closed') {
       this.close('the connection closed');
     }
   }
 
-  /**
-   * At `connected`, before any channel, track or byte is used: is the
-   * certificate the peer used the one its signed description names? On a
-   * match every held channel and track is released (and the peer's channels
-   * handed to the listeners); otherwise the session fails with
-   * FINGERPRINT_MISMATCH and closes, dropping whatever the channels held.
-   */
-  #verifyPeer(): boolean {
-    const err = peerCertificateError(this.#remoteFingerprints, () => this.#conn.pc.remoteFingerprint());
-    if (err) {
-      this.#fail(err.message, err);
-      return false;
-    }
-    this.#carried.release();
-    return true;
-  }
-
   // -------------------------------------------------------------------------
-
-  #maybeReady(): void {
-    if (this.#ready.settled || this.#closed) return;
-    if (!this.#pcConnected || !this.#firstOpen || this.#firstChannel === undefined) return;
-    const ms = this.#remoteSetAt === undefined ? 0 : Math.round(performance.now() - this.#remoteSetAt);
-    const pair = this.selectedPair();
-    this.#progress({ type: 'connected', pair, ms });
-    this.#ready.resolve({ pair: pair ?? { local: 'unknown', remote: 'unknown' }, ms, channel: this.#firstChannel });
-  }
 
   /** A failure: reject connected() with SESSION_FAILED and close. */
   #fail(reason: string, error?: PeerdialError): void {
     if (this.#closed) return;
     this.#progress({ type: 'failed', reason });
-    this.#ready.reject(error ?? new PeerdialError('SESSION_FAILED', reason, { hint: FRESH_OFFER_HINT }));
+    this.#step.ready.reject(error ?? new PeerdialError('SESSION_FAILED', reason, { hint: FRESH_OFFER_HINT }));
     this.close(reason);
   }
 
@@ -481,16 +386,5 @@ export class Session {
 
   #closedError(): PeerdialError {
     return new PeerdialError('SESSION_CLOSED', `the session is closed (${this.#closeReason || 'closed'})`);
-  }
-}
-
-/** Wait (at most PORT_RELEASE_TIMEOUT_MS) until `port` is free to bind again: a standing answer's port, after the connection that prepared it closed. */
-async function portFreed(port: number, bindAddress: string | undefined): Promise<void> {
-  const until = performance.now() + PORT_RELEASE_TIMEOUT_MS;
-  while ((await freeUdpPort(port, bindAddress)) === undefined) {
-    if (performance.now() > until) {
-      throw new PeerdialError('SESSION_FAILED', `the standing answer's UDP port ${port} is taken by another program`, { hint: FRESH_OFFER_HINT });
-    }
-    await new Promise((r) => setTimeout(r, 20));
   }
 }
