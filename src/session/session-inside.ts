@@ -1,7 +1,7 @@
 /**
- * What the parts of a Session that replace its connection (kept-answer.ts,
- * fresh-agent.ts) may use of it: the session hands them this view of its
- * inside, and nothing else.
+ * What the parts of a Session that make or replace its connection
+ * (local-description.ts, kept-answer.ts, fresh-agent.ts) may use of it: the
+ * session hands them this view of its inside, and nothing else.
  */
 import type { PeerdialError } from '../errors.js';
 import type { Carried } from './carried.js';
