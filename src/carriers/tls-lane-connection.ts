@@ -13,6 +13,12 @@ import { checkPeerFingerprint, descriptionFingerprints, normalizeFingerprint, ty
 
 /** Default wait of the answerer for TCP connect + TLS handshake + ack. */
 export const LANE_CONNECT_TIMEOUT_MS = 3000;
+/**
+ * Once TCP got through, the TLS handshake and the token are given this long
+ * (a hang guard, not a time budget): on a busy machine a handshake may take
+ * seconds, and cutting it would send the bytes the slow way for nothing.
+ */
+export const LANE_HANDSHAKE_GUARD_MS = 60_000;
 const TOKEN_BYTES = 32;
 const ACK = 0x01;
 
@@ -54,6 +60,8 @@ export interface LaneListener {
   token: string;
   /** The first connection that showed the signed certificate and the token. */
   accepted: Promise<LaneConnection>;
+  /** Resolves when the first TCP connection arrives (its handshake may still be under way). */
+  arrived: Promise<void>;
   close(): void;
 }
 
@@ -76,8 +84,11 @@ export async function listenLane(opts: { host: string; identity: LaneIdentity; o
     // the chain means nothing here (self-signed per call): the fingerprint is checked below
     rejectUnauthorized: false,
     minVersion: 'TLSv1.3',
-    handshakeTimeout: LANE_CONNECT_TIMEOUT_MS * 2,
+    handshakeTimeout: LANE_HANDSHAKE_GUARD_MS,
   });
+  let arrivedNow!: () => void;
+  const arrived = new Promise<void>((res) => (arrivedNow = res));
+  server.on('connection', () => arrivedNow());
   const refuse = (socket: TLSSocket, reason: string): void => {
     pending.delete(socket);
     socket.destroy();
@@ -90,7 +101,7 @@ export async function listenLane(opts: { host: string; identity: LaneIdentity; o
     const bad = refusePeerCertificate(socket, opts.identity.peerFingerprints);
     if (bad !== undefined) return refuse(socket, bad);
     pending.add(socket);
-    const timer = setTimeout(() => refuse(socket, 'no token in time'), LANE_CONNECT_TIMEOUT_MS * 2);
+    const timer = setTimeout(() => refuse(socket, 'no token in time'), LANE_HANDSHAKE_GUARD_MS);
     timer.unref();
     readExactly(socket, TOKEN_BYTES).then(
       ({ head, leftover }) => {
@@ -123,6 +134,7 @@ export async function listenLane(opts: { host: string; identity: LaneIdentity; o
     port,
     token: token.toString('hex'),
     accepted,
+    arrived,
     close: () => {
       server.close();
       for (const s of pending) s.destroy();
@@ -148,8 +160,14 @@ export async function connectLane(opts: { host: string; port: number; token: str
     minVersion: 'TLSv1.3',
   });
   socket.on('error', () => undefined);
-  const timer = setTimeout(() => socket.destroy(new Error(`no lane within ${opts.timeoutMs ?? LANE_CONNECT_TIMEOUT_MS} ms`)), opts.timeoutMs ?? LANE_CONNECT_TIMEOUT_MS);
+  // the short timeout is for TCP to get through (a filter drops the SYN); after that, the guard
+  let timer = setTimeout(() => socket.destroy(new Error(`no TCP connection within ${opts.timeoutMs ?? LANE_CONNECT_TIMEOUT_MS} ms`)), opts.timeoutMs ?? LANE_CONNECT_TIMEOUT_MS);
   timer.unref();
+  socket.once('connect', () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => socket.destroy(new Error(`no TLS handshake within ${LANE_HANDSHAKE_GUARD_MS} ms`)), LANE_HANDSHAKE_GUARD_MS);
+    timer.unref();
+  });
   try {
     await new Promise<void>((resolve, reject) => {
       const onError = (err: Error): void => reject(err);

@@ -28,7 +28,7 @@ import { PeerdialError } from '../errors.js';
 import type { CandidatePair, Channel } from '../session/types.js';
 import { isHostName, isPort } from './frames.js';
 import { TlsChannel } from './tls-channel.js';
-import { LANE_CONNECT_TIMEOUT_MS, connectLane, laneIdentity, listenLane, type LaneIdentity, type LaneListener } from './tls-lane-connection.js';
+import { LANE_CONNECT_TIMEOUT_MS, LANE_HANDSHAKE_GUARD_MS, connectLane, laneIdentity, listenLane, type LaneIdentity, type LaneListener } from './tls-lane-connection.js';
 
 export {
   LANE_CONNECT_TIMEOUT_MS,
@@ -210,6 +210,12 @@ async function tryLane(call: LaneCall, label: string, protocol: string, waitMs: 
     state.failed.set(listener.token, (reason) => resolve({ reason }));
     timer = setTimeout(() => resolve({ reason: `no lane within ${waitMs} ms` }), waitMs);
     timer.unref();
+    // the peer's connection got through: its handshake gets the guard, not the rest of the wait
+    void listener.arrived.then(() => {
+      clearTimeout(timer);
+      timer = setTimeout(() => resolve({ reason: `no TLS handshake within ${LANE_HANDSHAKE_GUARD_MS} ms` }), LANE_HANDSHAKE_GUARD_MS);
+      timer.unref();
+    });
   });
   try {
     const at = host.includes(':') ? `[${host}]:${listener.port}` : `${host}:${listener.port}`;
