@@ -12,6 +12,7 @@ import { createSocket, type Socket } from 'node:dgram';
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { PeerdialError } from '../errors.js';
+import { abortedError, stunTransaction } from './stun-transaction.js';
 
 export interface StunServer {
   host: string;
@@ -159,10 +160,6 @@ export function compressIPv6(groups: string[]): string {
 // ---------------------------------------------------------------------------
 // Network edge.
 
-function abortedError(signal: AbortSignal): PeerdialError {
-  return new PeerdialError('ABORTED', 'cancelled', { cause: signal.reason });
-}
-
 function stunError(message: string, cause?: unknown): PeerdialError {
   return new PeerdialError('SESSION_FAILED', message, {
     hint: 'check that the STUN server in the configuration is right and that UDP to it is not blocked',
@@ -205,42 +202,22 @@ function openSocket(family: 4 | 6, opts: { localAddress?: string; localPort?: nu
 function transact(socket: Socket, address: string, port: number, timeoutMs: number, signal?: AbortSignal): Promise<MappedAddress> {
   if (signal?.aborted) return Promise.reject(abortedError(signal));
   const transactionId = randomBytes(12);
-  const request = encodeBindingRequest(transactionId);
   const where = `${address.includes(':') ? `[${address}]` : address}:${port}`;
-  return new Promise<MappedAddress>((resolve, reject) => {
-    let rto = 250;
-    let retransmit: NodeJS.Timeout | undefined;
-    const finish = (err: unknown, value?: MappedAddress) => {
-      clearTimeout(retransmit);
-      clearTimeout(deadline);
-      socket.off('message', onMessage);
-      socket.off('error', onSocketError);
-      signal?.removeEventListener('abort', onAbort);
-      if (err) reject(err);
-      else resolve(value!);
-    };
-    const send = () => {
-      socket.send(request, port, address, (err) => {
-        if (err) finish(stunError(`cannot send to the STUN server ${where}: ${err.message}`, err));
-      });
-      retransmit = setTimeout(send, rto);
-      rto = Math.min(rto * 2, 4000);
-    };
-    const onMessage = (msg: Buffer) => {
+  return stunTransaction<MappedAddress>(socket, {
+    request: encodeBindingRequest(transactionId),
+    address,
+    port,
+    timeoutMs,
+    signal,
+    reply: (msg) => {
       const r = decodeBindingResponse(msg, transactionId);
-      if (r.kind === 'success') finish(undefined, r.mapped);
-      else if (r.kind === 'error') finish(stunError(`the STUN server ${where} refused: ${r.code} ${r.reason}`.trim()));
-    };
-    const onSocketError = (err: Error) => finish(stunError(`STUN socket error: ${err.message}`, err));
-    const onAbort = () => finish(abortedError(signal!));
-    const deadline = setTimeout(
-      () => finish(stunError(`no answer from the STUN server ${where} within ${timeoutMs} ms`)),
-      timeoutMs,
-    );
-    socket.on('message', onMessage);
-    socket.on('error', onSocketError);
-    signal?.addEventListener('abort', onAbort, { once: true });
-    send();
+      if (r.kind === 'success') return { value: r.mapped };
+      if (r.kind === 'error') return { error: stunError(`the STUN server ${where} refused: ${r.code} ${r.reason}`.trim()) };
+      return undefined;
+    },
+    sendError: (err) => stunError(`cannot send to the STUN server ${where}: ${err.message}`, err),
+    socketError: (err) => stunError(`STUN socket error: ${err.message}`, err),
+    timeoutError: () => stunError(`no answer from the STUN server ${where} within ${timeoutMs} ms`),
   });
 }
 

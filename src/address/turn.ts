@@ -13,6 +13,7 @@ import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { PeerdialError } from '../errors.js';
 import { compressIPv6, type MappedAddress } from './stun.js';
+import { abortedError, stunTransaction } from './stun-transaction.js';
 
 export interface TurnCredentials {
   host: string;
@@ -157,36 +158,19 @@ const UNREACHABLE_HINT = 'check the host and port of the TURN server in [ice] tu
 
 /** One request/response on an open socket, retransmitted at 250, 500, 1000, ... ms until an answer or the deadline. */
 function transact(socket: Socket, request: Buffer, method: number, transactionId: Buffer, to: { address: string; port: number; shown: string }, deadline: number, signal?: AbortSignal): Promise<TurnResponse & { kind: 'success' | 'error' }> {
-  return new Promise((resolve, reject) => {
-    let rto = 250;
-    let retransmit: NodeJS.Timeout | undefined;
-    const finish = (err: unknown, value?: TurnResponse & { kind: 'success' | 'error' }) => {
-      clearTimeout(retransmit);
-      clearTimeout(timer);
-      socket.off('message', onMessage);
-      socket.off('error', onSocketError);
-      signal?.removeEventListener('abort', onAbort);
-      if (err) reject(err);
-      else resolve(value!);
-    };
-    const send = () => {
-      socket.send(request, to.port, to.address, (err) => {
-        if (err) finish(turnError(`cannot send to the TURN server ${to.shown}: ${err.message}`, UNREACHABLE_HINT, err));
-      });
-      retransmit = setTimeout(send, rto);
-      rto = Math.min(rto * 2, 4000);
-    };
-    const onMessage = (msg: Buffer) => {
+  return stunTransaction<TurnResponse & { kind: 'success' | 'error' }>(socket, {
+    request,
+    address: to.address,
+    port: to.port,
+    timeoutMs: Math.max(1, deadline - Date.now()),
+    signal,
+    reply: (msg) => {
       const r = decodeTurnResponse(msg, method, transactionId);
-      if (r.kind !== 'ignore') finish(undefined, r);
-    };
-    const onSocketError = (err: Error) => finish(turnError(`TURN socket error: ${err.message}`, UNREACHABLE_HINT, err));
-    const onAbort = () => finish(new PeerdialError('ABORTED', 'cancelled', { cause: signal!.reason }));
-    const timer = setTimeout(() => finish(turnError(`no answer from the TURN server ${to.shown} over UDP`, UNREACHABLE_HINT)), Math.max(1, deadline - Date.now()));
-    socket.on('message', onMessage);
-    socket.on('error', onSocketError);
-    signal?.addEventListener('abort', onAbort, { once: true });
-    send();
+      return r.kind !== 'ignore' ? { value: r } : undefined;
+    },
+    sendError: (err) => turnError(`cannot send to the TURN server ${to.shown}: ${err.message}`, UNREACHABLE_HINT, err),
+    socketError: (err) => turnError(`TURN socket error: ${err.message}`, UNREACHABLE_HINT, err),
+    timeoutError: () => turnError(`no answer from the TURN server ${to.shown} over UDP`, UNREACHABLE_HINT),
   });
 }
 
@@ -197,7 +181,7 @@ function transact(socket: Socket, request: Buffer, method: number, transactionId
  * not answer or refuses otherwise, DNS_FAILED, ABORTED.
  */
 export async function turnAllocate(server: TurnCredentials, opts: TurnAllocateOptions): Promise<TurnAllocation> {
-  if (opts.signal?.aborted) throw new PeerdialError('ABORTED', 'cancelled', { cause: opts.signal.reason });
+  if (opts.signal?.aborted) throw abortedError(opts.signal);
   const literal = server.host.replace(/^\[(.*)\]$/, '$1');
   let address = literal;
   let family = isIP(literal);
