@@ -24,26 +24,26 @@ const errorOf = (text: string): Error & { code?: string } => {
 
 describe('reading turn URLs', () => {
   it('user, password (percent-encoded), host and port; 3478 by default; IPv6 in brackets', () => {
-    expect(parseTurnUrl('turn:alice:s%40cret%3Ax@relay.example.org:3479')).toEqual({
-      host: 'relay.example.org',
+    expect(parseTurnUrl('turn:alice:s%40cret%3Ax@127.0.0.2:3479')).toEqual({
+      host: '127.0.0.2',
       port: 3479,
       username: 'alice',
       password: 's@cret:x',
-      display: 'turn:alice@relay.example.org:3479',
+      display: 'turn:alice@127.0.0.2:3479',
     });
     // an unencoded "@" in the password: the host is after the last one, and nothing of the password is shown
-    expect(parseTurnUrl('turn:carol:p@ss@relay.example.org')).toMatchObject({ username: 'carol', password: 'p@ss', host: 'relay.example.org', port: 3478 });
-    expect(redact('turn:carol:p@ss@relay.example.org')).toBe('turn:carol:***@relay.example.org');
+    expect(parseTurnUrl('turn:carol:p@ss@127.0.0.2')).toMatchObject({ username: 'carol', password: 'p@ss', host: '127.0.0.2', port: 3478 });
+    expect(redact('turn:carol:p@ss@127.0.0.2')).toBe('turn:carol:***@127.0.0.2');
     expect(parseTurnUrl('turn:bob@[2001:db8::5]?transport=udp')).toEqual({ host: '2001:db8::5', port: 3478, username: 'bob', display: 'turn:bob@[2001:db8::5]:3478' });
   });
 
   it.each([
-    ['turns:alice:pw@relay.example.org:5349', /TURN over TLS is not supported: peerdial \(libjuice\) relays over UDP only/],
-    ['turn:alice:pw@relay.example.org?transport=tcp', /transport=tcp is not supported: peerdial \(libjuice\) relays over UDP only/],
-    ['turn:relay.example.org:3478', /names no user/],
-    ['turn:alice:pw@relay.example.org:99999', /port 99999 is out of range/],
-    ['turn:alice:pw@relay.example.org:3478?foo=1', /unknown parameter "foo"/],
-    ['stun:relay.example.org', /is not a turn: URL/],
+    ['turns:alice:pw@127.0.0.2:5349', /TURN over TLS is not supported: peerdial \(libjuice\) relays over UDP only/],
+    ['turn:alice:pw@127.0.0.2?transport=tcp', /transport=tcp is not supported: peerdial \(libjuice\) relays over UDP only/],
+    ['turn:127.0.0.2:3478', /names no user/],
+    ['turn:alice:pw@127.0.0.2:99999', /port 99999 is out of range/],
+    ['turn:alice:pw@127.0.0.2:3478?foo=1', /unknown parameter "foo"/],
+    ['stun:127.0.0.2', /is not a turn: URL/],
   ])('%s is refused', (url, why) => {
     let err: (Error & { code?: string; hint?: string }) | undefined;
     try {
@@ -65,15 +65,15 @@ describe('[ice] turn in the config file', () => {
   });
 
   it('a bad relay is an error at its line, without its password', () => {
-    const err = errorOf('[ice]\nservers = []\nturn = ["turn:alice:pw@r.example.org:3478", "turns:alice:pw@r.example.org:5349"]\n');
+    const err = errorOf('[ice]\nservers = []\nturn = ["turn:alice:pw@127.0.0.2:3478", "turns:alice:pw@127.0.0.2:5349"]\n');
     expect(err.code).toBe('CONFIG_INVALID');
     expect(err.message).toBe(
-      `${FILE} line 3: ice.turn[1] "turns:alice:***@r.example.org:5349": TURN over TLS is not supported: peerdial (libjuice) relays over UDP only: TURN over TCP or TLS (turns:, ?transport=tcp) and ICE-TCP are not supported`,
+      `${FILE} line 3: ice.turn[1] "turns:alice:***@127.0.0.2:5349": TURN over TLS is not supported: peerdial (libjuice) relays over UDP only: TURN over TCP or TLS (turns:, ?transport=tcp) and ICE-TCP are not supported`,
     );
   });
 
   it('a TURN URL among the STUN servers is sent to ice.turn', () => {
-    expect(errorOf('[ice]\nservers = ["turn:alice:pw@r.example.org"]\n').message).toBe(`${FILE} line 2: ice.servers holds STUN servers only: move "turn:alice:***@r.example.org" to ice.turn`);
+    expect(errorOf('[ice]\nservers = ["turn:alice:pw@127.0.0.2"]\n').message).toBe(`${FILE} line 2: ice.servers holds STUN servers only: move "turn:alice:***@127.0.0.2" to ice.turn`);
   });
 });
 
