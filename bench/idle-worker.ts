@@ -1,10 +1,9 @@
 /**
- * Figure 3, in a process of its own: an idle agent (mode "agent") or, as
- * the baseline, a bare imapflow client idling on the same server (mode
- * "bare"). IMAP commands are counted by wrapping ImapFlow.prototype.exec,
- * which every imapflow command goes through (LOGIN, SELECT, IDLE, NOOP...).
+ * Figure 3's baseline, in a process of its own: a bare imapflow client
+ * idling on the same server as the agent (the agent itself is measured from
+ * outside by bench/idle.mjs). IMAP commands are counted by wrapping
+ * ImapFlow.prototype.exec, which every imapflow command goes through.
  *
- *   node idle-worker.js agent CONFIG SECONDS
  *   node idle-worker.js bare IMAP_JSON SECONDS
  *
  * Prints one JSON line: CPU and commands during the idle window (from the
@@ -28,27 +27,16 @@ proto.exec = function (this: unknown, cmd: string, ...rest: unknown[]) {
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 async function main(): Promise<void> {
-  let stop: () => Promise<void>;
-  if (mode === 'agent') {
-    let idle!: () => void;
-    const idling = new Promise<void>((r) => (idle = r));
-    // imported here so that the bare baseline does not load peerdial at all
-    const { openAccount } = await import('../src/api/open.js');
-    const { Agent } = await import('../src/agent/agent.js');
-    const agent = new Agent({ account: await openAccount({ config: arg! }), onEvent: (e) => e.type === 'idle' && idle() });
-    agent.start();
-    await idling;
-    stop = () => agent.stop();
-  } else {
-    const client = new ImapFlow({ ...(JSON.parse(arg!) as object), logger: false, disableAutoIdle: true } as ConstructorParameters<typeof ImapFlow>[0]);
-    client.on('error', () => undefined);
-    await client.connect();
-    await client.mailboxOpen('INBOX');
-    void client.idle().catch(() => undefined);
-    stop = async () => {
-      await client.logout().catch(() => client.close());
-    };
-  }
+
+  if (mode !== 'bare') throw new Error(`idle-worker: unknown mode ${mode} (only "bare")`);
+  const client = new ImapFlow({ ...(JSON.parse(arg!) as object), logger: false, disableAutoIdle: true } as ConstructorParameters<typeof ImapFlow>[0]);
+  client.on('error', () => undefined);
+  await client.connect();
+  await client.mailboxOpen('INBOX');
+  void client.idle().catch(() => undefined);
+  const stop = async (): Promise<void> => {
+    await client.logout().catch(() => client.close());
+  };
   await sleep(2_000);
   const startCommands = commands;
   const startCounts = { ...byCommand };
