@@ -8,13 +8,11 @@
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { startDeltaChat } from '@deltachat/stdio-rpc-server';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { deltaChatAccount, olderDeltaChatServer, startCore, type DeltaChat } from './harness/deltachat.js';
 import { startMailStack, type MailStack } from './harness/mail-stack.js';
 import { introduce, mailboxSnapshot, makePeer, tempDir, waitFor, type Peer } from './harness/peers.js';
 import { announce, checkInbox } from '../src/api/mail.js';
-
-type DeltaChat = Awaited<ReturnType<typeof startDeltaChat>>;
 
 let stack: MailStack;
 let dir: string;
@@ -35,33 +33,12 @@ afterAll(async () => {
   if (dir) await fs.rm(dir, { recursive: true, force: true });
 });
 
-async function deltaChatAccount(d: DeltaChat, name: string): Promise<number> {
-  const u = stack.users[name]!;
-  const id = await d.rpc.addAccount();
-  await d.rpc.addOrUpdateTransport(id, {
-    addr: u.email,
-    password: u.password,
-    imapServer: stack.host,
-    imapPort: stack.imapPort,
-    imapSecurity: 'starttls',
-    imapUser: u.user,
-    smtpServer: stack.host,
-    smtpPort: stack.smtpPort,
-    smtpSecurity: 'starttls',
-    smtpUser: u.user,
-    smtpPassword: null,
-    certificateChecks: 'acceptInvalidCertificates',
-    oauth2: false,
-  });
-  return id;
-}
-
 it('Delta Chat deletes from the server at once; with the rule on, every peerdial announce and every Delta Chat message arrives', async () => {
-  const d = await startDeltaChat(path.join(dir, 'deltachat'), { muteStdErr: true });
+  const d = await startCore(path.join(dir, 'deltachat'), olderDeltaChatServer('2.33.0'));
   dc = d;
   const version = (await d.rpc.getSystemInfo()).deltachat_core_version;
-  const dcHitoshi = await deltaChatAccount(d, 'hitoshi');
-  const dcBob = await deltaChatAccount(d, 'bob');
+  const dcHitoshi = await deltaChatAccount(d, stack, 'hitoshi');
+  const dcBob = await deltaChatAccount(d, stack, 'bob');
   await d.rpc.setConfig(dcHitoshi, 'delete_server_after', '1');
   expect(await d.rpc.getConfig(dcHitoshi, 'delete_server_after'), `Delta Chat ${version} has delete_server_after`).toBe('1');
   // what hitoshi's Delta Chat shows (the first message of a contact request comes as IncomingMsg, the next ones as MsgsChanged)

@@ -1,0 +1,63 @@
+/**
+ * Delta Chat core for tests: the version the npm registry offers today
+ * (`@deltachat/stdio-rpc-server`, a devDependency) or an older one that
+ * `.ci/run` installs beside the project (`.tmp/deltachat-VERSION`), for
+ * settings the newest core no longer has (`delete_server_after`).
+ * The JSON-RPC client is always the devDependency's; the methods the
+ * tests call exist in both.
+ */
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { startDeltaChat } from '@deltachat/stdio-rpc-server';
+import type { MailStack } from './mail-stack.js';
+
+export type DeltaChat = Awaited<ReturnType<typeof startDeltaChat>>;
+
+const ROOT = path.resolve(import.meta.dirname, '..', '..');
+
+/** The rpc-server binary of an older core installed by `.ci/run`; throws with the install line when missing. */
+export function olderDeltaChatServer(version: string): string {
+  const prefix = path.join(ROOT, '.tmp', `deltachat-${version}`);
+  const bin = path.join(prefix, 'node_modules', '@deltachat', `stdio-rpc-server-${process.platform}-${process.arch}`, 'deltachat-rpc-server');
+  if (!existsSync(bin)) {
+    throw new Error(
+      `Delta Chat core ${version} is not installed for the tests; install it with:\n` +
+        `  npm install --prefix .tmp/deltachat-${version} --no-audit --no-fund --no-package-lock @deltachat/stdio-rpc-server@${version}`,
+    );
+  }
+  return bin;
+}
+
+/** Start a core (the devDependency's, or `serverPath`) keeping its accounts in `dir`. */
+export async function startCore(dir: string, serverPath?: string): Promise<DeltaChat> {
+  const before = process.env.DELTA_CHAT_RPC_SERVER;
+  if (serverPath) process.env.DELTA_CHAT_RPC_SERVER = serverPath;
+  try {
+    return await startDeltaChat(dir, { muteStdErr: true, disableEnvPath: !serverPath });
+  } finally {
+    if (before === undefined) delete process.env.DELTA_CHAT_RPC_SERVER;
+    else process.env.DELTA_CHAT_RPC_SERVER = before;
+  }
+}
+
+/** Add and configure a Delta Chat account for one of the mail stack's users (STARTTLS, the stack's self-signed certificate). */
+export async function deltaChatAccount(d: DeltaChat, stack: MailStack, name: string): Promise<number> {
+  const u = stack.users[name]!;
+  const id = await d.rpc.addAccount();
+  await d.rpc.addOrUpdateTransport(id, {
+    addr: u.email,
+    password: u.password,
+    imapServer: stack.host,
+    imapPort: stack.imapPort,
+    imapFolder: null,
+    imapSecurity: 'starttls',
+    imapUser: u.user,
+    smtpServer: stack.host,
+    smtpPort: stack.smtpPort,
+    smtpSecurity: 'starttls',
+    smtpUser: u.user,
+    smtpPassword: null,
+    certificateChecks: 'acceptInvalidCertificates',
+  });
+  return id;
+}
