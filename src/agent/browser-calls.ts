@@ -49,17 +49,26 @@ interface Offered {
   active?: ActiveCall;
 }
 
-function deferred<T>(): Offered['answer'] & { promise: Promise<T> } {
-  let resolve!: (v: T) => void;
+function pendingAnswer(): Offered['answer'] {
+  let resolve!: (sdp: string) => void;
   let reject!: (e: Error) => void;
-  const promise = new Promise<T>((res, rej) => {
+  const promise = new Promise<string>((res, rej) => {
     resolve = res;
     reject = rej;
   });
   // a decline before the phone asked for the answer is not an unhandled rejection
   promise.catch(() => undefined);
-  return { promise, resolve: resolve as (sdp: string) => void, reject } as never;
+  return { promise, resolve, reject };
 }
+
+/** How long a tab's call id is remembered after the call ended (a late fresh offer for it is refused). */
+const REMEMBER_MS = 10 * 60_000;
+
+/** The sessions of a fresh offer for a call a tab answered already: the tab's connection cannot take it. */
+const REFUSE_FRESH_OFFER: SessionFactory = {
+  createOffer: () => Promise.reject(new PeerdialError('USAGE', 'this call is answered by a tab')),
+  acceptOffer: () => Promise.reject(new PeerdialError('SESSION_FAILED', 'a browser tab answered this call already: call again')),
+};
 
 function usage(problem: string): PeerdialError {
   return new PeerdialError('USAGE', problem);
@@ -69,6 +78,8 @@ function usage(problem: string): PeerdialError {
 export class AgentBrowserCalls implements BrowserCalls {
   private readonly listeners = new Set<(offer: BrowserOffer) => void>();
   private readonly offered = new Map<string, Offered>();
+  /** Ids of incoming calls a tab was offered, also for a while after they ended. */
+  private readonly tabCallIds = new Set<string>();
   /** Connected calls the tab placed, by call id. */
   private readonly placed = new Map<string, ActiveCall>();
 
@@ -124,9 +135,12 @@ export class AgentBrowserCalls implements BrowserCalls {
    * the tab's to answer; its offer goes to the listeners.
    */
   sessionsFor(offer: PeerdialMessage): SessionFactory | undefined {
-    if (offer.purpose !== 'media' || !offer.sdp || this.listeners.size === 0 || this.offered.has(offer.callId)) return undefined;
-    const o: Offered = { offer, answer: deferred<string>(), answered: false };
+    // the caller's fresh offer (after a failed connection) for a call a tab took is not this agent's to answer
+    if (this.tabCallIds.has(offer.callId)) return REFUSE_FRESH_OFFER;
+    if (offer.purpose !== 'media' || !offer.sdp || this.listeners.size === 0) return undefined;
+    const o: Offered = { offer, answer: pendingAnswer(), answered: false };
     this.offered.set(offer.callId, o);
+    this.tabCallIds.add(offer.callId);
     const media = mediaSummary(offer.sdp);
     const told: BrowserOffer = { callId: offer.callId, from: offer.from, offerSdp: offer.sdp, video: media.video, audio: media.audio };
     // after the phone has rung or started answering
@@ -157,6 +171,7 @@ export class AgentBrowserCalls implements BrowserCalls {
       if (!o) return;
       o.answer.reject(new PeerdialError('CALL_CANCELLED', `the call ended (${e.state})`));
       this.offered.delete(e.callId);
+      setTimeout(() => this.tabCallIds.delete(e.callId), REMEMBER_MS).unref();
     }
   }
 }
