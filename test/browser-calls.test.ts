@@ -141,8 +141,9 @@ describe('a browser tab as a WebRTC endpoint', () => {
     // the call is an ordinary call of alice's: one id, in her call log
     await page.evaluate(() => (window as unknown as { pc: RTCPeerConnection }).pc.close());
     await tab.agent.browserCalls.hangup(callId);
+    await waitFor('the call ends in alice\'s agent', () => tab.events.some((e) => e.type === 'ended' && e.callId === callId), 30_000);
     const log = await (await alice.open()).calls.list();
-    expect(log.filter((c) => c.callId === callId).map((c) => c.outcome)).toEqual(expect.arrayContaining(['connected', 'hung-up']));
+    expect(log.filter((c) => c.callId === callId).map((c) => c.outcome)).toEqual(['connected', 'hung-up']);
     await waitFor('the camera saw the viewer go', () => /stopped watching/.test(cam.out()), 60_000);
     cam.child.kill('SIGTERM');
     await cam.exited;
