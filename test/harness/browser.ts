@@ -25,7 +25,6 @@ import { ROOT, waitFor, type Peer } from './peers.js';
 import { requireCommand } from './system.js';
 
 export const BROWSER_ADDRESS = '198.18.77.1';
-const CHROMIUM = '/usr/bin/chromium';
 
 export interface BrowserNet {
   ns: string;
@@ -38,7 +37,6 @@ export interface BrowserNet {
 /** The namespace, its veth pair, and the mail bridge to `ports` (the stack's IMAP and SMTP). */
 export async function browserNet(dir: string, ports: number[]): Promise<BrowserNet> {
   requireCommand('ip', 'iproute2');
-  requireCommand('chromium', 'chromium');
   const ns = `pdb${process.pid}`;
   const ip = (...args: string[]) => execFileSync('ip', args, { stdio: 'pipe' });
   ip('netns', 'add', ns);
@@ -96,8 +94,10 @@ export async function bindInNamespace(peer: Peer): Promise<void> {
 
 /** Headless Chromium inside the namespace (a fresh profile: playwright makes one per launch), with fake camera and microphone; one page on http://localhost/. */
 export async function launchTab(net: BrowserNet, dir: string): Promise<{ browser: Browser; page: Page }> {
+  // Debian's chromium package, never a downloaded browser
+  const chromiumPath = requireCommand('chromium', 'chromium');
   const wrapper = path.join(dir, 'chromium-in-ns.sh');
-  await fs.writeFile(wrapper, `#!/bin/sh\nexec ip netns exec ${net.ns} ${CHROMIUM} "$@"\n`, { mode: 0o755 });
+  await fs.writeFile(wrapper, `#!/bin/sh\nexec ip netns exec ${net.ns} ${chromiumPath} "$@"\n`, { mode: 0o755 });
   const browser = await chromium.launch({
     executablePath: wrapper,
     args: [
