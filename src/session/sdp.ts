@@ -268,7 +268,12 @@ export interface OfferedMedia {
   kind: 'audio' | 'video';
   mid: string;
   direction: SdpMediaDirection;
-  /** Payload type per codec name, lower-cased (`h264`, `opus`); the first one of each name. */
+  /**
+   * Payload type per codec name, lower-cased (`h264`, `opus`): the first one
+   * of each name, except H264, where the best fit for peerdial's stream is
+   * taken (packetization-mode=1, constrained baseline first; a browser
+   * offers H264 in several profiles and both packetization modes).
+   */
   payloadTypes: Record<string, number>;
   ssrcs: number[];
 }
@@ -284,16 +289,56 @@ export function mediaSections(sdp: string): OfferedMedia[] {
     const flag = section.lines.find((line) => line.startsWith('a=') && DIRECTIONS.has(line.slice(2)));
     const direction = (flag?.slice(2) ?? 'sendrecv') as SdpMediaDirection;
     const payloadTypes: Record<string, number> = {};
+    const fmtp = formatParameters(section.lines);
+    const h264Rank = new Map<number, number>();
     for (const v of attributeValues(section.lines, 'rtpmap')) {
       const r = /^(\d+) ([^/\s]+)\//.exec(v);
       if (!r) continue;
       const name = r[2]!.toLowerCase();
-      if (payloadTypes[name] === undefined) payloadTypes[name] = Number(r[1]);
+      const pt = Number(r[1]);
+      if (name === 'h264') h264Rank.set(pt, h264Preference(fmtp.get(pt)));
+      if (payloadTypes[name] === undefined) payloadTypes[name] = pt;
     }
+    // a browser offers H264 several times: take the one a camera's stream plays in
+    let best: number | undefined;
+    for (const [pt, rank] of h264Rank) if (best === undefined || rank < h264Rank.get(best)!) best = pt;
+    if (best !== undefined) payloadTypes['h264'] = best;
     const ssrcs = [...new Set(attributeValues(section.lines, 'ssrc').flatMap((v) => /^(\d+) /.exec(v)?.slice(1, 2) ?? []).map(Number))];
     out.push({ kind, mid, direction, payloadTypes, ssrcs });
   }
   return out;
+}
+
+/** `a=fmtp:<pt> k=v;k=v` of a section's lines: the parameters per payload type, names lower-cased. */
+function formatParameters(sectionLines: readonly string[]): Map<number, Map<string, string>> {
+  const out = new Map<number, Map<string, string>>();
+  for (const v of attributeValues(sectionLines, 'fmtp')) {
+    const m = /^(\d+) (.*)$/.exec(v);
+    if (!m) continue;
+    const params = new Map<string, string>();
+    for (const part of m[2]!.split(';')) {
+      const eq = part.indexOf('=');
+      if (eq > 0) params.set(part.slice(0, eq).trim().toLowerCase(), part.slice(eq + 1).trim());
+    }
+    out.set(Number(m[1]), params);
+  }
+  return out;
+}
+
+/**
+ * How well an H264 payload type fits what peerdial sends and receives
+ * (lower is better): packetization-mode=1 (FU-A, what libdatachannel and
+ * ffmpeg's RTP muxer use) with constrained baseline (profile-level-id
+ * 42e0..), then baseline (4200..), then any packetization-mode=1, then the
+ * rest (packetization-mode=0 cannot carry a frame larger than one packet).
+ */
+function h264Preference(params: Map<string, string> | undefined): number {
+  const mode1 = params?.get('packetization-mode') === '1';
+  const profile = (params?.get('profile-level-id') ?? '42e01f').toLowerCase();
+  if (!mode1) return 3;
+  if (profile.startsWith('42e0')) return 0;
+  if (profile.startsWith('4200')) return 1;
+  return 2;
 }
 
 /** The direction an answerer may use for a section offered with `offered`. */
@@ -310,4 +355,93 @@ export function narrowDirection(a: SdpMediaDirection, b: SdpMediaDirection): Sdp
   const s = sends(a) && sends(b);
   const r = recvs(a) && recvs(b);
   return s && r ? 'sendrecv' : s ? 'sendonly' : r ? 'recvonly' : 'inactive';
+}
+
+// ---------------------------------------------------------------------------
+// Descriptions a browser wrote (issue 13): a tab's RTCPeerConnection as one
+// end of a call. Chromium's complete description (after gathering) differs
+// from libdatachannel's in what libdatachannel cannot use:
+// - TCP candidates (`tcptype active`, port 9): libjuice speaks ICE over UDP only;
+// - mDNS host names (`<uuid>.local`), which Chromium writes instead of its
+//   addresses unless it runs with --disable-features=WebRtcHideLocalIpsWithMdns
+//   or the page holds a camera permission: libjuice does not resolve them;
+// - with the default bundle policy (`balanced`) every m-section gathers its
+//   own port, but the answer bundles them all on the first section's
+//   transport: the other sections' candidates lead nowhere;
+// - no `a=end-of-candidates`, though a non-trickle description is complete.
+// Everything else (extmap, msid, rtcp-rsize, ssrc-group, many codecs, mids
+// "0" "1" "2") libdatachannel takes as it is; the answer it writes names one
+// H264 payload type (see h264Preference) and opus, and Chromium takes that
+// and peerdial's offers as they are (fixtures/sdp/chromium-*.sdp).
+
+/** Can libdatachannel (libjuice) use this candidate: UDP, to an IP address? */
+function usableByPeerdial(c: Candidate): boolean {
+  if (c.transport.toLowerCase() !== 'udp') return false;
+  return c.address.includes(':') || /^\d{1,3}(\.\d{1,3}){3}$/.test(c.address);
+}
+
+/**
+ * A browser's complete description made fit for peerdial (and for the mail):
+ * only UDP candidates to IP addresses, and with BUNDLE only the first
+ * section's, each section that keeps candidates closed with
+ * `a=end-of-candidates`. Line ends are kept.
+ */
+export function fromBrowser(sdp: string): string {
+  const eol = sdp.includes('\r\n') ? '\r\n' : '\n';
+  const all = lines(sdp);
+  const trailing = all.at(-1) === '';
+  if (trailing) all.pop();
+  const bundled = attributeValues(all, 'group').some((v) => v.startsWith('BUNDLE '));
+  const out: string[] = [];
+  let section = -1;
+  let kept = 0;
+  const close = () => {
+    if (section >= 0 && kept > 0) out.push('a=end-of-candidates');
+  };
+  for (const line of all) {
+    if (line.startsWith('m=')) {
+      close();
+      section++;
+      kept = 0;
+    } else if (isCandidateLine(line)) {
+      const c = parseCandidate(line);
+      if (!c || !usableByPeerdial(c) || (bundled && section > 0)) continue;
+      kept++;
+    } else if (isEndOfCandidates(line)) continue;
+    out.push(line);
+  }
+  close();
+  return out.join(eol) + (trailing ? eol : '');
+}
+
+/**
+ * What keeps a browser's description from being one end of a peerdial
+ * call, or undefined: the shape every description needs (a data channel
+ * section for the control channel, ICE credentials, a fingerprint), and at
+ * least one candidate peerdial can use once fromBrowser() has kept them.
+ */
+export function browserDescriptionProblem(sdp: string, type: 'offer' | 'answer'): string | undefined {
+  const shape = descriptionShapeProblem(sdp, type);
+  if (shape) {
+    return shape.endsWith('no data channel section')
+      ? `${shape}: the tab must open a data channel (label "control") before it makes its ${type}`
+      : shape;
+  }
+  if (candidates(fromBrowser(sdp)).length === 0) {
+    const mdns = candidates(sdp).some((c) => c.address.endsWith('.local'));
+    return mdns
+      ? `the ${type} names its addresses only by mDNS (.local) names, which peerdial does not resolve: start the browser with --disable-features=WebRtcHideLocalIpsWithMdns`
+      : `the ${type} carries no UDP candidate with an IP address (was it taken before gathering completed?)`;
+  }
+  return undefined;
+}
+
+/** Which media a description's audio/video sections carry (sections not `inactive`), and whether this side sends any. */
+export function mediaSummary(sdp: string): { video: boolean; audio: boolean; sends: boolean } {
+  const live = mediaSections(sdp).filter((s) => s.direction !== 'inactive');
+  return {
+    video: live.some((s) => s.kind === 'video'),
+    audio: live.some((s) => s.kind === 'audio'),
+    sends: live.some((s) => s.direction === 'sendonly' || s.direction === 'sendrecv'),
+  };
 }
