@@ -24,7 +24,7 @@
  * or the tab's answer is queued (callee); its path is logged as unknown.
  */
 import { PeerdialError } from '../errors.js';
-import { browserDescriptionProblem, fromBrowser, mediaSummary } from '../session/sdp.js';
+import { browserDescriptionProblem, fromBrowser, mediaSummary } from '../session/sdp-browser.js';
 import type { SessionFactory } from '../session/index.js';
 import type { PeerdialMessage } from '../wire/message.js';
 import type { BrowserCalls, BrowserOffer } from './browser-calls-types.js';

@@ -13,18 +13,16 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import {
   attributeValues,
-  browserDescriptionProblem,
   candidates,
   descriptionShapeProblem,
   dtlsSetups,
   editLines,
   forceOffererDtlsClient,
-  fromBrowser,
   iceIdentity,
   mediaSections,
-  mediaSummary,
   sectionMids,
 } from '../../src/session/sdp.js';
+import { browserDescriptionProblem, fromBrowser, mediaSummary } from '../../src/session/sdp-browser.js';
 import { planAnswer } from '../../src/session/tracks.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
