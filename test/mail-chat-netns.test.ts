@@ -20,7 +20,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureMailServers } from './harness/system.js';
 import { startMailStack, type MailStack } from './harness/mail-stack.js';
-import { BIN, introduce, makePeer, tempDir, waitFor, type Peer } from './harness/peers.js';
+import { BIN, introduce, makePeer, runCli, tempDir, waitFor, type Peer } from './harness/peers.js';
 import { buildNetwork, type Network, type Site } from './harness/netns.js';
 import { bridgeMail, type MailBridge } from './harness/netns-mail.js';
 
@@ -121,10 +121,15 @@ describe('no path at all between two sites, no relay: the chat goes on by mail',
       await waitFor(`hitoshi joins the chat by mail\n${both()}`, () => h.err.includes('now travel by mail'), LONG);
       expect(h.err).toContain(`no direct path between you and ${alice.email}`);
 
+      let t = performance.now();
       a.type('hello from alice, by mail');
       await waitFor(`alice's line at hitoshi\n${both()}`, () => h.out.includes(`${alice.email} (by mail): hello from alice, by mail`), LONG);
+      const there = performance.now() - t;
+      t = performance.now();
       h.type('hello back from hitoshi \x1b[2J');
       await waitFor(`hitoshi's line at alice\n${both()}`, () => a.out.includes(`${hitoshi.email} (by mail): hello back from hitoshi`), LONG);
+      const back = performance.now() - t;
+      console.log(`a chat line by mail (typed -> shown on the other side): alice -> hitoshi ${Math.round(there)} ms, hitoshi -> alice ${Math.round(back)} ms`);
       // a terminal escape typed or sent never reaches the other terminal raw
       expect(a.out).toContain('hello back from hitoshi \\x1b[2J');
       expect(a.out).not.toContain('\x1b');
@@ -149,6 +154,12 @@ describe('no path at all between two sites, no relay: the chat goes on by mail',
       await h.exited;
       expect(a.exit, both()).toBe(0);
       expect(h.exit, both()).toBe(0);
+      console.log(both());
+      // what was shown in a chat is not waiting unread in `peerdial messages` too
+      const unread = await runCli(['--config', hitoshi.configFile, '--json', 'messages']);
+      const list = JSON.parse(unread.stdout) as Array<{ text?: string; read: boolean }>;
+      expect(list.filter((m) => !m.read).map((m) => m.text)).toEqual([]);
+      expect(list.map((m) => m.text)).toEqual(expect.arrayContaining(['hello from alice, by mail']));
     },
     15 * 60_000,
   );

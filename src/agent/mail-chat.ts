@@ -40,6 +40,8 @@ export interface MailChatOptions extends MailChatCall {
   /** Where files that came by mail are saved. */
   downloadDir: string;
   on: (e: MailChatEvent) => void;
+  /** A mail of the peer was shown in the chat (it need not wait in `peerdial messages` as unread). */
+  shown?: (msg: PeerdialMessage) => void;
   now?: () => number;
 }
 
@@ -138,6 +140,7 @@ export class MailChat {
     if (!item) return false;
     if (this.done) return true;
     if (item.type === 'end') {
+      this.o.shown?.(msg);
       this.finish('peer-left');
       this.o.on({ type: 'peer-left' });
       return true;
@@ -145,11 +148,15 @@ export class MailChat {
     const gate = this.gate.admit(this.now());
     if (gate.dropped > 0) this.o.on({ type: 'held-back', count: gate.dropped });
     if (!gate.show) return true;
+    this.o.shown?.(msg);
     if (item.type === 'open') this.o.on({ type: 'peer-open' });
     else {
-      for (const text of item.lines) this.o.on({ type: 'line', text });
-      if (item.type === 'lines' && item.hidden > 0) this.o.on({ type: 'hidden-lines', count: item.hidden });
+      // a file's text only names it (for `peerdial messages`): the chat shows the file itself
       if (item.type === 'file') void this.saveFile(item.name, item.data);
+      else {
+        for (const text of item.lines) this.o.on({ type: 'line', text });
+        if (item.hidden > 0) this.o.on({ type: 'hidden-lines', count: item.hidden });
+      }
     }
     return true;
   }

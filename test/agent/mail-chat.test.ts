@@ -151,7 +151,7 @@ describe('MailChat', () => {
       expect(sha256(await fs.readFile(f.path))).toBe(sha256(data));
       expect((await fs.stat(f.path)).mode & 0o777).toBe(0o600);
     }
-    expect(t.events.filter((e) => e.type === 'line').map((e) => (e as { text: string }).text)).toEqual(['one', 'two', '(file)', '(file)']);
+    expect(t.events.filter((e) => e.type === 'line').map((e) => (e as { text: string }).text)).toEqual(['one', 'two']);
     expect(t.events[0]).toEqual({ type: 'peer-open' });
     t.chat.handle(fromPeer({ purpose: MAIL_CHAT.end, text: 'left the chat' }));
     expect(await t.chat.ended).toBe('peer-left');

@@ -112,6 +112,9 @@ export async function call(g: GlobalOptions, who: string, o: Record<string, any>
         await chatByMail(g, agent, router, failed, { downloadDir: agent.account.config.downloadDir });
         return;
       }
+      if (err.code === 'SESSION_FAILED' && purpose === 'chat' && agent.viaRunningAgent) {
+        status(g, 'beside a running agent the chat does not go on by mail (the agent reads the mailbox); stop it, or leave a message (peerdial message)');
+      }
       // Not answered: a message by mail instead, when one was given (or typed).
       const text = o.message ?? (process.stdin.isTTY && !o.pipe ? await askLine(`${err.message} Leave a message (Enter to skip): `) : '');
       if (text) {

@@ -8,6 +8,7 @@ import { createInterface } from 'node:readline';
 import type { Agent, AgentEvent } from '../../agent/agent.js';
 import { MailChat, type MailChatEvent } from '../../agent/mail-chat.js';
 import type { PeerdialMessage } from '../../wire/message.js';
+import { storedMessageId } from '../../store/messages.js';
 import { MAIL_CHAT, fallbackNotice, mailFallbackMaxBytes, parseChatInput, type MailChatCall } from '../../wire/mail-chat.js';
 import { safe, say, status, type GlobalOptions } from '../output.js';
 
@@ -82,7 +83,11 @@ export async function chatByMail(g: GlobalOptions, agent: Agent, router: MailCha
         return status(g, `could not queue a mail: ${e.error.message}`);
     }
   };
-  const chat = new MailChat({ account, ...call, poke: () => agent.outbox.poke(), maxFileBytes: maxBytes, downloadDir: opts.downloadDir, on: show });
+  const marks: Promise<unknown>[] = [];
+  const chat = new MailChat({ account, ...call, poke: () => agent.outbox.poke(), maxFileBytes: maxBytes, downloadDir: opts.downloadDir, on: show,
+    // shown here: read (a mail held back stays unread in `peerdial messages`)
+    shown: (m) => void marks.push(account.messages.markRead(storedMessageId(m)).catch(() => undefined)),
+  });
   router.attach(chat);
   await chat.open();
   status(g, HELP);
@@ -122,6 +127,7 @@ export async function chatByMail(g: GlobalOptions, agent: Agent, router: MailCha
   try {
     const how = await chat.ended;
     await work;
+    await Promise.all(marks);
     // what this side said last goes before the agent stops
     await agent.outbox.flush().catch(() => undefined);
     return how;
