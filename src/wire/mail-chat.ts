@@ -13,6 +13,10 @@
  *                   newline-separated), or one small file in `attachment`
  *   mail-chat-end   the sender left the chat (/quit, Ctrl-D, Ctrl-C)
  *
+ * Not the `hangup` kind: the caller whose connection failed already mails a
+ * `hangup` for the call (agent/caller.ts), at the very moment the chat by
+ * mail begins; the chat's own end is a kind of mail of its own.
+ *
  * The call id is random and travelled only inside the offer (encrypted);
  * `from` is checked against the signing key before anything here sees the
  * mail. A side shows such a mail in its chat only while it is in the
