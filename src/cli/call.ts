@@ -26,7 +26,9 @@ Examples:
   peerdial call camera1 --forward 8554:127.0.0.1:554   then open rtsp://127.0.0.1:8554/
   peerdial call camera1 --view --record door.mkv --seconds 30
 
-The offer travels by mail, so the first ring can take as long as your mail does.`)
+The offer travels by mail, so the first ring can take as long as your mail does.
+When a chat call finds no path at all (and no relay), the chat goes on by mail:
+lines, and files under [call] mail_fallback_max_kib (/send FILE), marked "(by mail)"; /quit ends it.`)
     .action(async (who: string, o) => (await run()).call(globals(), who, o));
 
   program

@@ -16,13 +16,13 @@
  * served by page.route() as http://localhost/ (a secure context, so
  * getUserMedia works).
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { ROOT, waitFor, type Peer } from './peers.js';
 import { requireCommand } from './system.js';
+import { bridgePorts, type MailBridge } from './netns-mail.js';
 
 export const BROWSER_ADDRESS = '198.18.77.1';
 
@@ -40,11 +40,9 @@ export async function browserNet(dir: string, ports: number[]): Promise<BrowserN
   const ns = `pdb${process.pid}`;
   const ip = (...args: string[]) => execFileSync('ip', args, { stdio: 'pipe' });
   ip('netns', 'add', ns);
-  const running: ChildProcess[] = [];
-  const servers: net.Server[] = [];
+  const bridges: MailBridge[] = [];
   const close = async () => {
-    for (const c of running) if (c.exitCode === null) c.kill('SIGKILL');
-    for (const s of servers) s.close();
+    for (const b of bridges) await b.close();
     try {
       ip('netns', 'del', ns);
     } catch {
@@ -59,24 +57,8 @@ export async function browserNet(dir: string, ports: number[]): Promise<BrowserN
     ip('-n', ns, 'link', 'set', 'v0', 'up');
     ip('-n', ns, 'link', 'set', 'v1', 'up');
     ip('-n', ns, 'route', 'add', 'default', 'via', '198.18.77.2', 'dev', 'v0');
-    const pairs: string[] = [];
-    for (const port of ports) {
-      const sock = path.join(dir, `mail-${port}.sock`);
-      const server = net.createServer((c) => {
-        const up = net.connect(port, '127.0.0.1');
-        c.pipe(up).pipe(c);
-        c.on('error', () => up.destroy());
-        up.on('error', () => c.destroy());
-      });
-      await new Promise<void>((r) => server.listen(sock, r));
-      servers.push(server);
-      pairs.push(`${sock}=${port}`);
-    }
-    const bridge = spawn('ip', ['netns', 'exec', ns, process.execPath, path.join(ROOT, 'test/harness/netns-mail-bridge.mjs'), ...pairs], { stdio: ['ignore', 'pipe', 'inherit'] });
-    running.push(bridge);
-    let out = '';
-    bridge.stdout!.on('data', (d) => (out += d));
-    await waitFor('the mail bridge in the namespace', () => out.includes('ready'), 30_000);
+    const bridge = await bridgePorts((argv) => spawn('ip', ['netns', 'exec', ns, process.execPath, ...argv], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] }), ns, ports, dir);
+    bridges.push(bridge);
   } catch (err) {
     await close();
     throw err;
