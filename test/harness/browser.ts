@@ -20,7 +20,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { ROOT, waitFor, type Peer } from './peers.js';
+import { ROOT, type Peer } from './peers.js';
 import { requireCommand } from './system.js';
 import { bridgePorts, type MailBridge } from './netns-mail.js';
 
