@@ -149,6 +149,11 @@ export class Restart {
     return [{ to: 'user', say }, { to: 'clock', start: 'restart' }];
   }
 
+  /** What set off the present restart, learned after it began. */
+  because(cause: RestartRecord['cause']): void {
+    this.cause = cause;
+  }
+
   /** Our restart: a new generation and a new transport. */
   offer(): RestartOutput[] {
     this.generation += 1;
@@ -251,8 +256,9 @@ function restartTable(r: Restart): Table<RestartState, RestartEvent, RestartOutp
       'peer-offer': (e) => answerTheirs(r, e, true),
     },
     waiting: {
-      'address-changed': (e) => restartOurs(r, e.at, 'address-changed', '', false),
-      'peer-offer': (e) => answerTheirs(r, e, false),
+      // the loss was this side's address changing: the restart is ours, and its record says why
+      'address-changed': (e) => (r.because('address-changed'), restartOurs(r, e.at, 'address-changed', '', false)),
+      'peer-offer': (e) => (r.because('peer-restarted'), answerTheirs(r, e, false)),
       // nobody noticed a change: the caller restarts
       'clock-grace': () => (r.o.caller ? restartOurs(r, 0, 'connection-lost', '', false) : { to: 'waiting' }),
       'clock-restart-timeout': () => r.fail('no new connection before the restart time was up'),

@@ -115,7 +115,7 @@ describe('hitoshi (the callee) sees alice restart', () => {
       { to: 'peer', send: 'answer', generation: 1, sdp: 'v=0 my answer', nonce: 'n-answer', via: 'mail' },
       { to: 'clock', stop: 'all' },
       { to: 'call', do: 'switch' },
-      { to: 'log', restart: { generation: 1, cause: 'connection-lost', outcome: 'reconnected', via: 'mail', ms: 3500 } },
+      { to: 'log', restart: { generation: 1, cause: 'peer-restarted', outcome: 'reconnected', via: 'mail', ms: 3500 } },
       { to: 'user', say: 'reconnected via mail in 3.5 s' },
     ]);
   });
