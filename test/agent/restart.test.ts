@@ -168,3 +168,16 @@ describe('both addresses change at once', () => {
     expect(hitoshi.r.m.state).toBe('answering');
   });
 });
+
+describe('an update mail at the phone', () => {
+  it('for no call in progress here: refused as unknown-call, never shown as a message', async () => {
+    const { Phone } = await import('../../src/agent/phone.js');
+    const events: Array<{ type: string; reason?: string }> = [];
+    const phone = new Phone({ account: {} as never, send: () => undefined, onEvent: (e: unknown) => events.push(e as never) } as never);
+    await phone.handleVerified(
+      { v: 1, kind: 'update', from: 'alice@example.test', to: 'hitoshi@example.test', callId: CALL, created: '2026-01-01T00:00:00Z', expires: '2026-01-01T00:05:00Z', nonce: 'nonce-of-the-update-1', addresses: [], sdp: 'v=0', restart: { generation: 1, role: 'offer' } },
+      '<update-1@example.test>',
+    );
+    expect(events).toEqual([expect.objectContaining({ type: 'mail-rejected', reason: 'unknown-call' })]);
+  });
+});
