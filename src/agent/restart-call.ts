@@ -79,9 +79,10 @@ export class CallRestart<C> {
     return this.restart.m.state;
   }
 
-  /** The address watcher saw this machine's addresses change. */
-  addressChanged(detail?: string): void {
-    this.feed({ type: 'address-changed', at: this.now(), ...(detail ? { detail } : {}) });
+  /** The address watcher saw this machine's addresses change; `usable` false when none is left to offer from. */
+  addressChanged(detail?: string, usable = true): void {
+    if (!usable) this.feed({ type: 'address-gone', at: this.now() });
+    else this.feed({ type: 'address-changed', at: this.now(), ...(detail ? { detail } : {}) });
   }
 
   /** The call's present transport closed or failed. */

@@ -6,6 +6,8 @@
  *
  *   steady -> offering -> offer-sent -> connecting -> steady   (we restart)
  *   steady -> answering -> connecting -> steady                 (the peer restarts)
+ *   steady -> waiting -> offering ...    (no address at all for a while: the
+ *                                         restart waits for the next one)
  *   steady -> waiting -> answering ...   (the transport died, no change of ours:
  *                                         the peer's update is awaited; the
  *                                         call's caller offers if none comes)
@@ -43,6 +45,8 @@ export type RestartState = 'steady' | 'waiting' | 'offering' | 'offer-sent' | 'a
 
 export type RestartEvent =
   | { type: 'address-changed'; at: number; detail?: string }
+  /** This machine has no usable address at the moment (between a lease lost and the next): nothing can be offered until one comes. */
+  | { type: 'address-gone'; at: number }
   /** The call's transport closed or failed. */
   | { type: 'session-lost'; at: number; reason: string }
   /** Our new transport's offer is gathered. */
@@ -76,7 +80,7 @@ export type RestartOutput =
   | { to: 'session'; do: 'drop-new' }
   | { to: 'peer'; send: 'offer' | 'answer'; generation: number; sdp: string; nonce: string; via: UpdateVia }
   | { to: 'clock'; start: 'mail-fallback' | 'grace' | 'restart' }
-  | { to: 'clock'; stop: 'mail-fallback' | 'all' }
+  | { to: 'clock'; stop: 'mail-fallback' | 'grace' | 'all' }
   /** The new transport is the call's now: carriers move over, the old one is closed. */
   | { to: 'call'; do: 'switch' }
   | { to: 'call'; do: 'end'; reason: string }
@@ -148,6 +152,9 @@ export class Restart {
     this.cause = cause;
     return [{ to: 'user', say }, { to: 'clock', start: 'restart' }];
   }
+
+  /** This machine has no usable address now: nothing of ours can be offered. */
+  addressless = false;
 
   /** What set off the present restart, learned after it began. */
   because(cause: RestartRecord['cause']): void {
@@ -236,6 +243,7 @@ export class Restart {
 
 /** Our own restart, from steady or after a loss we were waiting out. */
 function restartOurs(r: Restart, at: number, cause: RestartRecord['cause'], say: string, fresh: boolean): { to: RestartState; out: RestartOutput[] } {
+  r.addressless = false;
   if (r.exhausted()) return r.fail(`${MAX_RESTART_GENERATION} restarts of one call`);
   return { to: 'offering', out: [...(fresh ? r.begin(at, cause, say) : []), ...r.offer()] };
 }
@@ -245,6 +253,13 @@ function answerTheirs(r: Restart, e: { at: number; generation: number; sdp: stri
   return { to: 'answering', out: [...(fresh ? r.begin(e.at, 'peer-restarted', 'the peer\'s address changed, reconnecting...') : []), ...r.takeOffer(e)] };
 }
 
+/** No address left while a restart is under way: what was being made is dropped; the next address starts over. */
+const noAddress = (r: Restart) => () => {
+  r.because('address-changed');
+  r.addressless = true;
+  return { to: 'waiting' as const, out: [{ to: 'session', do: 'drop-new' } as RestartOutput, { to: 'clock', stop: 'mail-fallback' } as RestartOutput, { to: 'clock', stop: 'grace' } as RestartOutput] };
+};
+
 /** A newer address change while a restart is under way: start over with a fresh generation. */
 const againOnChange = (r: Restart) => (e: { at: number }) => ({ to: 'offering' as const, out: [{ to: 'session', do: 'drop-new' } as RestartOutput, { to: 'clock', stop: 'mail-fallback' } as RestartOutput, ...restartOurs(r, e.at, 'address-changed', '', false).out] });
 
@@ -253,14 +268,16 @@ function restartTable(r: Restart): Table<RestartState, RestartEvent, RestartOutp
     steady: {
       'address-changed': (e) => restartOurs(r, e.at, 'address-changed', 'address changed, reconnecting...', true),
       'session-lost': (e) => ({ to: 'waiting', out: [...r.begin(e.at, 'connection-lost', 'connection lost, reconnecting...'), { to: 'clock', start: 'grace' }] }),
+      'address-gone': (e) => ((r.addressless = true), { to: 'waiting', out: r.begin(e.at, 'address-changed', 'address changed, reconnecting...') }),
       'peer-offer': (e) => answerTheirs(r, e, true),
     },
     waiting: {
       // the loss was this side's address changing: the restart is ours, and its record says why
       'address-changed': (e) => (r.because('address-changed'), restartOurs(r, e.at, 'address-changed', '', false)),
       'peer-offer': (e) => (r.because('peer-restarted'), answerTheirs(r, e, false)),
+      'address-gone': noAddress(r),
       // nobody noticed a change: the caller restarts
-      'clock-grace': () => (r.o.caller ? restartOurs(r, 0, 'connection-lost', '', false) : { to: 'waiting' }),
+      'clock-grace': () => (r.o.caller && !r.addressless ? restartOurs(r, 0, 'connection-lost', '', false) : { to: 'waiting' }),
       'clock-restart-timeout': () => r.fail('no new connection before the restart time was up'),
     },
     offering: {
@@ -268,6 +285,7 @@ function restartTable(r: Restart): Table<RestartState, RestartEvent, RestartOutp
       'session-failed': (e) => r.fail(`the new transport could not be made: ${e.reason}`),
       'peer-offer': (e) => r.crossed(e),
       'address-changed': againOnChange(r),
+      'address-gone': noAddress(r),
       'clock-restart-timeout': () => r.fail('no new connection before the restart time was up'),
     },
     'offer-sent': {
@@ -276,6 +294,7 @@ function restartTable(r: Restart): Table<RestartState, RestartEvent, RestartOutp
       'clock-mail-fallback': () => ({ to: 'offer-sent', out: r.offerByMail() }),
       'control-failed': () => ({ to: 'offer-sent', out: [{ to: 'clock', stop: 'mail-fallback' }, ...r.offerByMail()] }),
       'address-changed': againOnChange(r),
+      'address-gone': noAddress(r),
       'clock-restart-timeout': () => r.fail('no answer to the new description before the restart time was up'),
     },
     answering: {
@@ -284,6 +303,7 @@ function restartTable(r: Restart): Table<RestartState, RestartEvent, RestartOutp
       // the peer restarted again before we were through: answer the newer one
       'peer-offer': (e) => ({ to: 'answering', out: [{ to: 'session', do: 'drop-new' }, ...r.takeOffer(e)] }),
       'address-changed': againOnChange(r),
+      'address-gone': noAddress(r),
       'clock-restart-timeout': () => r.fail('no new connection before the restart time was up'),
     },
     connecting: {
@@ -292,6 +312,7 @@ function restartTable(r: Restart): Table<RestartState, RestartEvent, RestartOutp
       'session-failed': (e) => r.fail(`the new transport did not connect: ${e.reason}`),
       'peer-offer': (e) => ({ to: 'answering', out: [{ to: 'session', do: 'drop-new' }, ...r.takeOffer(e)] }),
       'address-changed': againOnChange(r),
+      'address-gone': noAddress(r),
       'clock-restart-timeout': () => r.fail('the new transport did not connect before the restart time was up'),
     },
   };

@@ -97,6 +97,31 @@ describe('alice (the caller) changes address mid-call', () => {
   });
 });
 
+describe('alice has no address for a while (the old lease is gone, the new one not yet there)', () => {
+  it('nothing is offered until the next address comes; then one restart, timed from the loss', () => {
+    const { r, run } = machine({ caller: true, controlOpen: false });
+    const out = run([
+      { type: 'address-gone', at: 1_000 },
+      { type: 'clock-grace' },
+      { type: 'address-changed', at: 3_000 },
+      { type: 'session-offer-ready', sdp: 'v=0 o', nonce: 'n1' },
+      { type: 'peer-answer', generation: 1, sdp: 'v=0 a', via: 'mail' },
+      { type: 'session-connected', at: 6_000 },
+    ]);
+    expect(r.m.history).toEqual(['steady', 'waiting', 'offering', 'offer-sent', 'connecting', 'steady']);
+    expect(out.filter((o) => o.to === 'session' && o.do === 'make-offer')).toHaveLength(1);
+    expect(out).toContainEqual({ to: 'log', restart: { generation: 1, cause: 'address-changed', outcome: 'reconnected', via: 'mail', ms: 5000 } });
+  });
+
+  it('the address goes while the new transport is being offered: it is dropped, and the next address starts a new one', () => {
+    const { r, run } = machine({ caller: true });
+    const out = run([{ type: 'address-changed', at: 0 }, { type: 'session-offer-ready', sdp: 'v=0 o1', nonce: 'n1' }, { type: 'address-gone', at: 100 }, { type: 'address-changed', at: 200 }]);
+    expect(r.m.history).toEqual(['steady', 'offering', 'offer-sent', 'waiting', 'offering']);
+    expect(out).toContainEqual({ to: 'session', do: 'drop-new' });
+    expect(out.at(-1)).toEqual({ to: 'session', do: 'make-offer', generation: 2 });
+  });
+});
+
 describe('hitoshi (the callee) sees alice restart', () => {
   it('her offer comes by mail: the answer goes back by mail; the log says the peer restarted', () => {
     const { r, run } = machine({ caller: false });

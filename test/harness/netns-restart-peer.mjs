@@ -157,7 +157,7 @@ watchAddresses({
     const v4 = now.filter((a) => a.family === 4 && isAnnounceable(a.scope)).map((a) => a.ip);
     emit({ type: 'address-changed', addresses: v4 });
     if (v4.length > 0) bindAddress = v4[0];
-    restarter.addressChanged(`now ${v4.join(', ')}`);
+    restarter.addressChanged(`now ${v4.join(', ') || 'none'}`, v4.length > 0);
   },
 });
 
