@@ -220,3 +220,17 @@ export function restartLogEntry(record: RestartRecord, call: { at: string; direc
   const result = record.outcome === 'reconnected' ? `reconnected in ${((record.ms ?? 0) / 1000).toFixed(1)} s` : `failed: ${record.detail ?? 'unknown'}`;
   return { ...call, outcome: record.outcome === 'reconnected' ? 'restarted' : 'restart-failed', detail: `restart ${record.generation}: ${cause}${how}; ${result}` };
 }
+
+/**
+ * Whether the call's control channel may still carry an update after this
+ * machine's addresses changed: not when its path left from a host address
+ * this machine no longer has (the update would only wait out the mail
+ * fallback). `pairLocal` is the selected pair's local end as the session
+ * describes it ("host 198.18.0.11:48532/udp"); a reflexive or relayed local
+ * end says nothing of this machine's own addresses, so it counts as usable.
+ */
+export function controlPathUsable(controlOpen: boolean, pairLocal: string | undefined, addresses: readonly string[]): boolean {
+  if (!controlOpen) return false;
+  const host = /^host \[?([0-9A-Fa-f:.]+?)\]?:\d+\//.exec(pairLocal ?? '');
+  return !host || addresses.includes(host[1]!);
+}

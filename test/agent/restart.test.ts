@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { Restart, type RestartEvent, type RestartOutput } from '../../src/agent/restart.js';
+import { controlPathUsable } from '../../src/agent/restart-call.js';
 import { acceptUpdate } from '../../src/wire/update.js';
 
 const CALL = 'call-id-0000000000000001';
@@ -204,5 +205,15 @@ describe('an update mail at the phone', () => {
       '<update-1@example.test>',
     );
     expect(events).toEqual([expect.objectContaining({ type: 'mail-rejected', reason: 'unknown-call' })]);
+  });
+});
+
+describe('whether the control channel may carry the update', () => {
+  it('not when its path left from a host address alice no longer has; yes while she still has it, or when the path says nothing of her addresses', () => {
+    expect(controlPathUsable(true, 'host 198.18.0.11:48532/udp', ['198.18.0.111'])).toBe(false);
+    expect(controlPathUsable(true, 'host 198.18.0.11:48532/udp', ['198.18.0.11', '198.18.0.111'])).toBe(true);
+    expect(controlPathUsable(true, 'host [2001:db8::5]:4000/udp', ['2001:db8::5'])).toBe(true);
+    expect(controlPathUsable(true, 'srflx 203.0.113.5:4000/udp', [])).toBe(true);
+    expect(controlPathUsable(false, 'host 198.18.0.11:48532/udp', ['198.18.0.11'])).toBe(false);
   });
 });

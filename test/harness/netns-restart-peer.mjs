@@ -34,7 +34,7 @@ process.on('uncaughtException', (err) => {
 
 const { Session, shutdownSessions, createCallCertificate } = await import('../../dist/session/index.js');
 const { receiveFiles, sendFiles, settleChannel } = await import('../../dist/carriers/index.js');
-const { CallRestart, restartLogEntry } = await import('../../dist/agent/restart-call.js');
+const { CallRestart, controlPathUsable, restartLogEntry } = await import('../../dist/agent/restart-call.js');
 const { watchAddresses } = await import('../../dist/address/watch.js');
 const { isAnnounceable } = await import('../../dist/address/classify.js');
 const { CallLog } = await import('../../dist/store/calllog.js');
@@ -64,6 +64,8 @@ async function next() {
 
 /** Where new transports bind: the site's address until it changes. */
 let bindAddress = config.ice.bindAddress;
+/** This machine's usable IPv4 addresses, as the watcher last saw them. */
+let addresses = [config.ice.bindAddress];
 const iceNow = () => ({ ...config.ice, bindAddress });
 
 /** The call's present transport, and the file channels its peer opened. */
@@ -114,7 +116,7 @@ const restarter = new CallRestart({
   peer: config.peer,
   timers: realTimers,
   mailFallbackMs: config.mailFallbackMs ?? 3_000,
-  controlOpen: () => Boolean(current?.control.isOpen),
+  controlOpen: () => controlPathUsable(Boolean(current?.control.isOpen), current?.pair.local, addresses),
   edges: {
     offer: async () => {
       const made = await Session.createOffer({ ice: iceNow(), certificate });
@@ -156,6 +158,7 @@ watchAddresses({
   onChange: (now) => {
     const v4 = now.filter((a) => a.family === 4 && isAnnounceable(a.scope)).map((a) => a.ip);
     emit({ type: 'address-changed', addresses: v4 });
+    addresses = v4;
     if (v4.length > 0) bindAddress = v4[0];
     restarter.addressChanged(`now ${v4.join(', ') || 'none'}`, v4.length > 0);
   },
