@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { Restart, type RestartEvent, type RestartOutput } from '../../src/agent/restart.js';
-import { controlPathUsable } from '../../src/agent/restart-call.js';
+import { controlPathUsable, restartLogEntry } from '../../src/agent/restart-call.js';
 import { acceptUpdate } from '../../src/wire/update.js';
 
 const CALL = 'call-id-0000000000000001';
@@ -215,5 +215,23 @@ describe('whether the control channel may carry the update', () => {
     expect(controlPathUsable(true, 'host [2001:db8::5]:4000/udp', ['2001:db8::5'])).toBe(true);
     expect(controlPathUsable(true, 'srflx 203.0.113.5:4000/udp', [])).toBe(true);
     expect(controlPathUsable(false, 'host 198.18.0.11:48532/udp', ['198.18.0.11'])).toBe(false);
+  });
+});
+
+describe('the call log line of a restart', () => {
+  const call = { at: '2026-12-01T10:00:00.000Z', direction: 'out' as const, peer: 'hitoshi@example.test', callId: CALL };
+  it('reconnected: how the description travelled and how long it took', () => {
+    expect(restartLogEntry({ generation: 2, cause: 'address-changed', outcome: 'reconnected', via: 'control', ms: 812 }, call)).toEqual({
+      ...call,
+      outcome: 'restarted',
+      detail: 'restart 2: address changed; new description by control channel; reconnected in 0.8 s',
+    });
+  });
+  it('failed: why', () => {
+    expect(restartLogEntry({ generation: 1, cause: 'connection-lost', outcome: 'failed', detail: 'no new connection before the restart time was up' }, call)).toEqual({
+      ...call,
+      outcome: 'restart-failed',
+      detail: 'restart 1: connection lost; failed: no new connection before the restart time was up',
+    });
   });
 });
