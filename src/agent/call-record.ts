@@ -41,6 +41,8 @@ export interface CallRecord {
   ended: Promise<string>;
   detail?: string;
   active?: ActiveCall;
+  /** The call's restarts after an address change (restart-call.ts), once it is connected and one is wired. */
+  restart?: { fromMail(msg: PeerdialMessage): void };
 }
 
 export interface OutgoingRecord extends CallRecord {

@@ -139,6 +139,13 @@ export class Phone {
         }
         return;
       }
+      case 'update': {
+        // a new transport for a call in progress (restart-call.ts); never shown as a message
+        const rec = this.calls.get(msg.callId);
+        if (rec?.restart && rec.peer === msg.from && !rec.m.done) rec.restart.fromMail(msg);
+        else if (!this.o.elsewhere?.(msg, messageId)) this.emit({ type: 'mail-rejected', from: msg.from, reason: 'unknown-call', detail: `update for a call that is not in progress here (${msg.callId})` });
+        return;
+      }
       default:
         this.emit({ type: 'message', message: msg });
     }

@@ -1,7 +1,7 @@
 /**
  * The typed payload of an address mail (protocol v1). Pure data: no I/O.
  */
-export const MESSAGE_KINDS = ['announce', 'offer', 'answer', 'decline', 'cancel', 'hangup', 'message', 'introduce', 'introduced'] as const;
+export const MESSAGE_KINDS = ['announce', 'offer', 'answer', 'decline', 'cancel', 'hangup', 'message', 'introduce', 'introduced', 'update'] as const;
 export type MessageKind = (typeof MESSAGE_KINDS)[number];
 
 /** One reachable address of the sender, in a form a human can read. */
@@ -51,6 +51,12 @@ export interface PeerdialMessage {
    * that reads this field.
    */
   standing?: string;
+  /**
+   * An `update` (wire/update.ts): which restart of the call its `sdp`
+   * belongs to, and whether it is the restarting side's offer or the
+   * reply to it.
+   */
+  restart?: { generation: number; role: 'offer' | 'answer' };
   /** Optional attachment of a `message` (voicemail audio), base64. */
   attachment?: { filename: string; contentType: string; data: string };
 }

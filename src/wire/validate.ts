@@ -7,12 +7,13 @@ import { isIP } from 'node:net';
 import { isMailAddress } from './address.js';
 import { LIMITS } from './headers.js';
 import { peerIpProblem } from './peer-ip.js';
+import { restartFieldsProblem } from './update.js';
 import { MESSAGE_KINDS, type MessageKind, type PeerdialMessage } from './message.js';
 
 export type Validation = { ok: true; message: PeerdialMessage } | { ok: false; detail: string };
 
 const TOP_FIELDS = new Set([
-  'v', 'kind', 'from', 'to', 'callId', 'created', 'expires', 'nonce', 'addresses', 'sdp', 'text', 'purpose', 'attachment', 'mac', 'standing',
+  'v', 'kind', 'from', 'to', 'callId', 'created', 'expires', 'nonce', 'addresses', 'sdp', 'text', 'purpose', 'attachment', 'mac', 'standing', 'restart',
 ]);
 const ADDRESS_FIELDS = new Set(['ip', 'port', 'source', 'scope']);
 const ADDRESS_SOURCES = new Set(['interface', 'stun', 'mapping', 'relay']);
@@ -112,7 +113,7 @@ export function validateMessage(value: unknown): Validation {
     }
   }
   // What each kind must and must not carry.
-  const needsSdp = kind === 'offer' || kind === 'answer';
+  const needsSdp = kind === 'offer' || kind === 'answer' || kind === 'update';
   if (needsSdp && m.sdp === undefined) return bad(`${kind} carries no sdp`);
   if (!needsSdp && m.sdp !== undefined) return bad(`${kind} must not carry an sdp`);
   if (kind === 'announce' && m.addresses.length === 0) return bad('announce carries no address');
@@ -125,6 +126,10 @@ export function validateMessage(value: unknown): Validation {
     if (kind !== 'offer') return bad(`${kind} must not name a standing answer`);
     if (typeof m.standing !== 'string' || !ID_RE.test(m.standing)) return bad('field "standing" is not a random id');
   }
+  if (kind === 'update') {
+    const problem = restartFieldsProblem(m.restart);
+    if (problem) return bad(problem);
+  } else if (m.restart !== undefined) return bad(`${kind} must not carry a restart`);
   return { ok: true, message: m as unknown as PeerdialMessage };
 }
 

@@ -141,6 +141,11 @@ export function message(
     case 'introduced':
       base.mac = 'HmacOfBothAddressesAndFingerprints_underSec';
       break;
+    case 'update':
+      // alice's address changed mid-call: her new transport, the first restart of the call
+      base.sdp = OFFER_SDP.replace('Kx3b', 'Rs7u').replace('9QmN5sYw2bXq0vTj7LrF4hEz', 'Ne3wCr3dsAfterTheChange0');
+      base.restart = { generation: 1, role: 'offer' };
+      break;
     default:
       break;
   }
