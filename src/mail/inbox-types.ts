@@ -58,6 +58,15 @@ export interface InboxOptions<V extends Verdict> {
   pollMs?: number;
   now?: () => Date;
   onProgress?: (e: { type: 'checked'; result: CheckResult } | { type: 'idle' } | { type: 'poll'; ms: number } | { type: 'reply-check' }) => void;
+  /**
+   * Delta Chat chat mail (src/mail/inbox-chat-mail.ts): which senders'
+   * mail the owner reads (`wants`, from the envelope sender) and what it
+   * does with it. Without it chat mail is not looked at. Never moved.
+   */
+  chatMail?: {
+    wants: (from: string | undefined) => Promise<boolean>;
+    handle: (raw: Buffer) => Promise<{ handled: boolean }>;
+  };
   /** The schedule of checks while a reply is expected (REPLY_CHECKS). */
   replyChecks?: ReplyCheckPlan;
 }
