@@ -12,6 +12,7 @@ import type { ChatMailResult } from '../agent/securejoin.js';
 
 export { addressEntries, announce, flushOutbox, type AnnounceOptions, type AnnounceResult } from '../agent/announce.js';
 export { inboxItem, type InboxItem } from '../agent/inbox-item.js';
+export type { ChatMailResult } from '../agent/securejoin.js';
 
 /** Checks the inbox once: fetch, verify and list what arrived. */
 export async function checkInbox(account: Account, onItem?: (item: InboxItem) => void): Promise<{ items: InboxItem[]; result: CheckResult; chat: ChatMailResult[] }> {
