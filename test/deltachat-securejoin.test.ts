@@ -22,6 +22,7 @@ import { checkInbox } from '../src/api/mail.js';
 import { createDeltaChatInviteLink, joinInvite } from '../src/api/invite.js';
 import type { Account } from '../src/agent/account.js';
 import type { ChatMailResult } from '../src/agent/securejoin.js';
+import { Agent, type AgentEvent } from '../src/agent/agent.js';
 
 const HANDSHAKE_MS = 180_000;
 
@@ -31,12 +32,14 @@ let dc: DeltaChat;
 let dcBob: number;
 let alice: Peer;
 let carol: Peer;
+let dave: Peer;
 
 beforeAll(async () => {
-  stack = await startMailStack({ users: ['alice', 'bob', 'carol'] });
+  stack = await startMailStack({ users: ['alice', 'bob', 'carol', 'dave'] });
   dir = await tempDir('deltachat-securejoin');
   alice = await makePeer(stack, 'alice', dir);
   carol = await makePeer(stack, 'carol', dir);
+  dave = await makePeer(stack, 'dave', dir);
   dc = await startCore(path.join(dir, 'deltachat'));
   dcBob = await deltaChatAccount(dc, stack, 'bob');
   await dc.rpc.setConfig(dcBob, 'displayname', 'Bob');
@@ -137,5 +140,31 @@ describe('SecureJoin with Delta Chat', () => {
     const inbox = await mailboxSnapshot(stack, 'carol');
     expect(inbox.length).toBeGreaterThan(0);
     for (const m of inbox) expect(m.flags.filter((f) => f !== '\\Recent')).toEqual([]);
+  }, 400_000);
+
+  it("dave's running agent answers the handshake of bob's Delta Chat on its own", async () => {
+    const acc = await dave.open();
+    const { link } = await createDeltaChatInviteLink(acc, { ttlSeconds: 3600, answer: 'ring' });
+    const events: AgentEvent[] = [];
+    const agent = new Agent({ account: acc, onEvent: (e) => events.push(e), control: 'serve' });
+    try {
+      await agent.serveControl();
+      agent.start();
+      await waitFor("dave's agent watching", () => events.some((e) => e.type === 'idle' || (e.type === 'checked')), HANDSHAKE_MS);
+      await dc.rpc.secureJoin(dcBob, link);
+      const done = await waitFor(
+        'the agent verified bob',
+        () => events.find((e): e is Extract<AgentEvent, { type: 'chat-mail' }> => e.type === 'chat-mail' && e.result.step === 'vc-request-with-auth' && e.result.handled),
+        HANDSHAKE_MS,
+        100,
+      );
+      expect(done.result.verified).toMatchObject({ email: stack.users.bob!.email, trust: 'verified', deltaChat: true, answer: 'ring', announce: false });
+      const inDc = await verifiedInDeltaChat(dave.email);
+      expect(inDc.isVerified).toBe(true);
+      // both answers went out through the agent's own outbox
+      await waitFor('the outbox empty', async () => (await acc.outbox.list()).length === 0, HANDSHAKE_MS, 100);
+    } finally {
+      await agent.stop();
+    }
   }, 400_000);
 });

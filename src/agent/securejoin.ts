@@ -69,10 +69,7 @@ export async function joinDeltaChat(acc: Account, invite: SecureJoinInvite, opts
   if (contact.blocked) throw new PeerdialError('CONTACT_BLOCKED', `${contact.email} is blocked.`, { hint: `Unblock with: peerdial contacts unblock ${contact.name}` });
   const now = acc.clock();
   await acc.contacts.introduceKey(contact.email, { fingerprint: invite.fingerprint, replace: true });
-  await acc.contacts.update(contact.email, (c) => {
-    c.deltaChat = true;
-    if (opts.answer) c.answer = opts.answer;
-  });
+  await acc.contacts.update(contact.email, (c) => markDeltaChat(c, opts.answer));
   await acc.invites.addJoin(
     {
       inviter: invite.addr,
@@ -218,25 +215,50 @@ async function contactFor(acc: Account, addr: string, wanted?: string): Promise<
 async function verifyKey(acc: Account, contact: Contact, key: openpgp.PublicKey, answer?: AnswerMode): Promise<Contact> {
   await acc.contacts.introduceKey(contact.email, { fingerprint: fingerprintOf(key), armored: key.armor(), replace: true });
   await acc.contacts.verify(contact.email);
-  return acc.contacts.update(contact.email, (c) => {
-    c.deltaChat = true;
-    if (answer) c.answer = answer;
+  return acc.contacts.update(contact.email, (c) => markDeltaChat(c, answer));
+}
+
+/** A Delta Chat contact: their mail program reads Delta Chat's format only, so peerdial's announces do not go to them. */
+function markDeltaChat(c: Contact, answer?: AnswerMode): void {
+  c.deltaChat = true;
+  c.announce = false;
+  if (answer) c.answer = answer;
+}
+
+/** Compose one SecureJoin step in Delta Chat's format and queue it (steps after the first gossip the recipient's key back). */
+function send(acc: Account, to: string, key: openpgp.PublicKey | undefined, step: string, extra: ChatHeader[], replyTo?: DeltaChatMail): Promise<string> {
+  return queueDeltaChatMail(acc, {
+    to,
+    ...(key ? { key, gossip: true } : {}),
+    headers: [{ name: SECURE_JOIN_HEADER, value: step }, ...extra],
+    text: `Secure-Join: ${step}`,
+    ...(replyTo ? { inReplyTo: replyTo.messageId } : {}),
+    kind: `securejoin ${step}`,
   });
 }
 
-/** Compose one SecureJoin step in Delta Chat's format and queue it. */
-async function send(acc: Account, to: string, key: openpgp.PublicKey | undefined, step: string, extra: ChatHeader[], replyTo?: DeltaChatMail): Promise<string> {
+/**
+ * Compose a mail in Delta Chat's format (wire/deltachat.ts) from this
+ * account and queue it in the outbox; its Message-ID. Encrypted to `key`
+ * (and signed); without a key only the first SecureJoin step may go.
+ * `gossip`: put the recipient's own key in Autocrypt-Gossip.
+ */
+export async function queueDeltaChatMail(
+  acc: Account,
+  m: { to: string; key?: openpgp.PublicKey; gossip?: boolean; headers: ChatHeader[]; text: string; inReplyTo?: string; references?: string[]; kind: string; callId?: string },
+): Promise<string> {
   const now = acc.clock();
   const built = await composeDeltaChatMail({
     sender: acc.identity,
     ...(acc.account.name ? { senderName: acc.account.name } : {}),
-    to,
-    ...(key ? { recipientKey: key, gossip: [{ addr: to, key }] } : {}),
+    to: m.to,
+    ...(m.key ? { recipientKey: m.key } : {}),
+    ...(m.key && m.gossip ? { gossip: [{ addr: m.to, key: m.key }] } : {}),
     date: now,
-    ...(replyTo ? { inReplyTo: replyTo.messageId, references: [replyTo.messageId] } : {}),
-    headers: [{ name: SECURE_JOIN_HEADER, value: step }, ...extra],
-    text: `Secure-Join: ${step}`,
+    ...(m.inReplyTo ? { inReplyTo: m.inReplyTo, references: m.references ?? [m.inReplyTo] } : {}),
+    headers: m.headers,
+    text: m.text,
   });
-  await acc.outbox.enqueue({ raw: built.raw, messageId: built.messageId, from: acc.email, to: [to], kind: `securejoin ${step}`, now });
+  await acc.outbox.enqueue({ raw: built.raw, messageId: built.messageId, from: acc.email, to: [m.to], kind: m.kind, ...(m.callId ? { callId: m.callId } : {}), now });
   return built.messageId;
 }
