@@ -10,9 +10,9 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startMailStack, type MailStack } from './harness/mail-stack.js';
-import { makePeer, tempDir, type Peer } from './harness/peers.js';
+import { makePeer, runCli, tempDir, type Peer } from './harness/peers.js';
 import { createDeltaChatInviteLink, joinInvite } from '../src/api/invite.js';
-import { handleChatMail, wantsChatMail } from '../src/agent/securejoin.js';
+import { chatMailActive, handleChatMail, wantsChatMail } from '../src/agent/securejoin.js';
 import type { Account } from '../src/agent/account.js';
 import { generateIdentity } from '../src/wire/identity.js';
 import { parseSecureJoinLink, secureJoinLink } from '../src/wire/securejoin-link.js';
@@ -48,6 +48,7 @@ describe('SecureJoin steps between two peerdial accounts', () => {
     const a = await alice.open();
     const c = await carol.open();
     const { link } = await createDeltaChatInviteLink(a, { ttlSeconds: 3600, name: 'carol' });
+    expect(await chatMailActive(a)).toBe(true);
     expect(await wantsChatMail(a, carol.email)).toBe(true);
     await joinInvite(c, link, { queueOnly: true });
 
@@ -105,7 +106,24 @@ describe('SecureJoin steps between two peerdial accounts', () => {
     const m = await mallory.open();
     const fresh = await makePeer(stack, 'carol', path.join(dir, 'fresh'));
     const c = await fresh.open();
+    expect(await chatMailActive(c)).toBe(false);
     expect(await wantsChatMail(c, mallory.email)).toBe(false);
     expect(await wantsChatMail(m, 'nobody@example.test')).toBe(false);
   }, 120_000);
+
+  it('the commands: `peerdial invite --delta-chat` prints the link and a QR code, `peerdial join LINK` queues the vc-request', async () => {
+    const inv = await runCli(['--config', alice.configFile, 'invite', '--delta-chat', '--expires', '600'], { timeoutMs: 300_000 });
+    expect(inv.code, inv.stderr).toBe(0);
+    const link = /https:\/\/i\.delta\.chat\/#\S+/.exec(inv.stdout)?.[0];
+    expect(link).toBeDefined();
+    expect(parseSecureJoinLink(link!)).toMatchObject({ addr: alice.email, fingerprint: (await alice.open()).identity.fingerprint, v3: false });
+    // the terminal QR code: rows of block characters
+    expect(inv.stdout.split('\n').filter((l) => /[\u2580-\u259f]{10}/.test(l)).length).toBeGreaterThan(5);
+
+    const join = await runCli(['--config', mallory.configFile, '--json', 'join', link!, '--queue-only'], { timeoutMs: 300_000 });
+    expect(join.code, join.stderr).toBe(0);
+    expect(JSON.parse(join.stdout)).toMatchObject({ deltaChat: true, contact: { email: alice.email, deltaChat: true } });
+    const r = await handleChatMail(await alice.open(), await queued(await mallory.open(), 'vc-request'));
+    expect(r).toMatchObject({ handled: true, step: 'vc-request' });
+  }, 300_000);
 });

@@ -10,7 +10,7 @@ import { OutboxSender, type DrainResult } from '../mail/outbox-sender.js';
 import type { Account, Received } from './account.js';
 import { clampDelay, sleep } from '../util/timers.js';
 import { recheckKept } from './kept.js';
-import { handleChatMail, wantsChatMail, type ChatMailResult } from './securejoin.js';
+import { chatMailActive, handleChatMail, wantsChatMail, type ChatMailResult } from './securejoin.js';
 
 export type MailboxEvent =
   | { type: 'connecting'; attempt: number }
@@ -125,6 +125,7 @@ async function openWatcher(account: Account, onMail: MailboxOptions['onMail'], o
     classify: async (raw) => classifyFirst?.(raw) ?? account.classify(raw),
     onMail,
     chatMail: {
+      active: () => chatMailActive(account),
       wants: (from) => wantsChatMail(account, from),
       handle: async (raw) => {
         const result = await handleChatMail(account, raw);

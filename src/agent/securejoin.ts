@@ -85,6 +85,14 @@ export async function joinDeltaChat(acc: Account, invite: SecureJoinInvite, opts
   return { contact: (await acc.contacts.byEmail(invite.addr))!, messageId };
 }
 
+/** Is there any Delta Chat mail to read: a Delta Chat invite of ours open, a join waiting, a Delta Chat contact? */
+export async function chatMailActive(acc: Account): Promise<boolean> {
+  const now = acc.clock();
+  if ((await acc.contacts.list()).some((c) => c.deltaChat && !c.blocked)) return true;
+  if ((await acc.invites.pending(now)).some((i) => i.deltaChat)) return true;
+  return (await acc.invites.joinsPending(now)).some((j) => j.deltaChat);
+}
+
 /** Is this chat mail (by its envelope sender) one peerdial should read? Only ours: see the top of this file. */
 export async function wantsChatMail(acc: Account, from: string | undefined): Promise<boolean> {
   if (!from) return false;

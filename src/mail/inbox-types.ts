@@ -64,6 +64,8 @@ export interface InboxOptions<V extends Verdict> {
    * does with it. Without it chat mail is not looked at. Never moved.
    */
   chatMail?: {
+    /** Anything to read at all (an invite or join of its own open, a Delta Chat contact)? When not, no search is made. */
+    active: () => Promise<boolean>;
     wants: (from: string | undefined) => Promise<boolean>;
     handle: (raw: Buffer) => Promise<{ handled: boolean }>;
   };

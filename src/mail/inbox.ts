@@ -229,7 +229,7 @@ export class InboxWatcher<V extends Verdict> {
       // Mail by mail: after a crash, what was handled is not reported again.
       if (uid < maxUid) await this.o.ledger.setMark(box, { uidValidity, lastUid: uid });
     }
-    if (this.o.chatMail) {
+    if (this.o.chatMail && (await this.o.chatMail.active())) {
       // Delta Chat mail among the same new UIDs: read (never moved) only when the owner wants its sender's
       this.commands++;
       const chat = ((await c.search({ uid: `${lastUid + 1}:${maxUid}`, ...CHAT_MAIL_SEARCH }, { uid: true })) || [])

@@ -116,6 +116,11 @@ export class InviteStore {
     });
   }
 
+  /** Joins still waiting for the inviter's answer. */
+  async joinsPending(now: Date): Promise<PendingJoin[]> {
+    return (await this.load()).joins.filter((j) => Date.parse(j.expires) > now.getTime());
+  }
+
   async joinFor(inviter: string, now: Date): Promise<PendingJoin | undefined> {
     return (await this.load()).joins.find((j) => j.inviter === inviter && Date.parse(j.expires) > now.getTime());
   }
