@@ -156,6 +156,7 @@ describe('SecureJoin with Delta Chat', () => {
       await agent.serveControl();
       agent.start();
       await waitFor("dave's agent watching", () => events.some((e) => e.type === 'idle' || (e.type === 'checked')), HANDSHAKE_MS);
+      const joinedAt = Date.now();
       await dc.rpc.secureJoin(dcBob, link);
       const done = await waitFor(
         'the agent verified bob',
@@ -166,6 +167,7 @@ describe('SecureJoin with Delta Chat', () => {
       expect(done.result.verified).toMatchObject({ email: stack.users.bob!.email, trust: 'verified', deltaChat: true, answer: 'ring', announce: false });
       const inDc = await verifiedInDeltaChat(dave.email);
       expect(inDc.isVerified).toBe(true);
+      console.log(`SecureJoin, Delta Chat joining a running peerdial agent: both sides verified ${Date.now() - joinedAt} ms after secureJoin()`);
       // both answers went out through the agent's own outbox
       await waitFor('the outbox empty', async () => (await acc.outbox.list()).length === 0, HANDSHAKE_MS, 100);
     } finally {

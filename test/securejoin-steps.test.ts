@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startMailStack, type MailStack } from './harness/mail-stack.js';
 import { makePeer, runCli, tempDir, type Peer } from './harness/peers.js';
 import { createDeltaChatInviteLink, joinInvite } from '../src/api/invite.js';
-import { chatMailActive, handleChatMail, wantsChatMail } from '../src/agent/securejoin.js';
+import { chatMailActive, handleChatMail, queueDeltaChatMail, wantsChatMail } from '../src/agent/securejoin.js';
 import type { Account } from '../src/agent/account.js';
 import { generateIdentity } from '../src/wire/identity.js';
 import { parseSecureJoinLink, secureJoinLink } from '../src/wire/securejoin-link.js';
@@ -100,6 +100,36 @@ describe('SecureJoin steps between two peerdial accounts', () => {
     const contact = await m.contacts.byEmail(alice.email);
     expect(contact?.trust).not.toBe('verified');
     expect(contact?.fingerprint).toBe(other.fingerprint);
+  }, 120_000);
+
+  it('a vc-request-with-auth that names a fingerprint other than its signer\'s, or gossips no key of ours, is refused and the invite stays open', async () => {
+    const a = await alice.open();
+    const m = await mallory.open();
+    const { link } = await createDeltaChatInviteLink(a, { ttlSeconds: 3600 });
+    const auth = parseSecureJoinLink(link)!.auth;
+    const other = await generateIdentity('someone@example.test');
+    const forge = async (fingerprint: string, gossip: boolean): Promise<Buffer> => {
+      await queueDeltaChatMail(m, {
+        to: alice.email,
+        key: a.identity.publicKey,
+        gossip,
+        headers: [
+          { name: 'Secure-Join', value: 'vc-request-with-auth' },
+          { name: 'Secure-Join-Auth', value: auth },
+          { name: 'Secure-Join-Fingerprint', value: fingerprint },
+        ],
+        text: 'Secure-Join: vc-request-with-auth',
+        kind: 'securejoin vc-request-with-auth',
+      });
+      return queued(m, 'vc-request-with-auth');
+    };
+    const wrongFingerprint = await handleChatMail(a, await forge(other.fingerprint, true));
+    expect(wrongFingerprint).toMatchObject({ handled: false, queued: false });
+    expect(wrongFingerprint.detail).toMatch(/is not the signing key/);
+    const noGossip = await handleChatMail(a, await forge(m.identity.fingerprint, false));
+    expect(noGossip).toMatchObject({ handled: false, queued: false });
+    expect(noGossip.detail).toMatch(/gossip/);
+    expect((await a.invites.pending(a.clock())).some((i) => i.secret === auth)).toBe(true);
   }, 120_000);
 
   it('with no invite out and no join waiting, a stranger\'s chat mail is not read at all', async () => {
