@@ -234,7 +234,8 @@ export class Account {
 
   /** Is an invite of ours out (so that strangers' introductions must be read)? */
   private async inviting(): Promise<boolean> {
-    return (await this.invites.pending(this.clock()).catch(() => [])).length > 0;
+    // only peerdial's own invites open the door to strangers' introductions; a Delta Chat invite is for SecureJoin
+    return (await this.invites.pending(this.clock()).catch(() => [])).some((i) => !i.deltaChat);
   }
 
   /**

@@ -58,6 +58,17 @@ export interface InboxOptions<V extends Verdict> {
   pollMs?: number;
   now?: () => Date;
   onProgress?: (e: { type: 'checked'; result: CheckResult } | { type: 'idle' } | { type: 'poll'; ms: number } | { type: 'reply-check' }) => void;
+  /**
+   * Delta Chat chat mail (src/mail/inbox-chat-mail.ts): which senders'
+   * mail the owner reads (`wants`, from the envelope sender) and what it
+   * does with it. Without it chat mail is not looked at. Never moved.
+   */
+  chatMail?: {
+    /** Anything to read at all (an invite or join of its own open, a Delta Chat contact)? When not, no search is made. */
+    active: () => Promise<boolean>;
+    wants: (from: string | undefined) => Promise<boolean>;
+    handle: (raw: Buffer) => Promise<{ handled: boolean }>;
+  };
   /** The schedule of checks while a reply is expected (REPLY_CHECKS). */
   replyChecks?: ReplyCheckPlan;
 }

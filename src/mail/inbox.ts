@@ -26,6 +26,7 @@
 import { PeerdialError } from '../errors.js';
 import { IMAP_SEARCH_QUERY } from '../wire/headers.js';
 import { handleNewMail } from './inbox-new-mail.js';
+import { CHAT_MAIL_SEARCH, handleChatMail } from './inbox-chat-mail.js';
 import type { CheckResult, InboxOptions, ReplyCheckCount, Verdict } from './inbox-types.js';
 import { REPLY_CHECKS, replyCheckOffsets } from './reply-checks.js';
 
@@ -231,6 +232,14 @@ export class InboxWatcher<V extends Verdict> {
       else result.left++;
       // Mail by mail: after a crash, what was handled is not reported again.
       if (uid < maxUid) await this.o.ledger.setMark(box, { uidValidity, lastUid: uid });
+    }
+    if (this.o.chatMail && (await this.o.chatMail.active())) {
+      // Delta Chat mail among the same new UIDs: read (never moved) only when the owner wants its sender's
+      this.commands++;
+      const chat = ((await c.search({ uid: `${lastUid + 1}:${maxUid}`, ...CHAT_MAIL_SEARCH }, { uid: true })) || [])
+        .filter((u) => u > lastUid && u <= maxUid && !ours.includes(u))
+        .sort((a, b) => a - b);
+      for (const uid of chat) await handleChatMail(this.o, uid, () => this.commands++);
     }
     await this.o.ledger.setMark(box, { uidValidity, lastUid: maxUid });
     result.ms = Date.now() - started;

@@ -105,6 +105,12 @@ export interface Contact {
   /** Send this contact an announce whenever our address changes. */
   announce: boolean;
   presence?: Presence;
+  /**
+   * A Delta Chat user (introduced by SecureJoin): mail to them goes in
+   * Delta Chat's format (wire/deltachat.ts), with peerdial's key in the
+   * standard `Autocrypt` header, which is how Delta Chat learns keys.
+   */
+  deltaChat?: boolean;
   added: string;
 }
 
