@@ -27,6 +27,8 @@ import { Desk } from './desk.js';
 import { recheckKept, type RecheckResult } from './kept.js';
 import { relaysFor } from './relays.js';
 import { carryUnattended } from './unattended.js';
+import { GroupDesk } from './group-desk.js';
+import { groupLine, type GroupCall } from './group.js';
 
 export function iceFromConfig(account: Account): IceConfig {
   const ice = account.config.ice;
@@ -46,6 +48,8 @@ export type AgentEvent =
   | PhoneEvent
   | MailboxEvent
   | { type: 'carried'; callId: string; what: string; detail: string }
+  /** Something happened in a group call (agent/group.ts), in one line. */
+  | { type: 'group'; groupId: string; detail: string }
   | { type: 'address-changed'; addresses: string[]; announcedTo: string[]; notAnnounced?: string[] }
   /** A command beside the agent asked it something over the control socket. */
   | { type: 'control-request'; name: string }
@@ -96,12 +100,16 @@ export interface AgentOptions {
    * (`control: 'serve'`), in-process otherwise.
    */
   sessions?: 'isolated' | 'in-process';
+  /** A group call was started or joined by this agent (agent/group-desk.ts): subscribe to it now. */
+  onGroup?: (g: GroupCall) => void;
 }
 
 export { channelNamed, waitEnded } from './call-waits.js';
 
 export class Agent {
   readonly phone: Phone;
+  /** The group calls of this agent (agent/group-desk.ts). */
+  readonly groups: GroupDesk;
   readonly outbox: OutboxLoop;
   /** What commands beside the agent ask of it (inbox, announce, outbox flush, doctor). */
   private readonly desk: Desk;
@@ -178,6 +186,20 @@ export class Agent {
         emit(e);
       },
     });
+    this.groups = new GroupDesk({
+      account: o.account,
+      phone: this.phone,
+      ...(o.onGroup ? { onGroup: o.onGroup } : {}),
+      onEvent: (g, e) => {
+        const detail = groupLine(e);
+        if (detail) emit({ type: 'group', groupId: g.id, detail });
+      },
+    });
+  }
+
+  /** A group call with these contacts (at most LIMITS.groupMembers with us): every pair connects directly. */
+  groupCall(who: readonly string[], opts: Pick<CallOptions, 'ringSeconds' | 'plain'> = {}): Promise<GroupCall> {
+    return this.groups.start(who, opts);
   }
 
   get account(): Account {
@@ -243,6 +265,8 @@ export class Agent {
   }
 
   private carry(call: ActiveCall): void {
+    // a pair of a group call: into its group, whatever carries ordinary calls
+    if (call.group) return this.groups.incoming(call);
     const run = (async () => {
       try {
         if (this.o.onIncoming) await this.o.onIncoming(call);
@@ -357,6 +381,7 @@ export class Agent {
   }
 
   private async stopOnce(): Promise<void> {
+    await this.groups.leaveAll();
     await this.phone.shutdown();
     await Promise.allSettled([...this.carrying]);
     await this.camera?.stop();

@@ -41,6 +41,9 @@ import {
   type OutgoingRecord,
 } from './call-record.js';
 
+/** The group a pair of a group call belongs to: what its offer named. */
+const groupOf = (rec: AnyRecord) => (rec.direction === 'out' ? rec.group : rec.offer.group);
+
 export class Phone {
   private readonly timers: Timers;
   private readonly calls = new Map<string, AnyRecord>();
@@ -292,6 +295,7 @@ export class Phone {
       states: rec.m.history,
       hangup: () => this.feed(rec, { type: 'user-hangup' }),
       ended: rec.ended,
+      ...(groupOf(rec) ? { group: groupOf(rec)! } : {}),
       ...(callCertificate(rec) && rec.peerSdp ? { tls: { ...pemFiles(callCertificate(rec)!), peerSdp: rec.peerSdp } } : {}),
     };
     rec.active = active;
