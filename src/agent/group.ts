@@ -75,6 +75,11 @@ export class GroupCall {
     return this.o.group.members;
   }
 
+  /** Resolves when every offer this member makes has connected or failed (after start()). */
+  settled(): Promise<void> {
+    return this.placing;
+  }
+
   /** Hear what happens in the group from now on. */
   on(cb: (e: GroupEvent) => void): void {
     this.listeners.push(cb);
