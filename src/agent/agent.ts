@@ -28,7 +28,7 @@ import { recheckKept, type RecheckResult } from './kept.js';
 import { relaysFor } from './relays.js';
 import { carryUnattended } from './unattended.js';
 import { GroupDesk } from './group-desk.js';
-import { groupLine, type GroupCall } from './group.js';
+import type { GroupCall } from './group.js';
 
 export function iceFromConfig(account: Account): IceConfig {
   const ice = account.config.ice;
@@ -186,15 +186,7 @@ export class Agent {
         emit(e);
       },
     });
-    this.groups = new GroupDesk({
-      account: o.account,
-      phone: this.phone,
-      ...(o.onGroup ? { onGroup: o.onGroup } : {}),
-      onEvent: (g, e) => {
-        const detail = groupLine(e);
-        if (detail) emit({ type: 'group', groupId: g.id, detail });
-      },
-    });
+    this.groups = new GroupDesk({ account: o.account, phone: this.phone, onGroup: o.onGroup, log: (groupId, detail) => emit({ type: 'group', groupId, detail }) });
   }
 
   /** A group call with these contacts (at most LIMITS.groupMembers with us): every pair connects directly. */

@@ -13,7 +13,7 @@ import { expandHome } from '../store/paths.js';
 import type { Account } from './account.js';
 import type { Phone } from './phone.js';
 import type { ActiveCall, CallOptions } from './phone-types.js';
-import { GroupCall, type GroupEvent } from './group.js';
+import { GroupCall, groupLine } from './group.js';
 import { groupMembers, newGroup } from './group-plan.js';
 import { trustOf } from './policy.js';
 
@@ -21,9 +21,9 @@ export interface GroupDeskOptions {
   account: Account;
   phone: Pick<Phone, 'call'>;
   /** A group was started or joined here: whoever shows it subscribes now (GroupCall.on). */
-  onGroup?: (g: GroupCall) => void;
-  /** What happens in any group, for the agent's log. */
-  onEvent?: (g: GroupCall, e: GroupEvent) => void;
+  onGroup: ((g: GroupCall) => void) | undefined;
+  /** What happens in any group, one line each, for the agent's log. */
+  log(groupId: string, detail: string): void;
 }
 
 export class GroupDesk {
@@ -84,7 +84,7 @@ export class GroupDesk {
         return c && caps.file && trustOf(c) !== 'learned' ? caps.fileMaxBytes : -1;
       },
       onEvent: (e) => {
-        this.o.onEvent?.(g, e);
+        this.o.log(g.id, groupLine(e));
         if (e.type === 'left' && g.connected().length === 0 && this.groups.get(group.id) === g) this.groups.delete(group.id);
       },
     });
