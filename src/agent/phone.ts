@@ -69,10 +69,10 @@ export class Phone {
     };
   }
 
-  /** Calls not yet ended. */
-  activeCount(): number {
+  /** Calls not yet ended; the pairs of group `group` count as one call (`single_call` lets a group's members in). */
+  activeCount(group?: string): number {
     let n = 0;
-    for (const c of this.calls.values()) if (!c.m.done) n++;
+    for (const c of this.calls.values()) if (!c.m.done && (group === undefined || groupOf(c)?.id !== group)) n++;
     return n;
   }
 
@@ -172,7 +172,7 @@ export class Phone {
       ...(contact ? { contact } : {}),
       whoMayCall: acc.config.whoMayCall,
       defaultAnswer: acc.config.answer,
-      activeCalls: this.activeCount(),
+      activeCalls: this.activeCount(offer.group?.id),
       singleCall: acc.config.singleCall,
       expires: offer.expires,
       now: this.timers.now(),
