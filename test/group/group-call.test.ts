@@ -5,7 +5,8 @@
  * to carol). A line from each reaches the other two with its sender, a
  * file to the group arrives whole at both, and hitoshi leaving leaves
  * alice and carol talking. A member who does not know another is told so,
- * and so is everybody else; that pair is left out.
+ * and so is everybody else; that pair is left out. A group offer is a call
+ * like any other: from a non-contact it is never answered by itself.
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
@@ -23,13 +24,14 @@ let alice: Peer;
 let hitoshi: Peer;
 let carol: Peer;
 let dave: Peer;
+let erin: Peer;
 
 /** Generous: offers and answers travel through the real mail stack on a busy machine. */
 const MAIL_WAIT = 180_000;
 
 beforeAll(async () => {
   ensureMailServers();
-  stack = await startMailStack({ users: ['alice', 'hitoshi', 'carol', 'dave'] });
+  stack = await startMailStack({ users: ['alice', 'hitoshi', 'carol', 'dave', 'erin'] });
   dir = await tempDir('group');
   alice = await makePeer(stack, 'alice', dir, { ringSeconds: 120 });
   hitoshi = await makePeer(stack, 'hitoshi', dir, { answer: 'auto-answer', ringSeconds: 120 });
@@ -39,6 +41,14 @@ beforeAll(async () => {
   // dave knows alice and carol, alice and carol know him; hitoshi and dave do not know each other
   await introduce(alice, dave);
   await introduce(carol, dave);
+  // erin takes calls from anybody and answers her contacts automatically; alice is one, dave is not
+  erin = await makePeer(stack, 'erin', dir, { whoMayCall: 'everybody', answer: 'auto-answer', ringSeconds: 120 });
+  await introduce(alice, erin);
+  // dave has erin's key (so his offer can be encrypted to her), she has nothing of his
+  const daveAccount = await dave.open();
+  const erinAccount = await erin.open();
+  await daveAccount.contacts.add({ name: 'erin', email: erin.email });
+  await daveAccount.contacts.pinKey(erin.email, erinAccount.identity.armoredPublicKey, erinAccount.identity.fingerprint, 'manual');
 }, 180_000);
 
 afterAll(async () => {
@@ -165,6 +175,42 @@ describe('alice calls hitoshi and carol at once', () => {
       await a.agent.agent.stop();
       await h.agent.agent.stop();
       await d.agent.agent.stop();
+    }
+  }, 600_000);
+
+  it('a group offer from somebody who is not a contact is never answered by itself, even where contacts are', async () => {
+    const d = await member(dave);
+    const e = await member(erin);
+    // alice's calls ring (her default); she takes dave's here
+    const a = await member(alice);
+    const taken = new Set<string>();
+    const taking = setInterval(() => {
+      for (const ev of a.agent.events) {
+        if (ev.type === 'ringing' && ev.call.peer === dave.email && !taken.has(ev.call.callId)) {
+          taken.add(ev.call.callId);
+          ev.call.accept();
+        }
+      }
+    }, 100);
+    try {
+      d.group = await d.agent.agent.groupCall(['alice', 'erin']);
+      // alice (erin's contact) connects to erin: her offer is answered automatically
+      await connectedTo(a, dave, erin);
+      await connectedTo(e, alice);
+      // erin does not know dave: that pair is left out, dave is told, and his offer is withdrawn
+      const l = await waitFor('dave told of the pair left out', () => d.events.find((ev): ev is Extract<GroupEvent, { type: 'left-out' }> => ev.type === 'left-out'), MAIL_WAIT, 100);
+      expect(l).toMatchObject({ offerer: dave.email, answerer: erin.email, why: `${erin.email} does not have ${dave.email} as a contact with a key` });
+      await waitFor('dave\'s offer to erin ended', () => d.agent.events.some((ev) => ev.type === 'ended' && ev.peer === erin.email), MAIL_WAIT, 100);
+      // erin's agent never answered dave (his mail is a stranger's: set aside, at most it would ring)
+      expect(e.agent.events.some((ev) => ev.type === 'state' && ev.peer === dave.email && ev.state === 'answering')).toBe(false);
+      expect(e.agent.events.some((ev) => ev.type === 'connected' && 'call' in ev && ev.call.peer === dave.email)).toBe(false);
+      expect(d.group.connected()).toEqual([alice.email]);
+      expect(e.group!.connected()).toEqual([alice.email]);
+    } finally {
+      clearInterval(taking);
+      await d.agent.agent.stop();
+      await a.agent.agent.stop();
+      await e.agent.agent.stop();
     }
   }, 600_000);
 });
