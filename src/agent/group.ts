@@ -219,6 +219,8 @@ export class GroupCall {
   }
 
   private async receive(peer: string, ch: Channel): Promise<void> {
+    // read from the start, before anything awaits: the sender's offer may already be here
+    inboxOf(ch);
     try {
       const max = await this.o.fileMaxBytes(peer);
       const got = await receiveFiles(ch, { dir: this.o.downloadDir, accept: (f) => f.size <= max });
