@@ -5,6 +5,7 @@
  * folder, a pipe into a file there, port forwards to allowed targets, chat
  * lines to the log).
  */
+import { AgentBrowserCalls, isTabSession } from './browser-calls.js';
 import type { Account } from './account.js';
 import { OutboxLoop, ReplyExpectations, watchInbox, type MailboxEvent } from './mailbox.js';
 import { Phone } from './phone.js';
@@ -27,8 +28,7 @@ import { Desk } from './desk.js';
 import { recheckKept, type RecheckResult } from './kept.js';
 import { relaysFor } from './relays.js';
 import { carryUnattended } from './unattended.js';
-import { GroupDesk } from './group-desk.js';
-import type { GroupCall } from './group.js';
+import { GroupDesk, type GroupCall } from './group-desk.js';
 
 export function iceFromConfig(account: Account): IceConfig {
   const ice = account.config.ice;
@@ -108,7 +108,7 @@ export { channelNamed, waitEnded } from './call-waits.js';
 
 export class Agent {
   readonly phone: Phone;
-  /** The group calls of this agent (agent/group-desk.ts). */
+  /** The group calls of this agent (group-desk.ts): `groups.start(['bob', 'carol'])` calls everybody at once. */
   readonly groups: GroupDesk;
   readonly outbox: OutboxLoop;
   /** What commands beside the agent ask of it (inbox, announce, outbox flush, doctor). */
@@ -123,6 +123,8 @@ export class Agent {
   /** What `peerdial status` reports about the mailbox. */
   private readonly health = new HealthRecord();
 
+  /** Calls whose end is a browser tab (browser-calls.ts): the web page hands descriptions to it. */
+  readonly browserCalls: AgentBrowserCalls;
   /** The camera's encoder, shared by the viewers (camera nodes only). */
   readonly camera?: SharedSource<MediaSource>;
   /** The session processes, when sessions are isolated. */
@@ -148,8 +150,10 @@ export class Agent {
     });
     // announces of this agent carry standing answers (one-mail calls) where the phone makes them
     this.desk = new Desk(o.account, this.outbox, (to) => this.phone.standingFor(to));
+    this.browserCalls = new AgentBrowserCalls({ call: (who, opts) => this.phone.call(who, opts) });
     this.phone = new Phone({
       account: o.account,
+      sessionsFor: (offer) => this.browserCalls.sessionsFor(offer),
       ice: iceFromConfig(o.account),
       ...(relaysFor(o.account.config.ice) ? { relays: relaysFor(o.account.config.ice)! } : {}),
       ...(this.sessionHosts ? { sessions: this.sessionHosts } : {}),
@@ -176,7 +180,9 @@ export class Agent {
       onEvent: (e) => {
         if (e.type === 'ringing') this.ringing.set(e.call.callId, e.call);
         if (e.type === 'ended') this.ringing.delete(e.callId);
-        if (e.type === 'connected' && e.call.direction === 'in') {
+        this.browserCalls.phoneEvent(e);
+        // a tab's call runs in the tab: nothing to carry here
+        if (e.type === 'connected' && e.call.direction === 'in' && !isTabSession(e.call.session)) {
           // before anything awaits: the caller may offer a TLS lane at once
           answerLanes(e.call);
           this.carry(e.call);
@@ -187,11 +193,6 @@ export class Agent {
       },
     });
     this.groups = new GroupDesk({ account: o.account, phone: this.phone, onGroup: o.onGroup, log: (groupId, detail) => emit({ type: 'group', groupId, detail }) });
-  }
-
-  /** A group call with these contacts (at most LIMITS.groupMembers with us): every pair connects directly. */
-  groupCall(who: readonly string[], opts: Pick<CallOptions, 'ringSeconds' | 'plain'> = {}): Promise<GroupCall> {
-    return this.groups.start(who, opts);
   }
 
   get account(): Account {
@@ -257,8 +258,7 @@ export class Agent {
   }
 
   private carry(call: ActiveCall): void {
-    // a pair of a group call: into its group, whatever carries ordinary calls
-    if (call.group) return this.groups.incoming(call);
+    if (call.group) return this.groups.incoming(call); // a pair of a group call: into its group (group-desk.ts)
     const run = (async () => {
       try {
         if (this.o.onIncoming) await this.o.onIncoming(call);

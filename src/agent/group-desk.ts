@@ -14,6 +14,8 @@ import type { Account } from './account.js';
 import type { Phone } from './phone.js';
 import type { ActiveCall, CallOptions } from './phone-types.js';
 import { GroupCall, groupLine } from './group.js';
+
+export type { GroupCall } from './group.js';
 import { groupMembers, newGroup } from './group-plan.js';
 import { trustOf } from './policy.js';
 

@@ -33,7 +33,9 @@ list offers to the later one, only to contacts of theirs: a pair that does
 not know each other is left out, and everybody is told). Anyone leaving ends
 only their own connections.
 
-The offer travels by mail, so the first ring can take as long as your mail does.`)
+The offer travels by mail, so the first ring can take as long as your mail does.
+When a chat call finds no path at all (and no relay), the chat goes on by mail:
+lines, and files under [call] mail_fallback_max_kib (/send FILE), marked "(by mail)"; /quit ends it.`)
     .action(async (who: string[], o) => (who.length > 1 ? (await import('./run/group.js')).groupCall(globals(), who, o) : (await run()).call(globals(), who[0]!, o)));
 
   program

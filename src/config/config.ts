@@ -7,6 +7,7 @@
  *   [ice]                   servers (STUN), turn (relays, UDP only) + turn_password_command | _env | _file,
  *                           bind_address, port_range_begin, port_range_end, port_mapping
  *   [forward]               allow = ["127.0.0.1:8554"]  targets callers may reach with --forward
+ *   [call]                  mail_fallback_max_kib  (files that go by mail when a call finds no path)
  *   [link]                  up, down, timeout_seconds, idle_down_seconds, poll_minutes  (dial-up style links)
  *   [[wake]]                email, mac, address, port, config  (machines `peerdial wake-relay` wakes)
  *   [[accounts]]            email, name, folder, [accounts.imap], [accounts.smtp]
@@ -21,12 +22,12 @@ import path from 'node:path';
 import { parse as parseToml, stringify as stringifyToml } from 'smol-toml';
 import { PeerdialError } from '../errors.js';
 import { writeFileAtomic } from '../store/files.js';
-import type { AccountConfig, Config, IceSettings, LinkSettings, ServerConfig, WakeTarget } from './types.js';
+import type { AccountConfig, CallSettings, Config, IceSettings, LinkSettings, ServerConfig, WakeTarget } from './types.js';
 import { parseMac } from '../address/wol.js';
 import { parseTurnUrl, redact } from './turn.js';
-import { ACCOUNTS, DEFAULTS, FORWARD, ICE, keyLines, LINK, nearest, OAUTH2_KEYS, PASSWORD_KEYS, SECTIONS, SERVER, TOP, WAKE, type KeyType, type SchemaContext, type SectionSpec, type TomlValue } from './schema.js';
+import { ACCOUNTS, CALL, DEFAULTS, FORWARD, ICE, keyLines, LINK, nearest, OAUTH2_KEYS, PASSWORD_KEYS, SECTIONS, SERVER, TOP, WAKE, type KeyType, type SchemaContext, type SectionSpec, type TomlValue } from './schema.js';
 
-export type { WhoMayCall, OAuth2Provider, OAuth2Settings, ServerConfig, AccountConfig, IceSettings, LinkSettings, WakeTarget, Config } from './types.js';
+export type { WhoMayCall, OAuth2Provider, OAuth2Settings, ServerConfig, AccountConfig, CallSettings, IceSettings, LinkSettings, WakeTarget, Config } from './types.js';
 
 type Table = Record<string, unknown>;
 const isTable = (v: unknown): v is Table => typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Date);
@@ -201,6 +202,7 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
   cfg.ice = r.section(ICE, doc.ice ?? {}, 'ice', {} as IceSettings);
   checkTurn(r, cfg.ice);
   cfg.forwardAllow = r.section(FORWARD, doc.forward ?? {}, 'forward', { allow: [] as string[] }).allow;
+  if (doc.call !== undefined) cfg.call = r.section(CALL, doc.call, 'call', {} as CallSettings);
   if (doc.link !== undefined) cfg.link = r.section(LINK, doc.link, 'link', {} as LinkSettings);
   const wake = r.list(WAKE as SectionSpec<unknown>, doc.wake).map((w, i) => r.section(WAKE, w, `wake[${i}]`, {} as WakeTarget, 'wake'));
   if (doc.wake !== undefined) cfg.wake = wake;
@@ -235,6 +237,7 @@ export function configToToml(cfg: Omit<Config, 'file'>): string {
     ice: tableOf(ICE, cfg.ice),
     forward: tableOf(FORWARD, { allow: cfg.forwardAllow }),
   };
+  if (cfg.call) doc.call = tableOf(CALL, cfg.call);
   if (cfg.link) doc.link = tableOf(LINK, cfg.link);
   if (cfg.wake?.length) doc.wake = cfg.wake.map((w) => tableOf(WAKE, w));
   doc.accounts = cfg.accounts.map((a) => ({ ...tableOf(ACCOUNTS, a), imap: tableOf(SERVER, a.imap), smtp: tableOf(SERVER, a.smtp) }));

@@ -10,7 +10,7 @@
  * config.ts next to the parser.
  */
 import path from 'node:path';
-import type { AccountConfig, Config, IceSettings, LinkSettings, ServerConfig, WakeTarget } from './types.js';
+import type { AccountConfig, CallSettings, Config, IceSettings, LinkSettings, ServerConfig, WakeTarget } from './types.js';
 import { defaultStateDir, expandHome } from '../store/paths.js';
 
 export type TomlValue = string | number | boolean | string[];
@@ -152,6 +152,13 @@ export const FORWARD: SectionSpec<{ allow: string[] }> = {
   ],
 };
 
+export const CALL: SectionSpec<CallSettings> = {
+  name: 'call',
+  keys: [
+    prop('mail_fallback_max_kib', int(0, 3072), 'mailFallbackMaxKib', 'when a call finds no path, the chat goes on by mail: files under this many KiB go too (default 256; 0: none)'),
+  ],
+};
+
 export const LINK: SectionSpec<LinkSettings> = {
   name: 'link',
   keys: [
@@ -233,7 +240,7 @@ export const PASSWORD_KEYS = ['password_command', 'password_env', 'password_prom
 export const OAUTH2_KEYS = ['token_command', 'oauth2_provider', 'oauth2_client_id', 'oauth2_client_secret', 'oauth2_token_url', 'oauth2_device_url', 'oauth2_scope'] as const;
 
 /** The top-level tables, in the order the writer puts them. */
-export const TOP: SectionSpec<never>[] = [DEFAULTS, ICE, FORWARD, LINK, WAKE, ACCOUNTS] as unknown as SectionSpec<never>[];
+export const TOP: SectionSpec<never>[] = [DEFAULTS, ICE, FORWARD, CALL, LINK, WAKE, ACCOUNTS] as unknown as SectionSpec<never>[];
 
 /** Every section by the name its header has: the top-level ones, then an account's two servers. */
 export const SECTIONS: Record<string, SectionSpec<never>> = Object.fromEntries([

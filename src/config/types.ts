@@ -92,6 +92,12 @@ export interface WakeTarget {
   config?: string;
 }
 
+/** [call]: how calls behave. */
+export interface CallSettings {
+  /** When a call finds no path and the chat goes on by mail: files under this many KiB go too (default 256, at most 3072; 0: none). */
+  mailFallbackMaxKib?: number;
+}
+
 export interface Config {
   file: string;
   stateDir: string;
@@ -109,6 +115,8 @@ export interface Config {
   ice: IceSettings;
   /** Targets that callers may reach through `--forward` ("HOST:PORT" or "HOST:*"). Default: none. */
   forwardAllow: string[];
+  /** [call]: absent when the section is absent. */
+  call?: CallSettings;
   /** [link]: absent when the section is absent. */
   link?: LinkSettings;
   /** [[wake]]: machines this one wakes (as a relay). */

@@ -21,6 +21,11 @@ export interface StoredMessage {
   read: boolean;
 }
 
+/** The id a verified `message` is stored under (markRead takes it). */
+export function storedMessageId(msg: Pick<PeerdialMessage, 'created' | 'nonce'>): string {
+  return `${Date.parse(msg.created).toString(36)}-${msg.nonce.slice(0, 12)}`;
+}
+
 export class MessageStore {
   readonly dir: string;
   private readonly lock: StoreLock;
@@ -37,7 +42,7 @@ export class MessageStore {
   }
 
   private async saveLocked(msg: PeerdialMessage, received: Date): Promise<StoredMessage> {
-    const id = `${Date.parse(msg.created).toString(36)}-${msg.nonce.slice(0, 12)}`;
+    const id = storedMessageId(msg);
     const file = path.join(this.dir, `${id}.json`);
     const existing = await readJson<StoredMessage | null>(file, null);
     if (existing) return existing;

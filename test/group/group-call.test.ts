@@ -92,7 +92,7 @@ describe('alice calls hitoshi and carol at once', () => {
     const h = await member(hitoshi);
     const c = await member(carol);
     try {
-      a.group = await a.agent.agent.groupCall(['hitoshi', 'carol']);
+      a.group = await a.agent.agent.groups.start(['hitoshi', 'carol']);
       expect(a.group.members).toEqual([alice.email, hitoshi.email, carol.email]);
       await connectedTo(a, hitoshi, carol);
       await connectedTo(h, alice, carol);
@@ -155,7 +155,7 @@ describe('alice calls hitoshi and carol at once', () => {
     const h = await member(hitoshi);
     const d = await member(dave);
     try {
-      a.group = await a.agent.agent.groupCall(['hitoshi', 'dave']);
+      a.group = await a.agent.agent.groups.start(['hitoshi', 'dave']);
       await connectedTo(a, hitoshi, dave);
       await connectedTo(h, alice);
       await connectedTo(d, alice);
@@ -193,7 +193,7 @@ describe('alice calls hitoshi and carol at once', () => {
       }
     }, 100);
     try {
-      d.group = await d.agent.agent.groupCall(['alice', 'erin']);
+      d.group = await d.agent.agent.groups.start(['alice', 'erin']);
       // alice (erin's contact) connects to erin: her offer is answered automatically
       await connectedTo(a, dave, erin);
       await connectedTo(e, alice);

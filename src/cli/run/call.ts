@@ -13,6 +13,8 @@ import { defaultMediaSpec, describePath } from '../../session/index.js';
 import { SharedSource, parseCameraSource, play, recordTo, startSource, type SourceOptions } from '../../media/index.js';
 import { receiveFiles, runChat, runPipe, sendFiles, forwardLocal, parseForwardSpec, openCarrierChannel, settleChannel, viaOf, FORWARD_PROTOCOL, type CarrierChannel } from '../../carriers/index.js';
 import { holdCall, placeCall, startCommandAgent } from './session-ui.js';
+import { MailChatRouter, chatByMail } from './mail-chat.js';
+import type { MailChatCall } from '../../wire/mail-chat.js';
 import { printJson, safe, say, status, usedMedia, type GlobalOptions } from '../output.js';
 
 /** Plays or records a camera's picture and sound until the call ends, Ctrl-C, or `seconds`. */
@@ -88,7 +90,9 @@ export async function call(g: GlobalOptions, who: string, o: Record<string, any>
   if (local && !o.video) delete local.video;
   if (local && !o.audio) delete local.audio;
   const fwd = o.forward ? parseForwardSpec(o.forward) : undefined;
-  const agent = await startCommandAgent(g);
+  // a chat call that finds no path goes on by mail (mail-chat.ts): the peer's chat mails come through here
+  const router = new MailChatRouter();
+  const agent = await startCommandAgent(g, { onEvent: router.onEvent });
   try {
     const purpose = o.pipe ? 'pipe' : fwd ? 'forward' : o.view ? 'view' : media ? 'media' : 'chat';
     let call;
@@ -101,6 +105,16 @@ export async function call(g: GlobalOptions, who: string, o: Record<string, any>
       });
     } catch (err) {
       if (!isPeerdialError(err) || !['CALL_TIMEOUT', 'CALL_DECLINED', 'CALL_BUSY', 'SESSION_FAILED'].includes(err.code)) throw err;
+      const failed = router.lastOut;
+      if (err.code === 'SESSION_FAILED' && purpose === 'chat' && !o.message && failed && !agent.viaRunningAgent) {
+        // No path at all: the chat goes on by mail instead of ending.
+        status(g, err.message);
+        await chatByMail(g, agent, router, failed, { downloadDir: agent.account.config.downloadDir });
+        return;
+      }
+      if (err.code === 'SESSION_FAILED' && purpose === 'chat' && agent.viaRunningAgent) {
+        status(g, 'beside a running agent the chat does not go on by mail (the agent reads the mailbox); stop it, or leave a message (peerdial message)');
+      }
       // Not answered: a message by mail instead, when one was given (or typed).
       const text = o.message ?? (process.stdin.isTTY && !o.pipe ? await askLine(`${err.message} Leave a message (Enter to skip): `) : '');
       if (text) {
@@ -186,6 +200,12 @@ export async function send(g: GlobalOptions, who: string, files: string[]): Prom
 export async function listen(g: GlobalOptions, o: Record<string, any>): Promise<void> {
   let resolveCall!: (c: ActiveCall) => void;
   const got = new Promise<ActiveCall>((r) => (resolveCall = r));
+  // A chat call that finds no path goes on by mail. The caller decides (its connect wait is the shorter):
+  // its `mail-chat-open` for the call being answered here opens the chat by mail here too.
+  const router = new MailChatRouter();
+  let resolveByMail!: (c: MailChatCall) => void;
+  const byMail = new Promise<MailChatCall>((r) => (resolveByMail = r));
+  router.onPeerOpen = (c) => resolveByMail(c);
   const account = await openAccount(g);
   // Beside a running agent, the agent hands the next allowed offer to this listener.
   const running = await connectControl(account.stateDir);
@@ -199,6 +219,7 @@ export async function listen(g: GlobalOptions, o: Record<string, any>): Promise<
       await call.ended;
     },
     onEvent: (e) => {
+      if (!running && !o.pipe) router.onEvent(e);
       if (e.type === 'ringing') e.call.accept();
       if (e.type === 'mail-rejected') status(g, `ignored a mail from ${e.from ? safe(e.from) : 'somebody'}: ${safe(e.reason)}`);
       if (e.type === 'state' && e.direction === 'in' && e.state === 'offer-received') status(g, `call from ${safe(e.peer)}...`);
@@ -208,8 +229,13 @@ export async function listen(g: GlobalOptions, o: Record<string, any>): Promise<
   status(g, `waiting for a call to ${account.email} (Ctrl-C stops)...`);
   const stop = new Promise<'stop'>((r) => process.once('SIGINT', () => r('stop')));
   try {
-    const call = await Promise.race([got, stop]);
+    const call = await Promise.race([got, stop, byMail.then((c) => ({ byMail: c }))]);
     if (call === 'stop') return;
+    if ('byMail' in call) {
+      const how = await chatByMail(g, agent, router, call.byMail, { downloadDir: path.resolve(o.dir) });
+      if (how === 'peer-left') status(g, 'chat ended');
+      return;
+    }
     status(g, `connected to ${call.peer} via ${call.pair.local} <-> ${call.pair.remote}, ${describePath(call.pair)}`);
     await holdCall(g, call, async () => {
       if (o.pipe && call.purpose !== 'pipe') status(g, `note: ${call.peer} called for ${call.purpose}, not a pipe`);

@@ -25,7 +25,7 @@ export async function groupCall(g: GlobalOptions, who: string[], o: Record<strin
   const agent = await startCommandAgent(g);
   try {
     const names = await nameBook(agent);
-    const group = await agent.groupCall(who, {
+    const group = await agent.groups.start(who, {
       ...(o.ringSeconds ? { ringSeconds: Number(o.ringSeconds) } : {}),
       ...(o.plain ? { plain: true } : {}),
     });
