@@ -172,6 +172,8 @@ export class Account {
     standing?: StandingAnswer;
     /** An offer made against the callee's standing answer: its id. */
     standingId?: string;
+    /** An offer of a group call: the group's id and members (agent/group.ts). */
+    group?: PeerdialMessage['group'];
   }): Promise<{ entry: OutboxEntry; message: PeerdialMessage; messageId: string }> {
     const now = this.clock();
     const contact = await this.contacts.byEmail(input.to);
@@ -194,6 +196,7 @@ export class Account {
       ...(input.attachment !== undefined ? { attachment: input.attachment } : {}),
       ...(input.mac !== undefined ? { mac: input.mac } : {}),
       ...(input.standingId !== undefined ? { standing: input.standingId } : {}),
+      ...(input.group !== undefined ? { group: input.group } : {}),
     };
     const recipientKey = (contact ? await this.keyOf(contact) : undefined) ?? this.senderKeys.get(message.to);
     if (!recipientKey && !input.plain && revealsAddresses(message)) throw noKeyError(message.to, message.kind, contact);

@@ -9,100 +9,32 @@ import { AgentBrowserCalls, isTabSession } from './browser-calls.js';
 import type { Account } from './account.js';
 import { OutboxLoop, ReplyExpectations, watchInbox, type MailboxEvent } from './mailbox.js';
 import { Phone } from './phone.js';
-import type { ActiveCall, PhoneEvent, CallOptions, RingingCall } from './phone-types.js';
-import type { Timers } from '../util/timers.js';
-import type { IceConfig } from '../session/types.js';
+import type { ActiveCall, CallOptions, RingingCall } from './phone-types.js';
 import { SessionHosts, shutdownSessions } from '../session/index.js';
 import { answerLanes } from '../carriers/index.js';
 import { PeerdialError } from '../errors.js';
-import { SharedSource, startSource, type MediaSource, type SourceOptions } from '../media/index.js';
+import { SharedSource, startSource, type MediaSource } from '../media/index.js';
 import { serveControl, type ControlClient, type ControlServer } from './control.js';
-import { watchAddresses, type AddressWatcher, type AddressWatchOptions } from '../address/watch.js';
+import { watchAddresses, type AddressWatcher } from '../address/watch.js';
 import type { DetectedAddress } from '../address/interfaces.js';
 import { addressEntries, announce, type AnnounceOptions, type AnnounceResult } from './announce.js';
 import type { StandingAnswer } from '../wire/standing.js';
 import { HealthRecord, type AgentHealth } from './health.js';
-import type { Link } from '../link/hooks.js';
 import { pollMailbox } from './poll.js';
 import { Desk } from './desk.js';
 import { recheckKept, type RecheckResult } from './kept.js';
 import { relaysFor } from './relays.js';
 import { carryUnattended } from './unattended.js';
+import { GroupDesk } from './group-desk.js';
+import { iceFromConfig, type AgentEvent, type AgentOptions } from './agent-options.js';
 
-export function iceFromConfig(account: Account): IceConfig {
-  const ice = account.config.ice;
-  // libjuice uses only the first STUN server; later STUN entries (kept in the
-  // config for `peerdial address` / doctor's NAT guess) are left out.
-  const firstStun = ice.servers.find((u) => /^stuns?:/i.test(u));
-  const servers = ice.servers.filter((u) => u === firstStun || !/^stuns?:/i.test(u));
-  return {
-    iceServers: servers,
-    ...(ice.bindAddress ? { bindAddress: ice.bindAddress } : {}),
-    ...(ice.portRangeBegin ? { portRangeBegin: ice.portRangeBegin } : {}),
-    ...(ice.portRangeEnd ? { portRangeEnd: ice.portRangeEnd } : {}),
-  };
-}
-
-export type AgentEvent =
-  | PhoneEvent
-  | MailboxEvent
-  | { type: 'carried'; callId: string; what: string; detail: string }
-  | { type: 'address-changed'; addresses: string[]; announcedTo: string[]; notAnnounced?: string[] }
-  /** A command beside the agent asked it something over the control socket. */
-  | { type: 'control-request'; name: string }
-  /** A session process died while it carried calls; they ended, the agent goes on. */
-  | { type: 'session-process-crashed'; pid: number; signal: string | null; code: number | null; sessions: number; reason: string };
-
-export interface AgentOptions {
-  account: Account;
-  onEvent?: (e: AgentEvent) => void;
-  /** Replace the built-in handling of a connected incoming call (tests, `peerdial listen`). */
-  onIncoming?: (call: ActiveCall) => Promise<void> | void;
-  timers?: Timers;
-  forceAnswer?: boolean;
-  refuseIncoming?: boolean;
-  /**
-   * Machine-wide bound on `forward` targets ("HOST:PORT" or "HOST:*"), on top of each
-   * contact's own allow-list (`contacts allow NAME forward=HOST:PORT`). Default: the config's.
-   */
-  forwardAllow?: string[];
-  connectTimeoutMs?: number;
-  calleeConnectTimeoutMs?: number;
-  /**
-   * 'serve': this is THE agent of the account; it opens the control socket.
-   * A ControlClient: a running agent owns the mailbox and the outbox; this
-   * one only places calls through it.
-   */
-  control?: 'serve' | ControlClient;
-  /**
-   * Watch this machine's addresses and announce changes to the contacts that
-   * want announcements (`peerdial agent` does; tests pass their own source).
-   */
-  addressWatch?: Pick<AddressWatchOptions, 'read' | 'monitor' | 'debounceMs' | 'fallbackMs'>;
-  /**
-   * Camera node: `view` calls from allowed callers get this source's picture
-   * and sound. One encoder, shared by every viewer, runs only while somebody
-   * watches.
-   */
-  camera?: SourceOptions;
-  /**
-   * Link hooks (src/link/hooks.ts): the agent brings the link down when it
-   * stops; with `pollMinutes` it polls (link up, check once, down) instead of watching.
-   */
-  link?: { hooks: Link; pollMinutes?: number };
-  /**
-   * Where the calls' sessions run: 'isolated' (a supervised child process per
-   * call, src/session/remote.ts: a native crash ends that call, not the agent)
-   * or 'in-process'. Default: isolated for the agent of the account
-   * (`control: 'serve'`), in-process otherwise.
-   */
-  sessions?: 'isolated' | 'in-process';
-}
-
+export { iceFromConfig, type AgentEvent, type AgentOptions } from './agent-options.js';
 export { channelNamed, waitEnded } from './call-waits.js';
 
 export class Agent {
   readonly phone: Phone;
+  /** The group calls of this agent (group-desk.ts): `groups.start(['bob', 'carol'])` calls everybody at once. */
+  readonly groups: GroupDesk;
   readonly outbox: OutboxLoop;
   /** What commands beside the agent ask of it (inbox, announce, outbox flush, doctor). */
   private readonly desk: Desk;
@@ -185,6 +117,7 @@ export class Agent {
         emit(e);
       },
     });
+    this.groups = new GroupDesk({ account: o.account, phone: this.phone, onGroup: o.onGroup, log: (groupId, detail) => emit({ type: 'group', groupId, detail }) });
   }
 
   get account(): Account {
@@ -252,6 +185,7 @@ export class Agent {
   }
 
   private carry(call: ActiveCall): void {
+    if (call.group) return this.groups.incoming(call); // a pair of a group call: into its group (group-desk.ts)
     const run = (async () => {
       try {
         if (this.o.onIncoming) await this.o.onIncoming(call);
@@ -366,6 +300,7 @@ export class Agent {
   }
 
   private async stopOnce(): Promise<void> {
+    await this.groups.leaveAll();
     await this.phone.shutdown();
     await Promise.allSettled([...this.carrying]);
     await this.camera?.stop();

@@ -62,6 +62,8 @@ export interface OutgoingRecord extends CallRecord {
   standingId?: string;
   /** The caller asked for two mails whatever is held (CallOptions.standing false). */
   noStanding?: boolean;
+  /** A pair of a group call: its offers carry the group (agent/group.ts). */
+  group?: CallOptions['group'];
 }
 
 export interface IncomingRecord extends CallRecord {
@@ -111,6 +113,7 @@ export function newOutgoingRecord(
     reject,
     ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
     ...(opts.standing === false ? { noStanding: true } : {}),
+    ...(opts.group ? { group: opts.group } : {}),
     ...(opts.sessions ? { sessions: opts.sessions } : {}),
   };
   return { rec, connected };
@@ -149,6 +152,7 @@ export function outboxMail(rec: AnyRecord, out: Extract<CallerOutput | CalleeOut
     ...(text ? { text } : {}),
     ...(kind === 'offer' ? { purpose: rec.purpose, ttlSeconds: (rec as OutgoingRecord).ringSeconds } : {}),
     ...(kind === 'offer' && (rec as OutgoingRecord).standingId ? { standingId: (rec as OutgoingRecord).standingId } : {}),
+    ...(kind === 'offer' && (rec as OutgoingRecord).group ? { group: (rec as OutgoingRecord).group } : {}),
     // an answer is good for as long as this side waits for the connection
     ...(kind === 'answer' ? { ttlSeconds: Math.ceil(answerTtlMs / 1000) } : {}),
     ...(rec.offerMessageId && kind !== 'offer' ? { inReplyTo: rec.offerMessageId } : {}),

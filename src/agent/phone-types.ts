@@ -2,7 +2,7 @@
  * What the phone (phone.ts) shows the rest of peerdial: its options, the
  * calls it hands out (ringing, active) and the events it tells.
  */
-import type { PeerdialMessage } from '../wire/message.js';
+import type { GroupField, PeerdialMessage } from '../wire/message.js';
 import type { CallSession, SessionFactory } from '../session/index.js';
 import type { Channel, CandidatePair, IceConfig, AnswerMedia, MediaSpec } from '../session/types.js';
 import type { Account } from './account.js';
@@ -35,6 +35,8 @@ export interface ActiveCall {
   ended: Promise<string>;
   /** This call's certificate (DTLS, and the TLS lane of carriers/tls-lane.ts) and the peer's verified description. */
   tls?: { certPemFile: string; keyPemFile: string; peerSdp: string };
+  /** One pair of a group call (agent/group.ts): the group its offer named. */
+  group?: GroupField;
 }
 
 export type PhoneEvent =
@@ -117,6 +119,8 @@ export interface CallOptions {
   plain?: boolean;
   /** false: two mails (offer and answer) even when a standing answer of the callee is held. */
   standing?: boolean;
+  /** One pair of a group call: the offer names the group (agent/group.ts). */
+  group?: GroupField;
   /** Where this call's session is (a browser tab's, browser-calls.ts) instead of PhoneOptions.sessions. */
   sessions?: SessionFactory;
 }

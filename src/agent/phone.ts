@@ -41,6 +41,9 @@ import {
   type OutgoingRecord,
 } from './call-record.js';
 
+/** The group a pair of a group call belongs to: what its offer named. */
+const groupOf = (rec: AnyRecord) => (rec.direction === 'out' ? rec.group : rec.offer.group);
+
 export class Phone {
   private readonly timers: Timers;
   private readonly calls = new Map<string, AnyRecord>();
@@ -66,10 +69,10 @@ export class Phone {
     };
   }
 
-  /** Calls not yet ended. */
-  activeCount(): number {
+  /** Calls not yet ended; the pairs of group `group` count as one call (`single_call` lets a group's members in). */
+  activeCount(group?: string): number {
     let n = 0;
-    for (const c of this.calls.values()) if (!c.m.done) n++;
+    for (const c of this.calls.values()) if (!c.m.done && (group === undefined || groupOf(c)?.id !== group)) n++;
     return n;
   }
 
@@ -176,7 +179,7 @@ export class Phone {
       ...(contact ? { contact } : {}),
       whoMayCall: acc.config.whoMayCall,
       defaultAnswer: acc.config.answer,
-      activeCalls: this.activeCount(),
+      activeCalls: this.activeCount(offer.group?.id),
       singleCall: acc.config.singleCall,
       expires: offer.expires,
       now: this.timers.now(),
@@ -303,6 +306,7 @@ export class Phone {
       states: rec.m.history,
       hangup: () => this.feed(rec, { type: 'user-hangup' }),
       ended: rec.ended,
+      ...(groupOf(rec) ? { group: groupOf(rec)! } : {}),
       ...(callCertificate(rec) && rec.peerSdp ? { tls: { ...pemFiles(callCertificate(rec)!), peerSdp: rec.peerSdp } } : {}),
     };
     rec.active = active;

@@ -42,6 +42,9 @@ neutral subject; its payload (attachment peerdial.asc) is JSON signed by the
 sender's OpenPGP key and encrypted to the recipient's once that key is known.
 Kinds: announce, offer, answer, decline, cancel, hangup, message. An offer
 carries an expiry (ring_seconds); an answer refers to its offer (In-Reply-To).
+An offer of a group call (peerdial call alice bob carol) also names the
+group: a random id and the members' mail addresses in order (at most 6, the
+caller first); every pair connects directly, the earlier member offering.
 Every mail carries the sender's key (header Peerdial-Key, in Autocrypt's
 format but never a standard Autocrypt header, which other Autocrypt mail
 programs on the address would take as theirs); the first one seen is

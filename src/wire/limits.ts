@@ -58,6 +58,8 @@ export const LIMITS = {
   standingCandidates: 16,
   /** One candidate line of a standing answer (without `a=`). */
   candidateChars: 256,
+  /** Members of a group call, the caller included (a full mesh: 15 pairs at most). */
+  groupMembers: 6,
   /** Heap of the worker that decrypts and parses one mail. */
   parseHeapMb: 64,
   /** Wall time for decrypting and parsing one mail before its worker is replaced. */

@@ -57,8 +57,23 @@ export interface PeerdialMessage {
    * reply to it.
    */
   restart?: { generation: number; role: 'offer' | 'answer' };
+  /**
+   * A group call (a mesh of at most LIMITS.groupMembers, agent/group.ts):
+   * an `offer` only. `members` is the whole group in order, the caller
+   * first; `from` comes before `to` in it (the member earlier in the list
+   * offers to the later one). Nothing else: no names, no addresses.
+   */
+  group?: GroupField;
   /** Optional attachment of a `message` (voicemail audio), base64. */
   attachment?: { filename: string; contentType: string; data: string };
+}
+
+/** The group of a group call's offer (PeerdialMessage.group). */
+export interface GroupField {
+  /** Random id of the group, the same in every offer of it. */
+  id: string;
+  /** Mail addresses (lower-case), the caller first; 2 to LIMITS.groupMembers, no repeats. */
+  members: string[];
 }
 
 /** Why a mail was not accepted. Stable strings: they appear in logs and tests. */

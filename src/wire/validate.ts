@@ -13,11 +13,12 @@ import { MESSAGE_KINDS, type MessageKind, type PeerdialMessage } from './message
 export type Validation = { ok: true; message: PeerdialMessage } | { ok: false; detail: string };
 
 const TOP_FIELDS = new Set([
-  'v', 'kind', 'from', 'to', 'callId', 'created', 'expires', 'nonce', 'addresses', 'sdp', 'text', 'purpose', 'attachment', 'mac', 'standing', 'restart',
+  'v', 'kind', 'from', 'to', 'callId', 'created', 'expires', 'nonce', 'addresses', 'sdp', 'text', 'purpose', 'attachment', 'mac', 'standing', 'restart', 'group',
 ]);
 const ADDRESS_FIELDS = new Set(['ip', 'port', 'source', 'scope']);
 const ADDRESS_SOURCES = new Set(['interface', 'stun', 'mapping', 'relay']);
 const ATTACHMENT_FIELDS = new Set(['filename', 'contentType', 'data']);
+const GROUP_FIELDS = new Set(['id', 'members']);
 
 /** Random ids (callId, nonce): URL-safe, 16 to 128 characters. */
 const ID_RE = /^[A-Za-z0-9_-]{16,128}$/;
@@ -62,6 +63,29 @@ function checkAddress(a: unknown, i: number, kind: string): string | undefined {
   }
   if (typeof a.source !== 'string' || !ADDRESS_SOURCES.has(a.source)) return `addresses[${i}].source is unknown`;
   if (typeof a.scope !== 'string' || !/^[a-z0-9-]{1,32}$/.test(a.scope)) return `addresses[${i}].scope is invalid`;
+  return undefined;
+}
+
+/**
+ * The group of an offer: a random id and the members in order (mail
+ * addresses only, no repeats, at most LIMITS.groupMembers), holding the
+ * sender and the recipient, the sender first (the earlier member offers).
+ */
+export function groupProblem(g: unknown, from: string, to: string): string | undefined {
+  if (!isPlainObject(g)) return 'field "group" is not an object';
+  const extra = unknownKey(g, GROUP_FIELDS);
+  if (extra) return `group has unknown field "${extra}"`;
+  if (typeof g.id !== 'string' || !ID_RE.test(g.id)) return 'group.id is not a random id';
+  if (!Array.isArray(g.members)) return 'group.members is not a list';
+  if (g.members.length > LIMITS.groupMembers) return `group has more than ${LIMITS.groupMembers} members`;
+  if (g.members.length < 2) return 'group has fewer than 2 members';
+  if (!g.members.every((a) => isMailAddress(a))) return 'group.members holds something that is not a lower-case mail address';
+  if (new Set(g.members).size !== g.members.length) return 'group.members names somebody twice';
+  const i = g.members.indexOf(from);
+  const j = g.members.indexOf(to);
+  if (i < 0) return 'the sender is not a member of the group';
+  if (j < 0) return 'the recipient is not a member of the group';
+  if (i > j) return 'the group offer goes from a later member to an earlier one';
   return undefined;
 }
 
@@ -130,6 +154,11 @@ export function validateMessage(value: unknown): Validation {
     const problem = restartFieldsProblem(m.restart);
     if (problem) return bad(problem);
   } else if (m.restart !== undefined) return bad(`${kind} must not carry a restart`);
+  if (m.group !== undefined) {
+    if (kind !== 'offer') return bad(`${kind} must not carry a group`);
+    const problem = groupProblem(m.group, m.from as string, m.to as string);
+    if (problem) return bad(problem);
+  }
   return { ok: true, message: m as unknown as PeerdialMessage };
 }
 

@@ -36,6 +36,8 @@ export function describeEvent(e: AgentEvent): string | undefined {
       return `addresses changed: ${safe(e.addresses.join(', ')) || 'none'}${e.announcedTo.length ? `; announced to ${safe(e.announcedTo.join(', '))}` : ''}${e.notAnnounced?.length ? `; not announced to ${safe(e.notAnnounced.join(', '))}: no key of theirs here, and addresses go only encrypted (exchange keys: peerdial invite, or peerdial contacts add NAME EMAIL --key FILE)` : ''}`;
     case 'carried':
       return `call ${safe(e.callId)}: ${safe(e.what)}: ${safe(e.detail)}`;
+    case 'group':
+      return `group ${safe(e.groupId)}: ${safe(e.detail, 2000)}`;
     case 'disconnected':
       return `mailbox connection lost (${safe(e.error.message)}); retrying in ${Math.round(e.retryInMs / 1000)} s`;
     case 'sent':
