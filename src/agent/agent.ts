@@ -15,7 +15,7 @@ import { SessionHosts, shutdownSessions } from '../session/index.js';
 import { answerLanes } from '../carriers/index.js';
 import { PeerdialError } from '../errors.js';
 import { SharedSource, startSource, type MediaSource, type SourceOptions } from '../media/index.js';
-import { serveControl, type ControlClient, type ControlServer } from './control.js';
+import { serveControl, type ControlClient, type ControlRequests, type ControlServer } from './control.js';
 import { watchAddresses, type AddressWatcher, type AddressWatchOptions } from '../address/watch.js';
 import type { DetectedAddress } from '../address/interfaces.js';
 import { addressEntries, announce, type AnnounceOptions, type AnnounceResult } from './announce.js';
@@ -96,6 +96,14 @@ export interface AgentOptions {
    * (`control: 'serve'`), in-process otherwise.
    */
   sessions?: 'isolated' | 'in-process';
+  /**
+   * Somebody else carries this connected incoming call (the web page, src/web/,
+   * takes a chat while it is open): a promise that settles when it is done;
+   * undefined leaves the call to the usual handling.
+   */
+  carryElsewhere?: (call: ActiveCall) => Promise<void> | undefined;
+  /** More named requests for the control socket (`peerdial web` asks the agent for its page). */
+  moreRequests?: ControlRequests;
 }
 
 export { channelNamed, waitEnded } from './call-waits.js';
@@ -245,7 +253,9 @@ export class Agent {
   private carry(call: ActiveCall): void {
     const run = (async () => {
       try {
-        if (this.o.onIncoming) await this.o.onIncoming(call);
+        const elsewhere = this.o.carryElsewhere?.(call);
+        if (elsewhere) await elsewhere;
+        else if (this.o.onIncoming) await this.o.onIncoming(call);
         else {
           await carryUnattended(call, {
             account: this.o.account,
@@ -280,6 +290,7 @@ export class Agent {
         'recheck-kept': (a) => this.recheckKept(typeof a.email === 'string' ? a.email : undefined),
         answer: (a) => this.pickRinging(a.callId).accept(),
         decline: (a) => this.pickRinging(a.callId).decline(typeof a.text === 'string' ? a.text : undefined),
+        ...this.o.moreRequests,
       },
     });
   }
@@ -293,7 +304,13 @@ export class Agent {
   /** Incoming calls ringing now, newest last. */
   private readonly ringing = new Map<string, RingingCall>();
 
-  private pickRinging(callId: unknown): RingingCall {
+  /** Incoming calls ringing now, oldest first (the web page shows them). */
+  ringingNow(): RingingCall[] {
+    return [...this.ringing.values()];
+  }
+
+  /** Takes a ringing call out of the list to answer or decline it; without an id, the newest. */
+  pickRinging(callId: unknown): RingingCall {
     const all = [...this.ringing.values()];
     const r = typeof callId === 'string' && callId ? this.ringing.get(callId) : all.at(-1);
     if (!r) throw new PeerdialError('USAGE', all.length ? `No ringing call ${String(callId)}.` : 'No call is ringing.');
