@@ -4,8 +4,10 @@
  * from her terminal. The page lists hitoshi's contacts, a call that rings
  * shows up without a reload (the agent's event stream), it is answered
  * there and chat goes both ways with alice's terminal; the next call is
- * declined from the page; and whoever lacks the token, or comes from
- * another Origin or Host, gets 403 and nothing else.
+ * declined from the page; whoever lacks the token, or comes from another
+ * Origin or Host, gets 403 and nothing else; and the video view's own
+ * RTCPeerConnection plays a picture, two tabs calling each other through a
+ * stand-in for the agent's browser calls.
  */
 import { promises as fs } from 'node:fs';
 import http from 'node:http';
@@ -17,6 +19,9 @@ import { ensureMailServers } from './harness/system.js';
 import { startMailStack, type MailStack } from './harness/mail-stack.js';
 import { BIN, ROOT, introduce, makePeer, runCli, tempDir, waitFor, type Peer } from './harness/peers.js';
 import { launchChromium } from './harness/browser.js';
+import { Agent } from '../src/agent/agent.js';
+import type { BrowserCalls, BrowserOffer } from '../src/agent/browser-calls-types.js';
+import { startPageServer } from '../src/web/server.js';
 
 let stack: MailStack;
 let dir: string;
@@ -94,6 +99,67 @@ afterAll(async () => {
   await stack?.stop();
   if (dir) await fs.rm(dir, { recursive: true, force: true });
 });
+
+/**
+ * A stand-in for the agent's browser calls (agent/browser-calls.ts carries
+ * the descriptions by mail): it hands a tab's offer to every open page as
+ * if it came from alice, and the answer back. Only 127.0.0.1 candidates go
+ * across, so the tabs' media stay on loopback.
+ */
+class LoopbackCalls implements BrowserCalls {
+  private readonly listeners = new Set<(o: BrowserOffer) => void>();
+  private readonly waiting = new Map<string, (answerSdp: string) => void>();
+  readonly hungUp: string[] = [];
+  readonly offers: string[] = [];
+  readonly answers: string[] = [];
+  private n = 0;
+
+  async call(_contact: string, offerSdp: string, opts: { video: boolean; audio: boolean }): Promise<{ callId: string; answerSdp: string }> {
+    const callId = `tab-call-${++this.n}`;
+    this.offers.push(offerSdp);
+    const answerSdp = await new Promise<string>((resolve) => {
+      this.waiting.set(callId, resolve);
+      for (const l of this.listeners) l({ callId, from: alice.email, offerSdp: loopbackOnly(offerSdp), ...opts });
+    });
+    return { callId, answerSdp: loopbackOnly(answerSdp) };
+  }
+  async answer(callId: string, answerSdp: string): Promise<void> {
+    this.answers.push(answerSdp);
+    this.waiting.get(callId)?.(answerSdp);
+  }
+  async hangup(callId: string): Promise<void> {
+    this.hungUp.push(callId);
+  }
+  onOffer(listener: (o: BrowserOffer) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+}
+
+function loopbackOnly(sdp: string): string {
+  return sdp
+    .split('\r\n')
+    .filter((l) => !l.startsWith('a=candidate:') || l.split(' ')[4] === '127.0.0.1')
+    .join('\r\n');
+}
+
+/** Frames the <video> has decoded and shown from now until `count` (requestVideoFrameCallback). */
+function framesShown(page: Page, count: number): Promise<number> {
+  return page.evaluate(
+    (n) =>
+      new Promise<number>((resolve) => {
+        const v = document.getElementById('remote-video') as HTMLVideoElement;
+        let seen = 0;
+        const each = () => {
+          seen++;
+          if (seen >= n) resolve(seen);
+          else v.requestVideoFrameCallback(each);
+        };
+        v.requestVideoFrameCallback(each);
+      }),
+    count,
+  );
+}
 
 describe('the page in the browser', () => {
   it('lists hitoshi\'s contacts; alice\'s call rings in the open page, is answered there, and chat goes both ways with her terminal', async () => {
@@ -199,6 +265,40 @@ describe('the page in the browser', () => {
       await page.close();
     } finally {
       await stopWeb(web.proc);
+    }
+  });
+
+  it('the video view: one tab calls with its camera, another answers; each plays the other\'s picture, and hanging up reaches the agent', async () => {
+    const calls = new LoopbackCalls();
+    const agent = new Agent({ account: await hitoshi.open() });
+    const server = await startPageServer({ agent, browserCalls: calls });
+    try {
+      const caller = await openPage(server.url);
+      const callee = await openPage(server.url);
+      await expect(caller.isVisible('#video-off')).resolves.toBe(false);
+      await caller.locator(`#contacts tr[data-email="${alice.email}"] button.video`).click();
+      const offer = callee.locator('#offers li', { hasText: alice.email });
+      await offer.waitFor({ timeout: 120_000 });
+      // the offer was complete when it left the tab: gathering had finished, candidates inside
+      expect(calls.offers[0]).toMatch(/^a=candidate:/m);
+      expect(calls.offers[0]).toMatch(/^m=video /m);
+      // and a loopback one among them, the only kind handed across
+      expect(loopbackOnly(calls.offers[0]!)).toMatch(/^a=candidate:\S+ \d+ udp \d+ 127\.0\.0\.1 /im);
+      await offer.locator('button.answer').click();
+      await callee.locator('#video-status', { hasText: 'connected' }).waitFor({ timeout: 120_000 });
+      await caller.locator('#video-status', { hasText: 'connected' }).waitFor({ timeout: 120_000 });
+      // at least 60 decoded frames each way (the fake camera sends about 30 per second)
+      const [toCaller, toCallee] = await Promise.all([framesShown(caller, 60), framesShown(callee, 60)]);
+      expect(toCaller).toBeGreaterThanOrEqual(60);
+      expect(toCallee).toBeGreaterThanOrEqual(60);
+      await caller.locator('#video-hangup').click();
+      await waitFor('the hang-up at the agent', () => calls.hungUp.length === 1, 60_000);
+      expect(calls.hungUp).toEqual(['tab-call-1']);
+      await caller.close();
+      await callee.close();
+    } finally {
+      await server.close();
+      await agent.stop();
     }
   });
 });

@@ -18,6 +18,8 @@ export const CHROMIUM_ARGS = [
   '--disable-sync',
   '--use-fake-ui-for-media-stream',
   '--use-fake-device-for-media-stream',
+  // WebRTC between tabs of a test stays on loopback (the tests keep only 127.0.0.1 candidates)
+  '--allow-loopback-in-peer-connection',
 ];
 
 export function chromiumPath(): string {
