@@ -226,10 +226,35 @@ describe('the page in the browser', () => {
     }
   });
 
+  it('a file sent from the page arrives in alice\'s download folder', async () => {
+    const acc = await alice.open();
+    await acc.contacts.update(hitoshi.email, (c) => (c.answer = 'auto-answer'));
+    const aliceAgent = new Agent({ account: acc });
+    aliceAgent.start();
+    const web = await hitoshiWeb();
+    try {
+      const page = await openPage(web.url);
+      const data = Buffer.from(Array.from({ length: 300_000 }, (_, i) => i % 251));
+      await page.locator(`#contacts tr[data-email="${alice.email}"] input[type="file"]`).setInputFiles({ name: 'notes.bin', mimeType: 'application/octet-stream', buffer: data });
+      await page.locator('#notices li', { hasText: 'notes.bin to alice: sent' }).waitFor({ timeout: 120_000 });
+      const saved = path.join(alice.downloadDir, 'notes.bin');
+      expect(Buffer.compare(await fs.readFile(saved), data)).toBe(0);
+      await page.close();
+    } finally {
+      await stopWeb(web.proc);
+      await aliceAgent.stop();
+      await acc.contacts.update(hitoshi.email, (c) => delete c.answer);
+    }
+  });
+
   it('without the token, or from another Origin or Host, a request gets 403 and an empty body', async () => {
     const web = await hitoshiWeb();
     try {
       const token = new URL(web.url).hash.replace('#t=', '');
+      // `peerdial web` beside the running agent asks it: the same page, the same token
+      const again = await runCli(['--config', hitoshi.configFile, 'web'], { timeoutMs: 60_000 });
+      expect(again.code, again.stderr).toBe(0);
+      expect(again.stdout).toContain(web.url);
       const own = `127.0.0.1:${web.port}`;
       // the check can pass: with the token, from here, the state comes
       const ok = await request(web.port, '/api/state', { headers: { 'X-Peerdial-Token': token } });
