@@ -208,7 +208,7 @@ describe('the page in the browser', () => {
     }
   });
 
-  it('a call declined from the page: alice\'s terminal hears "declined"', async () => {
+  it('a call declined from the page: alice\'s terminal hears "declined"; one nobody answers shows as missed', async () => {
     const web = await hitoshiWeb();
     try {
       const page = await openPage(web.url);
@@ -220,6 +220,13 @@ describe('the page in the browser', () => {
       const r = await calling;
       expect(r.code, r.stderr).toBe(2);
       expect(r.stderr).toContain('declined');
+
+      // nobody answers the next one: it rings, stops, and the page counts it as missed
+      const unanswered = runCli(['--config', alice.configFile, 'call', 'hitoshi', '--ring-seconds', '5'], { timeoutMs: 180_000 });
+      await page.locator('#ringing li', { hasText: alice.email }).waitFor({ timeout: 90_000 });
+      expect((await unanswered).code).toBe(2);
+      await page.locator('#log tr.missed', { hasText: alice.email }).waitFor({ timeout: 90_000 });
+      await expect(page.textContent('#missed')).resolves.toBe('(1 missed)');
       await page.close();
     } finally {
       await stopWeb(web.proc);
