@@ -162,7 +162,7 @@ function framesShown(page: Page, count: number): Promise<number> {
 }
 
 describe('the page in the browser', () => {
-  it('lists hitoshi\'s contacts; alice\'s call rings in the open page, is answered there, and chat goes both ways with her terminal', async () => {
+  it('lists hitoshi\'s contacts, and alice\'s announced address as it comes; alice\'s call rings in the open page, is answered there, and chat goes both ways with her terminal', async () => {
     const web = await hitoshiWeb();
     try {
       const page = await openPage(web.url);
@@ -174,6 +174,12 @@ describe('the page in the browser', () => {
       const cells = await row.locator('td').allTextContents();
       expect(cells.slice(0, 4)).toEqual(['alice', alice.email, 'introduced', 'no address yet']);
       await expect(page.isVisible('#ringing-none')).resolves.toBe(true);
+
+      // alice announces her addresses: hitoshi's agent takes the mail, and the open page shows them, valid
+      const announced = await runCli(['--config', alice.configFile, 'announce', 'hitoshi'], { timeoutMs: 120_000 });
+      expect(announced.code, announced.stderr).toBe(0);
+      await row.locator('td .valid').waitFor({ timeout: 90_000 });
+      expect(await row.locator('td').nth(3).textContent()).toMatch(/^\S.* valid, .+ ago$/);
 
       const call = start(['--config', alice.configFile, 'call', 'hitoshi']);
       // the page was not reloaded: the ringing call came over the event stream
