@@ -239,6 +239,30 @@ describe('the page in the browser', () => {
     }
   });
 
+  it('"Chat" next to alice calls her from the page; her `peerdial listen` answers, lines go both ways, the page hangs up', async () => {
+    const web = await hitoshiWeb();
+    const listen = start(['--config', alice.configFile, 'listen']);
+    try {
+      await waitFor('alice listening', () => listen.err().includes('waiting for a call'), 60_000);
+      const page = await openPage(web.url);
+      await page.locator(`#contacts tr[data-email="${alice.email}"] button.chat`).click();
+      const box = page.locator('#calls .call', { hasText: `to ${alice.email}` });
+      await box.locator('.line.note', { hasText: `connected to ${alice.email}` }).waitFor({ timeout: 120_000 });
+      await box.locator('input[name="line"]').fill('are you there?');
+      await box.locator('input[name="line"]').press('Enter');
+      await waitFor('the page\'s line at alice\'s terminal', () => listen.out().includes(`${hitoshi.email}: are you there?`), 60_000);
+      listen.child.stdin!.write('yes, in the terminal\n');
+      await box.locator('.line.remote', { hasText: 'yes, in the terminal' }).waitFor();
+      await box.locator('button.decline', { hasText: 'Hang up' }).click();
+      await box.locator('.line.note', { hasText: 'you hung up' }).waitFor();
+      expect(await listen.exited, listen.err()).toBe(0);
+      await page.close();
+    } finally {
+      if (listen.child.exitCode === null) listen.child.kill('SIGTERM');
+      await stopWeb(web.proc);
+    }
+  });
+
   it('a file sent from the page arrives in alice\'s download folder', async () => {
     const acc = await alice.open();
     await acc.contacts.update(hitoshi.email, (c) => (c.answer = 'auto-answer'));
