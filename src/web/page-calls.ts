@@ -67,13 +67,13 @@ class LineQueue implements AsyncIterable<string> {
 const KEEP_ENDED = 20;
 
 export class PageCalls {
-  private readonly calls = new Map<string, PageCall & { input?: LineQueue; hangup?: () => void }>();
+  private readonly calls = new Map<string, PageCall & { input?: LineQueue; hangup?: () => void; endSaid?: boolean; endDetail?: string }>();
 
   /** `changed` runs after every change the page should see. */
   constructor(private readonly changed: () => void) {}
 
   list(): PageCall[] {
-    return [...this.calls.values()].map(({ input: _i, hangup: _h, ...c }) => ({ ...c, lines: [...c.lines] }));
+    return [...this.calls.values()].map(({ input: _i, hangup: _h, endSaid: _s, endDetail: _d, ...c }) => ({ ...c, lines: [...c.lines] }));
   }
 
   /** Carries a connected chat until it ends: lines both ways, kept for the page. */
@@ -95,7 +95,11 @@ export class PageCalls {
           this.changed();
         },
       });
-      note(r.ended === 'remote-bye' ? `${call.peer} hung up` : r.ended === 'local-bye' ? 'you hung up' : 'the connection closed');
+      // without a bye in the chat, the call's end says who hung up (ended() below)
+      if (r.ended !== 'closed') {
+        note(r.ended === 'remote-bye' ? `${call.peer} hung up` : 'you hung up');
+        (entry as { endSaid?: boolean }).endSaid = true;
+      }
     } catch (err) {
       note(`chat failed: ${(err as Error).message}`);
     } finally {
@@ -104,9 +108,27 @@ export class PageCalls {
       await call.ended;
       (entry as PageCall).ended = 'ended';
       delete (entry as { input?: LineQueue }).input;
+      this.sayEnd(entry);
       this.forgetOld();
       this.changed();
     }
+  }
+
+  /** The agent's word on how a call ended ('by the caller', 'connection lost (...)'). */
+  ended(callId: string, detail: string | undefined): void {
+    const c = this.calls.get(callId);
+    if (!c) return;
+    c.endDetail = detail ?? '';
+    if (c.ended) this.sayEnd(c);
+  }
+
+  private sayEnd(c: PageCall & { endSaid?: boolean; endDetail?: string }): void {
+    if (c.endSaid || c.endDetail === undefined) return;
+    c.endSaid = true;
+    const peerSide = c.direction === 'in' ? 'by the caller' : 'by the callee';
+    const text = c.endDetail === peerSide ? `${c.peer} hung up` : c.endDetail.startsWith('by the') ? 'you hung up' : `the call ended${c.endDetail ? ` (${c.endDetail})` : ''}`;
+    c.lines.push({ from: 'note', text, at: new Date().toISOString() });
+    this.changed();
   }
 
   /** A line typed in the page for a call it carries. */

@@ -295,6 +295,7 @@ export async function startPageServer(o: PageServerOptions): Promise<PageServer>
     url: `http://127.0.0.1:${port}/#t=${token}`,
     port,
     agentEvent(e) {
+      if (e.type === 'ended') calls.ended(e.callId, e.detail);
       if (SHOWN.has(e.type)) changed();
     },
     carry(call) {
