@@ -77,7 +77,7 @@ function request(port: number, p: string, opts: { method?: string; headers?: Rec
 
 async function openPage(url: string): Promise<Page> {
   const page = await browser.newPage();
-  page.setDefaultTimeout(60_000);
+  page.setDefaultTimeout(120_000);
   await page.goto(url);
   await page.waitForSelector('body[data-ready="yes"]');
   return page;
