@@ -3,14 +3,14 @@
  * stack: `call --pipe` into `listen --pipe`, `send` with a resumed
  * transfer, and a call nobody answers. Every process must exit by itself.
  */
-import { promises as fs, createReadStream } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureMailServers } from './harness/system.js';
-import { startMailStack, type MailStack } from './harness/mail-stack.js';
-import { BIN, introduce, makePeer, runCli, tempDir, waitFor, type Peer } from './harness/peers.js';
+import { describe, expect, it } from 'vitest';
+import type { MailStack } from './harness/mail-stack.js';
+import { runCli, waitFor, type Peer } from './harness/peers.js';
+import { introducedPeers } from './harness/scene.js';
+import { startCli, type CliProcess } from './harness/cli-process.js';
 import { Agent, type AgentEvent } from '../src/agent/agent.js';
 import { PARTIAL_SUFFIX } from '../src/carriers/index.js';
 
@@ -21,31 +21,8 @@ let hitoshi: Peer;
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
-interface Proc {
-  child: ChildProcess;
-  stdout: () => Buffer;
-  stderr: () => string;
-  exited: Promise<number | null>;
-}
-
-function start(args: string[], stdin?: string): Proc {
-  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-  const out: Buffer[] = [];
-  let err = '';
-  child.stdout!.on('data', (d: Buffer) => out.push(d));
-  child.stderr!.on('data', (d) => (err += d));
-  if (stdin) createReadStream(stdin).pipe(child.stdin!);
-  else child.stdin!.end();
-  return {
-    child,
-    stdout: () => Buffer.concat(out),
-    stderr: () => err,
-    exited: new Promise((r) => child.on('close', (code) => r(code))),
-  };
-}
-
 /** Fails the test if the process has not exited by itself in time. */
-async function exitsWithin(p: Proc, ms: number): Promise<number | null> {
+async function exitsWithin(p: CliProcess, ms: number): Promise<number | null> {
   const timer = new Promise<'hung'>((r) => setTimeout(() => r('hung'), ms));
   const code = await Promise.race([p.exited, timer]);
   if (code === 'hung') {
@@ -55,18 +32,11 @@ async function exitsWithin(p: Proc, ms: number): Promise<number | null> {
   return code;
 }
 
-beforeAll(async () => {
-  ensureMailServers();
-  stack = await startMailStack({ users: ['alice', 'hitoshi'] });
-  dir = await tempDir('cli');
-  alice = await makePeer(stack, 'alice', dir, { ringSeconds: 30 });
-  hitoshi = await makePeer(stack, 'hitoshi', dir, { answer: 'auto-answer', ringSeconds: 30 });
-  await introduce(alice, hitoshi);
-}, 120_000);
-
-afterAll(async () => {
-  await stack?.stop();
-  if (dir) await fs.rm(dir, { recursive: true, force: true });
+introducedPeers('cli', { alice: { ringSeconds: 30 }, hitoshi: { answer: 'auto-answer', ringSeconds: 30 } }, async (s) => {
+  stack = s.stack;
+  dir = s.dir;
+  alice = s.peers.alice!;
+  hitoshi = s.peers.hitoshi!;
 });
 
 describe('peerdial call --pipe', () => {
@@ -74,9 +44,9 @@ describe('peerdial call --pipe', () => {
     const input = path.join(dir, 'pipe-in.bin');
     const data = randomBytes(64 * 1024 * 1024);
     await fs.writeFile(input, data);
-    const listener = start(['--config', hitoshi.configFile, 'listen', '--pipe']);
+    const listener = startCli(['--config', hitoshi.configFile, 'listen', '--pipe']);
     await waitFor('listener waiting', () => listener.stderr().includes('waiting for a call'), 30_000);
-    const caller = start(['--config', alice.configFile, 'call', 'hitoshi', '--pipe'], input);
+    const caller = startCli(['--config', alice.configFile, 'call', 'hitoshi', '--pipe'], input);
     const [cc, lc] = await Promise.all([exitsWithin(caller, 120_000), exitsWithin(listener, 120_000)]);
     expect(cc, caller.stderr()).toBe(0);
     expect(lc, listener.stderr()).toBe(0);
@@ -102,14 +72,14 @@ describe('peerdial send', () => {
       const data = randomBytes(96 * 1024 * 1024);
       await fs.writeFile(file, data);
       const partial = path.join(hitoshi.downloadDir, `film.bin${PARTIAL_SUFFIX}`);
-      const first = start(['--config', alice.configFile, 'send', 'hitoshi', file]);
+      const first = startCli(['--config', alice.configFile, 'send', 'hitoshi', file]);
       // kill the sender mid-file: no bye, no mail, just gone
       await waitFor('part of the file arrived', async () => ((await fs.stat(partial).catch(() => undefined))?.size ?? 0) > 8 * 1024 * 1024, 60_000, 5);
       first.child.kill('SIGKILL');
       await first.exited;
       const kept = (await fs.stat(partial)).size;
       expect(kept).toBeLessThan(data.length);
-      const second = start(['--config', alice.configFile, 'send', 'hitoshi', file]);
+      const second = startCli(['--config', alice.configFile, 'send', 'hitoshi', file]);
       expect(await exitsWithin(second, 120_000), second.stderr()).toBe(0);
       const m = /resumed at byte (\d+)/.exec(second.stdout().toString());
       expect(m, second.stdout().toString() + second.stderr()).not.toBeNull();

@@ -8,10 +8,10 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureMailServers } from './harness/system.js';
-import { startMailStack, type MailStack } from './harness/mail-stack.js';
-import { BIN, introduce, makePeer, runCli, tempDir, waitFor, type Peer } from './harness/peers.js';
+import { describe, expect, it } from 'vitest';
+import type { MailStack } from './harness/mail-stack.js';
+import { BIN, runCli, waitFor, type Peer } from './harness/peers.js';
+import { introducedPeers } from './harness/scene.js';
 import { Agent, type AgentEvent } from '../src/agent/agent.js';
 import type { CallLogEntry } from '../src/store/calllog.js';
 
@@ -61,18 +61,11 @@ async function hitoshiAgent(): Promise<{ agent: Agent; events: AgentEvent[] }> {
   return { agent, events };
 }
 
-beforeAll(async () => {
-  ensureMailServers();
-  stack = await startMailStack({ users: ['alice', 'hitoshi'] });
-  dir = await tempDir('cli-lifecycle');
-  alice = await makePeer(stack, 'alice', dir, { ringSeconds: 120 });
-  hitoshi = await makePeer(stack, 'hitoshi', dir, { answer: 'auto-answer', ringSeconds: 120 });
-  await introduce(alice, hitoshi);
-}, 120_000);
-
-afterAll(async () => {
-  await stack?.stop();
-  if (dir) await fs.rm(dir, { recursive: true, force: true });
+introducedPeers('cli-lifecycle', { alice: { ringSeconds: 120 }, hitoshi: { answer: 'auto-answer', ringSeconds: 120 } }, async (s) => {
+  stack = s.stack;
+  dir = s.dir;
+  alice = s.peers.alice!;
+  hitoshi = s.peers.hitoshi!;
 });
 
 describe('peerdial send checks its files before it calls', () => {

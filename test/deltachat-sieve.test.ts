@@ -9,7 +9,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { deltaChatAccount, olderDeltaChatServer, startCore, type DeltaChat } from './harness/deltachat.js';
+import { deltaChatAccount, startOlderCore, type DeltaChat } from './harness/deltachat.js';
 import { startMailStack, type MailStack } from './harness/mail-stack.js';
 import { introduce, mailboxSnapshot, makePeer, tempDir, waitFor, type Peer } from './harness/peers.js';
 import { announce, checkInbox } from '../src/api/mail.js';
@@ -34,7 +34,7 @@ afterAll(async () => {
 });
 
 it('Delta Chat deletes from the server at once; with the rule on, every peerdial announce and every Delta Chat message arrives', async () => {
-  const d = await startCore(path.join(dir, 'deltachat'), olderDeltaChatServer('2.33.0'));
+  const d = await startOlderCore(path.join(dir, 'deltachat'), '2.33.0');
   dc = d;
   const version = (await d.rpc.getSystemInfo()).deltachat_core_version;
   const dcHitoshi = await deltaChatAccount(d, stack, 'hitoshi');

@@ -30,24 +30,27 @@ describe('peerdial demo', () => {
     expect(j.chat).toHaveLength(2);
   });
 
-  it('without its optional IMAP server package: says which package and how to install it, and nothing else needs it', async () => {
+  it.each([
+    ['hoodiecrow-imap', 'IMAP server'],
+    ['smtp-server', 'SMTP server'],
+  ])('without its optional %s package: says which package and how to install it, and nothing else needs it', async (name, role) => {
     const pkg = JSON.parse(await fs.readFile(path.join(ROOT, 'package.json'), 'utf8')) as {
       dependencies: Record<string, string>;
       optionalDependencies?: Record<string, string>;
     };
-    expect(pkg.optionalDependencies?.['hoodiecrow-imap']).toBeDefined();
-    expect(pkg.dependencies['hoodiecrow-imap']).toBeUndefined();
+    expect(pkg.optionalDependencies?.[name]).toBeDefined();
+    expect(pkg.dependencies[name]).toBeUndefined();
     const hide = pathToFileURL(path.join(ROOT, 'test', 'harness', 'hide-package.mjs')).href;
     const run = (args: string[]) =>
       new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-        execFile(process.execPath, ['--import', hide, BIN, ...args], { env: { ...process.env, PEERDIAL_HIDE_PACKAGE: 'hoodiecrow-imap' } }, (err, stdout, stderr) => {
+        execFile(process.execPath, ['--import', hide, BIN, ...args], { env: { ...process.env, PEERDIAL_HIDE_PACKAGE: name } }, (err, stdout, stderr) => {
           resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
         });
       });
     const r = await run(['demo']);
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain('peerdial demo needs the IMAP server package hoodiecrow-imap (an optional dependency), and it is not installed.');
-    expect(r.stderr).toContain(`npm install hoodiecrow-imap@${pkg.optionalDependencies!['hoodiecrow-imap']}`);
+    expect(r.stderr).toContain(`peerdial demo needs the ${role} package ${name} (an optional dependency), and it is not installed.`);
+    expect(r.stderr).toContain(`npm install ${name}@${pkg.optionalDependencies![name]}`);
     expect(r.stdout).not.toContain('offer sent by mail');
     // the rest of peerdial does not miss it
     const help = await run(['--help']);

@@ -11,33 +11,25 @@
  * message` queues beside the running agent goes out on the poke, and
  * alice's mail is seen through IDLE.
  */
-import { promises as fs } from 'node:fs';
 import net from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Agent, type AgentEvent } from '../src/agent/agent.js';
 import { leaveMessage } from '../src/api/messages.js';
 import { LIVENESS_MARGIN_MS } from '../src/mail/imap.js';
-import { ensureMailServers } from './harness/system.js';
-import { startMailStack, type MailStack } from './harness/mail-stack.js';
-import { introduce, makePeer, mailboxSnapshot, tempDir, waitFor, type Peer } from './harness/peers.js';
+import type { MailStack } from './harness/mail-stack.js';
+import { mailboxSnapshot, waitFor, type Peer } from './harness/peers.js';
+import { introducedPeers } from './harness/scene.js';
 
 let stack: MailStack;
 let dir: string;
 let alice: Peer;
 let hitoshi: Peer;
 
-beforeAll(async () => {
-  ensureMailServers();
-  stack = await startMailStack({ users: ['alice', 'hitoshi'] });
-  dir = await tempDir('idle-agent');
-  alice = await makePeer(stack, 'alice', dir);
-  hitoshi = await makePeer(stack, 'hitoshi', dir);
-  await introduce(alice, hitoshi);
-}, 120_000);
-
-afterAll(async () => {
-  await stack?.stop();
-  if (dir) await fs.rm(dir, { recursive: true, force: true });
+introducedPeers('idle-agent', { alice: {}, hitoshi: {} }, async (s) => {
+  stack = s.stack;
+  dir = s.dir;
+  alice = s.peers.alice!;
+  hitoshi = s.peers.hitoshi!;
 });
 
 interface Armed {

@@ -9,12 +9,11 @@
  * agent's log shows each request, Dovecot shows no IMAP login but the
  * agent's, and the commands print what they print without an agent.
  */
-import { promises as fs } from 'node:fs';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureMailServers } from './harness/system.js';
-import { startMailStack, type MailStack } from './harness/mail-stack.js';
-import { BIN, introduce, makePeer, mailboxSnapshot, runCli, tempDir, waitFor, type Peer } from './harness/peers.js';
+import type { MailStack } from './harness/mail-stack.js';
+import { BIN, mailboxSnapshot, runCli, waitFor, type Peer } from './harness/peers.js';
+import { introducedPeers } from './harness/scene.js';
 import { announce } from '../src/api/mail.js';
 import { leaveMessage } from '../src/api/messages.js';
 
@@ -23,23 +22,16 @@ let dir: string;
 let alice: Peer;
 let hitoshi: Peer;
 
-beforeAll(async () => {
-  ensureMailServers();
-  stack = await startMailStack({ users: ['alice', 'hitoshi'] });
-  dir = await tempDir('one-consumer');
-  alice = await makePeer(stack, 'alice', dir);
-  hitoshi = await makePeer(stack, 'hitoshi', dir);
-  await introduce(alice, hitoshi);
+introducedPeers('one-consumer', { alice: {}, hitoshi: {} }, async (s) => {
+  stack = s.stack;
+  dir = s.dir;
+  alice = s.peers.alice!;
+  hitoshi = s.peers.hitoshi!;
   // first mails carry the keys: from here on everything between them is encrypted
   await announce(await hitoshi.open(), { to: ['alice'] });
   await announce(await alice.open(), { to: ['hitoshi'] });
   expect((await runCli(['--config', alice.configFile, 'inbox'])).code).toBe(0);
   expect((await runCli(['--config', hitoshi.configFile, 'inbox'])).code).toBe(0);
-}, 120_000);
-
-afterAll(async () => {
-  await stack?.stop();
-  if (dir) await fs.rm(dir, { recursive: true, force: true });
 });
 
 /** Message-IDs of the mail in a folder, with how often each is there. */

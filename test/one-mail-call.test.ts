@@ -10,11 +10,10 @@
  * restarted): he refuses it and mails his answer, which replaces the one
  * alice made from the standing answer.
  */
-import { promises as fs } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureMailServers } from './harness/system.js';
-import { startMailStack, type MailStack } from './harness/mail-stack.js';
-import { introduce, mailboxSnapshot, makePeer, tempDir, waitFor, type Peer } from './harness/peers.js';
+import { describe, expect, it } from 'vitest';
+import type { MailStack } from './harness/mail-stack.js';
+import { mailboxSnapshot, waitFor, type Peer } from './harness/peers.js';
+import { introducedPeers } from './harness/scene.js';
 import { agentOf, endedStates, type RecordedAgent } from './harness/agents.js';
 import type { AgentEvent } from '../src/agent/agent.js';
 
@@ -23,18 +22,11 @@ let dir: string;
 let alice: Peer;
 let hitoshi: Peer;
 
-beforeAll(async () => {
-  ensureMailServers();
-  stack = await startMailStack({ users: ['alice', 'hitoshi'] });
-  dir = await tempDir('onemail');
-  alice = await makePeer(stack, 'alice', dir, { ringSeconds: 30 });
-  hitoshi = await makePeer(stack, 'hitoshi', dir, { answer: 'auto-answer', ringSeconds: 30 });
-  await introduce(alice, hitoshi);
-}, 120_000);
-
-afterAll(async () => {
-  await stack?.stop();
-  if (dir) await fs.rm(dir, { recursive: true, force: true });
+introducedPeers('onemail', { alice: { ringSeconds: 30 }, hitoshi: { answer: 'auto-answer', ringSeconds: 30 } }, async (s) => {
+  stack = s.stack;
+  dir = s.dir;
+  alice = s.peers.alice!;
+  hitoshi = s.peers.hitoshi!;
 });
 
 /** Every mail in a user's mailbox (INBOX and peerdial's folder). */

@@ -5,11 +5,10 @@
  * schedule on top of IDLE; the expectation ends with the reply. Printed:
  * the NOOPs each call cost and who saw the reply first.
  */
-import { promises as fs } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureMailServers } from './harness/system.js';
-import { startMailStack, type MailStack } from './harness/mail-stack.js';
-import { introduce, makePeer, tempDir, waitFor, type Peer } from './harness/peers.js';
+import { describe, expect, it } from 'vitest';
+import type { MailStack } from './harness/mail-stack.js';
+import { waitFor, type Peer } from './harness/peers.js';
+import { introducedPeers } from './harness/scene.js';
 import { agentOf, endedStates } from './harness/agents.js';
 import type { AgentEvent } from '../src/agent/agent.js';
 import type { CheckResult } from '../src/mail/inbox.js';
@@ -21,18 +20,11 @@ let dir: string;
 let alice: Peer;
 let hitoshi: Peer;
 
-beforeAll(async () => {
-  ensureMailServers();
-  stack = await startMailStack({ users: ['alice', 'hitoshi'] });
-  dir = await tempDir('replycall');
-  alice = await makePeer(stack, 'alice', dir, { ringSeconds: 20 });
-  hitoshi = await makePeer(stack, 'hitoshi', dir, { answer: 'auto-answer', ringSeconds: 20 });
-  await introduce(alice, hitoshi);
-}, 120_000);
-
-afterAll(async () => {
-  await stack?.stop();
-  if (dir) await fs.rm(dir, { recursive: true, force: true });
+introducedPeers('replycall', { alice: { ringSeconds: 20 }, hitoshi: { answer: 'auto-answer', ringSeconds: 20 } }, async (s) => {
+  stack = s.stack;
+  dir = s.dir;
+  alice = s.peers.alice!;
+  hitoshi = s.peers.hitoshi!;
 });
 
 const checksWithMail = (events: AgentEvent[]): CheckResult[] =>

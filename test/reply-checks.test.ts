@@ -9,35 +9,27 @@
  * without an expectation, and the NOOPs that cost) are printed, not
  * asserted: timing belongs in benchmarks.
  */
-import { promises as fs } from 'node:fs';
 import nodemailer from 'nodemailer';
 import type { ImapFlow } from 'imapflow';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { connectImap } from '../src/mail/imap.js';
 import { InboxWatcher, type CheckResult, type InboxMail } from '../src/mail/inbox.js';
 import { REPLY_CHECKS, type ReplyCheckPlan } from '../src/mail/reply-checks.js';
 import type { Received } from '../src/agent/account.js';
-import { ensureMailServers } from './harness/system.js';
-import { startMailStack, type MailStack } from './harness/mail-stack.js';
-import { introduce, makePeer, tempDir, waitFor, type Peer } from './harness/peers.js';
+import type { MailStack } from './harness/mail-stack.js';
+import { waitFor, type Peer } from './harness/peers.js';
+import { introducedPeers } from './harness/scene.js';
 
 let stack: MailStack;
 let dir: string;
 let alice: Peer;
 let hitoshi: Peer;
 
-beforeAll(async () => {
-  ensureMailServers();
-  stack = await startMailStack({ users: ['alice', 'hitoshi'] });
-  dir = await tempDir('replychk');
-  alice = await makePeer(stack, 'alice', dir);
-  hitoshi = await makePeer(stack, 'hitoshi', dir);
-  await introduce(alice, hitoshi);
-}, 120_000);
-
-afterAll(async () => {
-  await stack?.stop();
-  if (dir) await fs.rm(dir, { recursive: true, force: true });
+introducedPeers('replychk', { alice: {}, hitoshi: {} }, async (s) => {
+  stack = s.stack;
+  dir = s.dir;
+  alice = s.peers.alice!;
+  hitoshi = s.peers.hitoshi!;
 });
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

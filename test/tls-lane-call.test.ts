@@ -5,15 +5,15 @@
  * with their SHA-256. A port forward through the agent API goes over lanes
  * too, and the callee's allow list still holds on them.
  */
-import { promises as fs, createReadStream } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { spawn } from 'node:child_process';
 import net from 'node:net';
 import { createHash, randomBytes } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureMailServers } from './harness/system.js';
-import { startMailStack, type MailStack } from './harness/mail-stack.js';
-import { BIN, introduce, makePeer, runCli, tempDir, waitFor, type Peer } from './harness/peers.js';
+import { describe, expect, it } from 'vitest';
+import type { MailStack } from './harness/mail-stack.js';
+import { runCli, waitFor, type Peer } from './harness/peers.js';
+import { introducedPeers } from './harness/scene.js';
+import { startCli } from './harness/cli-process.js';
 import { Agent, type AgentEvent } from '../src/agent/agent.js';
 import { agentOf } from './harness/agents.js';
 import { FORWARD_PROTOCOL, forwardLocal, openCarrierChannel, type Via } from '../src/carriers/index.js';
@@ -25,34 +25,11 @@ let hitoshi: Peer;
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
-/** A CLI process whose stdout is kept as bytes. */
-function start(args: string[], stdin?: string) {
-  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-  const out: Buffer[] = [];
-  let err = '';
-  child.stdout.on('data', (d: Buffer) => out.push(d));
-  child.stderr.on('data', (d) => (err += d));
-  if (stdin) createReadStream(stdin).pipe(child.stdin);
-  else child.stdin.end();
-  return {
-    stdout: () => Buffer.concat(out),
-    stderr: () => err,
-    exited: new Promise<number | null>((r) => child.on('close', (code) => r(code))),
-  };
-}
-
-beforeAll(async () => {
-  ensureMailServers();
-  stack = await startMailStack({ users: ['alice', 'hitoshi'] });
-  dir = await tempDir('tls-lane-call');
-  alice = await makePeer(stack, 'alice', dir, { ringSeconds: 30 });
-  hitoshi = await makePeer(stack, 'hitoshi', dir, { answer: 'auto-answer', ringSeconds: 30 });
-  await introduce(alice, hitoshi);
-}, 120_000);
-
-afterAll(async () => {
-  await stack?.stop();
-  if (dir) await fs.rm(dir, { recursive: true, force: true });
+introducedPeers('tls-lane-call', { alice: { ringSeconds: 30 }, hitoshi: { answer: 'auto-answer', ringSeconds: 30 } }, async (s) => {
+  stack = s.stack;
+  dir = s.dir;
+  alice = s.peers.alice!;
+  hitoshi = s.peers.hitoshi!;
 });
 
 describe('peerdial send on loopback', () => {
@@ -84,9 +61,9 @@ describe('peerdial call --pipe on loopback', () => {
     const input = path.join(dir, 'pipe-in.bin');
     const data = randomBytes(16 * 1024 * 1024);
     await fs.writeFile(input, data);
-    const listener = start(['--config', hitoshi.configFile, 'listen', '--pipe']);
+    const listener = startCli(['--config', hitoshi.configFile, 'listen', '--pipe']);
     await waitFor('listener waiting', () => listener.stderr().includes('waiting for a call'), 30_000);
-    const caller = start(['--config', alice.configFile, 'call', 'hitoshi', '--pipe'], input);
+    const caller = startCli(['--config', alice.configFile, 'call', 'hitoshi', '--pipe'], input);
     const [cc, lc] = await Promise.all([caller.exited, listener.exited]);
     expect(cc, caller.stderr()).toBe(0);
     expect(lc, listener.stderr()).toBe(0);

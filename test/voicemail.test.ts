@@ -5,10 +5,10 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureMailServers } from './harness/system.js';
-import { startMailStack, type MailStack } from './harness/mail-stack.js';
-import { introduce, makePeer, mailboxSnapshot, runCli, tempDir, type Peer } from './harness/peers.js';
+import { describe, expect, it } from 'vitest';
+import type { MailStack } from './harness/mail-stack.js';
+import { mailboxSnapshot, runCli, type Peer } from './harness/peers.js';
+import { introducedPeers } from './harness/scene.js';
 import { announce } from '../src/api/mail.js';
 import { LIMITS } from '../src/wire/limits.js';
 
@@ -17,21 +17,14 @@ let dir: string;
 let alice: Peer;
 let hitoshi: Peer;
 
-beforeAll(async () => {
-  ensureMailServers();
-  stack = await startMailStack({ users: ['alice', 'hitoshi'] });
-  dir = await tempDir('voicemail');
-  alice = await makePeer(stack, 'alice', dir);
-  hitoshi = await makePeer(stack, 'hitoshi', dir);
-  await introduce(alice, hitoshi);
+introducedPeers('voicemail', { alice: {}, hitoshi: {} }, async (s) => {
+  stack = s.stack;
+  dir = s.dir;
+  alice = s.peers.alice!;
+  hitoshi = s.peers.hitoshi!;
   // they have each other's keys: everything between them is encrypted, this announce too
   await announce(await hitoshi.open(), { to: ['alice'] });
   expect((await runCli(['--config', alice.configFile, 'inbox'])).code).toBe(0);
-}, 120_000);
-
-afterAll(async () => {
-  await stack?.stop();
-  if (dir) await fs.rm(dir, { recursive: true, force: true });
 });
 
 describe('voicemail', () => {

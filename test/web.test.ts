@@ -18,7 +18,7 @@ import type { Browser, Page } from 'playwright-core';
 import { ensureMailServers } from './harness/system.js';
 import { startMailStack, type MailStack } from './harness/mail-stack.js';
 import { BIN, ROOT, introduce, makePeer, runCli, tempDir, waitFor, type Peer } from './harness/peers.js';
-import { launchChromium } from './harness/browser.js';
+import { launchChromium } from './harness/chromium.js';
 import { Agent } from '../src/agent/agent.js';
 import type { BrowserCalls, BrowserOffer } from '../src/agent/browser-calls-types.js';
 import { startPageServer } from '../src/web/server.js';

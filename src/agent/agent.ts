@@ -5,6 +5,7 @@
  * folder, a pipe into a file there, port forwards to allowed targets, chat
  * lines to the log).
  */
+import { AgentBrowserCalls, isTabSession } from './browser-calls.js';
 import type { Account } from './account.js';
 import { OutboxLoop, ReplyExpectations, watchInbox, type MailboxEvent } from './mailbox.js';
 import { Phone } from './phone.js';
@@ -123,6 +124,8 @@ export class Agent {
   /** What `peerdial status` reports about the mailbox. */
   private readonly health = new HealthRecord();
 
+  /** Calls whose end is a browser tab (browser-calls.ts): the web page hands descriptions to it. */
+  readonly browserCalls: AgentBrowserCalls;
   /** The camera's encoder, shared by the viewers (camera nodes only). */
   readonly camera?: SharedSource<MediaSource>;
   /** The session processes, when sessions are isolated. */
@@ -148,8 +151,10 @@ export class Agent {
     });
     // announces of this agent carry standing answers (one-mail calls) where the phone makes them
     this.desk = new Desk(o.account, this.outbox, (to) => this.phone.standingFor(to));
+    this.browserCalls = new AgentBrowserCalls({ call: (who, opts) => this.phone.call(who, opts) });
     this.phone = new Phone({
       account: o.account,
+      sessionsFor: (offer) => this.browserCalls.sessionsFor(offer),
       ice: iceFromConfig(o.account),
       ...(relaysFor(o.account.config.ice) ? { relays: relaysFor(o.account.config.ice)! } : {}),
       ...(this.sessionHosts ? { sessions: this.sessionHosts } : {}),
@@ -176,7 +181,9 @@ export class Agent {
       onEvent: (e) => {
         if (e.type === 'ringing') this.ringing.set(e.call.callId, e.call);
         if (e.type === 'ended') this.ringing.delete(e.callId);
-        if (e.type === 'connected' && e.call.direction === 'in') {
+        this.browserCalls.phoneEvent(e);
+        // a tab's call runs in the tab: nothing to carry here
+        if (e.type === 'connected' && e.call.direction === 'in' && !isTabSession(e.call.session)) {
           // before anything awaits: the caller may offer a TLS lane at once
           answerLanes(e.call);
           this.carry(e.call);

@@ -5,7 +5,7 @@
  * runs, which error a failed outgoing call ends with.
  */
 import { PeerdialError, type ErrorCode } from '../errors.js';
-import { OFFERS_PER_CALL, type CallCertificate, type CallSession, type Connected } from '../session/index.js';
+import { OFFERS_PER_CALL, type CallCertificate, type CallSession, type Connected, type SessionFactory } from '../session/index.js';
 import type { MediaSpec } from '../session/types.js';
 import type { PeerdialMessage, MessageKind } from '../wire/message.js';
 import type { PortMapping } from '../address/portmap.js';
@@ -32,6 +32,8 @@ export interface CallRecord {
   /** One certificate per call (every offer of it); the peer's signed description names its own. */
   certificate?: CallCertificate;
   peerSdp?: string;
+  /** This call's sessions when not the phone's own (a browser tab's end of the call, browser-calls.ts). */
+  sessions?: SessionFactory;
   cancelTimers: (() => void)[];
   /** Outputs are carried out one after another, in order. */
   chain: Promise<void>;
@@ -107,6 +109,7 @@ export function newOutgoingRecord(
     reject,
     ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
     ...(opts.standing === false ? { noStanding: true } : {}),
+    ...(opts.sessions ? { sessions: opts.sessions } : {}),
   };
   return { rec, connected };
 }

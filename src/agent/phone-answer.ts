@@ -27,7 +27,7 @@ export async function answerOffer(p: PhoneParts, inc: IncomingRecord): Promise<v
     const standing = media ? undefined : honourStanding(p, inc);
     if (standing) inc.standingKept = standing.certificate;
     else inc.certificate ??= await createCallCertificate();
-    const answered = await p.sessions.acceptOffer(inc.offer.sdp, {
+    const answered = await (inc.sessions ?? p.sessions).acceptOffer(inc.offer.sdp, {
       ice,
       ...(media ? { media } : {}),
       ...(keepAnswerMs ? { keepAnswerMs } : {}),

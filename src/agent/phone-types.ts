@@ -96,6 +96,8 @@ export interface PhoneOptions {
   calleeConnectTimeoutMs?: number;
   /** Where sessions run: `Session` (this process, the default) or `SessionHosts` (a supervised child process). */
   sessions?: SessionFactory;
+  /** An allowed offer (to ring or answer): where its session is when not `sessions` (a browser tab that answers it, browser-calls.ts). */
+  sessionsFor?: (offer: PeerdialMessage) => SessionFactory | undefined;
   /**
    * A reply mail is expected until `until` (the caller's offer has gone):
    * the inbox is checked at a short interval meanwhile. Returns the cancel.
@@ -115,4 +117,6 @@ export interface CallOptions {
   plain?: boolean;
   /** false: two mails (offer and answer) even when a standing answer of the callee is held. */
   standing?: boolean;
+  /** Where this call's session is (a browser tab's, browser-calls.ts) instead of PhoneOptions.sessions. */
+  sessions?: SessionFactory;
 }

@@ -181,6 +181,10 @@ export class Phone {
     const refusal = decision.type === 'policy-auto-answer' || decision.type === 'policy-ring' ? this.o.refuseOffer?.(offer) : undefined;
     if (refusal) decision = { type: 'policy-refuse', text: refusal };
     if (!reoffer && (decision.type === 'policy-auto-answer' || decision.type === 'policy-ring') && this.o.takeOffer?.(offer, messageId)) return;
+    if (decision.type === 'policy-auto-answer' || decision.type === 'policy-ring') {
+      const sessions = this.o.sessionsFor?.(offer);
+      if (sessions) rec.sessions = sessions;
+    }
     this.calls.set(rec.callId, rec);
     this.state(rec);
     this.feed(rec, decision);

@@ -31,7 +31,7 @@
 import type net from 'node:net';
 import type hoodiecrowType from 'hoodiecrow-imap';
 import type { HoodiecrowServer } from 'hoodiecrow-imap';
-import { SMTPServer, type SMTPServerAddress, type SMTPServerSession } from 'smtp-server';
+import type { SMTPServer as SMTPServerType, SMTPServerAddress, SMTPServerSession } from 'smtp-server';
 import { PeerdialError } from '../errors.js';
 
 export interface DemoMailUser {
@@ -71,29 +71,32 @@ export interface DemoMailServerOptions {
 const HOST = '127.0.0.1';
 const MAX_MAIL_BYTES = 32 * 1024 * 1024;
 
-/** The IMAP server's package and version, as in package.json's optionalDependencies. */
-const IMAP_PACKAGE = 'hoodiecrow-imap';
-const IMAP_PACKAGE_VERSION = '2.1.0';
+/** The demo's server packages and versions, as in package.json's optionalDependencies. */
+const DEMO_PACKAGES = { 'hoodiecrow-imap': { version: '2.1.0', role: 'IMAP server' }, 'smtp-server': { version: '3.21.6', role: 'SMTP server' } } as const;
 
 /**
- * hoodiecrow-imap, imported when the demo starts: every other command
- * runs without it. Not installed (npm install --omit=optional):
- * MISSING_PACKAGE, with the command that installs it.
+ * One of the demo's mail server packages, imported when the demo starts:
+ * every other command runs without them. Not installed (npm install
+ * --omit=optional): MISSING_PACKAGE, with the command that installs it.
  */
-async function loadHoodiecrow(): Promise<typeof hoodiecrowType> {
+async function loadDemoPackage<T>(name: keyof typeof DEMO_PACKAGES, load: () => Promise<T>): Promise<T> {
   try {
-    return (await import('hoodiecrow-imap')).default;
+    return await load();
   } catch (err) {
     const e = err as { code?: string; message?: string };
-    if ((e.code === 'ERR_MODULE_NOT_FOUND' || e.code === 'MODULE_NOT_FOUND') && (e.message ?? '').includes(`'${IMAP_PACKAGE}'`)) {
-      throw new PeerdialError('MISSING_PACKAGE', `peerdial demo needs the IMAP server package ${IMAP_PACKAGE} (an optional dependency), and it is not installed.`, {
-        hint: `Install it beside peerdial: npm install ${IMAP_PACKAGE}@${IMAP_PACKAGE_VERSION} (or install peerdial again without --omit=optional). Only the demo needs it.`,
+    if ((e.code === 'ERR_MODULE_NOT_FOUND' || e.code === 'MODULE_NOT_FOUND') && (e.message ?? '').includes(`'${name}'`)) {
+      const { version, role } = DEMO_PACKAGES[name];
+      throw new PeerdialError('MISSING_PACKAGE', `peerdial demo needs the ${role} package ${name} (an optional dependency), and it is not installed.`, {
+        hint: `Install it beside peerdial: npm install ${name}@${version} (or install peerdial again without --omit=optional). Only the demo needs it.`,
         cause: err,
       });
     }
     throw err;
   }
 }
+
+const loadHoodiecrow = (): Promise<typeof hoodiecrowType> => loadDemoPackage('hoodiecrow-imap', async () => (await import('hoodiecrow-imap')).default);
+const loadSmtpServer = (): Promise<typeof SMTPServerType> => loadDemoPackage('smtp-server', async () => (await import('smtp-server')).SMTPServer);
 
 let lastUidValidity = 0;
 
@@ -183,6 +186,7 @@ export async function startDemoMailServer(opts: DemoMailServerOptions): Promise<
   const names = [...new Set(opts.users.map((u) => u.toLowerCase()))];
   if (names.length === 0) throw new PeerdialError('USAGE', 'The demo mail server needs at least one user.');
   const hoodiecrow = await loadHoodiecrow();
+  const SMTPServer = await loadSmtpServer();
   const sockets = new Set<net.Socket>();
   const listeners: net.Server[] = [];
   const users: Record<string, DemoMailUser> = {};

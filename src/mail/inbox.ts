@@ -159,10 +159,14 @@ export class InboxWatcher<V extends Verdict> {
 
   /** One pass: everything new since the last mark. Reported as `checked`, also when nothing was new. */
   async check(): Promise<CheckResult> {
-    const seenBy = this.seenBy;
+    const before = this.seenBy;
     this.seenBy = undefined;
     const result = await this.pass();
+    // an EXISTS that arrives while the pass runs may announce the very mail
+    // this pass found: it counts for this pass, not for an empty next one
+    const seenBy = before ?? this.seenBy;
     if (seenBy && result.scanned > 0) {
+      this.seenBy = undefined;
       result.seenBy = seenBy;
       if (seenBy === 'reply-check') this.replyCount.found++;
     }

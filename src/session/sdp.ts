@@ -19,7 +19,7 @@
 // Lines and attributes
 
 /** A description's lines, without their line ends. */
-function lines(sdp: string): string[] {
+export function lines(sdp: string): string[] {
   return sdp.split('\n').map((line) => (line.endsWith('\r') ? line.slice(0, -1) : line));
 }
 
@@ -268,7 +268,12 @@ export interface OfferedMedia {
   kind: 'audio' | 'video';
   mid: string;
   direction: SdpMediaDirection;
-  /** Payload type per codec name, lower-cased (`h264`, `opus`); the first one of each name. */
+  /**
+   * Payload type per codec name, lower-cased (`h264`, `opus`): the first one
+   * of each name, except H264, where the best fit for peerdial's stream is
+   * taken (packetization-mode=1, constrained baseline first; a browser
+   * offers H264 in several profiles and both packetization modes).
+   */
   payloadTypes: Record<string, number>;
   ssrcs: number[];
 }
@@ -284,16 +289,56 @@ export function mediaSections(sdp: string): OfferedMedia[] {
     const flag = section.lines.find((line) => line.startsWith('a=') && DIRECTIONS.has(line.slice(2)));
     const direction = (flag?.slice(2) ?? 'sendrecv') as SdpMediaDirection;
     const payloadTypes: Record<string, number> = {};
+    const fmtp = formatParameters(section.lines);
+    const h264Rank = new Map<number, number>();
     for (const v of attributeValues(section.lines, 'rtpmap')) {
       const r = /^(\d+) ([^/\s]+)\//.exec(v);
       if (!r) continue;
       const name = r[2]!.toLowerCase();
-      if (payloadTypes[name] === undefined) payloadTypes[name] = Number(r[1]);
+      const pt = Number(r[1]);
+      if (name === 'h264') h264Rank.set(pt, h264Preference(fmtp.get(pt)));
+      if (payloadTypes[name] === undefined) payloadTypes[name] = pt;
     }
+    // a browser offers H264 several times: take the one a camera's stream plays in
+    let best: number | undefined;
+    for (const [pt, rank] of h264Rank) if (best === undefined || rank < h264Rank.get(best)!) best = pt;
+    if (best !== undefined) payloadTypes['h264'] = best;
     const ssrcs = [...new Set(attributeValues(section.lines, 'ssrc').flatMap((v) => /^(\d+) /.exec(v)?.slice(1, 2) ?? []).map(Number))];
     out.push({ kind, mid, direction, payloadTypes, ssrcs });
   }
   return out;
+}
+
+/** `a=fmtp:<pt> k=v;k=v` of a section's lines: the parameters per payload type, names lower-cased. */
+function formatParameters(sectionLines: readonly string[]): Map<number, Map<string, string>> {
+  const out = new Map<number, Map<string, string>>();
+  for (const v of attributeValues(sectionLines, 'fmtp')) {
+    const m = /^(\d+) (.*)$/.exec(v);
+    if (!m) continue;
+    const params = new Map<string, string>();
+    for (const part of m[2]!.split(';')) {
+      const eq = part.indexOf('=');
+      if (eq > 0) params.set(part.slice(0, eq).trim().toLowerCase(), part.slice(eq + 1).trim());
+    }
+    out.set(Number(m[1]), params);
+  }
+  return out;
+}
+
+/**
+ * How well an H264 payload type fits what peerdial sends and receives
+ * (lower is better): packetization-mode=1 (FU-A, what libdatachannel and
+ * ffmpeg's RTP muxer use) with constrained baseline (profile-level-id
+ * 42e0..), then baseline (4200..), then any packetization-mode=1, then the
+ * rest (packetization-mode=0 cannot carry a frame larger than one packet).
+ */
+function h264Preference(params: Map<string, string> | undefined): number {
+  const mode1 = params?.get('packetization-mode') === '1';
+  const profile = (params?.get('profile-level-id') ?? '42e01f').toLowerCase();
+  if (!mode1) return 3;
+  if (profile.startsWith('42e0')) return 0;
+  if (profile.startsWith('4200')) return 1;
+  return 2;
 }
 
 /** The direction an answerer may use for a section offered with `offered`. */

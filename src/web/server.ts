@@ -130,11 +130,21 @@ export async function startPageServer(o: PageServerOptions): Promise<PageServer>
   };
   const calls = new PageCalls(changed);
   const notice = (text: string) => send('notice', { text });
-  const unsubscribeOffers = o.browserCalls?.onOffer((offer) => {
-    offers.set(offer.callId, offer);
-    send('rtc-offer', offer);
-    changed();
-  });
+  // media offers come to the tabs only while a page is open (else the agent answers them itself)
+  let unsubscribeOffers: (() => void) | undefined;
+  const listenForOffers = () => {
+    if (unsubscribeOffers || !o.browserCalls) return;
+    unsubscribeOffers = o.browserCalls.onOffer((offer) => {
+      offers.set(offer.callId, offer);
+      send('rtc-offer', offer);
+      changed();
+    });
+  };
+  const stopListeningForOffers = () => {
+    unsubscribeOffers?.();
+    unsubscribeOffers = undefined;
+    offers.clear();
+  };
 
   const routes: Record<string, (req: http.IncomingMessage, url: URL) => Promise<unknown>> = {
     'GET /api/state': () => snapshot(),
@@ -251,8 +261,10 @@ export async function startPageServer(o: PageServerOptions): Promise<PageServer>
       res.writeHead(200, { ...common, 'Content-Type': 'text/event-stream; charset=utf-8', Connection: 'keep-alive' });
       res.write(': peerdial\n\n');
       streams.add(res);
+      listenForOffers();
       req.on('close', () => {
         streams.delete(res);
+        if (!streams.size) stopListeningForOffers();
       });
       snapshot().then((s) => res.write(`event: state\ndata: ${JSON.stringify(s)}\n\n`), () => undefined);
       return;
@@ -305,7 +317,7 @@ export async function startPageServer(o: PageServerOptions): Promise<PageServer>
     async close() {
       closed = true;
       clearInterval(keepAlive);
-      unsubscribeOffers?.();
+      stopListeningForOffers();
       for (const s of streams) s.end();
       streams.clear();
       await new Promise<void>((r) => {

@@ -1,33 +1,123 @@
 /**
- * A real headless Chromium for the web page's tests: the Debian `chromium`
- * package (installed by .ci/run), driven by playwright-core, no browser
- * download. Fake camera and microphone, no network of its own beyond what
- * the page asks for (loopback in these tests), a fresh profile each launch.
+ * A real headless Chromium as one end of a call (issue 13), and a network
+ * namespace for its media (root only).
+ *
+ * Chromium's WebRTC never gathers loopback addresses, and this machine's own
+ * address must not be used by tests; so the browser runs in a network
+ * namespace made here, with one veth pair inside it (198.18.77.1, the
+ * benchmarking range, on v0; a default route so Chromium gathers it) and no
+ * interface in the root namespace. The peerdial end of the media (a camera
+ * node, `peerdial call`) runs in the same namespace, bound to 198.18.77.1,
+ * and reaches the mail stack on the root namespace's loopback through a
+ * bridge: in the namespace a small process listens on 127.0.0.1 at the
+ * stack's IMAP and SMTP ports and passes each connection through a Unix
+ * socket to this process, which connects it to the real port. Playwright
+ * talks to Chromium over a pipe, so the page needs no network at all: it is
+ * served by page.route() as http://localhost/ (a secure context, so
+ * getUserMedia works).
  */
-import { existsSync } from 'node:fs';
-import { chromium, type Browser } from 'playwright-core';
-import { findCommand } from './system.js';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { promises as fs } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { ROOT, waitFor, type Peer } from './peers.js';
+import { requireCommand } from './system.js';
 
-export const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--use-fake-ui-for-media-stream',
-  '--use-fake-device-for-media-stream',
-  // WebRTC between tabs of a test stays on loopback (the tests keep only 127.0.0.1 candidates)
-  '--allow-loopback-in-peer-connection',
-];
+export const BROWSER_ADDRESS = '198.18.77.1';
 
-export function chromiumPath(): string {
-  const found = ['/usr/bin/chromium', findCommand('chromium')].find((p): p is string => !!p && existsSync(p));
-  if (!found) throw new Error('These tests need the Debian package chromium (apt-get install chromium); .ci/run installs it.');
-  return found;
+export interface BrowserNet {
+  ns: string;
+  /** Runs a command inside the namespace (argv for spawn). */
+  inNs(argv: string[]): string[];
+  /** Unix-socket bridges of the mail ports; close() stops them. */
+  close(): Promise<void>;
 }
 
-export function launchChromium(): Promise<Browser> {
-  return chromium.launch({ executablePath: chromiumPath(), args: CHROMIUM_ARGS, timeout: 120_000 });
+/** The namespace, its veth pair, and the mail bridge to `ports` (the stack's IMAP and SMTP). */
+export async function browserNet(dir: string, ports: number[]): Promise<BrowserNet> {
+  requireCommand('ip', 'iproute2');
+  const ns = `pdb${process.pid}`;
+  const ip = (...args: string[]) => execFileSync('ip', args, { stdio: 'pipe' });
+  ip('netns', 'add', ns);
+  const running: ChildProcess[] = [];
+  const servers: net.Server[] = [];
+  const close = async () => {
+    for (const c of running) if (c.exitCode === null) c.kill('SIGKILL');
+    for (const s of servers) s.close();
+    try {
+      ip('netns', 'del', ns);
+    } catch {
+      // gone already
+    }
+  };
+  process.once('exit', () => void close());
+  try {
+    ip('-n', ns, 'link', 'set', 'lo', 'up');
+    ip('-n', ns, 'link', 'add', 'v0', 'type', 'veth', 'peer', 'name', 'v1');
+    ip('-n', ns, 'addr', 'add', `${BROWSER_ADDRESS}/24`, 'dev', 'v0');
+    ip('-n', ns, 'link', 'set', 'v0', 'up');
+    ip('-n', ns, 'link', 'set', 'v1', 'up');
+    ip('-n', ns, 'route', 'add', 'default', 'via', '198.18.77.2', 'dev', 'v0');
+    const pairs: string[] = [];
+    for (const port of ports) {
+      const sock = path.join(dir, `mail-${port}.sock`);
+      const server = net.createServer((c) => {
+        const up = net.connect(port, '127.0.0.1');
+        c.pipe(up).pipe(c);
+        c.on('error', () => up.destroy());
+        up.on('error', () => c.destroy());
+      });
+      await new Promise<void>((r) => server.listen(sock, r));
+      servers.push(server);
+      pairs.push(`${sock}=${port}`);
+    }
+    const bridge = spawn('ip', ['netns', 'exec', ns, process.execPath, path.join(ROOT, 'test/harness/netns-mail-bridge.mjs'), ...pairs], { stdio: ['ignore', 'pipe', 'inherit'] });
+    running.push(bridge);
+    let out = '';
+    bridge.stdout!.on('data', (d) => (out += d));
+    await waitFor('the mail bridge in the namespace', () => out.includes('ready'), 30_000);
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  return { ns, inNs: (argv) => ['ip', 'netns', 'exec', ns, ...argv], close };
+}
+
+/** A test peer whose sessions bind to the namespace's address (it runs inside it). */
+export async function bindInNamespace(peer: Peer): Promise<void> {
+  const text = await fs.readFile(peer.configFile, 'utf8');
+  const moved = text.replace(/bind_address = "127\.0\.0\.1"/, `bind_address = "${BROWSER_ADDRESS}"`);
+  if (moved === text) throw new Error(`no bind_address in ${peer.configFile}`);
+  await fs.writeFile(peer.configFile, moved);
+}
+
+/** Headless Chromium inside the namespace (a fresh profile: playwright makes one per launch), with fake camera and microphone; one page on http://localhost/. */
+export async function launchTab(net: BrowserNet, dir: string): Promise<{ browser: Browser; page: Page }> {
+  // Debian's chromium package, never a downloaded browser
+  const chromiumPath = requireCommand('chromium', 'chromium');
+  const wrapper = path.join(dir, 'chromium-in-ns.sh');
+  await fs.writeFile(wrapper, `#!/bin/sh\nexec ip netns exec ${net.ns} ${chromiumPath} "$@"\n`, { mode: 0o755 });
+  const browser = await chromium.launch({
+    executablePath: wrapper,
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--use-fake-ui-for-media-stream',
+      '--use-fake-device-for-media-stream',
+      // real addresses in the descriptions, not mDNS names peerdial cannot resolve
+      '--disable-features=WebRtcHideLocalIpsWithMdns',
+      '--autoplay-policy=no-user-gesture-required',
+    ],
+    timeout: 120_000,
+  });
+  const page = await browser.newPage();
+  await page.route('http://localhost/**', (r) => r.fulfill({ contentType: 'text/html', body: '<!doctype html><title>peerdial tab</title><body></body>' }));
+  await page.goto('http://localhost/');
+  return { browser, page };
 }

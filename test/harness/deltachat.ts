@@ -1,13 +1,13 @@
 /**
  * Delta Chat core for tests: the version the npm registry offers today
  * (`@deltachat/stdio-rpc-server`, a devDependency) or an older one that
- * `.ci/run` installs beside the project (`.tmp/deltachat-VERSION`), for
- * settings the newest core no longer has (`delete_server_after`).
- * The JSON-RPC client is always the devDependency's; the methods the
- * tests call exist in both.
+ * `.ci/run` installs beside the project (`.tmp/deltachat-VERSION`, with its
+ * own JSON-RPC client), for settings the newest core no longer has
+ * (`delete_server_after`).
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { startDeltaChat } from '@deltachat/stdio-rpc-server';
 import type { MailStack } from './mail-stack.js';
 
@@ -15,29 +15,35 @@ export type DeltaChat = Awaited<ReturnType<typeof startDeltaChat>>;
 
 const ROOT = path.resolve(import.meta.dirname, '..', '..');
 
-/** The rpc-server binary of an older core installed by `.ci/run`; throws with the install line when missing. */
-export function olderDeltaChatServer(version: string): string {
+/**
+ * Start an older core installed by `.ci/run` (with its own JSON-RPC client:
+ * the newest client waits for events with a method older cores lack);
+ * throws with the install line when it is missing.
+ */
+export async function startOlderCore(dir: string, version: string): Promise<DeltaChat> {
   const prefix = path.join(ROOT, '.tmp', `deltachat-${version}`);
+  const entry = path.join(prefix, 'node_modules', '@deltachat', 'stdio-rpc-server', 'index.js');
   const bin = path.join(prefix, 'node_modules', '@deltachat', `stdio-rpc-server-${process.platform}-${process.arch}`, 'deltachat-rpc-server');
-  if (!existsSync(bin)) {
+  if (!existsSync(entry) || !existsSync(bin)) {
     throw new Error(
       `Delta Chat core ${version} is not installed for the tests; install it with:\n` +
-        `  npm install --prefix .tmp/deltachat-${version} --no-audit --no-fund --no-package-lock @deltachat/stdio-rpc-server@${version}`,
+        `  npm install --prefix .tmp/deltachat-${version} --no-audit --no-fund --no-package-lock @deltachat/stdio-rpc-server@${version} @deltachat/jsonrpc-client@${version}`,
     );
   }
-  return bin;
-}
-
-/** Start a core (the devDependency's, or `serverPath`) keeping its accounts in `dir`. */
-export async function startCore(dir: string, serverPath?: string): Promise<DeltaChat> {
+  const older = (await import(pathToFileURL(entry).href)) as { startDeltaChat: typeof startDeltaChat };
   const before = process.env.DELTA_CHAT_RPC_SERVER;
-  if (serverPath) process.env.DELTA_CHAT_RPC_SERVER = serverPath;
+  process.env.DELTA_CHAT_RPC_SERVER = bin;
   try {
-    return await startDeltaChat(dir, { muteStdErr: true, disableEnvPath: !serverPath });
+    return await older.startDeltaChat(dir, { muteStdErr: true });
   } finally {
     if (before === undefined) delete process.env.DELTA_CHAT_RPC_SERVER;
     else process.env.DELTA_CHAT_RPC_SERVER = before;
   }
+}
+
+/** Start the core the npm registry offers today (the devDependency), keeping its accounts in `dir`. */
+export async function startCore(dir: string): Promise<DeltaChat> {
+  return startDeltaChat(dir, { muteStdErr: true, disableEnvPath: true });
 }
 
 /** Add and configure a Delta Chat account for one of the mail stack's users (STARTTLS, the stack's self-signed certificate). */

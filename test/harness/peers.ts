@@ -27,6 +27,14 @@ export interface Peer {
   open(clock?: Clock): Promise<Account>;
 }
 
+/** What a test sets in a peer's config beyond the mail stack's account. */
+export interface PeerSettings {
+  whoMayCall?: 'everybody' | 'contacts' | 'nobody';
+  answer?: 'auto-answer' | 'ring' | 'deny';
+  ringSeconds?: number;
+  sieve?: number;
+}
+
 export async function tempDir(prefix: string): Promise<string> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), `peerdial-${prefix}-`));
   return dir;
@@ -36,7 +44,7 @@ export async function makePeer(
   stack: MailStack,
   name: string,
   dir: string,
-  extra: { whoMayCall?: 'everybody' | 'contacts' | 'nobody'; answer?: 'auto-answer' | 'ring' | 'deny'; ringSeconds?: number; sieve?: number } = {},
+  extra: PeerSettings = {},
 ): Promise<Peer> {
   const user = stack.users[name];
   if (!user) throw new Error(`no mail user ${name} in the stack`);

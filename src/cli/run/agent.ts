@@ -14,7 +14,6 @@ import { Link, type LinkEvent } from '../../link/hooks.js';
 import { PeerdialError } from '../../errors.js';
 import { callPath, describePath } from '../../session/relay.js';
 import { startPageServer, type PageServer } from '../../web/server.js';
-import type { BrowserCalls } from '../../agent/browser-calls-types.js';
 
 /** One line per event, for the journal or a terminal; JSON with --json. Every field from mail or a peer is sanitised. */
 export function describeEvent(e: AgentEvent): string | undefined {
@@ -149,8 +148,8 @@ export async function agent(given: GlobalOptions, o: Record<string, any>): Promi
     (pageStarting ??= startPageServer({
       agent,
       port: port ?? o.webPort ?? account.config.web?.port ?? 0,
-      // the tab's own WebRTC calls, where this agent has them (agent/browser-calls.ts)
-      ...((agent as unknown as { browserCalls?: BrowserCalls }).browserCalls ? { browserCalls: (agent as unknown as { browserCalls: BrowserCalls }).browserCalls } : {}),
+      // the tab's own WebRTC calls: the agent mails their descriptions (agent/browser-calls.ts)
+      browserCalls: agent.browserCalls,
     }).then((p) => {
       page = p;
       // the token goes to the terminal that asked, not into a service's journal
