@@ -62,6 +62,7 @@ function newConnection(local: MediaStream | undefined, forOffer: boolean): RTCPe
     }
   }
   $('video-hangup').hidden = false;
+  $('videos').hidden = false;
   return pc;
 }
 
@@ -72,6 +73,7 @@ function stop(): void {
   ($('remote-video') as HTMLVideoElement).srcObject = null;
   ($('local-video') as HTMLVideoElement).srcObject = null;
   $('video-hangup').hidden = true;
+  $('videos').hidden = true;
 }
 
 export function setUpVideo(api: Api, notice: (text: string) => void): { call: (contact: string) => void; offered: (offer: BrowserOffer) => void; offers: (list: BrowserOffer[]) => void } {
