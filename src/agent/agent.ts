@@ -97,11 +97,7 @@ export interface AgentOptions {
    * (`control: 'serve'`), in-process otherwise.
    */
   sessions?: 'isolated' | 'in-process';
-  /**
-   * Somebody else carries this connected incoming call (the web page, src/web/,
-   * takes a chat while it is open): a promise that settles when it is done;
-   * undefined leaves the call to the usual handling.
-   */
+  /** The web page (src/web/) carries this connected incoming call (a chat while it is open); undefined: the usual handling. */
   carryElsewhere?: (call: ActiveCall) => Promise<void> | undefined;
   /** More named requests for the control socket (`peerdial web` asks the agent for its page). */
   moreRequests?: ControlRequests;
@@ -312,9 +308,7 @@ export class Agent {
   private readonly ringing = new Map<string, RingingCall>();
 
   /** Incoming calls ringing now, oldest first (the web page shows them). */
-  ringingNow(): RingingCall[] {
-    return [...this.ringing.values()];
-  }
+  ringingNow = (): RingingCall[] => [...this.ringing.values()];
 
   /** Takes a ringing call out of the list to answer or decline it; without an id, the newest. */
   pickRinging(callId: unknown): RingingCall {
