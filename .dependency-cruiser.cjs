@@ -122,6 +122,13 @@ module.exports = {
       to: { path: '^src/api/' },
     },
     {
+      name: 'web-is-above-the-agent',
+      comment: 'web/ is the local web page\'s server, an edge over the agent like the CLI: the agent hands it calls through options, never imports it.',
+      severity: 'error',
+      from: { path: above('agent', 'wire', 'mail', 'address', 'session', 'store', 'config', 'carriers', 'media', 'link', 'util', 'api') },
+      to: { path: '^src/web/' },
+    },
+    {
       name: 'nothing-imports-the-cli',
       comment: 'cli/ is the top: only its own files import it.',
       severity: 'error',

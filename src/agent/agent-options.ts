@@ -8,7 +8,7 @@ import type { ActiveCall, PhoneEvent } from './phone-types.js';
 import type { Timers } from '../util/timers.js';
 import type { IceConfig } from '../session/types.js';
 import type { SourceOptions } from '../media/index.js';
-import type { ControlClient } from './control.js';
+import type { ControlClient, ControlRequests } from './control.js';
 import type { AddressWatchOptions } from '../address/watch.js';
 import type { Link } from '../link/hooks.js';
 import type { GroupCall } from './group-desk.js';
@@ -85,4 +85,8 @@ export interface AgentOptions {
   sessions?: 'isolated' | 'in-process';
   /** A group call was started or joined by this agent (agent/group-desk.ts): subscribe to it now. */
   onGroup?: (g: GroupCall) => void;
+  /** The web page (src/web/) carries this connected incoming call (a chat while it is open); undefined: the usual handling. */
+  carryElsewhere?: (call: ActiveCall) => Promise<void> | undefined;
+  /** More named requests for the control socket (`peerdial web` asks the agent for its page). */
+  moreRequests?: ControlRequests;
 }

@@ -188,7 +188,9 @@ export class Agent {
     if (call.group) return this.groups.incoming(call); // a pair of a group call: into its group (group-desk.ts)
     const run = (async () => {
       try {
-        if (this.o.onIncoming) await this.o.onIncoming(call);
+        const elsewhere = this.o.carryElsewhere?.(call);
+        if (elsewhere) await elsewhere;
+        else if (this.o.onIncoming) await this.o.onIncoming(call);
         else {
           await carryUnattended(call, {
             account: this.o.account,
@@ -223,6 +225,7 @@ export class Agent {
         'recheck-kept': (a) => this.recheckKept(typeof a.email === 'string' ? a.email : undefined),
         answer: (a) => this.pickRinging(a.callId).accept(),
         decline: (a) => this.pickRinging(a.callId).decline(typeof a.text === 'string' ? a.text : undefined),
+        ...this.o.moreRequests,
       },
     });
   }
@@ -236,7 +239,11 @@ export class Agent {
   /** Incoming calls ringing now, newest last. */
   private readonly ringing = new Map<string, RingingCall>();
 
-  private pickRinging(callId: unknown): RingingCall {
+  /** Incoming calls ringing now, oldest first (the web page shows them). */
+  ringingNow = (): RingingCall[] => [...this.ringing.values()];
+
+  /** Takes a ringing call out of the list to answer or decline it; without an id, the newest. */
+  pickRinging(callId: unknown): RingingCall {
     const all = [...this.ringing.values()];
     const r = typeof callId === 'string' && callId ? this.ringing.get(callId) : all.at(-1);
     if (!r) throw new PeerdialError('USAGE', all.length ? `No ringing call ${String(callId)}.` : 'No call is ringing.');

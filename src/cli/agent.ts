@@ -10,6 +10,7 @@ export function register(program: Command, globals: () => GlobalOptions): void {
     .option('--once', 'check the mailbox once, list what arrived, and exit')
     .option('--camera <source>', 'be a camera node: allowed `peerdial call ME --view` callers get test | v4l2:/dev/video0 | file:PATH')
     .option('--camera-audio <source>', 'the camera\'s sound: test | alsa[:DEVICE] | pulse[:DEVICE] | none')
+    .option('--web', 'serve the local web page too (as [web] enable = true); the log says its address')
     .option('--poll <minutes>', 'poll mode: every N minutes bring the link up, check mail once, bring it down (default: link.poll_minutes)')
     .addOption(new Option('--log-format <format>', 'log lines: text, or json (one object per line, same as --json)').choices(['text', 'json']).default('text'))
     .addHelpText('after', `

@@ -31,13 +31,14 @@ import * as wakeCmd from './wake.js';
 import * as doctorCmd from './doctor.js';
 import * as loginCmd from './login.js';
 import * as inviteCmd from './invite.js';
+import * as webCmd from './web.js';
 
 /** What each command file exports; `run` is main below (`peerdial open` runs a link's argv through it). */
 interface CommandModule {
   register(program: Command, globals: () => GlobalOptions, run: (argv: string[]) => Promise<number>): void;
 }
 
-const COMMANDS: CommandModule[] = [initCmd, contactsCmd, addressCmd, mailCmd, logCmd, callCmd, agentCmd, demoCmd, messagesCmd, answerCmd, serviceCmd, statusCmd, uriCmd, shellCmd, hooksCmd, wakeCmd, doctorCmd, loginCmd, inviteCmd];
+const COMMANDS: CommandModule[] = [initCmd, contactsCmd, addressCmd, mailCmd, logCmd, callCmd, agentCmd, demoCmd, messagesCmd, answerCmd, serviceCmd, statusCmd, uriCmd, shellCmd, hooksCmd, wakeCmd, doctorCmd, loginCmd, inviteCmd, webCmd];
 
 export function buildProgram(): Command {
   const program = new Command();

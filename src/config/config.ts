@@ -9,6 +9,7 @@
  *   [forward]               allow = ["127.0.0.1:8554"]  targets callers may reach with --forward
  *   [call]                  mail_fallback_max_kib  (files that go by mail when a call finds no path)
  *   [link]                  up, down, timeout_seconds, idle_down_seconds, poll_minutes  (dial-up style links)
+ *   [web]                   enable, port  (the local web page, src/web/)
  *   [[wake]]                email, mac, address, port, config  (machines `peerdial wake-relay` wakes)
  *   [[accounts]]            email, name, folder, [accounts.imap], [accounts.smtp]
  *     imap/smtp: host, port, tls ("tls" | "starttls" | "none"), user, ca_file,
@@ -22,10 +23,10 @@ import path from 'node:path';
 import { parse as parseToml, stringify as stringifyToml } from 'smol-toml';
 import { PeerdialError } from '../errors.js';
 import { writeFileAtomic } from '../store/files.js';
-import type { AccountConfig, CallSettings, Config, IceSettings, LinkSettings, ServerConfig, WakeTarget } from './types.js';
+import type { AccountConfig, CallSettings, Config, IceSettings, LinkSettings, ServerConfig, WakeTarget, WebSettings } from './types.js';
 import { parseMac } from '../address/wol.js';
 import { parseTurnUrl, redact } from './turn.js';
-import { ACCOUNTS, CALL, DEFAULTS, FORWARD, ICE, keyLines, LINK, nearest, OAUTH2_KEYS, PASSWORD_KEYS, SECTIONS, SERVER, TOP, WAKE, type KeyType, type SchemaContext, type SectionSpec, type TomlValue } from './schema.js';
+import { ACCOUNTS, CALL, DEFAULTS, FORWARD, ICE, keyLines, LINK, WEB, nearest, OAUTH2_KEYS, PASSWORD_KEYS, SECTIONS, SERVER, TOP, WAKE, type KeyType, type SchemaContext, type SectionSpec, type TomlValue } from './schema.js';
 
 export type { WhoMayCall, OAuth2Provider, OAuth2Settings, ServerConfig, AccountConfig, CallSettings, IceSettings, LinkSettings, WakeTarget, Config } from './types.js';
 
@@ -204,6 +205,7 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
   cfg.forwardAllow = r.section(FORWARD, doc.forward ?? {}, 'forward', { allow: [] as string[] }).allow;
   if (doc.call !== undefined) cfg.call = r.section(CALL, doc.call, 'call', {} as CallSettings);
   if (doc.link !== undefined) cfg.link = r.section(LINK, doc.link, 'link', {} as LinkSettings);
+  if (doc.web !== undefined) cfg.web = r.section(WEB, doc.web, 'web', {} as WebSettings);
   const wake = r.list(WAKE as SectionSpec<unknown>, doc.wake).map((w, i) => r.section(WAKE, w, `wake[${i}]`, {} as WakeTarget, 'wake'));
   if (doc.wake !== undefined) cfg.wake = wake;
   cfg.accounts = r.list(ACCOUNTS as SectionSpec<unknown>, doc.accounts).map((a, i): AccountConfig => {
@@ -239,6 +241,7 @@ export function configToToml(cfg: Omit<Config, 'file'>): string {
   };
   if (cfg.call) doc.call = tableOf(CALL, cfg.call);
   if (cfg.link) doc.link = tableOf(LINK, cfg.link);
+  if (cfg.web) doc.web = tableOf(WEB, cfg.web);
   if (cfg.wake?.length) doc.wake = cfg.wake.map((w) => tableOf(WAKE, w));
   doc.accounts = cfg.accounts.map((a) => ({ ...tableOf(ACCOUNTS, a), imap: tableOf(SERVER, a.imap), smtp: tableOf(SERVER, a.smtp) }));
   return '# peerdial configuration. Reference: README.md, section "Configuration".\n' + stringifyToml(doc) + '\n';

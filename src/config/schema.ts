@@ -10,7 +10,7 @@
  * config.ts next to the parser.
  */
 import path from 'node:path';
-import type { AccountConfig, CallSettings, Config, IceSettings, LinkSettings, ServerConfig, WakeTarget } from './types.js';
+import type { AccountConfig, CallSettings, Config, IceSettings, LinkSettings, ServerConfig, WakeTarget, WebSettings } from './types.js';
 import { defaultStateDir, expandHome } from '../store/paths.js';
 
 export type TomlValue = string | number | boolean | string[];
@@ -170,6 +170,14 @@ export const LINK: SectionSpec<LinkSettings> = {
   ],
 };
 
+export const WEB: SectionSpec<WebSettings> = {
+  name: 'web',
+  keys: [
+    prop('enable', bool, 'enable', 'the agent serves the local web page (peerdial web prints its address)', { fallback: false }),
+    prop('port', int(0, 65535), 'port', 'port of the web page on 127.0.0.1; 0 = any free port', { fallback: 0 }),
+  ],
+};
+
 export const WAKE: SectionSpec<WakeTarget> = {
   name: 'wake',
   array: true,
@@ -240,7 +248,7 @@ export const PASSWORD_KEYS = ['password_command', 'password_env', 'password_prom
 export const OAUTH2_KEYS = ['token_command', 'oauth2_provider', 'oauth2_client_id', 'oauth2_client_secret', 'oauth2_token_url', 'oauth2_device_url', 'oauth2_scope'] as const;
 
 /** The top-level tables, in the order the writer puts them. */
-export const TOP: SectionSpec<never>[] = [DEFAULTS, ICE, FORWARD, CALL, LINK, WAKE, ACCOUNTS] as unknown as SectionSpec<never>[];
+export const TOP: SectionSpec<never>[] = [DEFAULTS, ICE, FORWARD, CALL, LINK, WEB, WAKE, ACCOUNTS] as unknown as SectionSpec<never>[];
 
 /** Every section by the name its header has: the top-level ones, then an account's two servers. */
 export const SECTIONS: Record<string, SectionSpec<never>> = Object.fromEntries([

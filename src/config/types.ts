@@ -81,6 +81,14 @@ export interface LinkSettings {
   pollMinutes: number;
 }
 
+/** [web]: the local web page (src/web/), served by the agent on 127.0.0.1 only. */
+export interface WebSettings {
+  /** The agent serves the page when it starts. */
+  enable: boolean;
+  /** TCP port on 127.0.0.1; 0: any free port. */
+  port: number;
+}
+
 /** A sleeping machine that `peerdial wake-relay` wakes when an offer for it arrives. */
 export interface WakeTarget {
   email: string;
@@ -119,6 +127,8 @@ export interface Config {
   call?: CallSettings;
   /** [link]: absent when the section is absent. */
   link?: LinkSettings;
+  /** [web]: absent when the section is absent (no page unless `peerdial web` asks). */
+  web?: WebSettings;
   /** [[wake]]: machines this one wakes (as a relay). */
   wake?: WakeTarget[];
   accounts: AccountConfig[];

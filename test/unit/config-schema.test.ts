@@ -178,3 +178,19 @@ oauth2_scope = "mail"
     expect(nearest('colour', ['ring_seconds', 'who_may_call'])).toBeUndefined();
   });
 });
+
+describe('[web]: the local web page', () => {
+  it('alice turns the page on at port 8765: read, written back the same, and absent when she writes nothing', () => {
+    const cfg = parseConfig(`[web]\nenable = true\nport = 8765\n${ACCOUNT}`, '/home/alice/.config/peerdial/config.toml', {});
+    expect(cfg.web).toEqual({ enable: true, port: 8765 });
+    const again = parseConfig(configToToml(cfg), '/home/alice/.config/peerdial/config.toml', {});
+    expect(again.web).toEqual({ enable: true, port: 8765 });
+    expect(parseConfig(ACCOUNT, '/home/alice/.config/peerdial/config.toml', {}).web).toBeUndefined();
+    expect(parseConfig(`[web]\nenable = true\n${ACCOUNT}`, '/home/alice/.config/peerdial/config.toml', {}).web).toEqual({ enable: true, port: 0 });
+  });
+
+  it('a port out of range or a typo is an error with its line', () => {
+    expect(errorOf(`[web]\nport = 70000\n${ACCOUNT}`).message).toContain('line 2');
+    expect(errorOf(`[web]\nenabled = true\n${ACCOUNT}`).message).toContain('unknown key enabled in [web]; did you mean enable?');
+  });
+});

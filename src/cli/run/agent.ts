@@ -13,6 +13,7 @@ import { StrangerLines, countStranger, describeStrangers, type StrangerTally } f
 import { Link, type LinkEvent } from '../../link/hooks.js';
 import { PeerdialError } from '../../errors.js';
 import { callPath, describePath } from '../../session/relay.js';
+import { startPageServer, type PageServer } from '../../web/server.js';
 
 /** One line per event, for the journal or a terminal; JSON with --json. Every field from mail or a peer is sanitised. */
 export function describeEvent(e: AgentEvent): string | undefined {
@@ -145,7 +146,41 @@ export async function agent(given: GlobalOptions, o: Record<string, any>): Promi
   const withLink = link.configured || pollMinutes ? { link: { hooks: link, ...(pollMinutes ? { pollMinutes } : {}) } } : {};
   const camera = o.camera ? parseCameraSource(o.camera, o.cameraAudio) : undefined;
   if (camera) usedMedia();
-  const agent = new Agent({ account, onEvent: log, control: 'serve', addressWatch: {}, ...(camera ? { camera } : {}), ...withLink });
+  // The web page lives in this process (src/web/): from the start with --web / [web] enable, or when `peerdial web` asks.
+  let page: PageServer | undefined;
+  let pageStarting: Promise<PageServer> | undefined;
+  const startPage = (port: number | undefined, showToken: boolean): Promise<PageServer> =>
+    (pageStarting ??= startPageServer({
+      agent,
+      port: port ?? o.webPort ?? account.config.web?.port ?? 0,
+      // the tab's own WebRTC calls: the agent mails their descriptions (agent/browser-calls.ts)
+      browserCalls: agent.browserCalls,
+    }).then((p) => {
+      page = p;
+      // the token goes to the terminal that asked, not into a service's journal
+      const where = showToken ? p.url : `http://127.0.0.1:${p.port}/ (peerdial web prints the address with its token)`;
+      if (g.json) process.stdout.write(safeJson({ at: new Date().toISOString(), type: 'web-page', ...(showToken ? { url: p.url } : { port: p.port }) }) + '\n');
+      else process.stdout.write(`${new Date().toISOString()} web page: ${where}\n`);
+      return p;
+    }));
+  const agent = new Agent({
+    account,
+    onEvent: (e) => {
+      log(e);
+      page?.agentEvent(e);
+    },
+    control: 'serve',
+    addressWatch: {},
+    ...(camera ? { camera } : {}),
+    ...withLink,
+    carryElsewhere: (call) => page?.carry(call),
+    moreRequests: {
+      web: async (a) => {
+        const p = await startPage(typeof a.port === 'number' ? a.port : undefined, false);
+        return { url: p.url, port: p.port };
+      },
+    },
+  });
   // No control socket, no agent: one nobody can reach would look up and do nothing.
   await agent.serveControl().catch(async (err) => {
     await agent.stop().catch(() => undefined);
@@ -159,6 +194,12 @@ export async function agent(given: GlobalOptions, o: Record<string, any>): Promi
     });
   }
   agent.start();
+  if (o.web || account.config.web?.enable) {
+    await startPage(undefined, !!o.web).catch(async (err) => {
+      await agent.stop();
+      throw err;
+    });
+  }
   process.stdout.write(`${new Date().toISOString()} agent for ${account.email} started (who may call: ${account.config.whoMayCall}, answer: ${account.config.answer})\n`);
   await new Promise<void>((resolve) => {
     process.once('SIGTERM', resolve);
@@ -167,6 +208,7 @@ export async function agent(given: GlobalOptions, o: Record<string, any>): Promi
   process.stdout.write(`${new Date().toISOString()} stopping: cancelling ringing calls, hanging up, flushing the outbox...\n`);
   clearTimeout(summaries);
   writeSummary();
+  await page?.close();
   await agent.stop();
   process.stdout.write(`${new Date().toISOString()} stopped\n`);
 }
