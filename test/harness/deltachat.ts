@@ -67,3 +67,11 @@ export async function deltaChatAccount(d: DeltaChat, stack: MailStack, name: str
   });
   return id;
 }
+
+/** Stop a core: its IO first, then the process (the client's last event request may meet a closed pipe: not a test's business). */
+export async function stopCore(d: DeltaChat | undefined): Promise<void> {
+  if (!d) return;
+  await d.rpc.stopIoForAllAccounts().catch(() => undefined);
+  (d.transport as unknown as { input?: NodeJS.WritableStream }).input?.on('error', () => undefined);
+  d.close();
+}
