@@ -21,3 +21,6 @@ export {
   type PeekedHeaders,
 } from './parse.js';
 export { validateStanding, candidateProblem, standingMismatch, type StandingAnswer, type StandingValidation } from './standing.js';
+export { composeDeltaChatMail, gossipValue, mailbox, mailDate, type ChatHeader, type DeltaChatComposeOptions } from './deltachat.js';
+export { parseDeltaChatMail, headerOf, type DeltaChatMail, type DeltaChatParseContext, type DeltaChatParseResult } from './deltachat-parse.js';
+export * from './deltachat-headers.js';

@@ -38,7 +38,7 @@ export function singleAddress(value: string | undefined): string | undefined {
   }
 }
 
-function addressList(values: string[]): string[] {
+export function addressList(values: string[]): string[] {
   const out: string[] = [];
   for (const v of values) {
     try {
