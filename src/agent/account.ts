@@ -33,6 +33,9 @@ import { KeptStore } from '../store/kept.js';
 import { StandingStore } from '../store/standing.js';
 import type { StandingAnswer } from '../wire/standing.js';
 import { trustGate } from './introduction.js';
+import { classifyDeltaChat, composeDeltaChatCall, isDeltaChatMail, screenDeltaChat } from './deltachat-call.js';
+import { isDeltaChatCallKind } from '../wire/deltachat-call.js';
+import { CHAT_VERSION_HEADER } from '../wire/deltachat-headers.js';
 
 export type Clock = () => Date;
 
@@ -197,7 +200,17 @@ export class Account {
     };
     const recipientKey = (contact ? await this.keyOf(contact) : undefined) ?? this.senderKeys.get(message.to);
     if (!recipientKey && !input.plain && revealsAddresses(message)) throw noKeyError(message.to, message.kind, contact);
-    const built = await buildMail(message, {
+    // a Delta Chat user's calls go in Delta Chat's dialect (agent/deltachat-call.ts)
+    const built = contact?.deltaChat && recipientKey && isDeltaChatCallKind(message.kind)
+      ? await composeDeltaChatCall(message, {
+          sender: this.identity,
+          ...(this.account.name ? { senderName: this.account.name } : {}),
+          contact,
+          key: recipientKey,
+          date: now,
+          ...(input.inReplyTo ? { inReplyTo: input.inReplyTo } : {}),
+        })
+      : await buildMail(message, {
       sender: this.identity,
       date: now,
       ...(recipientKey ? { recipientKey } : {}),
@@ -205,7 +218,7 @@ export class Account {
       ...(this.account.name ? { fromName: this.account.name } : {}),
       // a standing answer carries ICE credentials: without the recipient's key it is left out
       ...(input.standing && recipientKey ? { standing: input.standing } : {}),
-    });
+        });
     const entry = await this.outbox.enqueue({
       raw: built.raw,
       messageId: built.messageId,
@@ -225,6 +238,11 @@ export class Account {
       this.examinerOf.warm();
     }
     return this.examinerOf;
+  }
+
+  /** Outer headers the watcher also looks for: Delta Chat's, while a contact is a Delta Chat user (their calls come as chat mail). */
+  async alsoSearch(): Promise<string[]> {
+    return (await this.contacts.list()).some((c) => c.deltaChat && !c.blocked) ? [CHAT_VERSION_HEADER] : [];
   }
 
   /** Starts the examiner now (the watcher does, so that the first mail does not wait for a worker). */
@@ -247,6 +265,11 @@ export class Account {
     const byEmail = new Map(contacts.map((c) => [c.email, c]));
     // while an invite is out, strangers' mail is read far enough to find an introduction (as classify does)
     const inviting = await this.inviting();
+    if (isDeltaChatMail(outline.headers)) {
+      // a Delta Chat contact's chat mail may be a call: read further; anybody else's is left alone
+      const dc = screenDeltaChat(outline, (email) => byEmail.get(email));
+      return dc ? { ok: false, messageId: '', reason: dc.reason, detail: dc.detail, parsed: { ok: false, ...dc } } : undefined;
+    }
     const r = screenHeaders(outline, {
       contact: (email) => {
         const c = byEmail.get(email.toLowerCase());
@@ -297,7 +320,9 @@ export class Account {
     const recheck = opts.recheck;
     let parsed: ParseResult;
     try {
-      parsed = await this.examiner.examine(raw, {
+      parsed = isDeltaChatMail(raw.subarray(0, 64 * 1024))
+        ? await classifyDeltaChat(raw, { self: this.identity, now: this.clock(), contact: (email) => contacts.find((c) => c.email === email), key: (c) => this.keyOf(c) })
+        : await this.examiner.examine(raw, {
         selfEmail: this.email,
         now: this.clock(),
         policy: this.config.whoMayCall,

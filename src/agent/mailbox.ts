@@ -120,6 +120,7 @@ async function openWatcher(account: Account, onMail: MailboxOptions['onMail'], o
     screen: async (outline) =>
       outline.messageId && classifyFirst?.(Buffer.from(`Message-ID: ${outline.messageId}\r\n\r\n`)) ? undefined : account.screen(outline),
     classify: async (raw) => classifyFirst?.(raw) ?? account.classify(raw),
+    alsoSearch: () => account.alsoSearch(),
     onMail,
     pollMs: account.config.pollSeconds * 1000,
     now: account.clock,

@@ -94,7 +94,11 @@ export async function importVcard(
     const answer = opts.answer;
     if (deltaChat || answer) {
       contact = await acc.contacts.update(contact.email, (c) => {
-        if (deltaChat) c.deltaChat = true;
+        // a Delta Chat user gets calls in its dialect, and no peerdial announces (Delta Chat would show each as a message)
+        if (deltaChat) {
+          c.deltaChat = true;
+          c.announce = false;
+        }
         if (answer) c.answer = answer;
       });
     }

@@ -53,6 +53,13 @@ export interface InboxOptions<V extends Verdict> {
    * rejection) means the body is never fetched. Undefined: fetch it.
    */
   screen?: (outline: MailOutline, uid: number) => Promise<V | undefined>;
+  /**
+   * Outer headers that also mark mail to look at, beside Peerdial-Version
+   * (asked on every pass): `Chat-Version` while the account has Delta Chat
+   * contacts, whose call mails are Delta Chat's (src/agent/deltachat-call.ts).
+   * Their values reach `screen` in the outline's headers.
+   */
+  alsoSearch?: () => Promise<string[]>;
   classify: (raw: Buffer, uid: number) => Promise<V>;
   onMail: (mail: InboxMail<V>) => Promise<void> | void;
   pollMs?: number;

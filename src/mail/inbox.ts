@@ -217,12 +217,18 @@ export class InboxWatcher<V extends Verdict> {
     }
     const maxUid = Math.max(...all);
     this.commands++;
-    const ours = ((await c.search({ uid: `${lastUid + 1}:${maxUid}`, ...IMAP_SEARCH_QUERY }, { uid: true })) || [])
+    const also = (await this.o.alsoSearch?.()) ?? [];
+    const found = ((await c.search({ uid: `${lastUid + 1}:${maxUid}`, ...IMAP_SEARCH_QUERY }, { uid: true })) || []) as number[];
+    for (const name of also) {
+      this.commands++;
+      found.push(...(((await c.search({ uid: `${lastUid + 1}:${maxUid}`, header: { [name]: true } }, { uid: true })) || []) as number[]));
+    }
+    const ours = [...new Set(found)]
       .filter((u) => u > lastUid && u <= maxUid)
       .sort((a, b) => a - b);
     result.ours = ours.length;
     for (const uid of ours) {
-      const filed = await handleNewMail(this.o, uid, box, () => this.commands++);
+      const filed = await handleNewMail(this.o, uid, box, () => this.commands++, also);
       if (filed) result.filed++;
       else result.left++;
       // Mail by mail: after a crash, what was handled is not reported again.
