@@ -52,7 +52,8 @@ export class CallApp {
     this.#kept.push(v, this.#video, session);
     this.#video.onMessage((msg) => {
       const b = Buffer.from(msg);
-      if (b.length < 12 || b[0]! >> 6 !== 2 || (b[1]! & 0x7f) >= 72) return; // RTP only, not RTCP
+      const pt = (b[1] ?? 0) & 0x7f;
+      if (b.length < 12 || b[0]! >> 6 !== 2 || (pt >= 64 && pt <= 95)) return; // RTP only, not RTCP (RFC 5761)
       this.#packets++;
       this.#frames.add(b.readUInt32BE(4));
     });
