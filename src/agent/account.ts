@@ -33,9 +33,8 @@ import { KeptStore } from '../store/kept.js';
 import { StandingStore } from '../store/standing.js';
 import type { StandingAnswer } from '../wire/standing.js';
 import { trustGate } from './introduction.js';
-import { classifyDeltaChat, composeDeltaChatCall, isDeltaChatMail, screenDeltaChat } from './deltachat-call.js';
+import { classifyDeltaChat, composeDeltaChatCall, isDeltaChatMail } from './deltachat-call.js';
 import { isDeltaChatCallKind } from '../wire/deltachat-call.js';
-import { CHAT_VERSION_HEADER } from '../wire/deltachat-headers.js';
 
 export type Clock = () => Date;
 
@@ -240,11 +239,6 @@ export class Account {
     return this.examinerOf;
   }
 
-  /** Outer headers the watcher also looks for: Delta Chat's, while a contact is a Delta Chat user (their calls come as chat mail). */
-  async alsoSearch(): Promise<string[]> {
-    return (await this.contacts.list()).some((c) => c.deltaChat && !c.blocked) ? [CHAT_VERSION_HEADER] : [];
-  }
-
   /** Starts the examiner now (the watcher does, so that the first mail does not wait for a worker). */
   warmExaminer(): void {
     void this.examiner;
@@ -252,7 +246,8 @@ export class Account {
 
   /** Is an invite of ours out (so that strangers' introductions must be read)? */
   private async inviting(): Promise<boolean> {
-    return (await this.invites.pending(this.clock()).catch(() => [])).length > 0;
+    // only peerdial's own invites open the door to strangers' introductions; a Delta Chat invite is for SecureJoin
+    return (await this.invites.pending(this.clock()).catch(() => [])).some((i) => !i.deltaChat);
   }
 
   /**
@@ -265,11 +260,6 @@ export class Account {
     const byEmail = new Map(contacts.map((c) => [c.email, c]));
     // while an invite is out, strangers' mail is read far enough to find an introduction (as classify does)
     const inviting = await this.inviting();
-    if (isDeltaChatMail(outline.headers)) {
-      // a Delta Chat contact's chat mail may be a call: read further; anybody else's is left alone
-      const dc = screenDeltaChat(outline, (email) => byEmail.get(email));
-      return dc ? { ok: false, messageId: '', reason: dc.reason, detail: dc.detail, parsed: { ok: false, ...dc } } : undefined;
-    }
     const r = screenHeaders(outline, {
       contact: (email) => {
         const c = byEmail.get(email.toLowerCase());
@@ -313,14 +303,27 @@ export class Account {
    * `recheck`: the Message-ID of a kept mail looked at again (the ledger
    * knows it already). Never throws for bad input.
    */
-  async classify(raw: Buffer, opts: { recheck?: string } = {}): Promise<Received> {
+  /**
+   * A Delta Chat chat mail that is a call signal from a Delta Chat contact
+   * (agent/deltachat-call.ts), sorted like classify() sorts peerdial mail;
+   * undefined when it is no call (a SecureJoin step, a message: the
+   * chat-mail reader's business).
+   */
+  async classifyDeltaChatCall(raw: Buffer): Promise<Received | undefined> {
+    const contacts = await this.contacts.list();
+    const parsed = await classifyDeltaChat(raw, { self: this.identity, now: this.clock(), contact: (email) => contacts.find((c) => c.email === email), key: (c) => this.keyOf(c) });
+    if (!parsed.ok && parsed.reason !== 'expired' && parsed.reason !== 'key-mismatch') return undefined;
+    return this.classify(raw, { parsed });
+  }
+
+  async classify(raw: Buffer, opts: { recheck?: string; parsed?: ParseResult } = {}): Promise<Received> {
     await this.ledger.ready();
     const contacts = await this.contacts.list();
     const inviting = await this.inviting();
     const recheck = opts.recheck;
     let parsed: ParseResult;
     try {
-      parsed = isDeltaChatMail(raw.subarray(0, 64 * 1024))
+      parsed = opts.parsed ?? (isDeltaChatMail(raw.subarray(0, 64 * 1024))
         ? await classifyDeltaChat(raw, { self: this.identity, now: this.clock(), contact: (email) => contacts.find((c) => c.email === email), key: (c) => this.keyOf(c) })
         : await this.examiner.examine(raw, {
         selfEmail: this.email,
@@ -334,7 +337,7 @@ export class Account {
         })),
         ...(inviting ? { inviting } : {}),
         seen: (nonce, messageId) => this.ledger.seen(nonce, messageId === recheck ? '' : messageId),
-      });
+      }));
     } catch (err) {
       parsed = { ok: false, reason: 'malformed', detail: sanitizeText(`parser failed: ${(err as Error).message}`) };
     }

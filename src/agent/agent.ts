@@ -208,6 +208,8 @@ export class Agent {
     const onEvent = (e: MailboxEvent) => {
       this.health.mailboxEvent(e);
       if (e.type === 'checked') this.desk.checked(e.result);
+      // a SecureJoin step answered: the answer waits in the outbox
+      if (e.type === 'chat-mail' && e.result.queued) this.outbox.poke();
       this.o.onEvent?.(e);
     };
     const onMail = (mail: Parameters<Phone['handleMail']>[0]) => (this.desk.handled(mail) ? undefined : this.phone.handleMail(mail));

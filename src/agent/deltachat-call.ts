@@ -8,10 +8,11 @@
  * there on a Delta Chat call is a call like any: the policy, ringing,
  * auto-answer and the camera do not know the difference.
  *
- * Only a contact marked as a Delta Chat user (`contacts import-vcard`,
- * SecureJoin) is read this way, only with the key pinned for it, and only
- * its call mails count: its other chat mail is `not-ours` and stays where
- * it is, untouched.
+ * The watcher hands over a Delta Chat contact's chat mail (mail/inbox-
+ * chat-mail.ts; only contacts marked as Delta Chat users: `contacts
+ * import-vcard`, SecureJoin); Account.classifyDeltaChatCall keeps the call
+ * signals, signed by the key pinned for the contact, and leaves the rest
+ * (SecureJoin steps, messages) to agent/securejoin.ts. Nothing is moved.
  */
 import type * as openpgp from 'openpgp';
 import type { Contact } from '../store/contacts.js';
@@ -23,25 +24,12 @@ import type { BuiltMail } from '../wire/build.js';
 import { headerValues, HEADER_VERSION, type HeaderSource } from '../wire/headers.js';
 import type { Identity } from '../wire/identity.js';
 import type { PeerdialMessage } from '../wire/message.js';
-import type { MailOutline, ParseResult } from '../wire/parse.js';
+import type { ParseResult } from '../wire/parse.js';
 import { sanitizeText } from '../wire/sanitize.js';
 
 /** A Delta Chat chat mail (Chat-Version, no Peerdial-Version), from its outer headers. */
 export function isDeltaChatMail(headers: HeaderSource): boolean {
   return headerValues(headers, CHAT_VERSION_HEADER).length > 0 && headerValues(headers, HEADER_VERSION).length === 0;
-}
-
-/**
- * The first look at a Delta Chat mail: fetch it only when it comes from a
- * Delta Chat contact whose key is pinned and who is not blocked.
- */
-export function screenDeltaChat(outline: MailOutline, contactOf: (email: string) => Contact | undefined): { reason: 'not-ours' | 'blocked-sender'; detail: string; from?: string } | undefined {
-  const froms = outline.from.map((f) => f.trim().toLowerCase()).filter(Boolean);
-  const from = froms.length === 1 ? froms[0]! : undefined;
-  const c = from ? contactOf(from) : undefined;
-  if (!from || !c?.deltaChat || !c.publicKey) return { reason: 'not-ours', detail: 'a Delta Chat mail, not from a Delta Chat contact of this account', ...(from ? { from: sanitizeText(from, { max: 320 }) } : {}) };
-  if (c.blocked) return { reason: 'blocked-sender', detail: `${from} is blocked`, from };
-  return undefined;
 }
 
 /**

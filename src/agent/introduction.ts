@@ -64,7 +64,8 @@ async function introduce(acc: TrustAccount, parsed: ParseAccepted, contact: Cont
   const now = acc.clock();
   const joiner = { email: m.from, fingerprint: parsed.senderFingerprint };
   const inviter = { email: acc.email, fingerprint: acc.identity.fingerprint };
-  const open = await acc.invites.pending(now);
+  // a Delta Chat invite is answered by SecureJoin only (agent/securejoin.ts), never by a peerdial introduction
+  const open = (await acc.invites.pending(now)).filter((i) => !i.deltaChat);
   const invite = open.find((i) => macMatches(introductionMac(i.secret, 'introduce', joiner, inviter), m.mac ?? ''));
   if (!invite || !(await acc.invites.consume(invite.secret, now))) {
     return { reason: contact ? 'bad-signature' : 'unknown-sender', detail: `an introduction from ${m.from} that matches no open invite (used, expired or never made)` };

@@ -10,6 +10,7 @@ import { OutboxSender, type DrainResult } from '../mail/outbox-sender.js';
 import type { Account, Received } from './account.js';
 import { clampDelay, sleep } from '../util/timers.js';
 import { recheckKept } from './kept.js';
+import { chatMailActive, handleChatMail, wantsChatMail, type ChatMailResult } from './securejoin.js';
 
 export type MailboxEvent =
   | { type: 'connecting'; attempt: number }
@@ -19,7 +20,9 @@ export type MailboxEvent =
   | { type: 'disconnected'; error: Error; retryInMs: number }
   | { type: 'sent'; to: string[]; kind: string; messageId: string }
   | { type: 'send-retry'; to: string[]; error: Error; retryInMs: number }
-  | { type: 'send-failed'; to: string[]; error: Error };
+  | { type: 'send-failed'; to: string[]; error: Error }
+  /** A Delta Chat chat mail peerdial read (a SecureJoin step; agent/securejoin.ts). */
+  | { type: 'chat-mail'; result: ChatMailResult };
 
 /** What the agent may ask of the watcher of the current connection. */
 export interface MailboxWatcher {
@@ -120,8 +123,19 @@ async function openWatcher(account: Account, onMail: MailboxOptions['onMail'], o
     screen: async (outline) =>
       outline.messageId && classifyFirst?.(Buffer.from(`Message-ID: ${outline.messageId}\r\n\r\n`)) ? undefined : account.screen(outline),
     classify: async (raw) => classifyFirst?.(raw) ?? account.classify(raw),
-    alsoSearch: () => account.alsoSearch(),
     onMail,
+    chatMail: {
+      active: () => chatMailActive(account),
+      wants: (from) => wantsChatMail(account, from),
+      handle: async (raw) => {
+        // a Delta Chat contact's call signal goes to the phone like peerdial's offers and answers
+        const call = await account.classifyDeltaChatCall(raw);
+        if (call) return { handled: call.ok, verdict: call };
+        const result = await handleChatMail(account, raw);
+        onEvent?.({ type: 'chat-mail', result });
+        return result;
+      },
+    },
     pollMs: account.config.pollSeconds * 1000,
     now: account.clock,
     onProgress: (e) => {
@@ -139,8 +153,8 @@ async function openWatcher(account: Account, onMail: MailboxOptions['onMail'], o
 }
 
 /** One check of the mailbox, then log out (`peerdial inbox`, `agent --once`). */
-export async function checkOnce(account: Account, onMail: MailboxOptions['onMail']): Promise<CheckResult> {
-  const { client, watcher } = await openWatcher(account, onMail);
+export async function checkOnce(account: Account, onMail: MailboxOptions['onMail'], onEvent?: (e: MailboxEvent) => void): Promise<CheckResult> {
+  const { client, watcher } = await openWatcher(account, onMail, onEvent);
   try {
     const result = await watcher.check();
     // mail that came before its sender was a contact gets its second look

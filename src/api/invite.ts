@@ -12,6 +12,22 @@ import { fingerprintOf } from '../wire/identity.js';
 import type { AnswerMode, Contact, TrustLevel } from '../store/contacts.js';
 import type { DrainResult } from '../mail/outbox-sender.js';
 import { flushOutbox } from './mail.js';
+import { createDeltaChatInvite, joinDeltaChat } from '../agent/securejoin.js';
+import { looksLikeSecureJoinLink, parseSecureJoinLink } from '../wire/securejoin-link.js';
+
+export { createDeltaChatInvite } from '../agent/securejoin.js';
+
+/** `peerdial invite --delta-chat`: Delta Chat's invite link (SecureJoin), good once. */
+export async function createDeltaChatInviteLink(acc: Account, opts: { ttlSeconds?: number; name?: string; answer?: AnswerMode } = {}): Promise<{ link: string; expires: string }> {
+  checkTtl(opts.ttlSeconds);
+  return createDeltaChatInvite(acc, opts);
+}
+
+function checkTtl(ttlSeconds: number | undefined): void {
+  if (ttlSeconds !== undefined && (!Number.isFinite(ttlSeconds) || ttlSeconds < 60 || ttlSeconds > 30 * 86400)) {
+    throw new PeerdialError('USAGE', 'An invite is good for 60 seconds to 30 days.', { hint: 'e.g. --expires 3600' });
+  }
+}
 
 export interface CreatedInvite {
   code: string;
@@ -39,10 +55,25 @@ export interface JoinResult {
   replaced?: { fingerprint: string; trust: TrustLevel | undefined };
   /** The introduction could be encrypted (the URI carried the inviter's key). */
   encrypted: boolean;
+  /** A Delta Chat invite: the handshake goes on by mail (their answer, then ours), the contact is verified at its end. */
+  deltaChat?: boolean;
   drain?: DrainResult;
 }
 
 export async function joinInvite(acc: Account, text: string, opts: { name?: string; answer?: AnswerMode; queueOnly?: boolean } = {}): Promise<JoinResult> {
+  if (looksLikeSecureJoinLink(text)) {
+    // a Delta Chat user's invite: SecureJoin (agent/securejoin.ts); the key comes with their answer
+    const dc = parseSecureJoinLink(text);
+    if (!dc) {
+      throw new PeerdialError('INVITE_INVALID', 'That is not a Delta Chat contact invite.', {
+        hint: 'Paste the whole https://i.delta.chat/#... link of a contact (a group invite cannot be joined).',
+      });
+    }
+    const joined = await joinDeltaChat(acc, dc, opts);
+    const result: JoinResult = { contact: joined.contact, encrypted: false, deltaChat: true };
+    if (!opts.queueOnly) result.drain = await flushOutbox(acc);
+    return result;
+  }
   const invite = parseInvite(text);
   if (!invite) {
     throw new PeerdialError('INVITE_INVALID', 'That is not a peerdial invite.', {

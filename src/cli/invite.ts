@@ -11,11 +11,12 @@ export function register(program: Command, globals: () => GlobalOptions): void {
     .option('--name <name>', 'the name the joiner gets in your contacts')
     .addOption(new Option('--answer <mode>', 'answer policy for the joiner').choices(['auto-answer', 'ring', 'deny']))
     .option('--no-qr', 'no QR code in the terminal')
+    .option('--delta-chat', 'a Delta Chat invite link (SecureJoin) for a Delta Chat user to scan')
     .action(async (o) => (await run()).invite(globals(), o));
 
   program
     .command('join <code>')
-    .description('join an invite: adds the inviter as an introduced contact and mails them your key')
+    .description('join an invite (a peerdial code or link, or a Delta Chat https://i.delta.chat/ link): adds the inviter as a contact and mails them your key')
     .option('--name <name>', 'the name the inviter gets in your contacts')
     .addOption(new Option('--answer <mode>', 'answer policy for the inviter').choices(['auto-answer', 'ring', 'deny']))
     .option('--queue-only', 'only queue the introduction; a running agent or `peerdial outbox flush` sends it')

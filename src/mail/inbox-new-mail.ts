@@ -18,13 +18,13 @@ import type { InboxOptions, Verdict } from './inbox-types.js';
  * was verified (and filed), false when it was left where it is.
  * `countCommand` is called once for each IMAP command sent.
  */
-export async function handleNewMail<V extends Verdict>(o: InboxOptions<V>, uid: number, box: string, countCommand: () => void, alsoHeaders: string[] = []): Promise<boolean> {
+export async function handleNewMail<V extends Verdict>(o: InboxOptions<V>, uid: number, box: string, countCommand: () => void): Promise<boolean> {
   const c = o.client;
   const now = o.now?.() ?? new Date();
   countCommand();
   // First round trip: envelope, size and two outer headers, never the body
   // (BODY.PEEK[HEADER.FIELDS]: no \Seen on anything).
-  const meta = await c.fetchOne(String(uid), { uid: true, size: true, envelope: true, headers: [HEADER_VERSION, HEADER_SIGNER, ...alsoHeaders] }, { uid: true });
+  const meta = await c.fetchOne(String(uid), { uid: true, size: true, envelope: true, headers: [HEADER_VERSION, HEADER_SIGNER] }, { uid: true });
   const messageId = (meta && meta.envelope?.messageId) || '';
   const id = messageId || `uid:${uid}`;
   const reject = (reason: string, detail: string): V => ({ ok: false, messageId, reason, detail: sanitizeText(detail) }) as V;

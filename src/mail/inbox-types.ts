@@ -53,18 +53,23 @@ export interface InboxOptions<V extends Verdict> {
    * rejection) means the body is never fetched. Undefined: fetch it.
    */
   screen?: (outline: MailOutline, uid: number) => Promise<V | undefined>;
-  /**
-   * Outer headers that also mark mail to look at, beside Peerdial-Version
-   * (asked on every pass): `Chat-Version` while the account has Delta Chat
-   * contacts, whose call mails are Delta Chat's (src/agent/deltachat-call.ts).
-   * Their values reach `screen` in the outline's headers.
-   */
-  alsoSearch?: () => Promise<string[]>;
   classify: (raw: Buffer, uid: number) => Promise<V>;
   onMail: (mail: InboxMail<V>) => Promise<void> | void;
   pollMs?: number;
   now?: () => Date;
   onProgress?: (e: { type: 'checked'; result: CheckResult } | { type: 'idle' } | { type: 'poll'; ms: number } | { type: 'reply-check' }) => void;
+  /**
+   * Delta Chat chat mail (src/mail/inbox-chat-mail.ts): which senders'
+   * mail the owner reads (`wants`, from the envelope sender) and what it
+   * does with it. Without it chat mail is not looked at. Never moved.
+   */
+  chatMail?: {
+    /** Anything to read at all (an invite or join of its own open, a Delta Chat contact)? When not, no search is made. */
+    active: () => Promise<boolean>;
+    wants: (from: string | undefined) => Promise<boolean>;
+    /** A verdict comes back for a mail that is a call (a Delta Chat call signal): it is reported through onMail like peerdial's own. */
+    handle: (raw: Buffer) => Promise<{ handled: boolean; verdict?: V }>;
+  };
   /** The schedule of checks while a reply is expected (REPLY_CHECKS). */
   replyChecks?: ReplyCheckPlan;
 }

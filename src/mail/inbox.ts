@@ -26,6 +26,7 @@
 import { PeerdialError } from '../errors.js';
 import { IMAP_SEARCH_QUERY } from '../wire/headers.js';
 import { handleNewMail } from './inbox-new-mail.js';
+import { CHAT_MAIL_SEARCH, handleChatMail } from './inbox-chat-mail.js';
 import type { CheckResult, InboxOptions, ReplyCheckCount, Verdict } from './inbox-types.js';
 import { REPLY_CHECKS, replyCheckOffsets } from './reply-checks.js';
 
@@ -217,22 +218,24 @@ export class InboxWatcher<V extends Verdict> {
     }
     const maxUid = Math.max(...all);
     this.commands++;
-    const also = (await this.o.alsoSearch?.()) ?? [];
-    const found = ((await c.search({ uid: `${lastUid + 1}:${maxUid}`, ...IMAP_SEARCH_QUERY }, { uid: true })) || []) as number[];
-    for (const name of also) {
-      this.commands++;
-      found.push(...(((await c.search({ uid: `${lastUid + 1}:${maxUid}`, header: { [name]: true } }, { uid: true })) || []) as number[]));
-    }
-    const ours = [...new Set(found)]
+    const ours = ((await c.search({ uid: `${lastUid + 1}:${maxUid}`, ...IMAP_SEARCH_QUERY }, { uid: true })) || [])
       .filter((u) => u > lastUid && u <= maxUid)
       .sort((a, b) => a - b);
     result.ours = ours.length;
     for (const uid of ours) {
-      const filed = await handleNewMail(this.o, uid, box, () => this.commands++, also);
+      const filed = await handleNewMail(this.o, uid, box, () => this.commands++);
       if (filed) result.filed++;
       else result.left++;
       // Mail by mail: after a crash, what was handled is not reported again.
       if (uid < maxUid) await this.o.ledger.setMark(box, { uidValidity, lastUid: uid });
+    }
+    if (this.o.chatMail && (await this.o.chatMail.active())) {
+      // Delta Chat mail among the same new UIDs: read (never moved) only when the owner wants its sender's
+      this.commands++;
+      const chat = ((await c.search({ uid: `${lastUid + 1}:${maxUid}`, ...CHAT_MAIL_SEARCH }, { uid: true })) || [])
+        .filter((u) => u > lastUid && u <= maxUid && !ours.includes(u))
+        .sort((a, b) => a - b);
+      for (const uid of chat) await handleChatMail(this.o, uid, box, () => this.commands++);
     }
     await this.o.ledger.setMark(box, { uidValidity, lastUid: maxUid });
     result.ms = Date.now() - started;

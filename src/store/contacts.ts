@@ -98,8 +98,6 @@ export interface Contact {
    * 'manual': given by the user (`--key`, an invite). 'vcard': from a vCard file the user imported (`contacts import-vcard`).
    */
   keySource?: 'autocrypt' | 'manual' | 'vcard';
-  /** A Delta Chat user: calls to and from them go in Delta Chat's call dialect (`Chat-Content: call`). */
-  deltaChat?: boolean;
   /** How far the key is trusted; absent while no key or fingerprint is known. */
   trust?: TrustLevel;
   /** Same as trust === 'verified' (kept for older readers of the file). */
@@ -112,6 +110,14 @@ export interface Contact {
   /** Send this contact an announce whenever our address changes. */
   announce: boolean;
   presence?: Presence;
+  /**
+   * A Delta Chat user (introduced by SecureJoin, or by a vCard Delta Chat
+   * made): mail to them goes in Delta Chat's format (wire/deltachat.ts),
+   * with peerdial's key in the standard `Autocrypt` header, which is how
+   * Delta Chat learns keys; calls to and from them in Delta Chat's call
+   * dialect (`Chat-Content: call`, agent/deltachat-call.ts).
+   */
+  deltaChat?: boolean;
   added: string;
 }
 

@@ -16,6 +16,12 @@ export interface PendingInvite {
   /** Name for the contact the joiner becomes (else taken from the address). */
   name?: string;
   answer?: AnswerMode;
+  /**
+   * A Delta Chat invite (`peerdial invite --delta-chat`): the link's
+   * invite number; `secret` is its AUTH token. Used up by the joiner's
+   * `vc-request-with-auth`, like any invite.
+   */
+  deltaChat?: { invitenumber: string };
 }
 
 export interface PendingJoin {
@@ -24,6 +30,8 @@ export interface PendingJoin {
   secret: string;
   created: string;
   expires: string;
+  /** Joining a Delta Chat invite (`secret` is its AUTH token): the SecureJoin step we wait for next. */
+  deltaChat?: { invitenumber: string; awaiting: 'vc-auth-required' | 'vc-contact-confirm' };
 }
 
 interface InvitesFile {
@@ -63,9 +71,10 @@ export class InviteStore {
   }
 
   /** A fresh one-time secret, good for `ttlSeconds`. */
-  create(input: { now: Date; ttlSeconds?: number; name?: string; answer?: AnswerMode }): Promise<PendingInvite> {
+  create(input: { now: Date; ttlSeconds?: number; name?: string; answer?: AnswerMode; deltaChat?: boolean }): Promise<PendingInvite> {
     const invite: PendingInvite = {
       secret: randomBytes(16).toString('base64url'),
+      ...(input.deltaChat ? { deltaChat: { invitenumber: randomBytes(16).toString('base64url') } } : {}),
       created: input.now.toISOString(),
       expires: new Date(input.now.getTime() + (input.ttlSeconds ?? DEFAULT_INVITE_SECONDS) * 1000).toISOString(),
       ...(input.name ? { name: input.name } : {}),
@@ -91,11 +100,25 @@ export class InviteStore {
     });
   }
 
+  /** Changes a pending join (the next SecureJoin step awaited); false when it is gone. */
+  updateJoin(inviter: string, now: Date, change: (j: PendingJoin) => void): Promise<boolean> {
+    return this.change(now, (d) => {
+      const j = d.joins.find((x) => x.inviter === inviter);
+      if (j) change(j);
+      return j !== undefined;
+    });
+  }
+
   addJoin(join: PendingJoin, now: Date): Promise<void> {
     return this.change(now, (d) => {
       d.joins = d.joins.filter((j) => j.inviter !== join.inviter);
       d.joins.push(join);
     });
+  }
+
+  /** Joins still waiting for the inviter's answer. */
+  async joinsPending(now: Date): Promise<PendingJoin[]> {
+    return (await this.load()).joins.filter((j) => Date.parse(j.expires) > now.getTime());
   }
 
   async joinFor(inviter: string, now: Date): Promise<PendingJoin | undefined> {

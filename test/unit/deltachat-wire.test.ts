@@ -12,6 +12,7 @@ import { composeDeltaChatMail } from '../../src/wire/deltachat.js';
 import { headerOf, parseDeltaChatMail, type DeltaChatParseContext } from '../../src/wire/deltachat-parse.js';
 import { decodeWords, encodeWords } from '../../src/wire/deltachat-headers.js';
 import { LIMITS } from '../../src/wire/limits.js';
+import { parseSecureJoinLink, secureJoinLink } from '../../src/wire/securejoin-link.js';
 
 let alice: Identity;
 let bob: Identity;
@@ -153,5 +154,22 @@ describe('hostile Delta Chat mail', () => {
     const plain = Buffer.from(raw.toString('latin1').replace('Chat-Version: 1.0\r\n', ''), 'latin1');
     expect(await parseDeltaChatMail(plain, ctxFor(bob))).toMatchObject({ ok: false, reason: 'not-ours' });
     expect(await parseDeltaChatMail(raw, ctxFor(carol))).toMatchObject({ ok: false, reason: 'undecryptable' });
+  });
+});
+
+describe("Delta Chat's invite link", () => {
+  const fp = 'E50B0EFD6CA94E5F146F6C856FAFA20F586B9021';
+  it('reads both forms and writes one Delta Chat reads, without v=3', () => {
+    const link = secureJoinLink({ fingerprint: fp, addr: 'alice@example.org', name: 'Alice Liddell', invitenumber: 'inv_abcdefgh', auth: 'auth-12345678' });
+    expect(link).toBe(`https://i.delta.chat/#${fp}&a=alice%40example.org&n=Alice+Liddell&i=inv_abcdefgh&s=auth-12345678`);
+    expect(parseSecureJoinLink(link)).toEqual({ fingerprint: fp, addr: 'alice@example.org', name: 'Alice Liddell', invitenumber: 'inv_abcdefgh', auth: 'auth-12345678', v3: false });
+    expect(parseSecureJoinLink(`OPENPGP4FPR:${fp}#a=bob%40example.org&n=Bob&i=12345678&s=abcdefgh&v=3`)).toMatchObject({ addr: 'bob@example.org', v3: true });
+  });
+
+  it('refuses a group invite, a short fingerprint, a missing token and a parameter given twice', () => {
+    expect(parseSecureJoinLink(`https://i.delta.chat/#${fp}&a=a%40b.org&g=Group&x=grp&i=12345678&s=abcdefgh`)).toBeUndefined();
+    expect(parseSecureJoinLink(`https://i.delta.chat/#${fp.slice(2)}&a=a%40b.org&i=12345678&s=abcdefgh`)).toBeUndefined();
+    expect(parseSecureJoinLink(`https://i.delta.chat/#${fp}&a=a%40b.org&i=12345678`)).toBeUndefined();
+    expect(parseSecureJoinLink(`https://i.delta.chat/#${fp}&a=a%40b.org&i=12345678&s=abcdefgh&s=zzzzzzzz`)).toBeUndefined();
   });
 });

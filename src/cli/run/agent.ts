@@ -52,6 +52,9 @@ export function describeEvent(e: AgentEvent): string | undefined {
       return `error: ${safe(e.error.message)}`;
     case 'control-request':
       return `${safe(e.name)}: asked by a command beside the agent`;
+    case 'chat-mail':
+      if (e.result.verified) return `Delta Chat SecureJoin with ${safe(e.result.verified.email)}: ${safe(e.result.step ?? '')}: ${safe(e.result.detail)}`;
+      return `Delta Chat mail from ${safe(e.result.from ?? 'unknown')}${e.result.step ? ` (${safe(e.result.step)})` : ''}: ${e.result.handled ? '' : 'left alone: '}${safe(e.result.detail)}`;
     default:
       return undefined;
   }

@@ -1,6 +1,6 @@
 /** The implementation of the commands described in ../mail.ts, loaded when one runs. */
 import { openAccount } from '../../api/open.js';
-import { announce, checkInbox, flushOutbox, type AnnounceResult, type InboxItem } from '../../api/mail.js';
+import { announce, checkInbox, flushOutbox, type AnnounceResult, type ChatMailResult, type InboxItem } from '../../api/mail.js';
 import { agentOrAlone } from '../../agent/control.js';
 import { DESK, type DeskInbox } from '../../agent/desk.js';
 import type { DrainResult } from '../../mail/outbox-sender.js';
@@ -46,10 +46,14 @@ export async function inbox(g: GlobalOptions): Promise<void> {
   const acc = await openAccount(g);
   status(g, `checking ${acc.email}...`);
   // beside a running agent, the agent checks: one process consumes the mailbox
-  const { items, result } = await agentOrAlone(acc.stateDir, async (agent) => (await agent.request(DESK.inbox)) as DeskInbox, () => checkInbox(acc));
-  if (g.json) return printJson({ items, result });
+  const r = await agentOrAlone(acc.stateDir, async (agent) => (await agent.request(DESK.inbox)) as DeskInbox, () => checkInbox(acc));
+  const { items, result } = r;
+  if (g.json) return printJson({ items, result, ...('chat' in r ? { chat: r.chat } : {}) });
   if (!items.length) say(`Nothing new (${result.scanned} new mail(s) looked at by header, none of them peerdial's).`);
   for (const line of describeInbox(items)) say(line);
+  // Delta Chat SecureJoin steps read in this pass (only when peerdial itself checked the mailbox)
+  const chat = ('chat' in r && Array.isArray(r.chat) ? r.chat : []) as ChatMailResult[];
+  for (const c of chat) say(`Delta Chat ${safe(c.step ?? 'mail')} from ${safe(c.from ?? 'unknown')}: ${c.handled ? '' : 'left alone: '}${safe(c.detail)}`);
 }
 
 export async function outbox(g: GlobalOptions): Promise<void> {
