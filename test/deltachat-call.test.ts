@@ -77,7 +77,11 @@ it("hitoshi calls alice's camera node from Delta Chat; the picture reaches his c
     const accepted = await waitFor("alice's call-accepted in hitoshi's Delta Chat", () => events.find((e) => e.kind === 'OutgoingCallAccepted' && e.msgId === msgId), 120_000, 100);
     expect(accepted.info).toMatch(/^v=0/);
     phone.accept(accepted.info!);
-    await waitFor('30 video frames from the camera in the call app', () => phone.videoFrames >= 30, 120_000, 100);
+    // on failure, say where the call stood: the app's connection and the agent's last events
+    const where = () => `call app ${phone.state}, ${phone.videoFrames} frames; agent: ${cam.events.slice(-8).map((e) => ('state' in e ? `${e.type}:${String(e.state)}` : e.type)).join(', ')}`;
+    await waitFor('30 video frames from the camera in the call app', () => phone.videoFrames >= 30, 120_000, 100).catch((err: Error) => {
+      throw new Error(`${err.message} (${where()})`);
+    });
     console.log(`Delta Chat -> camera: ${phone.videoFrames} video frames (${phone.videoPackets} RTP packets) received`);
     const connected = cam.events.find((e) => e.type === 'connected' && 'call' in e);
     expect(connected).toMatchObject({ call: { direction: 'in', peer: stack.users.hitoshi!.email, purpose: 'media' } });
