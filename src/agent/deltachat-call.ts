@@ -62,10 +62,11 @@ export async function classifyDeltaChat(
     ...(message ? { message } : {}),
   });
   if (!c?.deltaChat) return no('not-ours', `a Delta Chat mail from ${mail.from}, who is no Delta Chat contact here`);
-  if (!mail.encrypted || !mail.senderKey || !mail.senderFingerprint) return no('not-ours', 'an unencrypted Delta Chat mail: calls come encrypted');
-  if (mail.keyFromMail || mail.senderFingerprint !== c.fingerprint) return no('key-mismatch', `signed by key ${mail.senderFingerprint}, not by the ${c.trust ?? 'pinned'} key ${c.fingerprint ?? '(none)'} of ${mail.from}`);
+  // what is no call (a SecureJoin step, a message) is not this reader's business, whatever key signed it
   const read = readCallSignal(mail);
   if (!read.ok) return no(read.reason === 'not-a-call' ? 'not-ours' : 'malformed', read.detail);
+  if (!mail.encrypted || !mail.senderKey || !mail.senderFingerprint) return no('not-ours', 'an unencrypted Delta Chat call: calls come encrypted');
+  if (mail.keyFromMail || mail.senderFingerprint !== c.fingerprint) return no('key-mismatch', `signed by key ${mail.senderFingerprint}, not by the ${c.trust ?? 'pinned'} key ${c.fingerprint ?? '(none)'} of ${mail.from}`);
   const message = callMessage(read.call, mail, ctx.self.email, ctx.now);
   if (message.kind === 'offer' && Date.parse(message.expires) <= ctx.now.getTime()) return no('expired', `the Delta Chat call from ${mail.from} had stopped ringing when it arrived`, message);
   return {
