@@ -91,6 +91,7 @@ export class CallApp {
 
   /** The answer to our outgoing call (`#onAnswer=`). */
   accept(answerSdp: string): void {
+    if (this.state === 'closed' || this.state === 'failed') throw new Error(`the call app's connection is ${this.state} before the answer came (ICE ${this.pc.iceState()}, gathering ${this.pc.gatheringState()})`);
     this.pc.setRemoteDescription(answerSdp, 'answer');
   }
 
