@@ -33,6 +33,8 @@ import { KeptStore } from '../store/kept.js';
 import { StandingStore } from '../store/standing.js';
 import type { StandingAnswer } from '../wire/standing.js';
 import { trustGate } from './introduction.js';
+import { classifyDeltaChat, composeDeltaChatCall, isDeltaChatMail } from './deltachat-call.js';
+import { isDeltaChatCallKind } from '../wire/deltachat-call.js';
 
 export type Clock = () => Date;
 
@@ -200,7 +202,17 @@ export class Account {
     };
     const recipientKey = (contact ? await this.keyOf(contact) : undefined) ?? this.senderKeys.get(message.to);
     if (!recipientKey && !input.plain && revealsAddresses(message)) throw noKeyError(message.to, message.kind, contact);
-    const built = await buildMail(message, {
+    // a Delta Chat user's calls go in Delta Chat's dialect (agent/deltachat-call.ts)
+    const built = contact?.deltaChat && recipientKey && isDeltaChatCallKind(message.kind)
+      ? await composeDeltaChatCall(message, {
+          sender: this.identity,
+          ...(this.account.name ? { senderName: this.account.name } : {}),
+          contact,
+          key: recipientKey,
+          date: now,
+          ...(input.inReplyTo ? { inReplyTo: input.inReplyTo } : {}),
+        })
+      : await buildMail(message, {
       sender: this.identity,
       date: now,
       ...(recipientKey ? { recipientKey } : {}),
@@ -208,7 +220,7 @@ export class Account {
       ...(this.account.name ? { fromName: this.account.name } : {}),
       // a standing answer carries ICE credentials: without the recipient's key it is left out
       ...(input.standing && recipientKey ? { standing: input.standing } : {}),
-    });
+        });
     const entry = await this.outbox.enqueue({
       raw: built.raw,
       messageId: built.messageId,
@@ -294,14 +306,29 @@ export class Account {
    * `recheck`: the Message-ID of a kept mail looked at again (the ledger
    * knows it already). Never throws for bad input.
    */
-  async classify(raw: Buffer, opts: { recheck?: string } = {}): Promise<Received> {
+  /**
+   * A Delta Chat chat mail that is a call signal from a Delta Chat contact
+   * (agent/deltachat-call.ts), sorted like classify() sorts peerdial mail;
+   * undefined when it is no call (a SecureJoin step, a message: the
+   * chat-mail reader's business).
+   */
+  async classifyDeltaChatCall(raw: Buffer): Promise<Received | undefined> {
+    const contacts = await this.contacts.list();
+    const parsed = await classifyDeltaChat(raw, { self: this.identity, now: this.clock(), contact: (email) => contacts.find((c) => c.email === email), key: (c) => this.keyOf(c) });
+    if (!parsed.ok && parsed.reason !== 'expired' && parsed.reason !== 'key-mismatch') return undefined;
+    return this.classify(raw, { parsed });
+  }
+
+  async classify(raw: Buffer, opts: { recheck?: string; parsed?: ParseResult } = {}): Promise<Received> {
     await this.ledger.ready();
     const contacts = await this.contacts.list();
     const inviting = await this.inviting();
     const recheck = opts.recheck;
     let parsed: ParseResult;
     try {
-      parsed = await this.examiner.examine(raw, {
+      parsed = opts.parsed ?? (isDeltaChatMail(raw.subarray(0, 64 * 1024))
+        ? await classifyDeltaChat(raw, { self: this.identity, now: this.clock(), contact: (email) => contacts.find((c) => c.email === email), key: (c) => this.keyOf(c) })
+        : await this.examiner.examine(raw, {
         selfEmail: this.email,
         now: this.clock(),
         policy: this.config.whoMayCall,
@@ -313,7 +340,7 @@ export class Account {
         })),
         ...(inviting ? { inviting } : {}),
         seen: (nonce, messageId) => this.ledger.seen(nonce, messageId === recheck ? '' : messageId),
-      });
+      }));
     } catch (err) {
       parsed = { ok: false, reason: 'malformed', detail: sanitizeText(`parser failed: ${(err as Error).message}`) };
     }

@@ -128,6 +128,9 @@ async function openWatcher(account: Account, onMail: MailboxOptions['onMail'], o
       active: () => chatMailActive(account),
       wants: (from) => wantsChatMail(account, from),
       handle: async (raw) => {
+        // a Delta Chat contact's call signal goes to the phone like peerdial's offers and answers
+        const call = await account.classifyDeltaChatCall(raw);
+        if (call) return { handled: call.ok, verdict: call };
         const result = await handleChatMail(account, raw);
         onEvent?.({ type: 'chat-mail', result });
         return result;

@@ -27,8 +27,11 @@ export async function answerOffer(p: PhoneParts, inc: IncomingRecord): Promise<v
     const standing = media ? undefined : honourStanding(p, inc);
     if (standing) inc.standingKept = standing.certificate;
     else inc.certificate ??= await createCallCertificate();
+    // Delta Chat's call app opens no channel of its own: this side opens the control channel
+    const opensControl = (await p.o.account.contacts.byEmail(inc.peer))?.deltaChat === true;
     const answered = await (inc.sessions ?? p.sessions).acceptOffer(inc.offer.sdp, {
       ice,
+      ...(opensControl ? { opensControl } : {}),
       ...(media ? { media } : {}),
       ...(keepAnswerMs ? { keepAnswerMs } : {}),
       // the standing answer's kept identity brings its own certificate

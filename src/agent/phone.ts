@@ -132,6 +132,11 @@ export class Phone {
           this.emit({ type: 'mail-rejected', from: msg.from, reason: 'unknown-call', detail: `${msg.kind} for a call that is not ours (${msg.callId})` });
           return;
         }
+        // A hang-up for a call that is not connected yet (Delta Chat says call-ended for all three) is the caller's cancel or the callee's decline.
+        const ringingOut = ['gathering', 'offer-queued', 'offer-sent', 'connecting-one-mail'].includes(rec.m.state);
+        const ringingIn = ['offer-received', 'ringing', 'answering'].includes(rec.m.state);
+        if (msg.kind === 'hangup' && rec.direction === 'out' && ringingOut) msg = { ...msg, kind: 'decline' };
+        if (msg.kind === 'hangup' && rec.direction === 'in' && ringingIn) msg = { ...msg, kind: 'cancel' };
         if (rec.direction === 'out') {
           if (msg.kind === 'answer' && msg.sdp) this.feed(rec, { type: 'peer-answer', sdp: msg.sdp });
           else if (msg.kind === 'decline') this.feed(rec, msg.text === 'busy' ? { type: 'peer-busy' } : { type: 'peer-decline', ...(msg.text ? { text: msg.text } : {}) });
@@ -281,6 +286,11 @@ export class Phone {
     if (out.do === 'say-bye') {
       const control = rec.connected?.channel;
       if (control?.isOpen) await control.send(CONTROL_BYE).catch(() => undefined);
+      // Delta Chat's call app does not read peerdial's bye: it learns of the hang-up by mail (call-ended)
+      if ((await acc.contacts.byEmail(rec.peer))?.deltaChat) {
+        await acc.queue({ kind: 'hangup', to: rec.peer, callId: rec.callId, ...(rec.offerMessageId ? { inReplyTo: rec.offerMessageId } : {}) });
+        this.o.send();
+      }
       // let the bye leave before the connection is closed
       await new Promise((r) => setTimeout(r, 50));
       return;

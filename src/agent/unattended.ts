@@ -83,6 +83,13 @@ export async function carryUnattended(call: ActiveCall, ctx: UnattendedContext):
   } else if (call.purpose === 'media') {
     // Nobody at this terminal: our camera (if any) goes out, what arrives is recorded.
     const leave = camera ? await camera.join(call.session) : undefined;
+    if (!call.session.tracks().some((t) => t.direction === 'recvonly' || t.direction === 'sendrecv')) {
+      // the caller sends nothing (a Delta Chat call app without a camera, say): our camera goes out, nothing to record
+      say('media', `${call.peer} is watching; nothing comes from them to record`);
+      await call.ended;
+      await leave?.();
+      return;
+    }
     // ffmpeg writes into the file we created (O_EXCL|O_NOFOLLOW, 0600), never to a name of its choosing
     const { path: file, fh } = await createReceivedFile(dir, 'call', call.callId, '.mkv');
     let sink;

@@ -45,6 +45,21 @@ export function register(program: Command, globals: () => GlobalOptions): void {
     .option('--replace', 'also replace an introduced or verified key (they really have a new one)')
     .action(async (who: string, value: string, o) => (await run()).key(globals(), who, value, o));
 
+  contacts
+    .command('import-vcard <file>')
+    .description("add the contacts of a vCard file (.vcf) with the keys it carries: introduced (from a vCard); a Delta Chat user's card makes a Delta Chat contact")
+    .option('--name <name>', 'the contact name (a vCard of one contact; default: from its name or address)')
+    .option('--delta-chat', 'they use Delta Chat: call them in its dialect (found by itself for a card Delta Chat made)')
+    .option('--replace', 'also replace an introduced or verified key (they really have a new one)')
+    .addOption(new Option('--answer <mode>', 'answer policy for them').choices(['auto-answer', 'ring', 'deny']))
+    .action(async (file: string, o) => (await run()).importVcardFile(globals(), file, o));
+
+  contacts
+    .command('export-vcard [who...]')
+    .description('print your own vCard with your key (for Delta Chat: "Import contact"), or the named contacts\' cards')
+    .option('-o, --output <file>', 'write it to this file instead')
+    .action(async (who: string[], o) => (await run()).exportVcardFile(globals(), who, o));
+
   for (const [cmd, allow] of [['allow', true], ['deny', false]] as const) {
     contacts
       .command(`${cmd} <who> <capabilities...>`)

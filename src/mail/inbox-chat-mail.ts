@@ -15,7 +15,7 @@ import type { InboxOptions, Verdict } from './inbox-types.js';
 export const CHAT_MAIL_SEARCH = { header: { 'Chat-Version': true } } as const;
 
 /** Reads the chat mail with this UID when the owner wants it; true when it was handed over. */
-export async function handleChatMail<V extends Verdict>(o: InboxOptions<V>, uid: number, countCommand: () => void): Promise<boolean> {
+export async function handleChatMail<V extends Verdict>(o: InboxOptions<V>, uid: number, box: string, countCommand: () => void): Promise<boolean> {
   const chat = o.chatMail;
   if (!chat) return false;
   const c = o.client;
@@ -32,5 +32,7 @@ export async function handleChatMail<V extends Verdict>(o: InboxOptions<V>, uid:
   if (!body || !body.source || body.source.length === 0) return false;
   const result = await chat.handle(body.source);
   await o.ledger.record({ messageId, result: result.handled ? 'accepted' : 'chat-mail-left', now });
+  // a call signal (agent/deltachat-call.ts) goes to the owner like peerdial's own mail; it stays where it is
+  if (result.verdict) await o.onMail({ uid, verdict: result.verdict, folder: box });
   return true;
 }

@@ -67,7 +67,8 @@ export interface InboxOptions<V extends Verdict> {
     /** Anything to read at all (an invite or join of its own open, a Delta Chat contact)? When not, no search is made. */
     active: () => Promise<boolean>;
     wants: (from: string | undefined) => Promise<boolean>;
-    handle: (raw: Buffer) => Promise<{ handled: boolean }>;
+    /** A verdict comes back for a mail that is a call (a Delta Chat call signal): it is reported through onMail like peerdial's own. */
+    handle: (raw: Buffer) => Promise<{ handled: boolean; verdict?: V }>;
   };
   /** The schedule of checks while a reply is expected (REPLY_CHECKS). */
   replyChecks?: ReplyCheckPlan;

@@ -239,7 +239,7 @@ export class InboxWatcher<V extends Verdict> {
       const chat = ((await c.search({ uid: `${lastUid + 1}:${maxUid}`, ...CHAT_MAIL_SEARCH }, { uid: true })) || [])
         .filter((u) => u > lastUid && u <= maxUid && !ours.includes(u))
         .sort((a, b) => a - b);
-      for (const uid of chat) await handleChatMail(this.o, uid, () => this.commands++);
+      for (const uid of chat) await handleChatMail(this.o, uid, box, () => this.commands++);
     }
     await this.o.ledger.setMark(box, { uidValidity, lastUid: maxUid });
     result.ms = Date.now() - started;

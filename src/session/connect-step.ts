@@ -43,6 +43,11 @@ export class ConnectStep {
     return this.#connected;
   }
 
+  /** A control channel is there (opened by this side, or the peer's first). */
+  get hasControl(): boolean {
+    return this.#firstChannel !== undefined;
+  }
+
   /** The peer's description is being applied: its certificate must match `sdp`'s fingerprints. */
   remoteDescription(sdp: string): void {
     this.#remoteFingerprints = descriptionFingerprints(sdp);

@@ -79,6 +79,12 @@ export interface AnswerOptions extends SessionOptions {
    * is checked against these.
    */
   standing?: StandingKept;
+  /**
+   * The answerer opens the control channel itself once connected (a peer
+   * that opens none: Delta Chat's call app, which has only its negotiated
+   * channel 1). Default: the offerer opens it.
+   */
+  opensControl?: boolean;
 }
 
 /** What a callee keeps for a standing answer: the identity its answer will have. */

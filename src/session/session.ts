@@ -40,6 +40,9 @@ import type { SessionInside } from './session-inside.js';
 import { planAnswer, planOffer } from './tracks.js';
 import type { CandidatePair, Channel, MediaKind, MediaTrack } from './types.js';
 
+/** The SCTP stream of the control channel an answerer opens itself (AnswerOptions.opensControl). */
+const ANSWERER_CONTROL_STREAM = 3;
+
 export class Session {
   readonly role: SessionRole;
   readonly #conn: Connection;
@@ -61,6 +64,8 @@ export class Session {
   /** The answer being applied (applyAnswerFresh): a replacing one waits for it. */
   #applying: Promise<void> | undefined;
   #pendingCandidates: Array<{ candidate: string; mid: string }> = [];
+  /** The answerer opens the control channel (AnswerOptions.opensControl). */
+  #opensControl = false;
   /** Connected, the peer checked, the control channel open: connected() waits for it. */
   readonly #step = new ConnectStep({
     carried: this.#carried,
@@ -157,6 +162,16 @@ export class Session {
   }
 
   /**
+   * The answerer's own control channel, for a peer that opens none. As the
+   * DTLS server this side's streams are odd; 1 is left to the peer's
+   * negotiated channel (Delta Chat's call app has `iceTrickling` there).
+   */
+  #openAnswererControl(): void {
+    const dc = this.#conn.pc.createDataChannel(CONTROL_LABEL, { protocol: '', id: ANSWERER_CONTROL_STREAM });
+    this.#step.controlChannel(this.#carried.adopt(dc, false));
+  }
+
+  /**
    * Callee side: apply a mailed offer and make the complete answer to mail
    * back. An actpass offer is made active first (the offerer becomes the DTLS
    * client), so the answer may come back to the caller minutes later.
@@ -173,6 +188,7 @@ export class Session {
     const plans = planAnswer(offer, opts.media);
     const { sessionOpts, ownCertificate } = await answererIdentity(opts, keep);
     const session = Session.#make('answerer', sessionOpts, keep || standing !== undefined, ownCertificate);
+    session.#opensControl = opts.opensControl === true;
     try {
       const sdp = await makeAnswer(session.#inside, offer, plans, opts, keep);
       if (keep) {
@@ -359,6 +375,7 @@ export class Session {
     this.#progress({ type: 'state', state });
     if (state === 'connected') {
       this.#step.connectionUp();
+      if (this.#opensControl && this.#step.connected && !this.#step.hasControl) this.#openAnswererControl();
     } else if (state === 'failed' && !this.#step.connected && this.#kept?.keeping()) {
       // The agent gave up before the caller had the answer: replace it now
       // (on a later tick, outside the native callback).

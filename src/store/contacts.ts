@@ -6,7 +6,9 @@
  *
  * Trust of a contact's key:
  *   introduced  the key (or its fingerprint) came out of band: an invite
- *               code (`peerdial join`) or `contacts add/key ... FINGERPRINT`
+ *               code (`peerdial join`), `contacts add/key ... FINGERPRINT`,
+ *               or a vCard with the key (`contacts import-vcard`; keySource
+ *               'vcard' says so)
  *   verified    the two people compared fingerprints (`contacts verify --confirm`)
  *   learned     taken from the contact's first mail (trust on first use)
  * A learned key may at most ring; see src/agent/policy.ts.
@@ -91,8 +93,11 @@ export interface Contact {
    * of band (invite, --key): the first mail must carry exactly this key.
    */
   fingerprint?: string;
-  /** 'autocrypt': taken from a mail's key header (Peerdial-Key, or an old peer's Autocrypt; the stored name predates Peerdial-Key). */
-  keySource?: 'autocrypt' | 'manual';
+  /**
+   * 'autocrypt': taken from a mail's key header (Peerdial-Key, or an old peer's Autocrypt; the stored name predates Peerdial-Key).
+   * 'manual': given by the user (`--key`, an invite). 'vcard': from a vCard file the user imported (`contacts import-vcard`).
+   */
+  keySource?: 'autocrypt' | 'manual' | 'vcard';
   /** How far the key is trusted; absent while no key or fingerprint is known. */
   trust?: TrustLevel;
   /** Same as trust === 'verified' (kept for older readers of the file). */
@@ -106,9 +111,11 @@ export interface Contact {
   announce: boolean;
   presence?: Presence;
   /**
-   * A Delta Chat user (introduced by SecureJoin): mail to them goes in
-   * Delta Chat's format (wire/deltachat.ts), with peerdial's key in the
-   * standard `Autocrypt` header, which is how Delta Chat learns keys.
+   * A Delta Chat user (introduced by SecureJoin, or by a vCard Delta Chat
+   * made): mail to them goes in Delta Chat's format (wire/deltachat.ts),
+   * with peerdial's key in the standard `Autocrypt` header, which is how
+   * Delta Chat learns keys; calls to and from them in Delta Chat's call
+   * dialect (`Chat-Content: call`, agent/deltachat-call.ts).
    */
   deltaChat?: boolean;
   added: string;
@@ -267,7 +274,7 @@ export class ContactStore {
    * an introduced or verified key that differs is replaced only with
    * `replace`.
    */
-  async introduceKey(email: string, input: { fingerprint: string; armored?: string; replace?: boolean }): Promise<{ contact: Contact; replaced?: { fingerprint: string; trust: TrustLevel | undefined } }> {
+  async introduceKey(email: string, input: { fingerprint: string; armored?: string; replace?: boolean; source?: 'manual' | 'vcard' }): Promise<{ contact: Contact; replaced?: { fingerprint: string; trust: TrustLevel | undefined } }> {
     let replaced: { fingerprint: string; trust: TrustLevel | undefined } | undefined;
     const contact = await this.update(email, (c) => {
       if (c.fingerprint && c.fingerprint !== input.fingerprint) {
@@ -284,7 +291,7 @@ export class ContactStore {
       c.fingerprint = input.fingerprint;
       if (input.armored) {
         c.publicKey = input.armored;
-        c.keySource = 'manual';
+        c.keySource = input.source ?? 'manual';
       } else if (!same) {
         delete c.publicKey;
       }
@@ -324,7 +331,7 @@ export class ContactStore {
 /** Records written before trust levels existed get one from what they say. */
 function migrate(c: Contact): void {
   if (c.trust === undefined && c.fingerprint) {
-    c.trust = c.verified ? 'verified' : c.keySource === 'manual' ? 'introduced' : 'learned';
+    c.trust = c.verified ? 'verified' : c.keySource === 'manual' || c.keySource === 'vcard' ? 'introduced' : 'learned';
   }
   c.verified = c.trust === 'verified';
 }

@@ -75,3 +75,33 @@ export async function stopCore(d: DeltaChat | undefined): Promise<void> {
   (d.transport as unknown as { input?: NodeJS.WritableStream }).input?.on('error', () => undefined);
   d.close();
 }
+
+/**
+ * A Delta Chat account and a peerdial peer that know each other by vCard
+ * (no SecureJoin): Delta Chat's own card is imported into peerdial
+ * (`contacts import-vcard`, introduced, a Delta Chat contact), peerdial's
+ * card into Delta Chat (`importVcard`), and Delta Chat opens the 1:1 chat
+ * (an accepted chat, so a call from peerdial rings there). Returns the
+ * Delta Chat contact id and chat id of the peerdial user.
+ */
+export async function introduceByVcard(
+  d: DeltaChat,
+  account: number,
+  peer: { configFile: string; email: string },
+  dir: string,
+  cli: (args: string[]) => Promise<{ code: number | null; stdout: string; stderr: string }>,
+  opts: { name: string; answer?: 'auto-answer' | 'ring' | 'deny' },
+): Promise<{ contactId: number; chatId: number; imported: string }> {
+  const { promises: fs } = await import('node:fs');
+  const theirs = path.join(dir, `${opts.name}-deltachat.vcf`);
+  await fs.writeFile(theirs, await d.rpc.makeVcard(account, [1]));
+  const imported = await cli(['--config', peer.configFile, 'contacts', 'import-vcard', theirs, '--name', opts.name, ...(opts.answer ? ['--answer', opts.answer] : [])]);
+  if (imported.code !== 0) throw new Error(`import-vcard failed: ${imported.stderr}`);
+  const ours = path.join(dir, `${opts.name}-peerdial.vcf`);
+  const exported = await cli(['--config', peer.configFile, 'contacts', 'export-vcard', '--output', ours]);
+  if (exported.code !== 0) throw new Error(`export-vcard failed: ${exported.stderr}`);
+  const [contactId] = await d.rpc.importVcard(account, ours);
+  if (contactId === undefined) throw new Error('Delta Chat imported no contact from peerdial\'s vCard');
+  const chatId = await d.rpc.createChatByContactId(account, contactId);
+  return { contactId, chatId, imported: imported.stdout };
+}

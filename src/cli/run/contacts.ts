@@ -10,6 +10,8 @@ import { PeerdialError } from '../../errors.js';
 import { printJson, table, type GlobalOptions } from '../output.js';
 import { CAPABILITY_SYNTAX } from '../capability-syntax.js';
 import { keyState, presenceLine } from './contacts-list.js';
+import { exportVcard, importVcard } from '../../api/vcard.js';
+import { MAX_VCARD_BYTES } from '../../wire/vcard.js';
 
 /** `--key` / `contacts key`: a fingerprint (40 or 64 hex digits, spaces allowed) or a file with the armored key. */
 async function keyArgument(value: string): Promise<{ fingerprint: string; armored?: string }> {
@@ -167,4 +169,41 @@ export async function block(g: GlobalOptions, who: string, blocked: boolean): Pr
   const c = await acc.contacts.require(who);
   await acc.contacts.update(c.email, (x) => (x.blocked = blocked));
   console.log(`${c.name} <${c.email}> is ${blocked ? 'blocked' : 'no longer blocked'}.`);
+}
+
+/** `contacts import-vcard FILE`. */
+export async function importVcardFile(g: GlobalOptions, file: string, o: { name?: string; deltaChat?: boolean; replace?: boolean; answer?: AnswerMode }): Promise<void> {
+  const acc = await openAccount(g);
+  const stat = await fs.stat(file).catch((cause: unknown) => {
+    throw new PeerdialError('USAGE', `Cannot read "${file}".`, { hint: 'Give the path of a .vcf file.', cause });
+  });
+  if (stat.size > MAX_VCARD_BYTES) throw new PeerdialError('USAGE', `"${file}" is larger than a vCard file can be (${MAX_VCARD_BYTES} bytes).`);
+  const r = await importVcard(acc, await fs.readFile(file, 'utf8'), {
+    ...(o.name ? { name: o.name } : {}),
+    ...(o.deltaChat ? { deltaChat: true } : {}),
+    ...(o.replace ? { replace: true } : {}),
+    ...(o.answer ? { answer: o.answer } : {}),
+  });
+  for (const i of r.imported) await recheckFor(acc, i.contact.email);
+  if (g.json) return printJson(r);
+  for (const i of r.imported) {
+    const c = i.contact;
+    if (i.replaced) console.log(`Replaced ${i.replaced.trust ?? ''} key ${formatFingerprint(i.replaced.fingerprint)} of ${c.name}.`);
+    const key = c.fingerprint ? `key ${formatFingerprint(c.fingerprint)}, ${keyState(c)} (from a vCard)` : 'no key in the card (learned from their first mail)';
+    console.log(`${i.added ? 'Added' : 'Updated'} ${c.name} <${c.email}>: ${key}${c.deltaChat ? '; a Delta Chat user' : ''}.`);
+  }
+  for (const s of r.skipped) console.log(`Skipped ${s}.`);
+}
+
+/** `contacts export-vcard [WHO...]`. */
+export async function exportVcardFile(g: GlobalOptions, who: string[], o: { output?: string }): Promise<void> {
+  const acc = await openAccount(g);
+  const text = await exportVcard(acc, who);
+  if (o.output) {
+    await fs.writeFile(o.output, text, { mode: 0o644 });
+    if (!g.json) console.log(`Wrote ${who.length ? who.join(', ') : `your card (${acc.email})`} to ${o.output}.`);
+    else printJson({ file: o.output });
+    return;
+  }
+  process.stdout.write(text);
 }
