@@ -4,14 +4,12 @@
  * builds on (compose and queue a mail, sort a received mail). Components
  * are passed in or built here once; nothing reads globals.
  */
-import { promises as fs } from 'node:fs';
 import { newId } from '../wire/ids.js';
 import type * as openpgp from 'openpgp';
 import { PeerdialError } from '../errors.js';
 import { pickAccount, type AccountConfig, type Config } from '../config/config.js';
 import { resolveSecret } from '../config/secret.js';
 import { accountStateDir, identityFile } from '../store/paths.js';
-import { writeFileAtomic } from '../store/files.js';
 import { ContactStore, type Contact } from '../store/contacts.js';
 import { Ledger } from '../store/ledger.js';
 import { Outbox, type OutboxEntry } from '../store/outbox.js';
@@ -19,7 +17,7 @@ import { CallLog } from '../store/calllog.js';
 import { MessageStore } from '../store/messages.js';
 import { StrangerLog } from '../store/strangers.js';
 import { buildMail } from '../wire/build.js';
-import { generateIdentity, loadIdentity, readPublicKey, fingerprintOf, type Identity } from '../wire/identity.js';
+import { readPublicKey, fingerprintOf, type Identity } from '../wire/identity.js';
 import { screenHeaders, type MailOutline, type ParseResult } from '../wire/parse.js';
 import { sanitizeText } from '../wire/sanitize.js';
 import { Examiner } from '../mail/examiner.js';
@@ -33,6 +31,7 @@ import { KeptStore } from '../store/kept.js';
 import { StandingStore } from '../store/standing.js';
 import type { StandingAnswer } from '../wire/standing.js';
 import { trustGate } from './introduction.js';
+import { openIdentity } from './account-identity.js';
 import { classifyDeltaChat, composeDeltaChatCall, isDeltaChatMail } from './deltachat-call.js';
 import { isDeltaChatCallKind } from '../wire/deltachat-call.js';
 
@@ -95,20 +94,7 @@ export class Account {
   static async open(config: Config, opts: { email?: string; clock?: Clock; create?: boolean } = {}): Promise<Account> {
     const account = pickAccount(config, opts.email);
     const stateDir = accountStateDir(config.stateDir, account.email);
-    const file = Account.identityFile(stateDir);
-    let identity: Identity;
-    try {
-      identity = await loadIdentity(await fs.readFile(file, 'utf8'));
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-      if (!opts.create) {
-        throw new PeerdialError('KEY_MISSING', `No identity key for ${account.email} (${file}).`, {
-          hint: `Run: peerdial init --email ${account.email}`,
-        });
-      }
-      identity = await generateIdentity(account.email, account.name);
-      await writeFileAtomic(file, identity.armoredPrivateKey);
-    }
+    const identity = await openIdentity(Account.identityFile(stateDir), account, opts.create === true);
     return new Account(config, account, stateDir, identity, opts.clock ?? (() => new Date()));
   }
 
@@ -297,16 +283,6 @@ export class Account {
   }
 
   /**
-   * Sorts one received mail: parse and verify it (in the capped examiner)
-   * against the address book and the ledger, and pin the sender's key when a known contact's key is
-   * seen for the first time (as learned, or as introduced when it matches
-   * a fingerprint given out of band). While an invite is out, strangers'
-   * mail is read far enough to find an introduction. A stranger's mail is
-   * kept (src/store/kept.ts) for a second look when they become a contact.
-   * `recheck`: the Message-ID of a kept mail looked at again (the ledger
-   * knows it already). Never throws for bad input.
-   */
-  /**
    * A Delta Chat chat mail that is a call signal from a Delta Chat contact
    * (agent/deltachat-call.ts), sorted like classify() sorts peerdial mail;
    * undefined when it is no call (a SecureJoin step, a message: the
@@ -319,6 +295,16 @@ export class Account {
     return this.classify(raw, { parsed });
   }
 
+  /**
+   * Sorts one received mail: parse and verify it (in the capped examiner)
+   * against the address book and the ledger, and pin the sender's key when a known contact's key is
+   * seen for the first time (as learned, or as introduced when it matches
+   * a fingerprint given out of band). While an invite is out, strangers'
+   * mail is read far enough to find an introduction. A stranger's mail is
+   * kept (src/store/kept.ts) for a second look when they become a contact.
+   * `recheck`: the Message-ID of a kept mail looked at again (the ledger
+   * knows it already). Never throws for bad input.
+   */
   async classify(raw: Buffer, opts: { recheck?: string; parsed?: ParseResult } = {}): Promise<Received> {
     await this.ledger.ready();
     const contacts = await this.contacts.list();

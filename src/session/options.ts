@@ -87,6 +87,14 @@ export interface AnswerOptions extends SessionOptions {
   opensControl?: boolean;
 }
 
+/**
+ * The SCTP stream of the control channel an answerer opens itself
+ * (AnswerOptions.opensControl): as the DTLS server this side's streams are
+ * odd; 1 is left to the peer's negotiated channel (Delta Chat's call app
+ * has `iceTrickling` there).
+ */
+export const ANSWERER_CONTROL_STREAM = 3;
+
 /** What a callee keeps for a standing answer: the identity its answer will have. */
 export interface StandingKept {
   iceUfrag: string;

@@ -39,9 +39,7 @@ import { FRESH_OFFER_HINT, abortedError, connectTimeoutError, remoteRefusedError
 import type { SessionInside } from './session-inside.js';
 import { planAnswer, planOffer } from './tracks.js';
 import type { CandidatePair, Channel, MediaKind, MediaTrack } from './types.js';
-
-/** The SCTP stream of the control channel an answerer opens itself (AnswerOptions.opensControl). */
-const ANSWERER_CONTROL_STREAM = 3;
+import { ANSWERER_CONTROL_STREAM } from './options.js';
 
 export class Session {
   readonly role: SessionRole;
@@ -158,16 +156,6 @@ export class Session {
   /** The offerer's control channel on the current connection; the session is ready once it opens. */
   #openControl(control: { label: string; protocol: string }): void {
     const dc = this.#conn.pc.createDataChannel(control.label, { protocol: control.protocol });
-    this.#step.controlChannel(this.#carried.adopt(dc, false));
-  }
-
-  /**
-   * The answerer's own control channel, for a peer that opens none. As the
-   * DTLS server this side's streams are odd; 1 is left to the peer's
-   * negotiated channel (Delta Chat's call app has `iceTrickling` there).
-   */
-  #openAnswererControl(): void {
-    const dc = this.#conn.pc.createDataChannel(CONTROL_LABEL, { protocol: '', id: ANSWERER_CONTROL_STREAM });
     this.#step.controlChannel(this.#carried.adopt(dc, false));
   }
 
@@ -375,7 +363,8 @@ export class Session {
     this.#progress({ type: 'state', state });
     if (state === 'connected') {
       this.#step.connectionUp();
-      if (this.#opensControl && this.#step.connected && !this.#step.hasControl) this.#openAnswererControl();
+      // the answerer's own control channel, for a peer that opens none (Delta Chat's call app; options.ts)
+      if (this.#opensControl && this.#step.connected && !this.#step.hasControl) this.#step.controlChannel(this.#carried.adopt(this.#conn.pc.createDataChannel(CONTROL_LABEL, { protocol: '', id: ANSWERER_CONTROL_STREAM }), false));
     } else if (state === 'failed' && !this.#step.connected && this.#kept?.keeping()) {
       // The agent gave up before the caller had the answer: replace it now
       // (on a later tick, outside the native callback).
