@@ -1,6 +1,7 @@
 /**
  * Delta Chat core for tests: the version the npm registry offers today
- * (`@deltachat/stdio-rpc-server`, a devDependency) or an older one that
+ * (`@deltachat/stdio-rpc-server` 2.57, installed by `.ci/run` with
+ * `npm install --no-save`: see there why it is not in package.json) or an older one that
  * `.ci/run` installs beside the project (`.tmp/deltachat-VERSION`, with its
  * own JSON-RPC client), for settings the newest core no longer has
  * (`delete_server_after`).
@@ -8,7 +9,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { startDeltaChat } from '@deltachat/stdio-rpc-server';
+import type { startDeltaChat } from '@deltachat/stdio-rpc-server';
 import type { MailStack } from './mail-stack.js';
 
 export type DeltaChat = Awaited<ReturnType<typeof startDeltaChat>>;
@@ -41,9 +42,19 @@ export async function startOlderCore(dir: string, version: string): Promise<Delt
   }
 }
 
-/** Start the core the npm registry offers today (the devDependency), keeping its accounts in `dir`. */
+/** Start the core the npm registry offers today, keeping its accounts in `dir`; says how to install it when it is missing. */
 export async function startCore(dir: string): Promise<DeltaChat> {
-  return startDeltaChat(dir, { muteStdErr: true, disableEnvPath: true });
+  let core: { startDeltaChat: typeof startDeltaChat };
+  try {
+    core = await import('@deltachat/stdio-rpc-server');
+  } catch (err) {
+    throw new Error(
+      'Delta Chat core is not installed for the tests (.ci/run installs it); install it with:\n' +
+        '  npm install --no-save @deltachat/stdio-rpc-server@2.57.0 @deltachat/jsonrpc-client@2.57.0',
+      { cause: err },
+    );
+  }
+  return core.startDeltaChat(dir, { muteStdErr: true, disableEnvPath: true });
 }
 
 /** Add and configure a Delta Chat account for one of the mail stack's users (STARTTLS, the stack's self-signed certificate). */
