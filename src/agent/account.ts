@@ -172,6 +172,9 @@ export class Account {
     standing?: StandingAnswer;
     /** An offer made against the callee's standing answer: its id. */
     standingId?: string;
+    /** An `update` (wire/update.ts): which restart of the call, and the update's own nonce (the same whichever way it goes). */
+    restart?: { generation: number; role: 'offer' | 'answer' };
+    nonce?: string;
   }): Promise<{ entry: OutboxEntry; message: PeerdialMessage; messageId: string }> {
     const now = this.clock();
     const contact = await this.contacts.byEmail(input.to);
@@ -186,7 +189,7 @@ export class Account {
       callId: input.callId ?? newId(),
       created: now.toISOString(),
       expires: new Date(now.getTime() + (input.ttlSeconds ?? this.config.ringSeconds) * 1000).toISOString(),
-      nonce: newId(16),
+      nonce: input.nonce ?? newId(16),
       addresses: input.addresses ?? [],
       ...(input.sdp !== undefined ? { sdp: input.sdp } : {}),
       ...(input.text !== undefined ? { text: input.text } : {}),
@@ -194,6 +197,7 @@ export class Account {
       ...(input.attachment !== undefined ? { attachment: input.attachment } : {}),
       ...(input.mac !== undefined ? { mac: input.mac } : {}),
       ...(input.standingId !== undefined ? { standing: input.standingId } : {}),
+      ...(input.restart !== undefined ? { restart: input.restart } : {}),
     };
     const recipientKey = (contact ? await this.keyOf(contact) : undefined) ?? this.senderKeys.get(message.to);
     if (!recipientKey && !input.plain && revealsAddresses(message)) throw noKeyError(message.to, message.kind, contact);

@@ -29,6 +29,9 @@ import { applyAnswer, makeOffer } from './phone-offer.js';
 import { answerOffer } from './phone-answer.js';
 import { issueStanding } from './phone-standing.js';
 import { callCertificate, pemFiles } from './call-certificate-files.js';
+import { canRestart, wireRestart } from './phone-restart.js';
+import { isAnnounceable } from '../address/classify.js';
+import type { DetectedAddress } from '../address/interfaces.js';
 import {
   CONTROL_BYE,
   endingError,
@@ -64,6 +67,22 @@ export class Phone {
       feed: (rec, e) => this.feed(rec, e),
       emit: (e) => this.emit(e),
     };
+  }
+
+  /** This machine's usable addresses as the address watcher last told (undefined: not told yet). */
+  private addresses: string[] | undefined;
+
+  /**
+   * The address watcher saw this machine's addresses change: every
+   * connected call that can restart gets a new transport (phone-restart.ts);
+   * with no usable address left, its restart waits for the next one.
+   */
+  addressesChanged(now: readonly DetectedAddress[]): void {
+    const usable = now.filter((a) => isAnnounceable(a.scope)).map((a) => a.ip);
+    this.addresses = usable;
+    for (const rec of this.calls.values()) {
+      if (rec.restart && rec.m.state === 'connected') rec.restart.addressChanged(`now ${usable.join(', ') || 'none'}`, usable.length > 0);
+    }
   }
 
   /** Calls not yet ended. */
@@ -304,6 +323,7 @@ export class Phone {
       hangup: () => this.feed(rec, { type: 'user-hangup' }),
       ended: rec.ended,
       ...(callCertificate(rec) && rec.peerSdp ? { tls: { ...pemFiles(callCertificate(rec)!), peerSdp: rec.peerSdp } } : {}),
+      ...(canRestart(rec) ? { transport: wireRestart(this.parts, rec, () => this.addresses) } : {}),
     };
     rec.active = active;
     this.emit({ type: 'connected', call: active });
@@ -312,6 +332,7 @@ export class Phone {
 
   private finish(rec: AnyRecord): void {
     rec.cancelTimers.splice(0).forEach((c) => c());
+    rec.restart?.stop();
     if (rec.direction === 'out') this.replyExpectation(rec as OutgoingRecord);
     void rec.mapping?.unmap().catch(() => undefined);
     rec.certificate?.remove();
