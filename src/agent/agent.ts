@@ -180,6 +180,8 @@ export class Agent {
         if (e.type === 'connected' && e.call.direction === 'in' && !isTabSession(e.call.session)) {
           // before anything awaits: the caller may offer a TLS lane at once
           answerLanes(e.call);
+          // on a new transport (a restart) the caller's lane offers come on its new control channel
+          e.call.transport?.onSwitch(() => answerLanes(e.call));
           this.carry(e.call);
         }
         // an introduction was accepted: its confirmation waits in the outbox

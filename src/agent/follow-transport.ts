@@ -67,3 +67,14 @@ export function abortable<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
     );
   });
 }
+
+/**
+ * `channel`, closed when `signal` aborts: a TLS lane's TCP connection does
+ * not go with the old transport's session, and a transfer blocked on it
+ * would not notice the abort.
+ */
+export function closedOnAbort<C extends { close(): void }>(channel: C, signal: AbortSignal): C {
+  if (signal.aborted) channel.close();
+  else signal.addEventListener('abort', () => channel.close(), { once: true });
+  return channel;
+}

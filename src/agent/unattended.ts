@@ -8,7 +8,7 @@
 import { Readable, Writable } from 'node:stream';
 import type { Account } from './account.js';
 import { channelNamed, waitEnded } from './call-waits.js';
-import { abortable, onEveryTransport } from './follow-transport.js';
+import { abortable, closedOnAbort, onEveryTransport } from './follow-transport.js';
 import type { ActiveCall } from './phone-types.js';
 import type { Channel } from '../session/types.js';
 import { forwardAllows } from './policy.js';
@@ -40,7 +40,7 @@ export async function carryUnattended(call: ActiveCall, ctx: UnattendedContext):
   const caps = capabilitiesOf(contact);
   if (call.purpose === 'file') {
     // when the call moves to a new transport, the sender starts again there: what came is kept and resumed
-    const { result: got } = await onEveryTransport(call, async (signal) => receiveFiles(await abortable(channelNamed(call, 'file'), signal), { dir, signal, accept: (f) => f.size <= caps.fileMaxBytes }));
+    const { result: got } = await onEveryTransport(call, async (signal) => receiveFiles(closedOnAbort(await abortable(channelNamed(call, 'file'), signal), signal), { dir, signal, accept: (f) => f.size <= caps.fileMaxBytes }));
     for (const f of got) say('file', f.status === 'saved' ? `saved ${f.path}${f.renamed ? ' (renamed: a file of that name existed)' : ''}${f.resumedFrom ? `, resumed from byte ${f.resumedFrom}` : ''}` : `rejected ${f.name}: ${f.reason}`);
     // The sender ends a transfer: it hangs up once it has every verdict, so
     // both call logs say who did. Only a sender that never does is hung up on.

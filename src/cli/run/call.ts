@@ -4,7 +4,7 @@ import { constants as fsConstants, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import type { ActiveCall } from '../../agent/phone-types.js';
 import { Agent, channelNamed, waitEnded } from '../../agent/agent.js';
-import { abortable, onEveryTransport } from '../../agent/follow-transport.js';
+import { abortable, closedOnAbort, onEveryTransport } from '../../agent/follow-transport.js';
 import { openAccount } from '../../api/open.js';
 import { connectControl } from '../../agent/control.js';
 import cliProgress from 'cli-progress';
@@ -41,8 +41,8 @@ async function view(g: GlobalOptions, call: ActiveCall, record: string | undefin
  * TCP, else a DataChannel (carriers/tls-lane.ts); the user is told which.
  * PEERDIAL_LANE=datachannel skips the lane (the bench compares both).
  */
-async function carrierChannel(g: GlobalOptions, call: ActiveCall, label: string, protocol?: string, lane = true): Promise<CarrierChannel['channel']> {
-  const c = await openCarrierChannel(call, label, { ...(protocol ? { protocol } : {}), lane: lane && process.env.PEERDIAL_LANE !== 'datachannel' });
+async function carrierChannel(g: GlobalOptions, call: ActiveCall, label: string, protocol?: string): Promise<CarrierChannel['channel']> {
+  const c = await openCarrierChannel(call, label, { ...(protocol ? { protocol } : {}), lane: process.env.PEERDIAL_LANE !== 'datachannel' });
   status(g, `via ${c.via}`);
   return c.channel;
 }
@@ -177,9 +177,8 @@ export async function send(g: GlobalOptions, who: string, files: string[]): Prom
     let current = '';
     await holdCall(g, call, async () => {
       // when the call moves to a new transport (an address changed), the transfer starts again there and resumes
-      const { result: sent } = await onEveryTransport(call, async (signal, attempt) => {
-        // a TLS lane is offered on the call's first transport only (it does not follow a restart yet)
-        const ch = await abortable(carrierChannel(g, call, 'file', undefined, attempt === 1), signal);
+      const { result: sent } = await onEveryTransport(call, async (signal) => {
+        const ch = closedOnAbort(await abortable(carrierChannel(g, call, 'file'), signal), signal);
         current = '';
         const sent = await sendFiles(ch, files, {
           signal,
