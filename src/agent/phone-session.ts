@@ -31,6 +31,9 @@ export function awaitConnected(p: PhoneParts, rec: AnyRecord, session: CallSessi
   );
 }
 
+/** How a session says its connection was closed in order (session.ts), not lost. */
+const PEER_CLOSED = 'the connection closed';
+
 /**
  * The session closed (its process may have crashed). A connected call that
  * can restart (phone-restart.ts) gets a new transport instead of ending;
@@ -41,7 +44,8 @@ export function watchSession(p: PhoneParts, rec: AnyRecord, session: CallSession
     const crash = 'crash' in session && Boolean(session.crash);
     if (crash) void crashed(p, rec, reason);
     if (rec.left?.has(session)) return;
-    if (!crash && rec.restart && rec.m.state === 'connected') rec.restart.transportLost(reason);
+    // closed in order by the peer (its hang-up whose bye did not come first): the call ends as before
+    if (!crash && rec.restart && rec.m.state === 'connected' && reason !== PEER_CLOSED) rec.restart.transportLost(reason);
     else p.feed(rec, { type: 'session-closed', reason });
   });
 }
