@@ -10,9 +10,9 @@
  * arrives with its SHA-256, `send` printed the reconnect lines, and both
  * call logs record the restart and how its description travelled.
  *
- * On a DataChannel (PEERDIAL_LANE=datachannel): the TLS lane does not
- * follow a new transport yet (after a restart the transfer goes on a
- * DataChannel in any case).
+ * Twice: on DataChannels (PEERDIAL_LANE=datachannel), and on the TLS lane,
+ * which is offered again on the new path (the sender listens on its new
+ * address, the agent connects to it).
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { ChildProcess } from 'node:child_process';
@@ -56,9 +56,11 @@ class Cli {
   }
 }
 
-/** A peerdial command in a site (the file goes on a DataChannel: see the top). */
-function cli(site: Site, peer: Peer, args: string[]): Cli {
-  return new Cli(net.spawnCmdInNs(site.hostNs, 'env', ['PEERDIAL_LANE=datachannel', process.execPath, BIN, '--config', peer.configFile, ...args]));
+type Lane = 'datachannel' | 'tls';
+
+/** A peerdial command in a site; with the lane `datachannel` it never offers a TLS lane. */
+function cli(site: Site, peer: Peer, args: string[], lane: Lane): Cli {
+  return new Cli(net.spawnCmdInNs(site.hostNs, 'env', [`PEERDIAL_LANE=${lane === 'datachannel' ? 'datachannel' : 'auto'}`, process.execPath, BIN, '--config', peer.configFile, ...args]));
 }
 
 /** ICE on any address of the site (a configured bind address would not follow a change of it). */
@@ -94,10 +96,11 @@ async function bytesIn(folder: string): Promise<number> {
   return n;
 }
 
+/** A peer's call log, oldest first (none yet before its first call). */
 const callLog = async (p: Peer) =>
-  (await fs.readFile(path.join(accountStateDir(p.stateDir, p.email), 'calls.jsonl'), 'utf8'))
-    .trim()
+  ((await fs.readFile(path.join(accountStateDir(p.stateDir, p.email), 'calls.jsonl'), 'utf8').catch(() => '')) as string)
     .split('\n')
+    .filter((l) => l.trim())
     .map((l) => JSON.parse(l) as CallLogEntry);
 
 beforeAll(async () => {
@@ -122,19 +125,27 @@ afterAll(async () => {
   if (dir) await fs.rm(dir, { recursive: true, force: true });
 });
 
-describe("alice's address changes while `peerdial send` gives hitoshi's agent a 256 MiB file", () => {
+describe.each<Lane>(['datachannel', 'tls'])("alice's address changes while `peerdial send` gives hitoshi's agent a 256 MiB file (%s)", (lane) => {
   it('the call restarts (its description by mail), the transfer resumes on the new transport, the file arrives whole', async () => {
     const moving = net.site('moving');
+    // each run starts from the site's first address, an empty download folder, and looks at its own call log lines
+    await net.exec(moving.hostNs, 'ip', ['-4', 'addr', 'flush', 'dev', 'eth0']);
+    await net.exec(moving.hostNs, 'ip', ['addr', 'add', `${moving.ip}/24`, 'dev', 'eth0']);
+    await fs.rm(hitoshi.downloadDir, { recursive: true, force: true });
+    await fs.mkdir(hitoshi.downloadDir, { recursive: true });
+    const logged = { alice: (await callLog(alice)).length, hitoshi: (await callLog(hitoshi)).length };
     const file = path.join(dir, 'payload.bin');
     const sha = await bigFile(file);
 
-    const agent = cli(net.site('staying'), hitoshi, ['agent']);
+    const agent = cli(net.site('staying'), hitoshi, ['agent'], lane);
     await waitFor(`hitoshi's agent up\n${agent.text()}`, () => agent.out.includes('mailbox connected'), LONG);
-    const send = cli(moving, alice, ['send', 'hitoshi', file]);
+    const send = cli(moving, alice, ['send', 'hitoshi', file], lane);
     const both = () => `alice's send ${send.text()}\n\nhitoshi's agent ${agent.text()}`;
     try {
       await waitFor(`the call connected\n${both()}`, () => send.err.includes('connected to') || send.exit !== undefined, LONG);
       expect(send.err, both()).toContain('connected to');
+      await waitFor(`the carrier's way\n${both()}`, () => /^via (tls|datachannel)$/m.test(send.err) || send.exit !== undefined, LONG);
+      expect(send.err, both()).toMatch(new RegExp(`^via ${lane}$`, 'm'));
 
       // a good part of the file is across: alice's namespace is re-addressed
       await waitFor(`32 MiB across\n${both()}`, async () => send.exit !== undefined || (await bytesIn(hitoshi.downloadDir)) >= 32 * MiB, LONG, 500);
@@ -149,6 +160,8 @@ describe("alice's address changes while `peerdial send` gives hitoshi's agent a 
       // what alice was told: the change (or the loss, if her old transport failed first), then the reconnect by mail
       expect(send.err, both()).toMatch(/(address changed|connection lost), reconnecting\.\.\./);
       expect(send.err, both()).toMatch(/reconnected via mail in \d+\.\d s/);
+      // on the new transport the file goes the same way again
+      expect(send.err.slice(send.err.search(/reconnected via mail/)), both()).toMatch(new RegExp(`^via ${lane}$`, 'm'));
       // the file: sent whole, resumed on the new transport rather than sent again
       const sent = /sent payload\.bin \(268435456 bytes, sha256 ([0-9a-f]{16})\.\.\.\), resumed at byte (\d+)/.exec(send.out);
       expect(sent, both()).not.toBeNull();
@@ -161,15 +174,15 @@ describe("alice's address changes while `peerdial send` gives hitoshi's agent a 
       expect(agent.out).toMatch(/: reconnected via mail in \d+\.\d s/);
       expect(await sha256Of(path.join(hitoshi.downloadDir, 'payload.bin'))).toBe(sha);
 
-      console.log(`restart during peerdial send: alice "${(send.err.match(/^.*reconnect.*$/gm) ?? []).join('" / "')}"; resumed at byte ${sent![2]} of ${FILE_BYTES}`);
+      console.log(`restart during peerdial send (${lane}): alice "${(send.err.match(/^.*reconnect.*$/gm) ?? []).join('" / "')}"; resumed at byte ${sent![2]} of ${FILE_BYTES}`);
 
       // both call logs record the restart and how its description travelled
-      await waitFor('the call logs', async () => (await callLog(hitoshi)).some((e) => e.outcome === 'hung-up'), LONG);
-      const restarted = (entries: CallLogEntry[]) => entries.filter((e) => e.outcome === 'restarted');
-      expect(restarted(await callLog(alice))).toEqual([
+      await waitFor('the call logs', async () => (await callLog(hitoshi)).slice(logged.hitoshi).some((e) => e.outcome === 'hung-up'), LONG);
+      const restarted = (entries: CallLogEntry[], from: number) => entries.slice(from).filter((e) => e.outcome === 'restarted');
+      expect(restarted(await callLog(alice), logged.alice)).toEqual([
         expect.objectContaining({ direction: 'out', peer: hitoshi.email, detail: expect.stringMatching(/^restart 1: (address changed|connection lost); new description by mail; reconnected in \d+\.\d s$/) }),
       ]);
-      expect(restarted(await callLog(hitoshi))).toEqual([
+      expect(restarted(await callLog(hitoshi), logged.hitoshi)).toEqual([
         expect.objectContaining({ direction: 'in', peer: alice.email, detail: expect.stringMatching(/^restart 1: (the peer's address changed|connection lost); new description by mail; reconnected in \d+\.\d s$/) }),
       ]);
     } finally {
