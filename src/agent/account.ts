@@ -162,6 +162,9 @@ export class Account {
     standingId?: string;
     /** An offer of a group call: the group's id and members (agent/group.ts). */
     group?: PeerdialMessage['group'];
+    /** An `update` (wire/update.ts): which restart of the call, and the update's own nonce (the same whichever way it goes). */
+    restart?: { generation: number; role: 'offer' | 'answer' };
+    nonce?: string;
   }): Promise<{ entry: OutboxEntry; message: PeerdialMessage; messageId: string }> {
     const now = this.clock();
     const contact = await this.contacts.byEmail(input.to);
@@ -176,7 +179,7 @@ export class Account {
       callId: input.callId ?? newId(),
       created: now.toISOString(),
       expires: new Date(now.getTime() + (input.ttlSeconds ?? this.config.ringSeconds) * 1000).toISOString(),
-      nonce: newId(16),
+      nonce: input.nonce ?? newId(16),
       addresses: input.addresses ?? [],
       ...(input.sdp !== undefined ? { sdp: input.sdp } : {}),
       ...(input.text !== undefined ? { text: input.text } : {}),
@@ -185,19 +188,13 @@ export class Account {
       ...(input.mac !== undefined ? { mac: input.mac } : {}),
       ...(input.standingId !== undefined ? { standing: input.standingId } : {}),
       ...(input.group !== undefined ? { group: input.group } : {}),
+      ...(input.restart !== undefined ? { restart: input.restart } : {}),
     };
     const recipientKey = (contact ? await this.keyOf(contact) : undefined) ?? this.senderKeys.get(message.to);
     if (!recipientKey && !input.plain && revealsAddresses(message)) throw noKeyError(message.to, message.kind, contact);
     // a Delta Chat user's calls go in Delta Chat's dialect (agent/deltachat-call.ts)
     const built = contact?.deltaChat && recipientKey && isDeltaChatCallKind(message.kind)
-      ? await composeDeltaChatCall(message, {
-          sender: this.identity,
-          ...(this.account.name ? { senderName: this.account.name } : {}),
-          contact,
-          key: recipientKey,
-          date: now,
-          ...(input.inReplyTo ? { inReplyTo: input.inReplyTo } : {}),
-        })
+      ? await composeDeltaChatCall(message, { sender: this.identity, ...(this.account.name ? { senderName: this.account.name } : {}), contact, key: recipientKey, date: now, ...(input.inReplyTo ? { inReplyTo: input.inReplyTo } : {}) })
       : await buildMail(message, {
       sender: this.identity,
       date: now,

@@ -107,9 +107,13 @@ export class Agent {
         if (e.type === 'ended') this.ringing.delete(e.callId);
         this.browserCalls.phoneEvent(e);
         // a tab's call runs in the tab: nothing to carry here
+        // a call that can move to a new transport needs to know when this machine's addresses change
+        if (e.type === 'connected' && e.call.transport) this.watchForCalls();
         if (e.type === 'connected' && e.call.direction === 'in' && !isTabSession(e.call.session)) {
           // before anything awaits: the caller may offer a TLS lane at once
           answerLanes(e.call);
+          // on a new transport (a restart) the caller's lane offers come on its new control channel
+          e.call.transport?.onSwitch(() => answerLanes(e.call));
           this.carry(e.call);
         }
         // an introduction was accepted: its confirmation waits in the outbox
@@ -142,7 +146,11 @@ export class Agent {
       this.addresses = watchAddresses({
         ...this.o.addressWatch,
         signal: this.ac.signal,
-        onChange: (now) => void this.announceChange(now),
+        onChange: (now) => {
+          // calls in progress first: their restarts should not wait for the announces
+          this.phone.addressesChanged(now);
+          void this.announceChange(now);
+        },
       });
     }
     const onEvent = (e: MailboxEvent) => {
@@ -252,6 +260,18 @@ export class Agent {
   }
 
   private addresses?: AddressWatcher;
+  /** Without an announcing watcher (a command's agent): one that only tells calls in progress, started with the first of them. */
+  private callAddresses?: AbortController;
+
+  private watchForCalls(): void {
+    if (this.addresses || this.callAddresses) return;
+    this.callAddresses = new AbortController();
+    watchAddresses({
+      ...(this.o.addressWatch ?? {}),
+      signal: this.callAddresses.signal,
+      onChange: (now) => this.phone.addressesChanged(now),
+    });
+  }
   /** Contacts already told about in a log line: not announced to, for want of a key. */
   private readonly notAnnounced = new Set<string>();
 
@@ -309,6 +329,7 @@ export class Agent {
   private async stopOnce(): Promise<void> {
     await this.groups.leaveAll();
     await this.phone.shutdown();
+    this.callAddresses?.abort();
     await Promise.allSettled([...this.carrying]);
     await this.camera?.stop();
     if (this.o.account.config.ice.portMapping && this.o.account.config.ice.portMapping !== 'off') {

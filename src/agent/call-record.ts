@@ -41,8 +41,16 @@ export interface CallRecord {
   ended: Promise<string>;
   detail?: string;
   active?: ActiveCall;
-  /** The call's restarts after an address change (restart-call.ts), once it is connected and one is wired. */
-  restart?: { fromMail(msg: PeerdialMessage): void };
+  /** The call's restarts after an address change (restart-call.ts, wired by phone-restart.ts), once it is connected. */
+  restart?: {
+    fromMail(msg: PeerdialMessage): void;
+    fromControl(raw: string | Buffer): boolean;
+    addressChanged(detail?: string, usable?: boolean): void;
+    transportLost(reason: string): void;
+    stop(): void;
+  };
+  /** Sessions the call has left for a new transport (a restart): their closing is not the call's. */
+  left?: WeakSet<CallSession>;
 }
 
 export interface OutgoingRecord extends CallRecord {

@@ -4,7 +4,7 @@
  * its session process crashes.
  */
 import type { CallSession } from '../session/index.js';
-import type { IceConfig } from '../session/types.js';
+import type { Channel, IceConfig } from '../session/types.js';
 import { callIce } from './mapped-ice.js';
 import { withRelays } from './relays.js';
 import { CONTROL_BYE, failureEvent, type AnyRecord } from './call-record.js';
@@ -24,20 +24,29 @@ export function awaitConnected(p: PhoneParts, rec: AnyRecord, session: CallSessi
   session.connected({ timeoutMs }).then(
     (c) => {
       rec.connected = c;
-      c.channel.onMessage((data) => {
-        if (typeof data === 'string' && data === CONTROL_BYE) p.feed(rec, { type: 'peer-hangup', how: 'channel' });
-      });
+      hookControl(p, rec, c.channel);
       p.feed(rec, { type: 'session-connected' });
     },
     (err) => p.feed(rec, failureEvent(rec, err)),
   );
 }
 
-/** The session closed (its process may have crashed). */
+/** How a session says its connection was closed in order (session.ts), not lost. */
+const PEER_CLOSED = 'the connection closed';
+
+/**
+ * The session closed (its process may have crashed). A connected call that
+ * can restart (phone-restart.ts) gets a new transport instead of ending;
+ * a session the call has already left for a new one is no longer its.
+ */
 export function watchSession(p: PhoneParts, rec: AnyRecord, session: CallSession): void {
   session.onClose((reason) => {
-    if ('crash' in session && session.crash) void crashed(p, rec, reason);
-    p.feed(rec, { type: 'session-closed', reason });
+    const crash = 'crash' in session && Boolean(session.crash);
+    if (crash) void crashed(p, rec, reason);
+    if (rec.left?.has(session)) return;
+    // closed in order by the peer (its hang-up whose bye did not come first): the call ends as before
+    if (!crash && rec.restart && rec.m.state === 'connected' && reason !== PEER_CLOSED) rec.restart.transportLost(reason);
+    else p.feed(rec, { type: 'session-closed', reason });
   });
 }
 
@@ -47,4 +56,12 @@ async function crashed(p: PhoneParts, rec: AnyRecord, reason: string): Promise<v
   await p.o.account.calls
     .append({ at: p.timers.now().toISOString(), direction: rec.direction, peer: rec.peer, callId: rec.callId, outcome: 'session-crashed', detail: reason })
     .catch((err) => p.emit({ type: 'error', error: err as Error }));
+}
+
+/** The control channel of a call's (present) transport: a bye is the peer hanging up, an update frame goes to the call's restarts. */
+export function hookControl(p: PhoneParts, rec: AnyRecord, channel: Channel): void {
+  channel.onMessage((data) => {
+    if (typeof data === 'string' && data === CONTROL_BYE) p.feed(rec, { type: 'peer-hangup', how: 'channel' });
+    else rec.restart?.fromControl(data);
+  });
 }

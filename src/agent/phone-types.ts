@@ -37,6 +37,23 @@ export interface ActiveCall {
   tls?: { certPemFile: string; keyPemFile: string; peerSdp: string };
   /** One pair of a group call (agent/group.ts): the group its offer named. */
   group?: GroupField;
+  /**
+   * When the call can move to a new transport after an address change
+   * (phone-restart.ts): `session`, `control`, `pair` and `tls` above are
+   * then the new transport's. Absent where a call cannot restart (media
+   * calls, a browser tab's calls).
+   */
+  transport?: CallTransport;
+}
+
+/** The transport a call is on, for carriers that follow it (agent/follow-transport.ts). */
+export interface CallTransport {
+  /** 0 for the call's first transport, n after its n-th restart. */
+  readonly generation: number;
+  /** A restart is under way: the present transport may be dead. */
+  readonly restarting: boolean;
+  /** Called once the call is on a new transport; returns the unsubscribe. */
+  onSwitch(cb: (generation: number) => void): () => void;
 }
 
 export type PhoneEvent =
@@ -55,6 +72,8 @@ export type PhoneEvent =
    * The call goes with two mails.
    */
   | { type: 'standing-refused'; callId: string; direction: Direction; peer: string; code: string; detail: string }
+  /** A connected call's restart after an address change or a lost transport: what the user is told ("address changed, reconnecting...", "reconnected via mail in 4.2 s"). */
+  | { type: 'reconnect'; callId: string; direction: Direction; peer: string; text: string }
   | { type: 'error'; error: Error };
 
 /** An incoming call that rings: answer or decline it. */

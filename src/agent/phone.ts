@@ -29,17 +29,9 @@ import { applyAnswer, makeOffer } from './phone-offer.js';
 import { answerOffer } from './phone-answer.js';
 import { issueStanding } from './phone-standing.js';
 import { callCertificate, pemFiles } from './call-certificate-files.js';
-import {
-  CONTROL_BYE,
-  endingError,
-  newIncomingRecord,
-  newOutgoingRecord,
-  outboxMail,
-  ringMs,
-  type AnyRecord,
-  type IncomingRecord,
-  type OutgoingRecord,
-} from './call-record.js';
+import { canRestart, restartOnAddressChange, wireRestart } from './phone-restart.js';
+import type { DetectedAddress } from '../address/interfaces.js';
+import { CONTROL_BYE, endingError, newIncomingRecord, newOutgoingRecord, outboxMail, ringMs, type AnyRecord, type IncomingRecord, type OutgoingRecord } from './call-record.js';
 
 /** The group a pair of a group call belongs to: what its offer named. */
 const groupOf = (rec: AnyRecord) => (rec.direction === 'out' ? rec.group : rec.offer.group);
@@ -67,6 +59,14 @@ export class Phone {
       feed: (rec, e) => this.feed(rec, e),
       emit: (e) => this.emit(e),
     };
+  }
+
+  /** This machine's usable addresses as the address watcher last told (undefined: not told yet). */
+  private addresses: string[] | undefined;
+
+  /** The address watcher saw this machine's addresses change: connected calls restart on a new transport (phone-restart.ts). */
+  addressesChanged(now: readonly DetectedAddress[]): void {
+    this.addresses = restartOnAddressChange(this.calls.values(), now);
   }
 
   /** Calls not yet ended; the pairs of group `group` count as one call (`single_call` lets a group's members in). */
@@ -318,6 +318,7 @@ export class Phone {
       ended: rec.ended,
       ...(groupOf(rec) ? { group: groupOf(rec)! } : {}),
       ...(callCertificate(rec) && rec.peerSdp ? { tls: { ...pemFiles(callCertificate(rec)!), peerSdp: rec.peerSdp } } : {}),
+      ...(canRestart(rec) ? { transport: wireRestart(this.parts, rec, () => this.addresses) } : {}),
     };
     rec.active = active;
     this.emit({ type: 'connected', call: active });
@@ -326,6 +327,7 @@ export class Phone {
 
   private finish(rec: AnyRecord): void {
     rec.cancelTimers.splice(0).forEach((c) => c());
+    rec.restart?.stop();
     if (rec.direction === 'out') this.replyExpectation(rec as OutgoingRecord);
     void rec.mapping?.unmap().catch(() => undefined);
     rec.certificate?.remove();

@@ -8,7 +8,9 @@
 import { Readable, Writable } from 'node:stream';
 import type { Account } from './account.js';
 import { channelNamed, waitEnded } from './call-waits.js';
+import { abortable, closedOnAbort, onEveryTransport } from './follow-transport.js';
 import type { ActiveCall } from './phone-types.js';
+import type { Channel } from '../session/types.js';
 import { forwardAllows } from './policy.js';
 import { receiveFiles, runChat, runPipe, serveForward, allowTargets, onCarrierChannel, FORWARD_PROTOCOL } from '../carriers/index.js';
 import { createReceivedFile } from '../carriers/download-dir.js';
@@ -37,8 +39,8 @@ export async function carryUnattended(call: ActiveCall, ctx: UnattendedContext):
   const contact = await acc.contacts.byEmail(call.peer);
   const caps = capabilitiesOf(contact);
   if (call.purpose === 'file') {
-    const ch = await channelNamed(call, 'file');
-    const got = await receiveFiles(ch, { dir, accept: (f) => f.size <= caps.fileMaxBytes });
+    // when the call moves to a new transport, the sender starts again there: what came is kept and resumed
+    const { result: got } = await onEveryTransport(call, async (signal) => receiveFiles(closedOnAbort(await abortable(channelNamed(call, 'file'), signal), signal), { dir, signal, accept: (f) => f.size <= caps.fileMaxBytes }));
     for (const f of got) say('file', f.status === 'saved' ? `saved ${f.path}${f.renamed ? ' (renamed: a file of that name existed)' : ''}${f.resumedFrom ? `, resumed from byte ${f.resumedFrom}` : ''}` : `rejected ${f.name}: ${f.reason}`);
     // The sender ends a transfer: it hangs up once it has every verdict, so
     // both call logs say who did. Only a sender that never does is hung up on.
@@ -107,15 +109,19 @@ export async function carryUnattended(call: ActiveCall, ctx: UnattendedContext):
   } else if (call.purpose === 'forward') {
     const machineWide = ctx.forwardAllow ?? acc.config.forwardAllow;
     const allow = forwardAllows(contact, machineWide.length ? allowTargets(machineWide) : undefined);
-    onCarrierChannel(call, (ch) => {
+    const serve = (ch: Channel) => {
       if (ch.protocol === FORWARD_PROTOCOL) {
         serveForward(ch, { allow }).then(
           (r) => say('forward', `${r.host}:${r.port}: ${r.sent} bytes out, ${r.received} in`),
           (err) => say('forward', `refused or failed: ${(err as Error).message}`),
         );
       }
-    });
+    };
+    onCarrierChannel(call, serve);
+    // on a new transport (a restart) the caller's next connections come as DataChannels of its session
+    const off = call.transport?.onSwitch(() => call.session.onChannel(serve));
     await call.ended;
+    off?.();
     return;
   } else {
     const ch = await channelNamed(call, 'chat');

@@ -103,7 +103,10 @@ interface CallLanes {
   arrived: Channel[];
   listeners: Array<(channel: Channel) => void>;
   open: Set<TlsChannel>;
-  controlHooked: boolean;
+  /** The control channel whose lane messages are read (a call that moves to a new transport has a new one). */
+  hooked?: Channel;
+  /** Answerer: what an offer from the peer leads to (answerLanes). */
+  onOffer?: (offer: LaneOffer) => void;
 }
 
 const lanesOf = new WeakMap<LaneCall, CallLanes>();
@@ -111,7 +114,7 @@ const lanesOf = new WeakMap<LaneCall, CallLanes>();
 function lanes(call: LaneCall): CallLanes {
   let state = lanesOf.get(call);
   if (state === undefined) {
-    const fresh: CallLanes = { failed: new Map(), arrived: [], listeners: [], open: new Set(), controlHooked: false };
+    const fresh: CallLanes = { failed: new Map(), arrived: [], listeners: [], open: new Set() };
     state = fresh;
     lanesOf.set(call, fresh);
     // The call is gone: lanes end gracefully (what is in flight still arrives; tls-channel.ts).
@@ -141,9 +144,11 @@ export function candidateHost(candidate: string): string | undefined {
   return m?.[1] ?? m?.[2];
 }
 
+/** Reads the lane messages on the call's present control channel (again on a new one after the call moved to a new transport). */
 function hookControl(call: LaneCall, state: CallLanes, onOffer?: (offer: LaneOffer) => void): void {
-  if (state.controlHooked) return;
-  state.controlHooked = true;
+  if (onOffer) state.onOffer = onOffer;
+  if (state.hooked === call.control) return;
+  state.hooked = call.control;
   call.control.onMessage((data) => {
     if (typeof data !== 'string' || !data.startsWith('{"t":"tls-')) return;
     let body: unknown;
@@ -156,9 +161,9 @@ function hookControl(call: LaneCall, state: CallLanes, onOffer?: (offer: LaneOff
     const b = body as Record<string, unknown>;
     if (b.t === 'tls-failed' && typeof b.token === 'string') {
       state.failed.get(b.token)?.(typeof b.reason === 'string' ? b.reason.slice(0, 200) : 'the peer could not connect');
-    } else if (b.t === 'tls-offer' && onOffer) {
+    } else if (b.t === 'tls-offer' && state.onOffer) {
       const offer = parseOffer(b);
-      if (offer) onOffer(offer);
+      if (offer) state.onOffer(offer);
     }
   });
 }

@@ -25,6 +25,8 @@ export function describeEvent(e: AgentEvent): string | undefined {
       return `call ${safe(e.callId)} ${e.direction === 'in' ? 'from' : 'to'} ${safe(e.peer)}: ${safe(e.state)}`;
     case 'ended':
       return `call ${safe(e.callId)} ${e.direction === 'in' ? 'from' : 'to'} ${safe(e.peer)}: ended ${safe(e.state)}${e.detail ? ` (${safe(e.detail)})` : ''}`;
+    case 'reconnect':
+      return `call ${safe(e.callId)} ${e.direction === 'in' ? 'from' : 'to'} ${safe(e.peer)}: ${safe(e.text)}`;
     case 'ringing':
       return `call ${safe(e.call.callId)} from ${safe(e.call.peer)} is ringing${e.call.trust === 'learned' ? ' [new key, learned from their mail: not introduced]' : ''} (peerdial answer ${safe(idArgument(e.call.callId))} / peerdial decline ${safe(idArgument(e.call.callId))})`;
     case 'mail-rejected':

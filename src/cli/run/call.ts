@@ -4,6 +4,7 @@ import { constants as fsConstants, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import type { ActiveCall } from '../../agent/phone-types.js';
 import { Agent, channelNamed, waitEnded } from '../../agent/agent.js';
+import { abortable, closedOnAbort, onEveryTransport } from '../../agent/follow-transport.js';
 import { openAccount } from '../../api/open.js';
 import { connectControl } from '../../agent/control.js';
 import cliProgress from 'cli-progress';
@@ -175,19 +176,25 @@ export async function send(g: GlobalOptions, who: string, files: string[]): Prom
       : undefined;
     let current = '';
     await holdCall(g, call, async () => {
-      const ch = await carrierChannel(g, call, 'file');
-      const sent = await sendFiles(ch, files, {
-        onProgress: (p) => {
-          if (p.file !== current) {
-            bar?.stop();
-            current = p.file;
-            bar?.start(p.total, p.bytes, { file: p.file, rate: '0.0' });
-          }
-          bar?.update(p.bytes, { rate: (p.rate / 1e6).toFixed(1) });
-        },
+      // when the call moves to a new transport (an address changed), the transfer starts again there and resumes
+      const { result: sent } = await onEveryTransport(call, async (signal) => {
+        const ch = closedOnAbort(await abortable(carrierChannel(g, call, 'file'), signal), signal);
+        current = '';
+        const sent = await sendFiles(ch, files, {
+          signal,
+          onProgress: (p) => {
+            if (p.file !== current) {
+              bar?.stop();
+              current = p.file;
+              bar?.start(p.total, p.bytes, { file: p.file, rate: '0.0' });
+            }
+            bar?.update(p.bytes, { rate: (p.rate / 1e6).toFixed(1) });
+          },
+        });
+        await settleChannel(ch);
+        return sent;
       });
       bar?.stop();
-      await settleChannel(ch);
       if (g.json) printJson(sent);
       else for (const s of sent) say(s.status === 'sent' ? `sent ${safe(s.name)} (${s.size} bytes, sha256 ${s.sha256.slice(0, 16)}...)${s.resumedFrom ? `, resumed at byte ${s.resumedFrom}` : ''}${s.savedAs && s.savedAs !== s.name ? `; saved as "${safe(s.savedAs)}"` : ''}` : `REFUSED ${safe(s.name)}: ${safe(s.reason)}`);
       if (sent.some((s) => s.status !== 'sent')) process.exitCode = 1;

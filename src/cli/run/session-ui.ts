@@ -33,6 +33,8 @@ export async function startCommandAgent(g: GlobalOptions, opts: { forceAnswer?: 
       if (e.type === 'disconnected') status(g, `mailbox connection lost (${e.error.message}); retrying in ${Math.round(e.retryInMs / 1000)} s...`);
       if (e.type === 'send-retry') status(g, `mail not sent yet (${e.error.message}); retrying in ${Math.round(e.retryInMs / 1000)} s...`);
       if (e.type === 'send-failed') status(g, `mail refused: ${e.error.message}`);
+      // the call's address changed (or its transport died): reconnecting..., reconnected via ... in ... s
+      if (e.type === 'reconnect') status(g, e.text);
       opts.onEvent?.(e);
     },
   });
