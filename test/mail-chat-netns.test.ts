@@ -14,7 +14,6 @@
  * - /quit ends the chat on both sides.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import type { ChildProcess } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -23,6 +22,7 @@ import { startMailStack, type MailStack } from './harness/mail-stack.js';
 import { BIN, introduce, makePeer, runCli, tempDir, waitFor, type Peer } from './harness/peers.js';
 import { buildNetwork, type Network, type Site } from './harness/netns.js';
 import { bridgeMail, type MailBridge } from './harness/netns-mail.js';
+import { SiteCli } from './harness/site-cli.js';
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 /** Generous: mail through Postfix and Dovecot, and a 30 s connect wait, on a busy machine. */
@@ -35,28 +35,8 @@ let alice: Peer;
 let hitoshi: Peer;
 const bridges: MailBridge[] = [];
 
-/** A CLI process in a site, its output gathered. */
-class Cli {
-  out = '';
-  err = '';
-  exit: number | null | undefined;
-  readonly exited: Promise<void>;
-  constructor(readonly child: ChildProcess) {
-    child.stdout!.on('data', (d: Buffer) => (this.out += d.toString('utf8')));
-    child.stderr!.on('data', (d: Buffer) => (this.err += d.toString('utf8')));
-    child.stdin!.on('error', () => undefined);
-    this.exited = new Promise((r) => child.once('exit', (code) => ((this.exit = code), r())));
-  }
-  type(line: string): void {
-    this.child.stdin!.write(`${line}\n`);
-  }
-  text(): string {
-    return `stdout:\n${this.out}\nstderr:\n${this.err}`;
-  }
-}
-
-function cli(site: Site, peer: Peer, args: string[]): Cli {
-  return new Cli(net.spawnCmdInNs(site.hostNs, process.execPath, [BIN, '--config', peer.configFile, ...args]));
+function cli(site: Site, peer: Peer, args: string[]): SiteCli {
+  return new SiteCli(net.spawnCmdInNs(site.hostNs, process.execPath, [BIN, '--config', peer.configFile, ...args]));
 }
 
 /** The peer's config, made for its site: ICE on the site's address, files up to 64 KiB by mail. */

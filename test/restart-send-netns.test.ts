@@ -15,7 +15,6 @@
  * address, the agent connects to it).
  */
 import { createHash, randomBytes } from 'node:crypto';
-import type { ChildProcess } from 'node:child_process';
 import { createWriteStream, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -24,6 +23,7 @@ import { startMailStack, type MailStack } from './harness/mail-stack.js';
 import { BIN, introduce, makePeer, runCli, tempDir, waitFor, type Peer } from './harness/peers.js';
 import { buildNetwork, type Network, type Site } from './harness/netns.js';
 import { bridgeMail, type MailBridge } from './harness/netns-mail.js';
+import { SiteCli } from './harness/site-cli.js';
 import { accountStateDir } from '../src/store/paths.js';
 import type { CallLogEntry } from '../src/store/calllog.js';
 
@@ -40,27 +40,11 @@ let alice: Peer;
 let hitoshi: Peer;
 const bridges: MailBridge[] = [];
 
-/** A CLI process in a site, its output gathered. */
-class Cli {
-  out = '';
-  err = '';
-  exit: number | null | undefined;
-  readonly exited: Promise<void>;
-  constructor(readonly child: ChildProcess) {
-    child.stdout!.on('data', (d: Buffer) => (this.out += d.toString('utf8')));
-    child.stderr!.on('data', (d: Buffer) => (this.err += d.toString('utf8')));
-    this.exited = new Promise((r) => child.once('exit', (code) => ((this.exit = code), r())));
-  }
-  text(): string {
-    return `stdout:\n${this.out}\nstderr:\n${this.err}`;
-  }
-}
-
 type Lane = 'datachannel' | 'tls';
 
 /** A peerdial command in a site; with the lane `datachannel` it never offers a TLS lane. */
-function cli(site: Site, peer: Peer, args: string[], lane: Lane): Cli {
-  return new Cli(net.spawnCmdInNs(site.hostNs, 'env', [`PEERDIAL_LANE=${lane === 'datachannel' ? 'datachannel' : 'auto'}`, process.execPath, BIN, '--config', peer.configFile, ...args]));
+function cli(site: Site, peer: Peer, args: string[], lane: Lane): SiteCli {
+  return new SiteCli(net.spawnCmdInNs(site.hostNs, 'env', [`PEERDIAL_LANE=${lane === 'datachannel' ? 'datachannel' : 'auto'}`, process.execPath, BIN, '--config', peer.configFile, ...args]));
 }
 
 /** ICE on any address of the site (a configured bind address would not follow a change of it). */

@@ -23,6 +23,7 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { ROOT, type Peer } from './peers.js';
 import { requireCommand } from './system.js';
 import { bridgePorts, type MailBridge } from './netns-mail.js';
+import { CHROMIUM_BASE_ARGS, chromiumPath } from './chromium.js';
 
 export const BROWSER_ADDRESS = '198.18.77.1';
 
@@ -77,21 +78,12 @@ export async function bindInNamespace(peer: Peer): Promise<void> {
 /** Headless Chromium inside the namespace (a fresh profile: playwright makes one per launch), with fake camera and microphone; one page on http://localhost/. */
 export async function launchTab(net: BrowserNet, dir: string): Promise<{ browser: Browser; page: Page }> {
   // Debian's chromium package, never a downloaded browser
-  const chromiumPath = requireCommand('chromium', 'chromium');
   const wrapper = path.join(dir, 'chromium-in-ns.sh');
-  await fs.writeFile(wrapper, `#!/bin/sh\nexec ip netns exec ${net.ns} ${chromiumPath} "$@"\n`, { mode: 0o755 });
+  await fs.writeFile(wrapper, `#!/bin/sh\nexec ip netns exec ${net.ns} ${chromiumPath()} "$@"\n`, { mode: 0o755 });
   const browser = await chromium.launch({
     executablePath: wrapper,
     args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--use-fake-ui-for-media-stream',
-      '--use-fake-device-for-media-stream',
+      ...CHROMIUM_BASE_ARGS,
       // real addresses in the descriptions, not mDNS names peerdial cannot resolve
       '--disable-features=WebRtcHideLocalIpsWithMdns',
       '--autoplay-policy=no-user-gesture-required',

@@ -9,7 +9,8 @@
 import { chromium, type Browser } from 'playwright-core';
 import { requireCommand } from './system.js';
 
-export const CHROMIUM_ARGS = [
+/** How every test starts Chromium: headless as root, no network of its own, fake camera and microphone. */
+export const CHROMIUM_BASE_ARGS = [
   '--no-sandbox',
   '--disable-gpu',
   '--disable-quic',
@@ -19,6 +20,10 @@ export const CHROMIUM_ARGS = [
   '--disable-sync',
   '--use-fake-ui-for-media-stream',
   '--use-fake-device-for-media-stream',
+];
+
+export const CHROMIUM_ARGS = [
+  ...CHROMIUM_BASE_ARGS,
   // WebRTC between tabs of a test stays on loopback (the tests keep only 127.0.0.1 candidates)
   '--allow-loopback-in-peer-connection',
 ];
