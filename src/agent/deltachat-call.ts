@@ -14,6 +14,7 @@
  * signals, signed by the key pinned for the contact, and leaves the rest
  * (SecureJoin steps, messages) to agent/securejoin.ts. Nothing is moved.
  */
+import { mediaSummary } from '../session/sdp-browser.js';
 import type * as openpgp from 'openpgp';
 import type { Contact } from '../store/contacts.js';
 import { composeDeltaChatMail } from '../wire/deltachat.js';
@@ -67,7 +68,7 @@ export async function classifyDeltaChat(
   if (!read.ok) return no(read.reason === 'not-a-call' ? 'not-ours' : 'malformed', read.detail);
   if (!mail.encrypted || !mail.senderKey || !mail.senderFingerprint) return no('not-ours', 'an unencrypted Delta Chat call: calls come encrypted');
   if (mail.keyFromMail || mail.senderFingerprint !== c.fingerprint) return no('key-mismatch', `signed by key ${mail.senderFingerprint}, not by the ${c.trust ?? 'pinned'} key ${c.fingerprint ?? '(none)'} of ${mail.from}`);
-  const message = callMessage(read.call, mail, ctx.self.email, ctx.now);
+  const message = callMessage(read.call, mail, ctx.self.email, ctx.now, mediaSummary);
   if (message.kind === 'offer' && Date.parse(message.expires) <= ctx.now.getTime()) return no('expired', `the Delta Chat call from ${mail.from} had stopped ringing when it arrived`, message);
   return {
     ok: true,
@@ -86,7 +87,7 @@ export async function composeDeltaChatCall(
   message: PeerdialMessage,
   o: { sender: Identity; senderName?: string; contact: Contact; key: openpgp.PublicKey; date: Date; inReplyTo?: string },
 ): Promise<BuiltMail> {
-  const { headers, text } = callSignalHeaders(message);
+  const { headers, text } = callSignalHeaders(message, mediaSummary);
   return composeDeltaChatMail({
     sender: o.sender,
     ...(o.senderName ? { senderName: o.senderName } : {}),

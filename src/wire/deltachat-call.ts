@@ -109,29 +109,30 @@ export function offerMessageId(callId: string, from: string): string {
   return `<${callId}@${from.slice(from.lastIndexOf('@') + 1)}>`;
 }
 
-/** Does the description carry audio or video (not only a data channel)? */
-function hasMedia(sdp: string): { any: boolean; video: boolean } {
-  const video = /^m=video /m.test(sdp);
-  return { any: video || /^m=audio /m.test(sdp), video };
-}
+/**
+ * Which media a description carries (audio, video; not only a data
+ * channel): read by the caller with session/sdp (wire/ reads no SDP lines
+ * itself: one SDP grammar, in session/sdp.ts).
+ */
+export type MediaOf = (sdp: string) => { audio: boolean; video: boolean };
 
 /**
  * A call signal as the peerdial message the call machines take. The nonce
  * (replay protection) is the mail's Message-ID, hashed.
  */
-export function callMessage(call: CallSignal, mail: Pick<DeltaChatMail, 'from' | 'to' | 'messageId' | 'date'>, self: string, now: Date): PeerdialMessage {
+export function callMessage(call: CallSignal, mail: Pick<DeltaChatMail, 'from' | 'to' | 'messageId' | 'date'>, self: string, now: Date, mediaOf: MediaOf): PeerdialMessage {
   const sent = mail.date && mail.date.getTime() <= now.getTime() ? mail.date : now;
   const nonce = createHash('sha256').update(`deltachat ${mail.messageId}`).digest('base64url').slice(0, 22);
   const base = { v: 1 as const, from: mail.from, to: self, created: sent.toISOString(), nonce, addresses: [] };
   if (call.signal === 'call') {
-    const media = hasMedia(call.sdp);
+    const media = mediaOf(call.sdp);
     return {
       ...base,
       kind: 'offer',
       callId: callIdOfMessageId(call.messageId),
       expires: new Date(sent.getTime() + DELTACHAT_RING_SECONDS * 1000).toISOString(),
       sdp: call.sdp,
-      purpose: media.any ? 'media' : 'chat',
+      purpose: media.audio || media.video ? 'media' : 'chat',
     };
   }
   // an answer or an end is good for as long as a call may last: a day
@@ -142,10 +143,10 @@ export function callMessage(call: CallSignal, mail: Pick<DeltaChatMail, 'from' |
 }
 
 /** The chat headers (and readable text) of a peerdial call message sent to a Delta Chat user. */
-export function callSignalHeaders(m: Pick<PeerdialMessage, 'kind' | 'sdp'>): { headers: ChatHeader[]; text: string } {
+export function callSignalHeaders(m: Pick<PeerdialMessage, 'kind' | 'sdp'>, mediaOf: MediaOf): { headers: ChatHeader[]; text: string } {
   if (m.kind === 'offer') {
     if (!m.sdp) throw new Error('an offer to a Delta Chat user needs its SDP');
-    const video = hasMedia(m.sdp).video;
+    const video = mediaOf(m.sdp).video;
     return {
       headers: [
         { name: CHAT_CONTENT_HEADER, value: 'call' },

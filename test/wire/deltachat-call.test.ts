@@ -6,6 +6,7 @@
  * (That Delta Chat itself reads and writes these, test/deltachat-call.test.ts
  * shows with a real core.)
  */
+import { mediaSummary } from '../../src/session/sdp-browser.js';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { generateIdentity, type Identity } from '../../src/wire/identity.js';
 import { composeDeltaChatMail, type ChatHeader } from '../../src/wire/deltachat.js';
@@ -41,17 +42,17 @@ describe("Delta Chat's call dialect", () => {
     ], { messageId: '<f990524c-8808-4189-b709-716cf94f0ef5@localhost>', date: sent });
     const read = readCallSignal(offer);
     expect(read).toEqual({ ok: true, call: { signal: 'call', messageId: '<f990524c-8808-4189-b709-716cf94f0ef5@localhost>', sdp: SDP, hasVideo: true } });
-    const m = callMessage(read.ok ? read.call : (undefined as never), offer, alice.email, now);
+    const m = callMessage(read.ok ? read.call : (undefined as never), offer, alice.email, now, mediaSummary);
     expect(m).toMatchObject({ kind: 'offer', from: bob.email, to: alice.email, callId: 'f990524c-8808-4189-b709-716cf94f0ef5', sdp: SDP, purpose: 'media' });
     expect(Date.parse(m.expires) - sent.getTime()).toBe(DELTACHAT_RING_SECONDS * 1000);
 
     // alice's answer and her end of the call, in Delta Chat's words, tied to bob's offer
-    const answer = callSignalHeaders({ kind: 'answer', sdp: DATA_ONLY });
+    const answer = callSignalHeaders({ kind: 'answer', sdp: DATA_ONLY }, mediaSummary);
     expect(answer.headers.map((h) => h.name)).toEqual(['Chat-Content', 'Chat-Webrtc-Accepted']);
     const accepted = await mail(alice, bob, answer.headers, { inReplyTo: offer.messageId });
     expect(readCallSignal(accepted)).toEqual({ ok: true, call: { signal: 'call-accepted', offerMessageId: offer.messageId, sdp: DATA_ONLY } });
     for (const kind of ['decline', 'cancel', 'hangup'] as const) {
-      const ended = await mail(alice, bob, callSignalHeaders({ kind }).headers, { inReplyTo: offer.messageId });
+      const ended = await mail(alice, bob, callSignalHeaders({ kind }, mediaSummary).headers, { inReplyTo: offer.messageId });
       expect(readCallSignal(ended)).toEqual({ ok: true, call: { signal: 'call-ended', offerMessageId: offer.messageId } });
     }
   });
@@ -61,14 +62,14 @@ describe("Delta Chat's call dialect", () => {
     const id = offerMessageId(callId, alice.email);
     expect(id).toBe(`<${callId}@example.org>`);
     expect(callIdOfMessageId(id)).toBe(callId);
-    const offer = callSignalHeaders({ kind: 'offer', sdp: DATA_ONLY });
+    const offer = callSignalHeaders({ kind: 'offer', sdp: DATA_ONLY }, mediaSummary);
     expect(offer.headers).toContainEqual({ name: 'Chat-Webrtc-Has-Video-Initially', value: '0', encoded: true });
     const accepted = await mail(bob, alice, [{ name: 'Chat-Content', value: 'call-accepted' }, { name: 'Chat-Webrtc-Accepted', value: SDP, encoded: true }], { inReplyTo: id });
     const a = readCallSignal(accepted);
-    expect(a.ok && callMessage(a.call, accepted, alice.email, now)).toMatchObject({ kind: 'answer', callId, sdp: SDP });
+    expect(a.ok && callMessage(a.call, accepted, alice.email, now, mediaSummary)).toMatchObject({ kind: 'answer', callId, sdp: SDP });
     const ended = await mail(bob, alice, [{ name: 'Chat-Content', value: 'call-ended' }], { inReplyTo: id });
     const e = readCallSignal(ended);
-    expect(e.ok && callMessage(e.call, ended, alice.email, now)).toMatchObject({ kind: 'hangup', callId });
+    expect(e.ok && callMessage(e.call, ended, alice.email, now, mediaSummary)).toMatchObject({ kind: 'hangup', callId });
   });
 
   it('a chat message is no call; a call without SDP, or an answer that names no offer, is malformed', async () => {
