@@ -48,6 +48,8 @@ export interface CallRecord {
     addressChanged(detail?: string, usable?: boolean): void;
     transportLost(reason: string): void;
     stop(): void;
+    /** The restart machine's state: 'steady' when no restart is under way. */
+    readonly state: string;
   };
   /** Sessions the call has left for a new transport (a restart): their closing is not the call's. */
   left?: WeakSet<CallSession>;

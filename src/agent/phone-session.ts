@@ -44,8 +44,10 @@ export function watchSession(p: PhoneParts, rec: AnyRecord, session: CallSession
     const crash = 'crash' in session && Boolean(session.crash);
     if (crash) void crashed(p, rec, reason);
     if (rec.left?.has(session)) return;
-    // closed in order by the peer (its hang-up whose bye did not come first): the call ends as before
-    if (!crash && rec.restart && rec.m.state === 'connected' && reason !== PEER_CLOSED) rec.restart.transportLost(reason);
+    // closed in order by the peer (its hang-up whose bye did not come first): the call ends as before,
+    // unless a restart is under way: then the peer closed the transport it has just left for the new one
+    const restarting = rec.restart !== undefined && rec.restart.state !== 'steady';
+    if (!crash && rec.restart && rec.m.state === 'connected' && (reason !== PEER_CLOSED || restarting)) rec.restart.transportLost(reason);
     else p.feed(rec, { type: 'session-closed', reason });
   });
 }
