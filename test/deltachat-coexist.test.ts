@@ -78,6 +78,18 @@ beforeAll(async () => {
   hitoshiAgent = await agentOf(hitoshi);
 }, 240_000);
 
+/** The id of the contact (met by SecureJoin: with its key) that `acc`'s Delta Chat has for a mail user: in its contact list or a member of one of its chats. */
+async function contactOf(acc: number, name: string): Promise<number> {
+  const email = stack.users[name]!.email;
+  const find = async () => {
+    const ids = new Set((await dc!.rpc.getContacts(acc, 0, null)).map((c) => c.id));
+    for (const chatId of await dc!.rpc.getChatlistEntries(acc, null, null, null)) for (const id of (await dc!.rpc.getFullChatById(acc, chatId)).contactIds) ids.add(id);
+    for (const id of ids) if ((await dc!.rpc.getContact(acc, id)).address === email) return id;
+    return undefined;
+  };
+  return waitFor(`${email} as a contact of account ${acc}'s Delta Chat`, find, 180_000, 200);
+}
+
 /** The texts one account's Delta Chat showed that match `re`, and whether each was readable. */
 function received(acc: number, re: RegExp): Array<{ text: string; readable: boolean }> {
   return [...shown.entries()].filter(([k, v]) => k.startsWith(`${acc}:`) && re.test(v.text)).map(([, v]) => v);
@@ -85,13 +97,14 @@ function received(acc: number, re: RegExp): Array<{ text: string; readable: bool
 
 it('calls, address mails and Delta Chat messages cross on the same mailboxes: nothing lost, nothing unreadable, nobody touches the other\'s mail', async () => {
   const d = dc!;
-  const chatOfBob = await d.rpc.createChatByContactId(dcBob, await d.rpc.lookupContactIdByAddr(dcBob, stack.users.hitoshi!.email).then((id) => id!));
-  const chatOfHitoshi = await d.rpc.createChatByContactId(dcHitoshi, await d.rpc.lookupContactIdByAddr(dcHitoshi, stack.users.bob!.email).then((id) => id!));
+  const chatOfBob = await d.rpc.createChatByContactId(dcBob, await contactOf(dcBob, 'hitoshi'));
+  const chatOfHitoshi = await d.rpc.createChatByContactId(dcHitoshi, await contactOf(dcHitoshi, 'bob'));
   const hitoshiAcc = await hitoshi.open();
   const bobAcc = await bob.open();
   for (let i = 1; i <= ROUNDS; i++) {
     // both peerdials mail their address to each other: these are the mails whose key header Delta Chat must not take
-    expect((await announce(hitoshiAcc, { to: ['bob'] })).drain?.sent).toBe(1);
+    // hitoshi's agent runs on the same account: it may send this one from the outbox itself (bob's inbox counts them below)
+    await announce(hitoshiAcc, { to: ['bob'] });
     expect((await announce(bobAcc, { to: ['hitoshi'] })).drain?.sent).toBe(1);
     await d.rpc.miscSendTextMessage(dcBob, chatOfBob, `bob to hitoshi ${i}`);
     await d.rpc.miscSendTextMessage(dcHitoshi, chatOfHitoshi, `hitoshi to bob ${i}`);
