@@ -9,6 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import { startDeltaChat } from '@deltachat/stdio-rpc-server';
 import type { MailStack } from '../test/harness/mail-stack.js';
+import { deltaChatAccount } from '../test/harness/deltachat.js';
 import { log, now, sleep, summarize, type Summary } from './lib.js';
 
 export interface DeltaChatResult {
@@ -44,27 +45,8 @@ export async function measureDeltaChat(stack: MailStack, names: [string, string]
     const version = info.deltachat_core_version ?? 'unknown';
     const ids: number[] = [];
     for (const name of names) {
-      const u = stack.users[name]!;
-      const id = await dc.rpc.addAccount();
-      await within(
-        dc.rpc.addOrUpdateTransport(id, {
-          addr: u.email,
-          password: u.password,
-          imapServer: stack.host,
-          imapPort: stack.imapPort,
-          imapSecurity: 'starttls',
-          imapUser: u.user,
-          imapFolder: null,
-          smtpServer: stack.host,
-          smtpPort: stack.smtpPort,
-          smtpSecurity: 'starttls',
-          smtpUser: u.user,
-          smtpPassword: null,
-          certificateChecks: 'acceptInvalidCertificates',
-        }),
-        60_000,
-        `configuring ${u.email}`,
-      );
+      // the tests' account set-up (STARTTLS to the stack, its self-signed certificate)
+      const id = await within(deltaChatAccount(dc, stack, name), 60_000, `configuring ${stack.users[name]!.email}`);
       await dc.rpc.startIo(id);
       ids.push(id);
     }

@@ -131,6 +131,11 @@ export class Account {
     return { server, password: await this.secret('imap') };
   }
 
+  /** What reading a Delta Chat mail needs of this account (agent/deltachat-call.ts). */
+  private deltaChatReading(contacts: Contact[]): Parameters<typeof classifyDeltaChat>[1] {
+    return { self: this.identity, now: this.clock(), contact: (email) => contacts.find((c) => c.email === email), key: (c) => this.keyOf(c) };
+  }
+
   private async keyOf(c: Contact): Promise<openpgp.PublicKey | undefined> {
     if (!c.publicKey || !c.fingerprint) return undefined;
     let k = this.keyCache.get(c.fingerprint);
@@ -287,7 +292,7 @@ export class Account {
    */
   async classifyDeltaChatCall(raw: Buffer): Promise<Received | undefined> {
     const contacts = await this.contacts.list();
-    const parsed = await classifyDeltaChat(raw, { self: this.identity, now: this.clock(), contact: (email) => contacts.find((c) => c.email === email), key: (c) => this.keyOf(c) });
+    const parsed = await classifyDeltaChat(raw, this.deltaChatReading(contacts));
     if (!parsed.ok && parsed.reason !== 'expired' && parsed.reason !== 'key-mismatch') return undefined;
     return this.classify(raw, { parsed });
   }
@@ -310,7 +315,7 @@ export class Account {
     let parsed: ParseResult;
     try {
       parsed = opts.parsed ?? (isDeltaChatMail(raw.subarray(0, 64 * 1024))
-        ? await classifyDeltaChat(raw, { self: this.identity, now: this.clock(), contact: (email) => contacts.find((c) => c.email === email), key: (c) => this.keyOf(c) })
+        ? await classifyDeltaChat(raw, this.deltaChatReading(contacts))
         : await this.examiner.examine(raw, {
         selfEmail: this.email,
         now: this.clock(),
