@@ -11,10 +11,10 @@
  */
 import { PeerConnection } from 'node-datachannel';
 import type { DataChannel, RtcConfig, Track } from 'node-datachannel';
-import type { PeerdialError } from '../errors.js';
+import { PeerdialError } from '../errors.js';
 import { guarded } from './channel.js';
 import { PORT_RELEASE_TIMEOUT_MS, type SessionRole } from './options.js';
-import { freeUdpPort } from './ports.js';
+import { freeUdpPort, pinPort } from './ports.js';
 import { noCommonFamily } from './sdp.js';
 import { abortedError } from './session-errors.js';
 import type { CandidatePair, IceConfig } from './types.js';
@@ -169,6 +169,45 @@ export class Connection {
       await new Promise((r) => setTimeout(r, wait));
     }
     return { ms: ms(), free: false };
+  }
+
+  /**
+   * Call right before setLocalDescription, where libjuice binds the UDP port.
+   * A pinned port that another program took since it was picked makes that
+   * bind fail, and node-datachannel lets the error abort the whole process on
+   * that path ("Failed to gather local ICE candidates"; createDataChannel
+   * catches it, setLocalDescription does not). So the port is checked here,
+   * with nothing else running between the check and the bind. A description
+   * not made yet (`mayMove`: nobody holds the port) moves to another free
+   * port of the configured range; otherwise the session fails with a clear
+   * error instead of taking the process down.
+   */
+  async portReady(mayMove: boolean): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      const port = this.rtc.portRangeBegin;
+      if (port === undefined || port === 0 || port !== this.rtc.portRangeEnd) return;
+      if ((await freeUdpPort(port, this.rtc.bindAddress)) === port) return;
+      const { begin, end } = this.configuredPorts;
+      const fixed = begin !== undefined && begin > 0 && begin === end;
+      if (!mayMove || fixed || attempt > 3) {
+        throw new PeerdialError('SESSION_FAILED', `UDP port ${port} is taken by another program`, {
+          hint: fixed
+            ? 'the configured ICE port (port_range_begin = port_range_end) is in use: free it, or configure a range'
+            : 'call again (a fresh offer picks another port), or configure an ICE port range (port_range_begin/port_range_end) that nothing else uses',
+        });
+      }
+      const moved = await pinPort({ iceServers: [], bindAddress: this.rtc.bindAddress, portRangeBegin: begin, portRangeEnd: end });
+      const old = this.pc;
+      this.#retired.add(old);
+      try {
+        old.close();
+      } catch {
+        // never used
+      }
+      this.rtc.portRangeBegin = moved.portRangeBegin;
+      this.rtc.portRangeEnd = moved.portRangeEnd;
+      this.replace();
+    }
   }
 
   /** Connections made from now on take any port of the configured range again, not the pinned one. */

@@ -20,6 +20,7 @@ export async function makeOffer(
   control: Offered['control'],
   opts: SessionOptions,
 ): Promise<{ sdp: string; offered: Offered }> {
+  await s.conn.portReady(true);
   for (const plan of plans) s.carried.addTrack(s.conn.pc, plan);
   s.openControl(control);
   s.conn.pc.setLocalDescription('offer');
@@ -36,6 +37,8 @@ export async function makeOffer(
  */
 export async function makeAnswer(s: SessionInside, offer: string, plans: TrackPlan[], opts: AnswerOptions, manual: boolean): Promise<string> {
   const standing = opts.standing;
+  // A standing answer's port is the one the caller holds; a kept one's is not out yet.
+  await s.conn.portReady(standing === undefined);
   // Tracks with the offer's mids before the offer is applied: the answer
   // then carries our directions and SSRCs instead of a plain mirror.
   for (const plan of plans) s.carried.addTrack(s.conn.pc, plan);

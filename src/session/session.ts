@@ -177,6 +177,7 @@ export class Session {
     const { sessionOpts, ownCertificate } = await answererIdentity(opts, keep);
     const session = Session.#make('answerer', sessionOpts, keep || standing !== undefined, ownCertificate);
     session.#opensControl = opts.opensControl === true;
+    if (keep && !standing) session.#conn.configuredPorts = { begin: opts.ice.portRangeBegin, end: opts.ice.portRangeEnd };
     try {
       const sdp = await makeAnswer(session.#inside, offer, plans, opts, keep);
       if (keep) {
