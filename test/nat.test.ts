@@ -208,7 +208,7 @@ function matrixMarkdown(results: CallResult[], net: Network): string {
     if (!r) return '?';
     if (r.connected) {
       const types = r.pair ? `${r.pair.local.split(' ')[0]}/${r.pair.remote.split(' ')[0]}` : '';
-      return `yes (${r.ms} ms${types ? `, ${types}` : ''})`;
+      return `yes (${r.ms} ms${types ? `, ${types}` : ''}${r.offers > 1 ? ', second offer' : ''})`;
     }
     return `**no** (${r.failure?.code ?? 'failed'})`;
   };

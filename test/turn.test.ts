@@ -85,7 +85,7 @@ describe('a TURN relay the user chose, in network namespaces (root)', () => {
         }),
       );
       const show = (r: CallResult) =>
-        `${r.caller} -> ${r.callee}: ${r.connected ? `connected, callee says ${describePath(r.pair)} (${r.pair?.local} <-> ${r.pair?.remote}), caller says ${describePath(r.callerPair)} (${r.callerPair?.local} <-> ${r.callerPair?.remote})` : `FAILED ${JSON.stringify(r.failure)}\n  caller: ${r.callerLog.join(' | ')}\n  callee: ${r.calleeLog.join(' | ')}`}`;
+        `${r.caller} -> ${r.callee}${r.offers > 1 ? ` (second offer; the first failed: ${r.firstFailure?.message})` : ''}: ${r.connected ? `connected, callee says ${describePath(r.pair)} (${r.pair?.local} <-> ${r.pair?.remote}), caller says ${describePath(r.callerPair)} (${r.callerPair?.local} <-> ${r.callerPair?.remote})` : `FAILED ${JSON.stringify(r.failure)}\n  caller: ${r.callerLog.join(' | ')}\n  callee: ${r.calleeLog.join(' | ')}`}`;
       const report = [
         'Calls with a TURN relay (coturn, UDP) configured on both sides; the path as the callee saw it',
         '(nat.md: the caller\'s selected pair is unreliable in libjuice) and the time from answer to connected:',
@@ -94,7 +94,7 @@ describe('a TURN relay the user chose, in network namespaces (root)', () => {
         `|---|${KINDS.map(() => '---').join('|')}|`,
         ...KINDS.map((from) => `| **${from}** | ${KINDS.map((to) => {
           const r = results[pairs.findIndex(([a, b]) => a === from && b === to)]!;
-          return r.connected && r.echo ? `${callPath(r.pair)} (${r.ms} ms)` : '**no**';
+          return r.connected && r.echo ? `${callPath(r.pair)} (${r.ms} ms${r.offers > 1 ? ', second offer' : ''})` : '**no**';
         }).join(' | ')} |`),
         '',
         'Both views of every call:',

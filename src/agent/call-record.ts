@@ -175,6 +175,11 @@ export function ringMs(rec: AnyRecord, now: Date): number {
   return rec.direction === 'out' ? (rec as OutgoingRecord).ringSeconds * 1000 : Math.max(0, Date.parse((rec as IncomingRecord).offer.expires) - now.getTime());
 }
 
+/** A connection failure a fresh offer cures: anything but a timeout (which means there is no path). */
+export function freshOfferCures(reason: string): boolean {
+  return !/within|timed? ?out|timeout/i.test(reason);
+}
+
 /**
  * A connection failure: on the caller, one that a fresh offer cures (the
  * fingerprint race, a failed DTLS handshake; not a timeout, which means
@@ -182,8 +187,7 @@ export function ringMs(rec: AnyRecord, now: Date): number {
  */
 export function failureEvent(rec: AnyRecord, err: unknown): { type: 'session-failed' | 'session-retry'; reason: string } {
   const reason = (err as Error).message;
-  const timedOut = /within|timed? ?out|timeout/i.test(reason);
-  if (rec.direction === 'out' && rec.m.state === 'connecting' && !timedOut && (rec as OutgoingRecord).attempts < OFFERS_PER_CALL) return { type: 'session-retry', reason };
+  if (rec.direction === 'out' && rec.m.state === 'connecting' && freshOfferCures(reason) && (rec as OutgoingRecord).attempts < OFFERS_PER_CALL) return { type: 'session-retry', reason };
   return { type: 'session-failed', reason };
 }
 

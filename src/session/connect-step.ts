@@ -4,13 +4,17 @@
  * names, and the first channel (the control channel) is open. connected()
  * waits for `ready`.
  */
-import type { PeerdialError } from '../errors.js';
+import { PeerdialError } from '../errors.js';
 import type { Carried } from './carried.js';
 import type { SessionChannel } from './channel.js';
 import type { Connection } from './connection.js';
 import { deferred } from './deferred.js';
 import { type Fingerprint, descriptionFingerprints, peerCertificateError } from './fingerprint.js';
-import type { Connected, SessionProgress } from './options.js';
+import { type Connected, DTLS_STALL_MS, type SessionProgress } from './options.js';
+import { markNativeStalled } from './registry.js';
+
+/** The reason a session gives when its DTLS handshake stalled (options.ts, DTLS_STALL_MS). */
+export const DTLS_STALLED = 'the DTLS handshake stalled after ICE had connected (the WebRTC library stopped on this connection)';
 
 /** What the connect step uses of its session. */
 export interface ConnectStepSession {
@@ -33,9 +37,38 @@ export class ConnectStep {
   #remoteFingerprints: Fingerprint[] = [];
   #firstChannel: SessionChannel | undefined;
   #firstOpen = false;
+  #stallTimer: NodeJS.Timeout | undefined;
 
-  constructor(s: ConnectStepSession) {
+  constructor(s: ConnectStepSession, stallMs = DTLS_STALL_MS) {
     this.#s = s;
+    this.#stallMs = stallMs;
+    const stop = () => this.#stopStallTimer();
+    this.ready.promise.then(stop, stop);
+  }
+
+  readonly #stallMs: number;
+
+  /**
+   * The current connection's ICE state: once ICE is connected the DTLS
+   * handshake has DTLS_STALL_MS to finish, else the session fails as
+   * stalled (and the process's WebRTC library is marked as stopped:
+   * registry.ts then never waits for it).
+   */
+  iceState(state: string): void {
+    if ((state !== 'connected' && state !== 'completed') || this.#connected || this.#stallTimer || this.ready.settled) return;
+    const conn = this.#s.conn();
+    this.#stallTimer = setTimeout(() => {
+      this.#stallTimer = undefined;
+      if (this.#connected || this.ready.settled || this.#s.isClosed() || this.#s.conn() !== conn) return;
+      markNativeStalled();
+      this.#s.fail(DTLS_STALLED, new PeerdialError('SESSION_FAILED', DTLS_STALLED, { hint: 'call again: a fresh offer makes a fresh connection' }));
+    }, this.#stallMs);
+    this.#stallTimer.unref?.();
+  }
+
+  #stopStallTimer(): void {
+    if (this.#stallTimer) clearTimeout(this.#stallTimer);
+    this.#stallTimer = undefined;
   }
 
   /** The connection is connected and the peer checked. */

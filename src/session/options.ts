@@ -133,6 +133,21 @@ export const CONTROL_LABEL = 'control';
  */
 export const OFFERS_PER_CALL = 2;
 
+/**
+ * How long the DTLS handshake may take once ICE is connected. libdatachannel
+ * 0.24.5 can deadlock its own threads there: the DTLS server (the callee)
+ * that already holds the caller's ClientHello when its ICE connects answers
+ * it on a worker thread while libjuice's thread, which holds the agent lock,
+ * starts the DTLS transport and waits for the same SSL lock; the answer goes
+ * out through a TURN relay, which needs the agent lock (gdb: agent_send ->
+ * pthread_mutex_lock vs. DtlsTransport::handleTimeout; 3 of 97 relayed calls
+ * in test/turn.test.ts's harness). Nothing moves after it on that side, so a
+ * handshake not done in this time is reported as stalled (a failure a fresh
+ * offer cures, not a timeout), never waited out. DTLS retransmits after 1, 3
+ * and 7 s: a lost packet is not a stall.
+ */
+export const DTLS_STALL_MS = 12_000;
+
 export const DEFAULT_GATHER_TIMEOUT_MS = 15_000;
 export const DEFAULT_CONNECT_TIMEOUT_MS = 30_000;
 /**

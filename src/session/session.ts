@@ -90,7 +90,10 @@ export class Session {
     try {
       this.#conn = new Connection(role, rtc, { begin: opts.ice.portRangeBegin, end: opts.ice.portRangeEnd }, {
         state: (state) => this.#onState(state),
-        ice: (state) => this.#progress({ type: 'ice', state }),
+        ice: (state) => {
+          this.#progress({ type: 'ice', state });
+          this.#step.iceState(state);
+        },
         dataChannel: (dc) => this.#onRemoteChannel(dc),
         track: (track) => this.#onRemoteTrack(track),
         internalError: (err) => this.#fail(`internal error: ${errorText(err)}`),

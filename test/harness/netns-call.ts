@@ -7,6 +7,8 @@
 import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createInterface } from 'node:readline';
+import { freshOfferCures } from '../../src/agent/call-record.js';
+import { OFFERS_PER_CALL } from '../../src/session/options.js';
 import type { Network, Site } from './netns.js';
 
 const PEER_SCRIPT = 'test/harness/netns-peer.mjs';
@@ -173,6 +175,9 @@ export interface CallResult {
   calleeLog: string[];
   /** Did each peer exit by itself when asked (no hang), and its longest event-loop stall (ms). */
   exits?: { caller: boolean; callee: boolean; callerLagMs?: number; calleeLagMs?: number };
+  /** Offers made: 2 when the first failed in a way the phone answers with a fresh offer (`firstFailure`). */
+  offers: number;
+  firstFailure?: CallResult['failure'];
 }
 
 export interface CallOptions {
@@ -185,8 +190,25 @@ export interface CallOptions {
   startCallee?: (net: Network, site: Site) => PeerProcess;
 }
 
-/** Place one call from `from` to `to` and report what happened. Never throws for a failed call. */
+/**
+ * Place a call from `from` to `to` as the phone does: one offer, and for a
+ * failure that a fresh offer cures (agent/call-record.ts freshOfferCures: not
+ * a timeout, e.g. the stalled DTLS handshake of session/options.ts
+ * DTLS_STALL_MS) one more, up to OFFERS_PER_CALL, with fresh peer processes.
+ * Never more than the phone makes. Never throws for a failed call.
+ */
 export async function placeCall(net: Network, from: Site, to: Site, opts: CallOptions = {}): Promise<CallResult> {
+  let result = await placeOneCall(net, from, to, opts);
+  let firstFailure: CallResult['failure'];
+  for (let offers = 2; offers <= OFFERS_PER_CALL && !result.connected && result.failure && result.failure.code !== 'HARNESS' && freshOfferCures(result.failure.message); offers++) {
+    firstFailure ??= result.failure;
+    result = { ...(await placeOneCall(net, from, to, opts)), offers, firstFailure };
+  }
+  return result;
+}
+
+/** One offer from `from` to `to`, and what happened. Never throws for a failed call. */
+async function placeOneCall(net: Network, from: Site, to: Site, opts: CallOptions): Promise<CallResult> {
   const connectTimeoutMs = opts.connectTimeoutMs ?? 20_000;
   const delay = opts.answerDelayMs ?? 0;
   const caller = startPeer(net, from, 'offerer', {
@@ -201,7 +223,7 @@ export async function placeCall(net: Network, from: Site, to: Site, opts: CallOp
         natpmp: to.kind === 'upnp',
         ...opts.callee,
       });
-  const result: CallResult = { caller: from.name, callee: to.name, connected: false, callerLog: [], calleeLog: [] };
+  const result: CallResult = { caller: from.name, callee: to.name, connected: false, callerLog: [], calleeLog: [], offers: 1 };
   const setupFailure = (side: 'caller' | 'callee', p: PeerProcess, what: string) => {
     const f = p.events.find((e) => e.type === 'failed');
     result.failure = {
@@ -281,7 +303,7 @@ export async function placeOneMailCall(net: Network, from: Site, to: Site, opts:
   const delay = opts.offerDelayMs ?? 0;
   const caller = startPeer(net, from, 'offerer', { connectTimeoutMs: connectTimeoutMs + delay, natpmp: from.kind === 'upnp' });
   const callee = startPeer(net, to, 'answerer', { connectTimeoutMs, natpmp: to.kind === 'upnp' });
-  const result: CallResult = { caller: from.name, callee: to.name, connected: false, callerLog: [], calleeLog: [] };
+  const result: CallResult = { caller: from.name, callee: to.name, connected: false, callerLog: [], calleeLog: [], offers: 1 };
   const fail = (side: 'caller' | 'callee', p: PeerProcess, what: string) => {
     const f = p.events.find((e) => e.type === 'failed');
     result.failure = { side, code: String(f?.code ?? 'HARNESS'), message: f ? String(f.message) : `${what}; stderr: ${p.stderr.join('').slice(-2000)}` };

@@ -32,6 +32,10 @@
 //
 // argv[2] may instead be { role: 'stun', servers, localAddress, timeoutMs }:
 // runs stunBinding + natMapping and prints {type:'stun', ...}.
+//
+// Environment NDC_LOG_DIR (diagnosis, never set by the tests): libdatachannel
+// and libjuice log verbosely to NDC_LOG_DIR/ROLE-PID.log (how the DTLS stall
+// of src/session/options.ts DTLS_STALL_MS was found, with gdb on the PID).
 import { createHash, randomBytes } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { createReadStream, mkdirSync, openSync, writeSync, closeSync } from 'node:fs';
@@ -67,6 +71,12 @@ if (config.role === 'stun') {
 }
 
 const { Session, shutdownSessions, createCallCertificate, prepareStanding, answerFromStanding } = await import('../../dist/session/index.js');
+if (process.env.NDC_LOG_DIR) {
+  const { initLogger } = await import('node-datachannel');
+  const { appendFileSync } = await import('node:fs');
+  const file = `${process.env.NDC_LOG_DIR}/${config.role}-${process.pid}.log`;
+  initLogger('Verbose', (level, message) => appendFileSync(file, `${since()} ${level} ${message}\n`));
+}
 let prepared;
 
 // Event-loop stalls (a native call that blocks, e.g. a hanging close()).
