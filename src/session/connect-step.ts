@@ -11,10 +11,9 @@ import type { Connection } from './connection.js';
 import { deferred } from './deferred.js';
 import { type Fingerprint, descriptionFingerprints, peerCertificateError } from './fingerprint.js';
 import { type Connected, DTLS_STALL_MS, type SessionProgress } from './options.js';
-import { markNativeStalled } from './registry.js';
 
 /** The reason a session gives when its DTLS handshake stalled (options.ts, DTLS_STALL_MS). */
-export const DTLS_STALLED = 'the DTLS handshake stalled after ICE had connected (the WebRTC library stopped on this connection)';
+export const DTLS_STALLED = "the DTLS handshake stalled after ICE had connected (the peer's WebRTC library may have stopped on this connection)";
 
 /** What the connect step uses of its session. */
 export interface ConnectStepSession {
@@ -27,6 +26,8 @@ export interface ConnectStepSession {
   progress(e: SessionProgress): void;
   /** When the peer's description was applied (performance.now()), if it was. */
   remoteSetAt(): number | undefined;
+  /** This side made the offer (it is the DTLS client). */
+  isOfferer(): boolean;
 }
 
 export class ConnectStep {
@@ -49,18 +50,20 @@ export class ConnectStep {
   readonly #stallMs: number;
 
   /**
-   * The current connection's ICE state: once ICE is connected the DTLS
-   * handshake has DTLS_STALL_MS to finish, else the session fails as
-   * stalled (and the process's WebRTC library is marked as stopped:
-   * registry.ts then never waits for it).
+   * The offerer's current connection's ICE state, once the answer is
+   * applied: the offerer is the DTLS client and sends its ClientHello as its
+   * ICE connects, so the handshake has DTLS_STALL_MS to finish, else the
+   * session fails as stalled. Not on the answerer: its ICE may connect with
+   * the caller's first connection while the answer is still in the mail,
+   * and its DTLS then rightly waits (webrtc.md).
    */
   iceState(state: string): void {
     if ((state !== 'connected' && state !== 'completed') || this.#connected || this.#stallTimer || this.ready.settled) return;
+    if (!this.#s.isOfferer() || this.#s.remoteSetAt() === undefined) return;
     const conn = this.#s.conn();
     this.#stallTimer = setTimeout(() => {
       this.#stallTimer = undefined;
       if (this.#connected || this.ready.settled || this.#s.isClosed() || this.#s.conn() !== conn) return;
-      markNativeStalled();
       this.#s.fail(DTLS_STALLED, new PeerdialError('SESSION_FAILED', DTLS_STALLED, { hint: 'call again: a fresh offer makes a fresh connection' }));
     }, this.#stallMs);
     this.#stallTimer.unref?.();

@@ -22,7 +22,7 @@
  *   agent ends this process (and SIGKILL does).
  */
 import type { AnswerOptions, OfferOptions, SessionProgress } from './options.js';
-import { nativeStalled, shutdownSessions } from './registry.js';
+import { shutdownSessions } from './registry.js';
 import { Session } from './session.js';
 import type { Channel, MediaTrack } from './types.js';
 import { closeInheritedUdpSockets } from './inherited.js';
@@ -180,10 +180,7 @@ function handle(m: ToHost): void {
       }
       session.connected(m.timeoutMs !== undefined ? { timeoutMs: m.timeoutMs } : {}).then(
         (c) => post({ ev: 'connected', req: m.req, pair: c.pair, ms: c.ms, channel: channelInfo(m.sid, hosted, c.channel) }),
-        (err) => {
-          post({ ev: 'connect-failed', req: m.req, error: toWireError(err) });
-          if (nativeStalled()) retire();
-        },
+        (err) => post({ ev: 'connect-failed', req: m.req, error: toWireError(err) }),
       );
       return;
     }
@@ -235,21 +232,6 @@ function handle(m: ToHost): void {
       shutdownSessions();
       process.exit(0);
   }
-}
-
-/**
- * The WebRTC library stopped in this process (registry.ts, a stalled DTLS
- * handshake): its threads may be deadlocked, and every connection of this
- * process with them. Go, once the failure has reached the agent, without
- * native teardown (it could wait for those threads); the agent's next call
- * starts a fresh session process, and calls this one still carried are told
- * it crashed.
- */
-let retiring = false;
-function retire(): void {
-  if (retiring) return;
-  retiring = true;
-  setTimeout(() => process.kill(process.pid, 'SIGKILL'), 500);
 }
 
 if (!process.send) {

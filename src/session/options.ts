@@ -140,11 +140,13 @@ export const OFFERS_PER_CALL = 2;
  * it on a worker thread while libjuice's thread, which holds the agent lock,
  * starts the DTLS transport and waits for the same SSL lock; the answer goes
  * out through a TURN relay, which needs the agent lock (gdb: agent_send ->
- * pthread_mutex_lock vs. DtlsTransport::handleTimeout; 3 of 97 relayed calls
- * in test/turn.test.ts's harness). Nothing moves after it on that side, so a
- * handshake not done in this time is reported as stalled (a failure a fresh
- * offer cures, not a timeout), never waited out. DTLS retransmits after 1, 3
- * and 7 s: a lost packet is not a stall.
+ * pthread_mutex_lock vs. DtlsTransport::handleTimeout; 5 of 157 relayed calls
+ * between port-restricted and symmetric sites in test/turn.test.ts's
+ * harness). Nothing moves after it on that side, so on the caller (the DTLS
+ * client, which sent its ClientHello as its ICE connected) a handshake not
+ * done in this time is reported as stalled (a failure a fresh offer cures,
+ * not a timeout), never waited out. DTLS retransmits after 1, 3 and 7 s: a
+ * lost packet is not a stall.
  */
 export const DTLS_STALL_MS = 12_000;
 

@@ -52,21 +52,6 @@ export function shutdownSessions(): void {
   runCleanup();
 }
 
-let stalled = false;
-
-/**
- * A session saw the WebRTC library stop (connect-step.ts, DTLS_STALLED): its
- * threads in this process may be deadlocked, and every later connection of
- * the process with them. A session host (host.ts) then retires.
- */
-export function markNativeStalled(): void {
-  stalled = true;
-}
-
-export function nativeStalled(): boolean {
-  return stalled;
-}
-
 /** Number of sessions not yet closed (for tests and diagnostics). */
 export function liveSessionCount(): number {
   return live.size;

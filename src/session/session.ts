@@ -72,6 +72,7 @@ export class Session {
     fail: (reason, error) => this.#fail(reason, error),
     progress: (e) => this.#progress(e),
     remoteSetAt: () => this.#remoteSetAt,
+    isOfferer: () => this.role === 'offerer',
   });
   /** What the kept answer, the fresh agent and the making of our description (local-description.ts) may use of this session. */
   readonly #inside: SessionInside;
@@ -90,10 +91,7 @@ export class Session {
     try {
       this.#conn = new Connection(role, rtc, { begin: opts.ice.portRangeBegin, end: opts.ice.portRangeEnd }, {
         state: (state) => this.#onState(state),
-        ice: (state) => {
-          this.#progress({ type: 'ice', state });
-          this.#step.iceState(state);
-        },
+        ice: (state) => (this.#progress({ type: 'ice', state }), this.#step.iceState(state)),
         dataChannel: (dc) => this.#onRemoteChannel(dc),
         track: (track) => this.#onRemoteTrack(track),
         internalError: (err) => this.#fail(`internal error: ${errorText(err)}`),
