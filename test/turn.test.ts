@@ -125,6 +125,31 @@ describe('a TURN relay the user chose, in network namespaces (root)', () => {
   );
 
   it(
+    'a relay on one side only serves the calls it places as well as those it takes: port-restricted x symmetric both ways, the relay on the caller, then on the callee',
+    async () => {
+      const lines: string[] = [];
+      for (const [from, to] of [
+        ['symmetric-a', 'restricted-b'],
+        ['restricted-a', 'symmetric-b'],
+      ] as const) {
+        for (const side of ['caller', 'callee'] as const) {
+          const r = await placeCall(net, net.site(from), net.site(to), { connectTimeoutMs: CONNECT_TIMEOUT_MS, [side]: { turn: relay() } });
+          lines.push(`${from} -> ${to}, relay on the ${side} only: ${r.connected && r.echo ? callPath(r.pair) : `FAILED ${JSON.stringify(r.failure)}\n  caller: ${r.callerLog.join(' | ')}\n  callee: ${r.calleeLog.join(' | ')}`}`);
+        }
+      }
+      console.log(lines.join('\n'));
+      // As the callee saw the pair (its view is the reliable one; nat.md).
+      expect(lines).toEqual([
+        'symmetric-a -> restricted-b, relay on the caller only: relayed',
+        'symmetric-a -> restricted-b, relay on the callee only: relayed',
+        'restricted-a -> symmetric-b, relay on the caller only: relayed',
+        'restricted-a -> symmetric-b, relay on the callee only: relayed',
+      ]);
+    },
+    400_000,
+  );
+
+  it(
     'a file crosses symmetric x symmetric through the relay with the right SHA-256',
     async () => {
       const bytes = 16 * 1024 * 1024;

@@ -16,7 +16,7 @@ import type { PhoneParts } from './phone-parts.js';
 export function makeOffer(p: PhoneParts, rec: OutgoingRecord): void {
   rec.attempts++;
   iceFor(p, rec)
-    .then(async (ice) => (rec.sessions ?? p.sessions).createOffer({ ice, certificate: pemFiles((rec.certificate ??= await createCallCertificate())), ...(rec.media ? { media: rec.media } : {}) }))
+    .then(async (ice) => (rec.sessions ?? p.sessions).createOffer({ ice, certificate: pemFiles((rec.certificate ??= await createCallCertificate())), ...(rec.media ? { media: rec.media } : {}), ...(rec.attempts > 1 ? { keepOfferConnection: false } : {}) }))
     .then(
       async ({ session, sdp }) => {
         rec.session = session;

@@ -62,3 +62,12 @@ export async function applyAnswerFresh(s: SessionInside, offered: Offered, answe
   s.applyRemote(answer, 'answer');
   for (const track of s.carried.tracks) track.setNegotiatedDirection(negotiatedDirection(track.direction, original, track.mid));
 }
+
+/**
+ * Apply the (checked) answer on the connection that made the offer
+ * (OfferOptions.keepOfferConnection): its TURN allocation stays usable.
+ */
+export function applyAnswerHere(s: SessionInside, answer: string, original: string): void {
+  s.applyRemote(answer, 'answer');
+  for (const track of s.carried.tracks) track.setNegotiatedDirection(negotiatedDirection(track.direction, original, track.mid));
+}

@@ -57,6 +57,18 @@ export interface OfferOptions extends SessionOptions {
   control?: { label?: string; protocol?: string };
   /** Audio/video sections to offer (m=video, m=audio before the data channel). */
   media?: MediaSpec;
+  /**
+   * Take the answer on the connection that made the offer, not on a fresh
+   * one (fresh-agent.ts). Only that connection's TURN allocation works: the
+   * relay refuses a second one from the same UDP port while it stands (437
+   * Allocation Mismatch), and the peer knows only the relayed address the
+   * offer named. It costs the setRemoteDescription race (session-errors.ts)
+   * when the peer's checks reach this side before the answer does, which
+   * happens only where this side is reachable without its relay. Default:
+   * true when a TURN relay is configured (`ice.turn`); the phone's second
+   * offer for a call says false.
+   */
+  keepOfferConnection?: boolean;
 }
 
 export interface AnswerOptions extends SessionOptions {

@@ -17,7 +17,7 @@ import type { CallCertificate } from './certificate.js';
 import { ConnectStep } from './connect-step.js';
 import { Connection, rtcConfig } from './connection.js';
 import { settledWithin } from './deferred.js';
-import { type Offered, applyAnswerFresh } from './fresh-agent.js';
+import { type Offered, applyAnswerFresh, applyAnswerHere } from './fresh-agent.js';
 import { KeptAnswer } from './kept-answer.js';
 import { makeAnswer, makeOffer } from './local-description.js';
 import {
@@ -64,6 +64,7 @@ export class Session {
   #pendingCandidates: Array<{ candidate: string; mid: string }> = [];
   /** The answerer opens the control channel (AnswerOptions.opensControl). */
   #opensControl = false;
+  #keepOfferConnection = false; // OfferOptions.keepOfferConnection
   /** Connected, the peer checked, the control channel open: connected() waits for it. */
   readonly #step = new ConnectStep({
     carried: this.#carried,
@@ -143,6 +144,7 @@ export class Session {
     const { sessionOpts, ownCertificate } = await offererIdentity(opts);
     const session = Session.#make('offerer', sessionOpts, true, ownCertificate);
     session.#conn.configuredPorts = { begin: opts.ice.portRangeBegin, end: opts.ice.portRangeEnd };
+    session.#keepOfferConnection = opts.keepOfferConnection ?? (opts.ice.turn?.length ?? 0) > 0;
     const control = { label: opts.control?.label ?? CONTROL_LABEL, protocol: opts.control?.protocol ?? '' };
     try {
       const { sdp, offered } = await makeOffer(session.#inside, plans, control, opts);
@@ -193,8 +195,8 @@ export class Session {
   }
 
   /**
-   * Caller side: apply the mailed answer, on a fresh connection with the
-   * offer's identity (fresh-agent.ts says why). Then await connected().
+   * Caller side: apply the mailed answer, on a fresh connection with the offer's identity (fresh-agent.ts
+   * says why; OfferOptions.keepOfferConnection: on the offer's own). Then await connected().
    */
   acceptAnswer(answerSdp: string, opts: { provisional?: boolean } = {}): void {
     if (this.role !== 'offerer') throw new PeerdialError('USAGE', 'acceptAnswer() is for the offering side');
@@ -204,13 +206,13 @@ export class Session {
       throw new PeerdialError('SESSION_FAILED', 'this offer has already been answered', { hint: FRESH_OFFER_HINT });
     }
     const answer = usableAnswer(answerSdp, this.#conn.rtc.bindAddress);
-    // A provisional answer's connection is replaced only once it has gathered: closed while
-    // gathering, libjuice aborts the process ("Failed to gather local ICE candidates").
+    // A provisional answer's connection is replaced only once it has gathered: closed while gathering, libjuice aborts the process ("Failed to gather local ICE candidates").
     const replacing = this.#remoteSetAt !== undefined;
     this.#remoteSetAt = performance.now();
     this.#provisional = opts.provisional === true;
     const offered = this.#offered;
-    const apply = () => (offered ? applyAnswerFresh(this.#inside, offered, answer, answerSdp) : Promise.reject(new Error('no offer was made on this session')));
+    const here = this.#keepOfferConnection && !replacing;
+    const apply = () => (!offered ? Promise.reject(new Error('no offer was made on this session')) : here ? Promise.resolve(applyAnswerHere(this.#inside, answer, answerSdp)) : applyAnswerFresh(this.#inside, offered, answer, answerSdp));
     const fresh = replacing
       ? (this.#applying ?? Promise.resolve())
           .catch(() => undefined)

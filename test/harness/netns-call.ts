@@ -136,6 +136,8 @@ export interface PeerOptions {
   turn?: Array<{ host: string; port: number; username: string; password: string }>;
   /** Offerer: send this many random bytes as a file after the echo; answerer: save it into `dir` (see netns-peer.mjs). */
   transfer?: { bytes: number; dir: string };
+  /** Offerer: OfferOptions.keepOfferConnection (unset: the session's default). */
+  keepOfferConnection?: boolean;
 }
 
 export function startPeer(net: Network, site: Site, role: 'offerer' | 'answerer', opts: PeerOptions = {}): PeerProcess {
@@ -151,6 +153,7 @@ export function startPeer(net: Network, site: Site, role: 'offerer' | 'answerer'
     stripCandidates: opts.stripCandidates,
     keepAnswerMs: opts.keepAnswerMs,
     keepAnswerRefreshMs: opts.keepAnswerRefreshMs,
+    keepOfferConnection: opts.keepOfferConnection,
     dir: opts.dir,
     transfer: opts.transfer,
   };
@@ -202,7 +205,8 @@ export async function placeCall(net: Network, from: Site, to: Site, opts: CallOp
   let firstFailure: CallResult['failure'];
   for (let offers = 2; offers <= OFFERS_PER_CALL && !result.connected && result.failure && result.failure.code !== 'HARNESS' && freshOfferCures(result.failure.message); offers++) {
     firstFailure ??= result.failure;
-    result = { ...(await placeOneCall(net, from, to, opts)), offers, firstFailure };
+    // as the phone's later offers: the answer on a fresh connection (OfferOptions.keepOfferConnection)
+    result = { ...(await placeOneCall(net, from, to, { ...opts, caller: { ...opts.caller, keepOfferConnection: false } })), offers, firstFailure };
   }
   return result;
 }

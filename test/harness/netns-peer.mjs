@@ -7,7 +7,8 @@
 // argv[2]: { role: 'offerer'|'answerer', ice: IceConfig, connectTimeoutMs,
 //            natpmp?: { gateway }, stripEndOfCandidates?: boolean,
 //            stripCandidates?: boolean, keepAnswerMs?: number,
-//            keepAnswerRefreshMs?: number, dir?: string }
+//            keepAnswerRefreshMs?: number, dir?: string,
+//            keepOfferConnection?: boolean (offerer: OfferOptions') }
 //   ice.turn: TURN relays ({ host, port, username, password }), as IceConfig.
 //   transfer: { bytes, dir }: after the echo the offerer writes `bytes` random
 //   bytes to dir/payload.bin and sends the file with the file carrier on a
@@ -240,7 +241,7 @@ async function connectAndEcho() {
 
 try {
   if (config.role === 'offerer') {
-    const made = await Session.createOffer({ ice, onProgress });
+    const made = await Session.createOffer({ ice, onProgress, ...(config.keepOfferConnection === undefined ? {} : { keepOfferConnection: config.keepOfferConnection }) });
     session = made.session;
     emit({ type: 'offer', sdp: made.sdp });
     for (;;) {
