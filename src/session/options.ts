@@ -65,8 +65,10 @@ export interface OfferOptions extends SessionOptions {
    * offer named. It costs the setRemoteDescription race (session-errors.ts)
    * when the peer's checks reach this side before the answer does, which
    * happens only where this side is reachable without its relay. Default:
-   * true when a TURN relay is configured (`ice.turn`); the phone's second
-   * offer for a call says false.
+   * true when a TURN relay is configured (`ice.turn`) and the offer shows
+   * this side behind NAT (a server-reflexive address no host candidate has;
+   * a host with a public address needs no relay of its own); the phone's
+   * second offer for a call says false.
    */
   keepOfferConnection?: boolean;
 }

@@ -137,6 +137,17 @@ export function candidateFamilies(sdp: string): Set<4 | 6> {
   return out;
 }
 
+/**
+ * Is this side behind NAT, as its own description shows: a server-reflexive
+ * candidate at an address none of its host candidates has. (A host with a
+ * public address gets no separate server-reflexive candidate.)
+ */
+export function behindNat(sdp: string): boolean {
+  const all = candidates(sdp);
+  const hosts = new Set(all.filter((c) => c.type === 'host').map((c) => c.address));
+  return all.some((c) => c.type === 'srflx' && !hosts.has(c.address));
+}
+
 /** Candidate addresses of a description as sorted "address port typ" strings (for comparing two descriptions). */
 export function candidateAddresses(sdp: string): string[] {
   return candidates(sdp)

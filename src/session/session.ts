@@ -18,6 +18,7 @@ import { ConnectStep } from './connect-step.js';
 import { Connection, rtcConfig } from './connection.js';
 import { settledWithin } from './deferred.js';
 import { type Offered, applyAnswerFresh, applyAnswerHere } from './fresh-agent.js';
+import { behindNat } from './sdp.js';
 import { KeptAnswer } from './kept-answer.js';
 import { makeAnswer, makeOffer } from './local-description.js';
 import {
@@ -144,11 +145,11 @@ export class Session {
     const { sessionOpts, ownCertificate } = await offererIdentity(opts);
     const session = Session.#make('offerer', sessionOpts, true, ownCertificate);
     session.#conn.configuredPorts = { begin: opts.ice.portRangeBegin, end: opts.ice.portRangeEnd };
-    session.#keepOfferConnection = opts.keepOfferConnection ?? (opts.ice.turn?.length ?? 0) > 0;
     const control = { label: opts.control?.label ?? CONTROL_LABEL, protocol: opts.control?.protocol ?? '' };
     try {
       const { sdp, offered } = await makeOffer(session.#inside, plans, control, opts);
       session.#offered = offered;
+      session.#keepOfferConnection = opts.keepOfferConnection ?? ((opts.ice.turn?.length ?? 0) > 0 && behindNat(sdp));
       return { session, sdp };
     } catch (err) {
       session.close('offer not made');
@@ -223,10 +224,7 @@ export class Session {
     void fresh.catch((err) => this.#fail(errorText(err), isPeerdialError(err) ? err : undefined));
   }
 
-  /**
-   * Add a remote candidate (trickle). Queued until the remote description is
-   * set; non-trickle signalling never needs it.
-   */
+  /** Add a remote candidate (trickle); queued until the remote description is set (non-trickle signalling never needs it). */
   addRemoteCandidate(candidate: string, mid: string): void {
     if (this.#closed) return;
     // the same candidate policy as for a whole description (session/candidates.ts)

@@ -203,3 +203,17 @@ describe('one SDP module', () => {
     expect(grammar.test(readFileSync(path.join(root, 'src/session/sdp.ts'), 'utf8'))).toBe(true);
   });
 });
+
+describe('behindNat: does an offer show its side behind NAT (a relay of its own is then worth keeping)', () => {
+  const offer = (...cands: string[]) => ['v=0', 'm=application 9 UDP/DTLS/SCTP webrtc-datachannel', ...cands.map((c) => `a=candidate:${c}`), ''].join('\r\n');
+  it('a server-reflexive address no host candidate has: behind NAT', async () => {
+    const { behindNat } = await import('../../src/session/sdp.js');
+    expect(behindNat(offer('1 1 UDP 2114977791 10.0.4.2 40255 typ host', '2 1 UDP 1678769919 198.18.0.14 40255 typ srflx raddr 0.0.0.0 rport 0', '3 1 UDP 1048063 198.18.0.2 57117 typ relay raddr 0.0.0.0 rport 0'))).toBe(true);
+  });
+  it('a public host (no separate reflexive address), or no reflexive candidate at all: not known to be', async () => {
+    const { behindNat } = await import('../../src/session/sdp.js');
+    expect(behindNat(offer('1 1 UDP 2114977791 198.18.0.11 40255 typ host', '3 1 UDP 1048063 198.18.0.2 57117 typ relay raddr 0.0.0.0 rport 0'))).toBe(false);
+    expect(behindNat(offer('1 1 UDP 2114977791 198.18.0.11 40255 typ host', '2 1 UDP 1678769919 198.18.0.11 40255 typ srflx raddr 0.0.0.0 rport 0'))).toBe(false);
+    expect(behindNat(offer('1 1 UDP 2114977791 127.0.0.1 40255 typ host'))).toBe(false);
+  });
+});
