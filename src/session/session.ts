@@ -18,7 +18,7 @@ import { ConnectStep } from './connect-step.js';
 import { Connection, rtcConfig } from './connection.js';
 import { settledWithin } from './deferred.js';
 import { type Offered, applyAnswerFresh, applyAnswerHere } from './fresh-agent.js';
-import { behindNat } from './sdp.js';
+import { behindNat, candidates } from './sdp.js';
 import { KeptAnswer } from './kept-answer.js';
 import { makeAnswer, makeOffer } from './local-description.js';
 import {
@@ -212,7 +212,7 @@ export class Session {
     this.#remoteSetAt = performance.now();
     this.#provisional = opts.provisional === true;
     const offered = this.#offered;
-    const here = this.#keepOfferConnection && !replacing;
+    const here = this.#keepOfferConnection && !replacing && !candidates(answer).some((c) => c.type === 'relay');
     const apply = () => (!offered ? Promise.reject(new Error('no offer was made on this session')) : here ? Promise.resolve(applyAnswerHere(this.#inside, answer, answerSdp)) : applyAnswerFresh(this.#inside, offered, answer, answerSdp));
     const fresh = replacing
       ? (this.#applying ?? Promise.resolve())
