@@ -176,9 +176,9 @@ describe('a session cannot take the agent down', () => {
     expect(await agent.exited, agent.out()).toBe(0);
     expect(agent.out()).toMatch(/from alice@example\.test: ended closed/);
     expect(agent.out()).not.toContain('crashed');
-    expect(alive(host!)).toBe(false);
+    expect(alive(host!), agent.out()).toBe(false);
     const log = await (await hitoshi.open()).calls.list();
-    expect(log.at(-1)).toMatchObject({ peer: alice.email, outcome: 'hung-up', detail: 'by the callee' });
+    expect(log.at(-1), `${JSON.stringify(log.slice(-3))}\n${agent.out()}`).toMatchObject({ peer: alice.email, outcome: 'hung-up', detail: 'by the callee' });
     caller.child.stdin!.end();
     await caller.exited;
   });
