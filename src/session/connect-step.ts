@@ -39,6 +39,7 @@ export class ConnectStep {
   #firstChannel: SessionChannel | undefined;
   #firstOpen = false;
   #stallTimer: NodeJS.Timeout | undefined;
+  readonly #stallMs: number;
 
   constructor(s: ConnectStepSession, stallMs = DTLS_STALL_MS) {
     this.#s = s;
@@ -46,8 +47,6 @@ export class ConnectStep {
     const stop = () => this.#stopStallTimer();
     this.ready.promise.then(stop, stop);
   }
-
-  readonly #stallMs: number;
 
   /**
    * The offerer's current connection's ICE state, once the answer is

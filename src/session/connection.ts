@@ -149,18 +149,12 @@ export class Connection {
   /**
    * Close the current connection and wait until its pinned UDP port is free
    * again (libdatachannel releases it on its own threads some time after
-   * close(); an agent that cannot bind its port aborts the whole process,
-   * "Failed to gather local ICE candidates" thrown on a native thread).
-   * Resolves with the wait in ms; stops waiting once `stop()` says so.
+   * close(); a connection that cannot bind its port aborts the whole process,
+   * see portReady()). Resolves with the wait in ms; stops waiting once
+   * `stop()` says so.
    */
   async release(stop: () => boolean, timeoutMs = PORT_RELEASE_TIMEOUT_MS): Promise<{ ms: number; free: boolean }> {
-    const old = this.pc;
-    this.#retired.add(old);
-    try {
-      old.close();
-    } catch {
-      // already closed
-    }
+    this.#retireCurrent();
     const t0 = performance.now();
     const port = this.rtc.portRangeBegin ?? 0;
     const ms = () => Math.round(performance.now() - t0);
@@ -197,16 +191,21 @@ export class Connection {
         });
       }
       const moved = await pinPort({ iceServers: [], bindAddress: this.rtc.bindAddress, portRangeBegin: begin, portRangeEnd: end });
-      const old = this.pc;
-      this.#retired.add(old);
-      try {
-        old.close();
-      } catch {
-        // never used
-      }
+      this.#retireCurrent();
       this.rtc.portRangeBegin = moved.portRangeBegin;
       this.rtc.portRangeEnd = moved.portRangeEnd;
       this.replace();
+    }
+  }
+
+  /** The current connection is closed and its callbacks count no more. */
+  #retireCurrent(): void {
+    const old = this.pc;
+    this.#retired.add(old);
+    try {
+      old.close();
+    } catch {
+      // already closed
     }
   }
 

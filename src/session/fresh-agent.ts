@@ -59,13 +59,13 @@ export async function applyAnswerFresh(s: SessionInside, offered: Offered, answe
     });
   }
   s.progress({ type: 'fresh-agent', releaseMs: released.ms, samePort: released.free });
-  s.applyRemote(answer, 'answer');
-  for (const track of s.carried.tracks) track.setNegotiatedDirection(negotiatedDirection(track.direction, original, track.mid));
+  applyAnswerHere(s, answer, original);
 }
 
 /**
- * Apply the (checked) answer on the connection that made the offer
- * (OfferOptions.keepOfferConnection): its TURN allocation stays usable.
+ * Apply the (checked) answer on the session's current connection: the
+ * fresh one above, or the one that made the offer
+ * (OfferOptions.keepOfferConnection, whose TURN allocation stays usable).
  */
 export function applyAnswerHere(s: SessionInside, answer: string, original: string): void {
   s.applyRemote(answer, 'answer');

@@ -148,6 +148,11 @@ export function behindNat(sdp: string): boolean {
   return all.some((c) => c.type === 'srflx' && !hosts.has(c.address));
 }
 
+/** Does the description offer a TURN relay of its side (a `relay` candidate)? */
+export function hasRelayCandidate(sdp: string): boolean {
+  return candidates(sdp).some((c) => c.type === 'relay');
+}
+
 /** Candidate addresses of a description as sorted "address port typ" strings (for comparing two descriptions). */
 export function candidateAddresses(sdp: string): string[] {
   return candidates(sdp)

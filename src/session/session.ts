@@ -18,7 +18,7 @@ import { ConnectStep } from './connect-step.js';
 import { Connection, rtcConfig } from './connection.js';
 import { settledWithin } from './deferred.js';
 import { type Offered, applyAnswerFresh, applyAnswerHere } from './fresh-agent.js';
-import { behindNat, candidates } from './sdp.js';
+import { behindNat, hasRelayCandidate } from './sdp.js';
 import { KeptAnswer } from './kept-answer.js';
 import { makeAnswer, makeOffer } from './local-description.js';
 import {
@@ -39,7 +39,7 @@ import { register, unregister } from './registry.js';
 import { FRESH_OFFER_HINT, abortedError, connectTimeoutError, remoteRefusedError, toSessionError } from './session-errors.js';
 import type { SessionInside } from './session-inside.js';
 import { planAnswer, planOffer } from './tracks.js';
-import type { CandidatePair, Channel, MediaKind, MediaTrack } from './types.js';
+import type { CandidatePair, Channel, IceConfig, MediaKind, MediaTrack } from './types.js';
 import { ANSWERER_CONTROL_STREAM } from './options.js';
 
 export class Session {
@@ -79,7 +79,7 @@ export class Session {
   /** What the kept answer, the fresh agent and the making of our description (local-description.ts) may use of this session. */
   readonly #inside: SessionInside;
 
-  private constructor(role: SessionRole, opts: SessionOptions, manualAnswer = false) {
+  private constructor(role: SessionRole, opts: SessionOptions, manualAnswer: boolean, configured: IceConfig /* before a port was pinned */) {
     this.role = role;
     this.#onProgress = opts.onProgress;
     const rtc = rtcConfig(opts.ice);
@@ -91,7 +91,7 @@ export class Session {
     if (manualAnswer) rtc.disableAutoNegotiation = true;
     register(this);
     try {
-      this.#conn = new Connection(role, rtc, { begin: opts.ice.portRangeBegin, end: opts.ice.portRangeEnd }, {
+      this.#conn = new Connection(role, rtc, { begin: configured.portRangeBegin, end: configured.portRangeEnd }, {
         state: (state) => this.#onState(state),
         ice: (state) => (this.#progress({ type: 'ice', state }), this.#step.iceState(state)),
         dataChannel: (dc) => this.#onRemoteChannel(dc),
@@ -120,10 +120,10 @@ export class Session {
   }
 
   /** A new session that owns `ownCertificate` (removed when it closes, or now if the session cannot start). */
-  static #make(role: SessionRole, opts: SessionOptions, manualAnswer: boolean, ownCertificate: CallCertificate | undefined): Session {
+  static #make(role: SessionRole, opts: SessionOptions, manualAnswer: boolean, ownCertificate: CallCertificate | undefined, configured: IceConfig): Session {
     let session: Session;
     try {
-      session = new Session(role, opts, manualAnswer);
+      session = new Session(role, opts, manualAnswer, configured);
     } catch (err) {
       ownCertificate?.remove();
       throw err;
@@ -143,8 +143,7 @@ export class Session {
     // The answer is applied on a fresh connection with the offer's identity
     // (see acceptAnswer): its UDP port is pinned and its certificate kept.
     const { sessionOpts, ownCertificate } = await offererIdentity(opts);
-    const session = Session.#make('offerer', sessionOpts, true, ownCertificate);
-    session.#conn.configuredPorts = { begin: opts.ice.portRangeBegin, end: opts.ice.portRangeEnd };
+    const session = Session.#make('offerer', sessionOpts, true, ownCertificate, opts.ice);
     const control = { label: opts.control?.label ?? CONTROL_LABEL, protocol: opts.control?.protocol ?? '' };
     try {
       const { sdp, offered } = await makeOffer(session.#inside, plans, control, opts);
@@ -179,9 +178,8 @@ export class Session {
     const standing = opts.standing;
     const plans = planAnswer(offer, opts.media);
     const { sessionOpts, ownCertificate } = await answererIdentity(opts, keep);
-    const session = Session.#make('answerer', sessionOpts, keep || standing !== undefined, ownCertificate);
+    const session = Session.#make('answerer', sessionOpts, keep || standing !== undefined, ownCertificate, opts.ice);
     session.#opensControl = opts.opensControl === true;
-    if (keep && !standing) session.#conn.configuredPorts = { begin: opts.ice.portRangeBegin, end: opts.ice.portRangeEnd };
     try {
       const sdp = await makeAnswer(session.#inside, offer, plans, opts, keep);
       if (keep) {
@@ -212,8 +210,12 @@ export class Session {
     this.#remoteSetAt = performance.now();
     this.#provisional = opts.provisional === true;
     const offered = this.#offered;
-    const here = this.#keepOfferConnection && !replacing && !candidates(answer).some((c) => c.type === 'relay');
-    const apply = () => (!offered ? Promise.reject(new Error('no offer was made on this session')) : here ? Promise.resolve(applyAnswerHere(this.#inside, answer, answerSdp)) : applyAnswerFresh(this.#inside, offered, answer, answerSdp));
+    const here = this.#keepOfferConnection && !replacing && !hasRelayCandidate(answer);
+    const apply = async () => {
+      if (!offered) throw new Error('no offer was made on this session');
+      if (here) applyAnswerHere(this.#inside, answer, answerSdp);
+      else await applyAnswerFresh(this.#inside, offered, answer, answerSdp);
+    };
     const fresh = replacing
       ? (this.#applying ?? Promise.resolve())
           .catch(() => undefined)
