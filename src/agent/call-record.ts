@@ -5,7 +5,7 @@
  * runs, which error a failed outgoing call ends with.
  */
 import { PeerdialError, type ErrorCode } from '../errors.js';
-import { OFFERS_PER_CALL, type CallCertificate, type CallSession, type Connected, type SessionFactory } from '../session/index.js';
+import { OFFERS_PER_CALL, freshOfferCures, type CallCertificate, type CallSession, type Connected, type SessionFactory } from '../session/index.js';
 import type { MediaSpec } from '../session/types.js';
 import type { PeerdialMessage, MessageKind } from '../wire/message.js';
 import type { PortMapping } from '../address/portmap.js';
@@ -173,11 +173,6 @@ export function outboxMail(rec: AnyRecord, out: Extract<CallerOutput | CalleeOut
 /** How long the ring clock runs: the caller's ring time, or until the callee's offer expires. */
 export function ringMs(rec: AnyRecord, now: Date): number {
   return rec.direction === 'out' ? (rec as OutgoingRecord).ringSeconds * 1000 : Math.max(0, Date.parse((rec as IncomingRecord).offer.expires) - now.getTime());
-}
-
-/** A connection failure a fresh offer cures: anything but a timeout (which means there is no path). */
-export function freshOfferCures(reason: string): boolean {
-  return !/within|timed? ?out|timeout/i.test(reason);
 }
 
 /**

@@ -45,7 +45,7 @@
  */
 export { Session } from './session.js';
 export { shutdownSessions, liveSessionCount } from './registry.js';
-export { isAnswerRace } from './session-errors.js';
+export { freshOfferCures, isAnswerRace } from './session-errors.js';
 export {
   CONTROL_LABEL,
   OFFERS_PER_CALL,

@@ -23,6 +23,18 @@ export function toSessionError(err: unknown, what: string): PeerdialError {
   return new PeerdialError('SESSION_FAILED', `${what}: ${errorText(err)}`, { hint: FRESH_OFFER_HINT, cause: err });
 }
 
+/**
+ * Does a fresh offer cure this session failure (the phone makes one more,
+ * OFFERS_PER_CALL)? Anything but a timeout, which means there is no path.
+ * Read from the message, as it also comes from a session process: a timeout
+ * says "within" (connectTimeoutError) or "timed out"; the other failures
+ * (the setRemoteDescription race, a stalled DTLS handshake, a lost
+ * connection) say neither.
+ */
+export function freshOfferCures(reason: string): boolean {
+  return !/within|timed? ?out|timeout/i.test(reason);
+}
+
 /** connected() ran out of time: no common address family, or no path at all. */
 export function connectTimeoutError(noCommonFamily: string | undefined, timeoutMs: number): PeerdialError {
   return noCommonFamily

@@ -7,7 +7,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { freshOfferCures } from '../../src/agent/call-record.js';
+import { freshOfferCures } from '../../src/session/session-errors.js';
 import { OFFERS_PER_CALL } from '../../src/session/options.js';
 import type { Network, Site } from './netns.js';
 
@@ -195,7 +195,7 @@ export interface CallOptions {
 
 /**
  * Place a call from `from` to `to` as the phone does: one offer, and for a
- * failure that a fresh offer cures (agent/call-record.ts freshOfferCures: not
+ * failure that a fresh offer cures (session/session-errors.ts freshOfferCures: not
  * a timeout, e.g. the stalled DTLS handshake of session/options.ts
  * DTLS_STALL_MS) one more, up to OFFERS_PER_CALL, with fresh peer processes.
  * Never more than the phone makes. Never throws for a failed call.

@@ -10,7 +10,7 @@
  * The connect step is driven here by hand: the deadlock is a native race.
  */
 import { describe, expect, it } from 'vitest';
-import { freshOfferCures } from '../../src/agent/call-record.js';
+import { freshOfferCures } from '../../src/session/session-errors.js';
 import { PeerdialError } from '../../src/errors.js';
 import { ConnectStep, DTLS_STALLED } from '../../src/session/connect-step.js';
 import type { Connection } from '../../src/session/connection.js';
