@@ -294,7 +294,7 @@ export class Account {
     const contacts = await this.contacts.list();
     const parsed = await classifyDeltaChat(raw, this.deltaChatReading(contacts));
     if (!parsed.ok && parsed.reason !== 'expired' && parsed.reason !== 'key-mismatch') return undefined;
-    return this.classify(raw, { parsed });
+    return this.classify(raw, { parsed, contacts });
   }
 
   /**
@@ -307,9 +307,9 @@ export class Account {
    * `recheck`: the Message-ID of a kept mail looked at again (the ledger
    * knows it already). Never throws for bad input.
    */
-  async classify(raw: Buffer, opts: { recheck?: string; parsed?: ParseResult } = {}): Promise<Received> {
+  async classify(raw: Buffer, opts: { recheck?: string; parsed?: ParseResult; contacts?: Contact[] } = {}): Promise<Received> {
     await this.ledger.ready();
-    const contacts = await this.contacts.list();
+    const contacts = opts.contacts ?? (await this.contacts.list());
     const inviting = await this.inviting();
     const recheck = opts.recheck;
     let parsed: ParseResult;
