@@ -15,7 +15,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { deltaChatAccount, startCore, type DeltaChat } from './harness/deltachat.js';
+import { deltaChatAccount, startCore, stopCore, type DeltaChat } from './harness/deltachat.js';
 import { startMailStack, type MailStack } from './harness/mail-stack.js';
 import { mailboxSnapshot, makePeer, tempDir, waitFor, type Peer } from './harness/peers.js';
 import { checkInbox } from '../src/api/mail.js';
@@ -46,12 +46,7 @@ beforeAll(async () => {
   await dc.rpc.startIo(dcBob);
 }, 180_000);
 afterAll(async () => {
-  if (dc) {
-    await dc.rpc.stopIoForAllAccounts().catch(() => undefined);
-    // the client's event loop asks for the next events after the core is gone: that write fails with EPIPE, which is no test's business
-    (dc.transport as unknown as { input?: NodeJS.WritableStream }).input?.on('error', () => undefined);
-    dc.close();
-  }
+  await stopCore(dc);
   await stack?.stop();
   if (dir) await fs.rm(dir, { recursive: true, force: true });
 });

@@ -9,7 +9,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { deltaChatAccount, startOlderCore, type DeltaChat } from './harness/deltachat.js';
+import { deltaChatAccount, startOlderCore, stopCore, type DeltaChat } from './harness/deltachat.js';
 import { startMailStack, type MailStack } from './harness/mail-stack.js';
 import { introduce, mailboxSnapshot, makePeer, tempDir, waitFor, type Peer } from './harness/peers.js';
 import { announce, checkInbox } from '../src/api/mail.js';
@@ -28,7 +28,7 @@ beforeAll(async () => {
   await introduce(alice, hitoshi);
 }, 120_000);
 afterAll(async () => {
-  dc?.close();
+  await stopCore(dc);
   await stack?.stop();
   if (dir) await fs.rm(dir, { recursive: true, force: true });
 });

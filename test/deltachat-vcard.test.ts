@@ -9,7 +9,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { deltaChatAccount, introduceByVcard, startCore, type DeltaChat } from './harness/deltachat.js';
+import { deltaChatAccount, introduceByVcard, startCore, stopCore, type DeltaChat } from './harness/deltachat.js';
 import { startMailStack, type MailStack } from './harness/mail-stack.js';
 import { makePeer, runCli, tempDir, type Peer } from './harness/peers.js';
 
@@ -24,7 +24,7 @@ beforeAll(async () => {
   alice = await makePeer(stack, 'alice', dir);
 }, 120_000);
 afterAll(async () => {
-  dc?.close();
+  await stopCore(dc);
   await stack?.stop();
   if (dir) await fs.rm(dir, { recursive: true, force: true });
 });
