@@ -5,14 +5,14 @@
  * chat lines to the log. What a caller may do is its contact's capabilities
  * (the policy has already let the purpose through).
  */
-import { Readable, Writable } from 'node:stream';
+import { Readable } from 'node:stream';
 import type { Account } from './account.js';
 import { channelNamed, waitEnded } from './call-waits.js';
 import { abortable, closedOnAbort, onEveryTransport } from './follow-transport.js';
 import type { ActiveCall } from './phone-types.js';
 import type { Channel } from '../session/types.js';
 import { forwardAllows } from './policy.js';
-import { receiveFiles, runChat, runPipe, serveForward, allowTargets, onCarrierChannel, FORWARD_PROTOCOL } from '../carriers/index.js';
+import { receiveFiles, runChat, runPipe, serveForward, allowTargets, onCarrierChannel, cappedWriter, FORWARD_PROTOCOL } from '../carriers/index.js';
 import { createReceivedFile } from '../carriers/download-dir.js';
 import { recordTo, type MediaSource, type SharedSource } from '../media/index.js';
 import { capabilitiesOf } from '../store/contacts.js';
@@ -49,30 +49,16 @@ export async function carryUnattended(call: ActiveCall, ctx: UnattendedContext):
     const ch = await channelNamed(call, 'pipe');
     // named from the call id, never from the peer's address (carriers/download-dir.ts)
     const { path: file, fh } = await createReceivedFile(dir, 'pipe', call.callId, '.bin');
-    const out = fh.createWriteStream();
     // the contact's size limit for unattended files holds for a pipe into a file too
-    const tooMuch = new AbortController();
-    let bytes = 0;
-    const limited = new Writable({
-      write(chunk: Buffer, _enc, cb) {
-        bytes += chunk.length;
-        if (bytes > caps.fileMaxBytes) {
-          tooMuch.abort();
-          cb();
-        } else out.write(chunk, cb);
-      },
-      final(cb) {
-        out.end(cb);
-      },
-    });
+    const into = cappedWriter(fh.createWriteStream(), caps.fileMaxBytes);
     try {
-      const r = await runPipe(ch, Readable.from([]), limited, { signal: tooMuch.signal });
+      const r = await runPipe(ch, Readable.from([]), into.sink, { signal: into.over });
       say('pipe', `${r.received} bytes into ${file}`);
     } catch (err) {
-      if (!tooMuch.signal.aborted) throw err;
+      if (!into.over.aborted) throw err;
       say('pipe', `stopped: more than the ${caps.fileMaxBytes} bytes ${call.peer} may send unattended; what came before the limit is in ${file}`);
     } finally {
-      out.destroy();
+      into.close();
     }
   } else if (call.purpose === 'view' && camera) {
     // only now, after the verified request and the policy, does the encoder run for this viewer

@@ -38,3 +38,4 @@ export {
   type LaneOptions,
   type Via,
 } from './tls-lane.js';
+export { cappedWriter, type CappedWriter } from './streams.js';

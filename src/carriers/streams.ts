@@ -4,7 +4,7 @@
  * would destroy it at the end, killing the other half of a half-closed
  * connection).
  */
-import type { Readable, Writable } from 'node:stream';
+import { Writable, type Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 
 /** The next chunk of `input`, or null at its end. Throws the stream's error, or the signal's reason. */
@@ -67,4 +67,47 @@ function waitForEvent(emitter: Readable | Writable, events: string[], signal: Ab
     for (const e of events) emitter.on(e, done);
     signal.addEventListener('abort', done, { once: true });
   });
+}
+
+/** A writer into `out` that takes at most `maxBytes`; see cappedWriter. */
+export interface CappedWriter {
+  /** What to write into. */
+  readonly sink: Writable;
+  /** Aborted once more than `maxBytes` were offered (the bytes beyond are dropped). */
+  readonly over: AbortSignal;
+  /** Ends both streams now, whatever is still pending; never throws or emits later. */
+  close(): void;
+}
+
+/**
+ * A size limit in front of `out` (an unattended pipe into a file). `close()`
+ * destroys the limit before `out`: destroying `out` fails the callbacks of
+ * writes and of an end still waiting in it, and those would otherwise reach
+ * the limit's stream as an 'error' nobody listens to any more, which takes
+ * the process down (a pipe whose connection dropped while the file was
+ * being written, during an agent's Ctrl-C: a loaded run caught it).
+ */
+export function cappedWriter(out: Writable, maxBytes: number): CappedWriter {
+  const over = new AbortController();
+  let bytes = 0;
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      bytes += chunk.length;
+      if (bytes > maxBytes) {
+        over.abort();
+        cb();
+      } else out.write(chunk, cb);
+    },
+    final(cb) {
+      out.end(cb);
+    },
+  });
+  return {
+    sink,
+    over: over.signal,
+    close() {
+      sink.destroy();
+      out.destroy();
+    },
+  };
 }
