@@ -5,22 +5,10 @@
  * routers rewrite the source port, so STUN already reports it; others do
  * not). The mapping lives as long as the call and is removed after it.
  */
-import dgram from 'node:dgram';
 import type { IceConfig } from '../session/types.js';
 import type { PortMapping } from '../address/portmap.js';
+import { freeUdpPort } from '../session/ports.js';
 import { candidateLine, candidates, editLines, isCandidateLine, isEndOfCandidates, parseCandidate } from '../session/sdp.js';
-
-/** A free local UDP port (bound and released at once). */
-export function freeUdpPort(host = '0.0.0.0'): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = dgram.createSocket('udp4');
-    s.once('error', reject);
-    s.bind(0, host, () => {
-      const port = s.address().port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /**
  * Adds the router's mapped address as a server-reflexive candidate to every
@@ -70,7 +58,9 @@ export async function callIce(
   delete call.mapping;
   try {
     const { mapUdpPort } = await import('../address/portmap.js');
-    const internalPort = await freeUdpPort();
+    // free where ICE will bind it (both families when it binds everywhere, as libjuice does)
+    const internalPort = await freeUdpPort(0, ice.bindAddress);
+    if (internalPort === undefined) throw new Error('no free local UDP port');
     call.mapping = await mapUdpPort({ internalPort, method, ttlSeconds: 3600, timeoutMs: 3000 });
     return pinnedIce(ice, call.mapping);
   } catch (err) {

@@ -1,6 +1,7 @@
 /** Calls through a router port mapping: the description carries the mapped address; ICE is pinned to the mapped port. */
 import { describe, expect, it } from 'vitest';
-import { addMappedCandidate, freeUdpPort, pinnedIce } from '../../src/agent/mapped-ice.js';
+import { addMappedCandidate, pinnedIce } from '../../src/agent/mapped-ice.js';
+import { freeUdpPort } from '../../src/session/ports.js';
 import { parseConfig } from '../../src/config/config.js';
 import type { PortMapping } from '../../src/address/portmap.js';
 
@@ -30,7 +31,7 @@ describe('the mapped address in the description', () => {
   });
 
   it('pins ICE to the mapped local port', async () => {
-    const port = await freeUdpPort('127.0.0.1');
+    const port = (await freeUdpPort(0, '127.0.0.1'))!;
     expect(port).toBeGreaterThan(0);
     const ice = pinnedIce({ iceServers: ['stun:127.0.0.2:3478'] }, { ...mapping, internalPort: port } as unknown as PortMapping);
     expect(ice).toEqual({ iceServers: ['stun:127.0.0.2:3478'], portRangeBegin: port, portRangeEnd: port });
