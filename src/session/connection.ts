@@ -53,7 +53,7 @@ export class Connection {
   iceState = 'new';
   readonly rtc: RtcConfig;
   /** The port range of the configuration, before a port was pinned. */
-  configuredPorts: { begin: number | undefined; end: number | undefined };
+  readonly configuredPorts: { begin: number | undefined; end: number | undefined };
   /** PeerConnections replaced: their callbacks count no more. */
   readonly #retired = new WeakSet<PeerConnection>();
   readonly #role: SessionRole;
