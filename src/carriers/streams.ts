@@ -2,7 +2,8 @@
  * Awaitable reads and writes on Node streams that can be abandoned with a
  * signal without destroying the caller's stream (a `for await` over a socket
  * would destroy it at the end, killing the other half of a half-closed
- * connection).
+ * connection), and a size limit in front of a writer (cappedWriter) that can
+ * be torn down at any moment without leaving an error behind.
  */
 import { Writable, type Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
